@@ -1,0 +1,397 @@
+//! `mender.toml`: the schema, its defaults, and validation whose errors say
+//! where (file, line, column) and what (key, plugin, service).
+//!
+//! ```toml
+//! [guardrails]                 # every service; each key optional
+//! max-attempts = 4
+//! attempt-timeout = "60s"      # or "off"
+//!
+//! [limits]                     # the plugin sandbox
+//! hook-timeout = "100ms"
+//!
+//! [plugins.backoff]
+//! bundled = "exponential-backoff"   # or: path = "plugins/my.wasm"
+//! on-fault = "fail-open"            # or "fail-closed"
+//! config = { base = "200ms" }
+//!
+//! [services.default]           # used for services not listed
+//! strategies = ["breaker", "backoff"]
+//! fallbacks = ["cached"]
+//!
+//! [services.github]
+//! strategies = ["backoff"]
+//! guardrails = { max-attempts = 3 }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::guardrails::{Guardrails, GuardrailsToml};
+
+/// The name of the service whose pipeline serves services not listed.
+pub const DEFAULT_SERVICE: &str = "default";
+
+/// What the host does for a call when a plugin hook traps, times out or
+/// answers something invalid.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnFault {
+    /// Carry on as if the plugin had no opinion (`pass`, or `allow` for
+    /// admission). The default: a broken plugin must not turn every call
+    /// into a failure.
+    #[default]
+    FailOpen,
+    /// Fail the call (or refuse the attempt), naming the plugin.
+    FailClosed,
+}
+
+/// The plugin sandbox's limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock limit on one hook call (`admit`, `on-error`, `serve`).
+    pub hook_timeout: Duration,
+    /// Wall-clock limit on instantiating and `init`.
+    pub init_timeout: Duration,
+    /// Linear memory per instance, in bytes.
+    pub memory_bytes: usize,
+    /// Warm instances kept per plugin.
+    pub pool_size: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            // A decision takes microseconds; 100 ms is a thousand-fold
+            // headroom and still small next to the network call it guards.
+            hook_timeout: Duration::from_millis(100),
+            // Python and JavaScript components start their interpreter in
+            // init, which takes hundreds of milliseconds on a busy machine.
+            init_timeout: Duration::from_secs(10),
+            // Enough for interpreted-language components (tens of MiB of
+            // heap), small enough that a memory bomb is stopped early.
+            memory_bytes: 128 << 20,
+            // One warm instance per core can be busy at once; more idle
+            // instances would only hold memory.
+            pool_size: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct LimitsToml {
+    #[serde(default, with = "humantime_serde")]
+    hook_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    init_timeout: Option<Duration>,
+    memory_mib: Option<usize>,
+    pool_size: Option<usize>,
+}
+
+/// Where a plugin's component comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PluginSource {
+    /// A `.wasm` component file (relative paths are resolved against the
+    /// config file's directory).
+    Path(PathBuf),
+    /// A plugin compiled into the `mender` binary, by name.
+    Bundled(String),
+}
+
+/// One `[plugins.NAME]` table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PluginSpec {
+    /// The table's name; how services refer to the plugin.
+    pub name: String,
+    /// Where its component comes from.
+    pub source: PluginSource,
+    /// What a fault in this plugin does to a call.
+    pub on_fault: OnFault,
+    /// The plugin's `config` table as JSON, handed to its `init`.
+    pub config_json: String,
+    /// Where the table is, for error messages (`file:line`).
+    pub location: String,
+}
+
+/// One `[services.NAME]` table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceSpec {
+    /// The service name (`default` serves unlisted services).
+    pub name: String,
+    /// Strategy plugin names, asked in this order.
+    pub strategies: Vec<String>,
+    /// Fallback handler plugin names, asked in this order.
+    pub fallbacks: Vec<String>,
+    /// The service's guardrails (global ones with its overrides).
+    pub guardrails: Guardrails,
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Config {
+    /// Guardrails for services that do not override them.
+    pub guardrails: Guardrails,
+    /// Sandbox limits.
+    pub limits: Limits,
+    /// Plugins, in name order.
+    pub plugins: Vec<PluginSpec>,
+    /// Services, in name order.
+    pub services: Vec<ServiceSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ConfigToml {
+    #[serde(default)]
+    guardrails: GuardrailsToml,
+    #[serde(default)]
+    limits: LimitsToml,
+    #[serde(default)]
+    plugins: BTreeMap<String, Spanned<PluginToml>>,
+    #[serde(default)]
+    services: BTreeMap<String, Spanned<ServiceToml>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct PluginToml {
+    path: Option<String>,
+    bundled: Option<String>,
+    #[serde(default)]
+    on_fault: OnFault,
+    #[serde(default)]
+    config: toml::Table,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct ServiceToml {
+    #[serde(default)]
+    strategies: Vec<Spanned<String>>,
+    #[serde(default)]
+    fallbacks: Vec<Spanned<String>>,
+    #[serde(default)]
+    guardrails: Option<Spanned<GuardrailsToml>>,
+}
+
+/// A configuration error, located in its file.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}:{line}:{column}: {message}")]
+pub struct ConfigError {
+    /// The file (or `<embedded>`).
+    pub origin: String,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Text with its origin, for turning byte offsets into `file:line:column`.
+struct Source<'a> {
+    origin: &'a str,
+    text: &'a str,
+}
+
+impl Source<'_> {
+    fn line_col(&self, offset: usize) -> (usize, usize) {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        (line, column)
+    }
+
+    fn error(&self, offset: usize, message: impl Into<String>) -> ConfigError {
+        let (line, column) = self.line_col(offset);
+        ConfigError {
+            origin: self.origin.to_owned(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file. Relative plugin paths are
+    /// resolved against the file's directory.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: path.display().to_string(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, &path.display().to_string(), base)
+    }
+
+    /// Parses and validates config text; `origin` names it in errors and
+    /// `base_dir` resolves relative plugin paths.
+    pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Config, ConfigError> {
+        let src = Source { origin, text };
+        let raw: ConfigToml = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            src.error(offset, e.message().trim_end().to_owned())
+        })?;
+
+        let guardrails = raw
+            .guardrails
+            .apply(&Guardrails::default())
+            .map_err(|m| src.error(0, format!("[guardrails]: {m}")))?;
+        let defaults = Limits::default();
+        let limits = Limits {
+            hook_timeout: raw.limits.hook_timeout.unwrap_or(defaults.hook_timeout),
+            init_timeout: raw.limits.init_timeout.unwrap_or(defaults.init_timeout),
+            memory_bytes: raw
+                .limits
+                .memory_mib
+                .map_or(defaults.memory_bytes, |m| m << 20),
+            pool_size: raw.limits.pool_size.unwrap_or(defaults.pool_size).max(1),
+        };
+
+        let mut plugins = Vec::new();
+        for (name, spanned) in &raw.plugins {
+            let offset = spanned.span().start;
+            let p = spanned.get_ref();
+            let source = match (&p.path, &p.bundled) {
+                (Some(path), None) => PluginSource::Path(base_dir.join(path)),
+                (None, Some(b)) => PluginSource::Bundled(b.clone()),
+                _ => {
+                    return Err(src.error(
+                        offset,
+                        format!("plugin `{name}`: set exactly one of `path` or `bundled`"),
+                    ));
+                }
+            };
+            let config_json = serde_json::to_string(&p.config)
+                .map_err(|e| src.error(offset, format!("plugin `{name}`: config: {e}")))?;
+            let (line, _) = src.line_col(offset);
+            plugins.push(PluginSpec {
+                name: name.clone(),
+                source,
+                on_fault: p.on_fault,
+                config_json,
+                location: format!("{origin}:{line}"),
+            });
+        }
+
+        let mut services = Vec::new();
+        for (name, spanned) in &raw.services {
+            let s = spanned.get_ref();
+            let check = |list: &[Spanned<String>]| -> Result<Vec<String>, ConfigError> {
+                list.iter()
+                    .map(|p| {
+                        if raw.plugins.contains_key(p.get_ref()) {
+                            Ok(p.get_ref().clone())
+                        } else {
+                            let known: Vec<&str> = raw.plugins.keys().map(String::as_str).collect();
+                            Err(src.error(
+                                p.span().start,
+                                format!(
+                                    "service `{name}` uses unknown plugin `{}` (defined: {})",
+                                    p.get_ref(),
+                                    if known.is_empty() { "none".into() } else { known.join(", ") }
+                                ),
+                            ))
+                        }
+                    })
+                    .collect()
+            };
+            let strategies = check(&s.strategies)?;
+            let fallbacks = check(&s.fallbacks)?;
+            let service_guardrails = match &s.guardrails {
+                Some(g) => g
+                    .get_ref()
+                    .apply(&guardrails)
+                    .map_err(|m| src.error(g.span().start, format!("service `{name}`: {m}")))?,
+                None => guardrails.clone(),
+            };
+            services.push(ServiceSpec {
+                name: name.clone(),
+                strategies,
+                fallbacks,
+                guardrails: service_guardrails,
+            });
+        }
+
+        Ok(Config {
+            guardrails,
+            limits,
+            plugins,
+            services,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "mender.toml", Path::new("/etc/mender"))
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let c = parse(
+            r#"
+[guardrails]
+max-attempts = 6
+attempt-timeout = "off"
+
+[plugins.backoff]
+bundled = "exponential-backoff"
+config = { base = "200ms", jitter = "none" }
+
+[plugins.mine]
+path = "plugins/mine.wasm"
+on-fault = "fail-closed"
+
+[services.github]
+strategies = ["backoff", "mine"]
+guardrails = { max-attempts = 2 }
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.guardrails.max_attempts, 6);
+        assert_eq!(c.guardrails.attempt_timeout, None);
+        assert_eq!(c.plugins[0].config_json, r#"{"base":"200ms","jitter":"none"}"#);
+        assert_eq!(
+            c.plugins[1].source,
+            PluginSource::Path("/etc/mender/plugins/mine.wasm".into())
+        );
+        assert_eq!(c.plugins[1].on_fault, OnFault::FailClosed);
+        assert_eq!(c.services[0].guardrails.max_attempts, 2);
+        // Unset keys inherit from [guardrails], not from the defaults.
+        assert_eq!(c.services[0].guardrails.attempt_timeout, None);
+    }
+
+    #[test]
+    fn unknown_plugin_is_located() {
+        let e = parse("[plugins.backoff]\nbundled = \"x\"\n\n[services.github]\nstrategies = [\"backof\"]\n")
+            .unwrap_err();
+        assert_eq!((e.line, e.column), (5, 15), "{e}");
+        assert!(e.to_string().contains("unknown plugin `backof` (defined: backoff)"), "{e}");
+        assert!(e.to_string().starts_with("mender.toml:5:15:"), "{e}");
+    }
+
+    #[test]
+    fn typos_and_bad_values_are_located() {
+        let e = parse("[guardrails]\nmax-atempts = 3\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("max-atempts"), "{e}");
+
+        let e = parse("[guardrails]\ndeadline = \"soon\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("soon"), "{e}");
+
+        let e = parse("[plugins.p]\npath = \"a.wasm\"\nbundled = \"b\"\n").unwrap_err();
+        assert!(e.message.contains("exactly one of `path` or `bundled`"), "{e}");
+    }
+}

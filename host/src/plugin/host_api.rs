@@ -1,0 +1,232 @@
+//! The host interfaces a plugin may import (log, clock, random, state,
+//! metrics), implemented on the store's data, with per-hook-call budgets so
+//! one plugin call cannot flood logs or the state store.
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use wasmtime::StoreLimits;
+
+use crate::bindings::strategy::mender::plugin::{clock, log, metrics, random, state, types};
+use crate::clock::millis_since;
+use crate::metrics::PluginMetrics;
+use crate::random::RandomSource;
+use crate::state::{ScopedKey, StateStore};
+
+/// Log lines one hook call may write; the rest are dropped (and counted),
+/// so a plugin in a loop cannot flood the agent's logs.
+const LOG_LINES_PER_CALL: u32 = 32;
+/// Longest log line kept, in bytes; longer lines are cut.
+const LOG_LINE_BYTES: usize = 2048;
+/// State writes one hook call may make; a breaker or limiter needs a handful.
+const STATE_WRITES_PER_CALL: u32 = 256;
+/// Longest state key, in bytes.
+const STATE_KEY_BYTES: usize = 256;
+/// Largest state value, in bytes: state is for counters and small records,
+/// not for caching payloads.
+const STATE_VALUE_BYTES: usize = 64 * 1024;
+
+/// What every instance of every plugin shares with the host.
+pub(crate) struct HostShared {
+    /// Where `state` lives.
+    pub(crate) state: Arc<dyn StateStore>,
+    /// The seeded random source.
+    pub(crate) random: RandomSource,
+    /// Zero of the host clock.
+    pub(crate) epoch: Instant,
+    /// Plugin-defined metrics.
+    pub(crate) metrics: PluginMetrics,
+}
+
+impl HostShared {
+    pub(crate) fn now_ms(&self) -> u64 {
+        millis_since(self.epoch)
+    }
+}
+
+/// The data of one plugin instance's store.
+pub(crate) struct HostState {
+    /// The plugin's name in the config.
+    pub(crate) plugin: Arc<str>,
+    /// The service of the hook call in progress (scopes `state`).
+    pub(crate) service: Arc<str>,
+    pub(crate) shared: Arc<HostShared>,
+    /// Memory and table caps for this instance.
+    pub(crate) limits: StoreLimits,
+    log_lines_left: u32,
+    logs_dropped: u32,
+    state_writes_left: u32,
+}
+
+impl HostState {
+    pub(crate) fn new(plugin: Arc<str>, shared: Arc<HostShared>, limits: StoreLimits) -> Self {
+        HostState {
+            plugin,
+            service: Arc::from(""),
+            shared,
+            limits,
+            log_lines_left: LOG_LINES_PER_CALL,
+            logs_dropped: 0,
+            state_writes_left: STATE_WRITES_PER_CALL,
+        }
+    }
+
+    /// Prepares for a hook call on behalf of `service`: scopes state and
+    /// resets the per-call budgets.
+    pub(crate) fn begin_call(&mut self, service: &Arc<str>) {
+        if !Arc::ptr_eq(&self.service, service) {
+            self.service = service.clone();
+        }
+        self.log_lines_left = LOG_LINES_PER_CALL;
+        self.logs_dropped = 0;
+        self.state_writes_left = STATE_WRITES_PER_CALL;
+    }
+
+    /// Reports what the budgets cut during the call just made.
+    pub(crate) fn end_call(&mut self) {
+        if self.logs_dropped > 0 {
+            tracing::warn!(
+                target: "mender::plugin",
+                plugin = %self.plugin,
+                service = %self.service,
+                dropped = self.logs_dropped,
+                "plugin exceeded {LOG_LINES_PER_CALL} log lines in one call; the rest were dropped"
+            );
+        }
+    }
+
+    fn key(&self, key: String) -> wasmtime::Result<ScopedKey> {
+        if key.len() > STATE_KEY_BYTES {
+            wasmtime::bail!(
+                "state key of {} bytes exceeds the limit of {STATE_KEY_BYTES}",
+                key.len()
+            );
+        }
+        Ok(ScopedKey {
+            plugin: self.plugin.clone(),
+            service: self.service.clone(),
+            key,
+        })
+    }
+
+    fn write_budget(&mut self, value_len: usize) -> wasmtime::Result<()> {
+        if value_len > STATE_VALUE_BYTES {
+            wasmtime::bail!(
+                "state value of {value_len} bytes exceeds the limit of {STATE_VALUE_BYTES}"
+            );
+        }
+        if self.state_writes_left == 0 {
+            wasmtime::bail!("more than {STATE_WRITES_PER_CALL} state writes in one hook call");
+        }
+        self.state_writes_left -= 1;
+        Ok(())
+    }
+}
+
+impl types::Host for HostState {}
+
+impl log::Host for HostState {
+    fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        if self.log_lines_left == 0 {
+            self.logs_dropped += 1;
+            return Ok(());
+        }
+        self.log_lines_left -= 1;
+        let mut message = message;
+        if message.len() > LOG_LINE_BYTES {
+            let mut cut = LOG_LINE_BYTES;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str("…");
+        }
+        let (plugin, service) = (&*self.plugin, &*self.service);
+        macro_rules! emit {
+            ($lvl:ident) => {
+                tracing::$lvl!(target: "mender::plugin", plugin, service, "{message}")
+            };
+        }
+        match level {
+            log::Level::Trace => emit!(trace),
+            log::Level::Debug => emit!(debug),
+            log::Level::Info => emit!(info),
+            log::Level::Warn => emit!(warn),
+            log::Level::Error => emit!(error),
+        }
+        Ok(())
+    }
+}
+
+impl clock::Host for HostState {
+    fn now(&mut self) -> u64 {
+        self.shared.now_ms()
+    }
+}
+
+impl random::Host for HostState {
+    fn next_u64(&mut self) -> u64 {
+        self.shared.random.next_u64()
+    }
+}
+
+impl state::Host for HostState {
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        let key = self.key(key)?;
+        Ok(self.shared.state.get(&key, self.shared.now_ms()))
+    }
+
+    fn set(&mut self, key: String, value: String, ttl: Option<u64>) -> wasmtime::Result<()> {
+        self.write_budget(value.len())?;
+        let key = self.key(key)?;
+        let now = self.shared.now_ms();
+        self.shared.state.set(key, value, ttl, now);
+        Ok(())
+    }
+
+    fn delete(&mut self, key: String) -> wasmtime::Result<()> {
+        self.write_budget(0)?;
+        let key = self.key(key)?;
+        self.shared.state.delete(&key);
+        Ok(())
+    }
+
+    fn increment(&mut self, key: String, delta: i64, ttl: Option<u64>) -> wasmtime::Result<i64> {
+        self.write_budget(0)?;
+        let key = self.key(key)?;
+        let now = self.shared.now_ms();
+        Ok(self.shared.state.increment(key, delta, ttl, now))
+    }
+
+    fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<String>,
+        value: String,
+        ttl: Option<u64>,
+    ) -> wasmtime::Result<bool> {
+        self.write_budget(value.len())?;
+        let key = self.key(key)?;
+        let now = self.shared.now_ms();
+        Ok(self
+            .shared
+            .state
+            .compare_and_swap(key, expected.as_deref(), value, ttl, now))
+    }
+}
+
+impl metrics::Host for HostState {
+    fn counter_add(&mut self, name: String, value: u64) -> wasmtime::Result<()> {
+        self.shared
+            .metrics
+            .counter_add(&self.plugin, &self.service, &name, value);
+        Ok(())
+    }
+
+    fn gauge_set(&mut self, name: String, value: f64) -> wasmtime::Result<()> {
+        self.shared
+            .metrics
+            .gauge_set(&self.plugin, &self.service, &name, value);
+        Ok(())
+    }
+}

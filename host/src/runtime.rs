@@ -1,0 +1,239 @@
+//! [`Runtime`] and its builder: the engine, the loaded plugins, every
+//! service's pipeline, and what the embedder registered (credential
+//! providers, secrets, a state backend).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use wasmtime::Engine;
+
+use crate::config::Config;
+use crate::metrics::PluginMetrics;
+use crate::pipeline::{Pipeline, Pipelines};
+use crate::plugin::host_api::HostShared;
+use crate::plugin::{self, LoadContext, Loaded, WorldKind};
+use crate::random::RandomSource;
+use crate::redact::Redactor;
+use crate::results::ResultStore;
+use crate::state::{MemoryState, StateStore};
+
+/// A boxed future, as credential providers return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Refreshes a service's credentials when a strategy asks for it. The
+/// credentials stay with the embedder: mender never sees them, and neither
+/// do plugins.
+pub trait CredentialProvider: Send + Sync + 'static {
+    /// Refresh the credentials of `service`; the next attempt uses them.
+    fn refresh<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<(), String>>;
+}
+
+impl<F, Fut> CredentialProvider for F
+where
+    F: Fn(String) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send + 'static,
+{
+    fn refresh<'a>(&'a self, service: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(self(service.to_owned()))
+    }
+}
+
+/// Why a runtime could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A plugin could not be loaded.
+    #[error(transparent)]
+    Plugin(#[from] plugin::LoadError),
+    /// The engine could not be created.
+    #[error("wasmtime engine: {0}")]
+    Engine(String),
+}
+
+/// The resilience runtime. Cheap to clone (`Arc` inside), `Send + Sync`:
+/// share one across every task of an agent.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<RuntimeInner>,
+}
+
+pub(crate) struct RuntimeInner {
+    pub(crate) pipelines: Pipelines,
+    pub(crate) credentials: HashMap<String, Arc<dyn CredentialProvider>>,
+    pub(crate) redactor: Redactor,
+    pub(crate) results: ResultStore,
+    pub(crate) shared: Arc<HostShared>,
+    /// Every loaded plugin, in config order, for status views.
+    plugins: Vec<(String, Loaded)>,
+    /// Kept so the engine (and its epoch ticker) lives as long as the
+    /// runtime.
+    _engine: Engine,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// A builder with no plugins: calls pass through under the default
+    /// guardrails until a config is given.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    pub(crate) fn pipeline(&self, service: &str) -> Arc<Pipeline> {
+        self.inner.pipelines.get(service)
+    }
+
+    /// Counters and gauges the plugins reported, by (plugin, service, name).
+    pub fn plugin_metrics(&self) -> &PluginMetrics {
+        &self.inner.shared.metrics
+    }
+
+    /// Each loaded plugin: its name, world and faults so far.
+    pub fn plugins(&self) -> Vec<PluginStatus> {
+        self.inner
+            .plugins
+            .iter()
+            .map(|(name, p)| match p {
+                Loaded::Strategy(s) => PluginStatus {
+                    name: name.clone(),
+                    world: WorldKind::Strategy,
+                    faults: s.faults(),
+                },
+                Loaded::Fallback(f) => PluginStatus {
+                    name: name.clone(),
+                    world: WorldKind::Fallback,
+                    faults: f.faults(),
+                },
+            })
+            .collect()
+    }
+
+    /// Milliseconds on the host clock since the runtime was built (what
+    /// plugins see as `clock.now`).
+    pub fn now_ms(&self) -> u64 {
+        self.inner.shared.now_ms()
+    }
+}
+
+/// A loaded plugin, as status views show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginStatus {
+    /// The plugin's name in the config.
+    pub name: String,
+    /// Its world.
+    pub world: WorldKind,
+    /// Hook calls that trapped, timed out or failed so far.
+    pub faults: u64,
+}
+
+/// Builds a [`Runtime`].
+#[derive(Default)]
+pub struct RuntimeBuilder {
+    config: Config,
+    origin: String,
+    seed: Option<u64>,
+    state: Option<Arc<dyn StateStore>>,
+    credentials: HashMap<String, Arc<dyn CredentialProvider>>,
+    redactor: Redactor,
+}
+
+impl RuntimeBuilder {
+    /// Uses this configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self.origin = "<config>".into();
+        self
+    }
+
+    /// Reads and validates `mender.toml` from `path`.
+    pub fn config_file(mut self, path: impl AsRef<Path>) -> Result<Self, BuildError> {
+        let path = path.as_ref();
+        self.config = Config::from_file(path)?;
+        self.origin = path.display().to_string();
+        Ok(self)
+    }
+
+    /// Parses config text; `origin` names it in errors, relative plugin
+    /// paths resolve against the current directory.
+    pub fn config_str(mut self, text: &str, origin: &str) -> Result<Self, BuildError> {
+        self.config = Config::parse(text, origin, Path::new("."))?;
+        self.origin = origin.to_owned();
+        Ok(self)
+    }
+
+    /// Seeds the random numbers plugins get, so runs replay exactly.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Keeps plugin state in `store` instead of process memory.
+    pub fn state_store(mut self, store: Arc<dyn StateStore>) -> Self {
+        self.state = Some(store);
+        self
+    }
+
+    /// Registers the credential provider of `service` (for strategies that
+    /// answer `refresh-credentials`).
+    pub fn credentials(mut self, service: impl Into<String>, provider: impl CredentialProvider) -> Self {
+        self.credentials.insert(service.into(), Arc::new(provider));
+        self
+    }
+
+    /// Registers a secret value: redacted wherever it appears in an error
+    /// message, before any plugin or log sees it.
+    pub fn secret(mut self, value: impl Into<String>) -> Self {
+        self.redactor.add_secret(value);
+        self
+    }
+
+    /// Loads every plugin (compile, link, `init` with its config) and builds
+    /// the pipelines. Any error names the plugin and where it is configured.
+    pub fn build(self) -> Result<Runtime, BuildError> {
+        let engine = crate::engine::new_engine().map_err(|e| BuildError::Engine(format!("{e:#}")))?;
+        crate::engine::start_epoch_ticker(&engine);
+        let linker = plugin::new_linker(&engine).map_err(|e| BuildError::Engine(format!("{e:#}")))?;
+        let started = Instant::now();
+        let shared = Arc::new(HostShared {
+            state: self.state.unwrap_or_else(|| Arc::new(MemoryState::default())),
+            random: RandomSource::new(self.seed),
+            epoch: started,
+            metrics: PluginMetrics::default(),
+        });
+        let cx = LoadContext {
+            engine: &engine,
+            linker: &linker,
+            shared: &shared,
+            limits: &self.config.limits,
+        };
+        let mut loaded: HashMap<String, Loaded> = HashMap::new();
+        let mut plugins = Vec::new();
+        for spec in &self.config.plugins {
+            let plugin = plugin::load(&cx, spec)?;
+            plugins.push((spec.name.clone(), plugin.clone()));
+            loaded.insert(spec.name.clone(), plugin);
+        }
+        let pipelines = Pipelines::build(&self.config, &loaded, &self.origin)?;
+        Ok(Runtime {
+            inner: Arc::new(RuntimeInner {
+                pipelines,
+                credentials: self.credentials,
+                redactor: self.redactor,
+                results: ResultStore::default(),
+                shared,
+                plugins,
+                _engine: engine,
+            }),
+        })
+    }
+}
