@@ -103,7 +103,10 @@ impl Runtime {
                     match result {
                         Ok(value) => {
                             f.p.stats.record_success(duration_ms(took));
-                            if f.p.records_results {
+                            // Only an idempotent call's answer can stand in
+                            // for a later one: replaying a write's result
+                            // would claim a write that never happened.
+                            if f.p.records_results && spec.idempotent {
                                 f.record(&value);
                             }
                             return Ok(Reply {

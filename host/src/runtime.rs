@@ -98,22 +98,22 @@ impl Runtime {
         &self.inner.shared.metrics
     }
 
-    /// Each loaded plugin: its name, world and faults so far.
+    /// Each loaded plugin: its name, world, hook calls and faults so far.
     pub fn plugins(&self) -> Vec<PluginStatus> {
         self.inner
             .plugins
             .iter()
-            .map(|(name, p)| match p {
-                Loaded::Strategy(s) => PluginStatus {
+            .map(|(name, p)| {
+                let (world, (hook_calls, faults)) = match p {
+                    Loaded::Strategy(s) => (WorldKind::Strategy, s.counts()),
+                    Loaded::Fallback(f) => (WorldKind::Fallback, f.counts()),
+                };
+                PluginStatus {
                     name: name.clone(),
-                    world: WorldKind::Strategy,
-                    faults: s.faults(),
-                },
-                Loaded::Fallback(f) => PluginStatus {
-                    name: name.clone(),
-                    world: WorldKind::Fallback,
-                    faults: f.faults(),
-                },
+                    world,
+                    hook_calls,
+                    faults,
+                }
             })
             .collect()
     }
@@ -132,6 +132,8 @@ pub struct PluginStatus {
     pub name: String,
     /// Its world.
     pub world: WorldKind,
+    /// Hook calls made into the plugin so far (`init` excluded).
+    pub hook_calls: u64,
     /// Hook calls that trapped, timed out or failed so far.
     pub faults: u64,
 }

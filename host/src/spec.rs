@@ -62,7 +62,8 @@ impl CallSpec {
 
     /// Distinguishes recorded results of the same operation (e.g. a hash of
     /// the arguments), so a cached fallback serves the answer to the same
-    /// question. Defaults to the operation alone.
+    /// question. Defaults to the operation alone. Only idempotent calls'
+    /// results are recorded.
     pub fn result_key(mut self, key: impl Into<String>) -> Self {
         self.result_key = Some(key.into());
         self

@@ -50,6 +50,7 @@ pub(crate) struct StrategyPlugin {
     pub(crate) hooks: wit::Hooks,
     pool: Pool<strategy::StrategyPlugin>,
     faults: AtomicU64,
+    calls: AtomicU64,
 }
 
 /// A fallback handler plugin, ready to call.
@@ -59,6 +60,7 @@ pub(crate) struct FallbackPlugin {
     pub(crate) records_results: bool,
     pool: Pool<fallback::FallbackPlugin>,
     faults: AtomicU64,
+    calls: AtomicU64,
 }
 
 impl StrategyPlugin {
@@ -89,15 +91,16 @@ impl StrategyPlugin {
     }
 
     fn count<R>(&self, r: &Result<R, PluginFault>) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
         if let Err(fault) = r {
             self.faults.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(target: "mender::plugin", plugin = %self.name, "{fault}");
         }
     }
 
-    /// Faults so far.
-    pub(crate) fn faults(&self) -> u64 {
-        self.faults.load(Ordering::Relaxed)
+    /// (hook calls, faults) so far.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (self.calls.load(Ordering::Relaxed), self.faults.load(Ordering::Relaxed))
     }
 }
 
@@ -112,6 +115,7 @@ impl FallbackPlugin {
             b.mender_plugin_fallback_handler()
                 .call_serve(store, event, recorded)
         });
+        self.calls.fetch_add(1, Ordering::Relaxed);
         if let Err(fault) = &r {
             self.faults.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(target: "mender::plugin", plugin = %self.name, "{fault}");
@@ -119,9 +123,9 @@ impl FallbackPlugin {
         r
     }
 
-    /// Faults so far.
-    pub(crate) fn faults(&self) -> u64 {
-        self.faults.load(Ordering::Relaxed)
+    /// (hook calls, faults) so far.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (self.calls.load(Ordering::Relaxed), self.faults.load(Ordering::Relaxed))
     }
 }
 
@@ -191,6 +195,7 @@ pub(crate) fn load(cx: &LoadContext<'_>, spec: &PluginSpec) -> Result<Loaded, Lo
                 hooks: info.hooks,
                 pool,
                 faults: AtomicU64::new(0),
+                calls: AtomicU64::new(0),
             })))
         }
         WorldKind::Fallback => {
@@ -210,6 +215,7 @@ pub(crate) fn load(cx: &LoadContext<'_>, spec: &PluginSpec) -> Result<Loaded, Lo
                 records_results: info.records_results,
                 pool,
                 faults: AtomicU64::new(0),
+                calls: AtomicU64::new(0),
             })))
         }
     }

@@ -1,0 +1,161 @@
+//! Helpers for unit-testing plugin logic natively, without a host.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+
+use crate::bindings::host::types::{CallInfo, ErrorEvent, ErrorKind};
+use crate::state::Store;
+
+/// An in-memory [`Store`] with the host's semantics (TTLs, atomic
+/// increment and compare-and-swap) on a virtual clock you move by hand.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    now: Cell<u64>,
+    entries: RefCell<BTreeMap<String, Entry>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    value: String,
+    expires_at: Option<u64>,
+}
+
+impl MemoryStore {
+    /// An empty store at time 0.
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    /// The store's clock, in milliseconds.
+    pub fn now(&self) -> u64 {
+        self.now.get()
+    }
+
+    /// Move the clock forward by `ms`.
+    pub fn advance(&self, ms: u64) {
+        self.now.set(self.now.get() + ms);
+    }
+
+    /// The keys currently live, in order (to check what a plugin leaves).
+    pub fn keys(&self) -> Vec<String> {
+        self.purge();
+        self.entries.borrow().keys().cloned().collect()
+    }
+
+    fn purge(&self) {
+        let now = self.now.get();
+        self.entries
+            .borrow_mut()
+            .retain(|_, e| e.expires_at.is_none_or(|t| t > now));
+    }
+
+    fn put(&self, key: &str, value: String, ttl: Option<u64>) {
+        let expires_at = ttl.map(|ttl| self.now.get() + ttl);
+        self.entries
+            .borrow_mut()
+            .insert(key.to_owned(), Entry { value, expires_at });
+    }
+}
+
+impl Store for MemoryStore {
+    fn get(&self, key: &str) -> Option<String> {
+        self.purge();
+        self.entries.borrow().get(key).map(|e| e.value.clone())
+    }
+
+    fn set(&self, key: &str, value: &str, ttl: Option<u64>) {
+        self.put(key, value.to_owned(), ttl);
+    }
+
+    fn delete(&self, key: &str) {
+        self.entries.borrow_mut().remove(key);
+    }
+
+    fn increment(&self, key: &str, delta: i64, ttl: Option<u64>) -> i64 {
+        self.purge();
+        let mut entries = self.entries.borrow_mut();
+        if let Some(entry) = entries.get_mut(key) {
+            let new = entry.value.parse::<i64>().unwrap_or(0).wrapping_add(delta);
+            entry.value = new.to_string();
+            return new;
+        }
+        drop(entries);
+        self.put(key, delta.to_string(), ttl);
+        delta
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        value: &str,
+        ttl: Option<u64>,
+    ) -> bool {
+        if self.get(key).as_deref() != expected {
+            return false;
+        }
+        self.put(key, value.to_owned(), ttl);
+        true
+    }
+}
+
+/// A failed attempt of `kind` with sensible defaults for everything else:
+/// service `test`, operation `op`, idempotent, no status, no tags.
+pub fn error_event(kind: ErrorKind, attempt: u32) -> ErrorEvent {
+    ErrorEvent {
+        service: "test".into(),
+        operation: "op".into(),
+        kind,
+        message: format!("{kind} failure"),
+        status: None,
+        retry_after: None,
+        attempt,
+        elapsed: 0,
+        deadline_left: None,
+        idempotent: true,
+        tags: Vec::new(),
+    }
+}
+
+/// An attempt about to start: service `test`, operation `op`, idempotent.
+pub fn call_info(attempt: u32) -> CallInfo {
+    CallInfo {
+        service: "test".into(),
+        operation: "op".into(),
+        attempt,
+        elapsed: 0,
+        deadline_left: None,
+        idempotent: true,
+        tags: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_expire_and_increment_keeps_its_first_ttl() {
+        let store = MemoryStore::new();
+        assert_eq!(store.increment("n", 2, Some(100)), 2);
+        store.advance(60);
+        assert_eq!(store.increment("n", 3, Some(100)), 5);
+        store.advance(40);
+        assert_eq!(store.get("n"), None);
+        assert_eq!(store.increment("n", 1, None), 1);
+        store.set("s", "x", None);
+        assert_eq!(store.increment("s", 4, None), 4);
+    }
+
+    #[test]
+    fn compare_and_swap_only_stores_over_the_expected_value() {
+        let store = MemoryStore::new();
+        assert!(store.compare_and_swap("k", None, "a", None));
+        assert!(!store.compare_and_swap("k", None, "b", None));
+        assert!(!store.compare_and_swap("k", Some("b"), "c", None));
+        assert!(store.compare_and_swap("k", Some("a"), "c", Some(10)));
+        assert_eq!(store.get_u64("k"), None);
+        store.advance(10);
+        assert_eq!(store.keys(), Vec::<String>::new());
+    }
+}

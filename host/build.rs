@@ -1,0 +1,334 @@
+//! Builds the guest plugins and test fixtures into WebAssembly components.
+//!
+//! 1. Makes sure the `wasm32-unknown-unknown` target is installed.
+//! 2. Runs one nested `cargo build --profile wasm-guest` for every guest
+//!    crate, in its own target dir so it does not wait on this build's lock.
+//! 3. Turns each core module into a component (wit-component), checks that
+//!    it imports only `mender:plugin/*@0.1.0` and exports one mender
+//!    interface, and writes it to `$OUT_DIR/guests/<crate>.wasm`.
+//! 4. Writes `$OUT_DIR/bundled.rs` (the plugins, by crate name, as bytes) and
+//!    sets `MENDER_GUEST_DIR` for tests that load fixtures from disk.
+//!
+//! Modelled on wasmtime's `crates/test-programs/artifacts/build.rs`.
+
+use std::env;
+use std::ffi::OsString;
+use std::fs;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use wasmparser::{Parser, Payload};
+use wit_component::ComponentEncoder;
+
+/// The guests' target: no WASI, so a plugin can reach nothing the WIT does
+/// not hand it.
+const TARGET: &str = "wasm32-unknown-unknown";
+
+/// The workspace profile the guests build with (see the root Cargo.toml).
+const PROFILE: &str = "wasm-guest";
+
+/// The crates under `plugins/`, bundled into the binary, by crate name (which
+/// is also the directory name).
+const PLUGINS: &[&str] = &[
+    "exponential-backoff",
+    "circuit-breaker",
+    "static-fallback",
+    "cached-fallback",
+];
+
+/// The crates under `tests/guests/`: built like plugins, not bundled; tests
+/// find them in `$MENDER_GUEST_DIR`.
+const FIXTURES: &[&str] = &["trap-strategy", "echo-strategy"];
+
+/// What a guest may import: the host interfaces of this package version.
+const IMPORT_PACKAGE: &str = "mender:plugin/";
+const IMPORT_VERSION: &str = "@0.1.0";
+
+/// What a guest may export: exactly one of these.
+const EXPORTS: &[&str] = &[
+    "mender:plugin/strategy@0.1.0",
+    "mender:plugin/fallback-handler@0.1.0",
+];
+
+type Result<T, E = String> = std::result::Result<T, E>;
+
+fn main() {
+    if let Err(message) = run() {
+        // A panic would add a backtrace hint that helps nobody here.
+        eprintln!("error: {message}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let manifest_dir = PathBuf::from(var("CARGO_MANIFEST_DIR")?);
+    let workspace = manifest_dir
+        .parent()
+        .ok_or("host crate has no parent directory")?
+        .to_path_buf();
+    let out_dir = PathBuf::from(var("OUT_DIR")?);
+
+    for input in [
+        "wit",
+        "guest-sdk",
+        "plugins",
+        "tests/guests",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
+        println!("cargo:rerun-if-changed={}", workspace.join(input).display());
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
+
+    check_guest_lists(&workspace)?;
+    ensure_target_installed()?;
+
+    let target_dir = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace.join("target"))
+        .join("wasm-guests");
+    let guests: Vec<&str> = PLUGINS.iter().chain(FIXTURES).copied().collect();
+    build_guests(&workspace, &target_dir, &guests)?;
+
+    let guest_dir = out_dir.join("guests");
+    fs::create_dir_all(&guest_dir).map_err(|e| format!("creating {}: {e}", guest_dir.display()))?;
+    for name in &guests {
+        let module_path = target_dir
+            .join(TARGET)
+            .join(PROFILE)
+            .join(format!("{}.wasm", name.replace('-', "_")));
+        let module = fs::read(&module_path)
+            .map_err(|e| format!("reading {}: {e}", module_path.display()))?;
+        let component = componentize(name, &module)?;
+        check_component(name, &component)?;
+        write_if_changed(&guest_dir.join(format!("{name}.wasm")), &component)?;
+    }
+
+    let bundled = bundled_rs(&guest_dir);
+    write_if_changed(&out_dir.join("bundled.rs"), bundled.as_bytes())?;
+    println!("cargo:rustc-env=MENDER_GUEST_DIR={}", guest_dir.display());
+    Ok(())
+}
+
+fn var(name: &str) -> Result<OsString> {
+    env::var_os(name).ok_or_else(|| format!("cargo did not set {name}"))
+}
+
+/// Every crate directory under `plugins/` and `tests/guests/` must be listed
+/// above, so a new plugin is never silently left out of the binary.
+fn check_guest_lists(workspace: &Path) -> Result<()> {
+    for (dir, listed) in [("plugins", PLUGINS), ("tests/guests", FIXTURES)] {
+        let dir = workspace.join(dir);
+        let entries = fs::read_dir(&dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+        for entry in entries {
+            let path = entry.map_err(|e| e.to_string())?.path();
+            if !path.join("Cargo.toml").is_file() {
+                continue;
+            }
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if !listed.contains(&name.as_ref()) {
+                return Err(format!(
+                    "{} is a guest crate that host/build.rs does not know: add \"{name}\" to \
+                     PLUGINS (bundled) or FIXTURES (tests only)",
+                    path.display()
+                ));
+            }
+        }
+        for name in listed {
+            if !dir.join(name).join("Cargo.toml").is_file() {
+                return Err(format!(
+                    "host/build.rs lists {name}, but {} has no such crate",
+                    dir.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Install the wasm target into the toolchain that builds us, if missing.
+///
+/// Checks the toolchain's sysroot rather than `rustup target list`, so it
+/// also works for toolchains rustup does not manage.
+fn ensure_target_installed() -> Result<()> {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| format!("running {rustc:?} --print sysroot: {e}"))?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    let target_lib = sysroot.join("lib/rustlib").join(TARGET).join("lib");
+    if target_lib.is_dir() {
+        return Ok(());
+    }
+
+    // rustup exports RUSTUP_TOOLCHAIN to the tools it runs; otherwise the
+    // sysroot of a rustup toolchain is `$RUSTUP_HOME/toolchains/<name>`.
+    let toolchain = env::var("RUSTUP_TOOLCHAIN").ok().or_else(|| {
+        let name = sysroot.file_name()?.to_str()?.to_owned();
+        let parent = sysroot.parent()?;
+        (parent.file_name()? == "toolchains").then_some(name)
+    });
+    let mut add = Command::new("rustup");
+    add.args(["target", "add", TARGET]);
+    if let Some(toolchain) = &toolchain {
+        add.args(["--toolchain", toolchain]);
+    }
+    let suggestion = match &toolchain {
+        Some(t) => format!("rustup target add {TARGET} --toolchain {t}"),
+        None => format!("rustup target add {TARGET}"),
+    };
+    eprintln!(
+        "the {TARGET} target is missing from {}; running: {suggestion}",
+        sysroot.display()
+    );
+    match add.stdout(Stdio::from(std::io::stderr())).status() {
+        Ok(status) if status.success() && target_lib.is_dir() => Ok(()),
+        Ok(_) => Err(format!(
+            "could not install the {TARGET} target (needed to build the plugins); run: {suggestion}"
+        )),
+        Err(e) if e.kind() == ErrorKind::NotFound => Err(format!(
+            "the {TARGET} target (needed to build the plugins) is not installed in {} and rustup \
+             is not on PATH; install the target for this toolchain, e.g.: {suggestion}",
+            sysroot.display()
+        )),
+        Err(e) => Err(format!("running rustup: {e}")),
+    }
+}
+
+/// Variables of this build that must not reach the nested one: they would
+/// apply host flags, a host target, another target dir, another profile, or
+/// a wrapper (clippy, coverage) to the guests.
+fn must_strip(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET_DIR",
+        "CARGO_BUILD_BUILD_DIR",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "LLVM_PROFILE_FILE",
+    ];
+    const PREFIXES: &[&str] = &["CARGO_PROFILE_", "CARGO_LLVM_COV", "__CARGO_"];
+    EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+fn build_guests(workspace: &Path, target_dir: &Path, guests: &[&str]) -> Result<()> {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(&cargo);
+    cmd.arg("build")
+        .arg("--manifest-path")
+        .arg(workspace.join("Cargo.toml"))
+        .args(["--profile", PROFILE, "--target", TARGET])
+        .arg("--target-dir")
+        .arg(target_dir);
+    for guest in guests {
+        cmd.args(["--package", guest]);
+    }
+    for (name, _) in env::vars_os() {
+        if let Some(name) = name.to_str()
+            && must_strip(name)
+        {
+            cmd.env_remove(name);
+        }
+    }
+    let coverage = env::vars_os().any(|(n, _)| n.to_string_lossy().starts_with("CARGO_LLVM_COV"));
+    if coverage || env::var_os("CARGO_CFG_MIRI").is_some() {
+        // cargo-llvm-cov and miri wrap rustc; the guests need the plain one.
+        cmd.env_remove("RUSTC_WRAPPER").env_remove("RUSTC");
+    }
+    // Our stdout is read by cargo as `cargo:` directives: send the nested
+    // build's chatter to stderr, which cargo shows when this script fails.
+    cmd.stdout(Stdio::from(std::io::stderr()));
+    eprintln!("running: {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("running {cargo:?} to build the guests: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "building the guest plugins for {TARGET} failed ({status}); the nested cargo's \
+             errors are above. To reproduce: cargo build --profile {PROFILE} --target {TARGET} \
+             -p {}",
+            guests.join(" -p ")
+        ));
+    }
+    Ok(())
+}
+
+fn componentize(name: &str, module: &[u8]) -> Result<Vec<u8>> {
+    ComponentEncoder::default()
+        .validate(true)
+        .module(module)
+        .and_then(|encoder| encoder.encode())
+        .map_err(|e| format!("turning {name} into a component: {e:#}"))
+}
+
+/// The component imports only `mender:plugin/*@0.1.0` and exports exactly
+/// one mender interface.
+fn check_component(name: &str, component: &[u8]) -> Result<()> {
+    let mut depth = 0u32;
+    let mut exports = Vec::new();
+    for payload in Parser::new(0).parse_all(component) {
+        let payload = payload.map_err(|e| format!("parsing the {name} component: {e}"))?;
+        match payload {
+            Payload::Version { .. } => depth += 1,
+            Payload::End(_) => depth -= 1,
+            Payload::ComponentImportSection(imports) if depth == 1 => {
+                for import in imports {
+                    let import = import.map_err(|e| format!("parsing {name}'s imports: {e}"))?;
+                    let import = import.name.name;
+                    if !(import.starts_with(IMPORT_PACKAGE) && import.ends_with(IMPORT_VERSION)) {
+                        return Err(format!(
+                            "the {name} component imports `{import}`; a guest may import only \
+                             {IMPORT_PACKAGE}*{IMPORT_VERSION} (no WASI: build it for {TARGET} \
+                             with no crate that needs an OS)"
+                        ));
+                    }
+                }
+            }
+            Payload::ComponentExportSection(section) if depth == 1 => {
+                for export in section {
+                    let export = export.map_err(|e| format!("parsing {name}'s exports: {e}"))?;
+                    exports.push(export.name.name.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    match exports.as_slice() {
+        [one] if EXPORTS.contains(&one.as_str()) => Ok(()),
+        _ => Err(format!(
+            "the {name} component exports {exports:?}; a guest must export exactly one of \
+             {EXPORTS:?} (invoke export_strategy! or export_fallback! once)"
+        )),
+    }
+}
+
+fn bundled_rs(guest_dir: &Path) -> String {
+    let mut code = String::from(
+        "// Generated by host/build.rs: the plugins under plugins/, as components.\n\
+         pub(crate) const BUNDLED: &[(&str, &[u8])] = &[\n",
+    );
+    for name in PLUGINS {
+        let path = guest_dir.join(format!("{name}.wasm"));
+        code += &format!(
+            "    ({name:?}, include_bytes!({:?})),\n",
+            path.display().to_string()
+        );
+    }
+    code += "];\n";
+    code
+}
+
+/// Write `bytes` unless the file already holds them, so an unchanged guest
+/// does not make rustc rebuild the crate that includes it.
+fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<()> {
+    if fs::read(path).is_ok_and(|old| old == bytes) {
+        return Ok(());
+    }
+    fs::write(path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))
+}

@@ -1,0 +1,64 @@
+//! Circuit breaker: after enough failures, reject attempts on a service for
+//! a while instead of piling more load on it, then let a few probes decide
+//! whether it is back. See README.md for the config and state keys.
+//!
+//! It only uses the `admit` hook: failures are learned from the outcomes the
+//! host reports, and a closed circuit leases its `allow` until the first
+//! failure, so successes cost no Wasm call.
+
+mod breaker;
+mod config;
+mod window;
+
+use mender_guest::prelude::*;
+use mender_guest::state::HostStore;
+
+use crate::breaker::{Breaker, Transition};
+use crate::config::Config;
+
+struct CircuitBreaker {
+    breaker: Breaker,
+}
+
+/// Log a transition and count it in `transitions_to_<state>`.
+fn report(transition: &Transition) {
+    let (message, counter) = match transition {
+        Transition::Opened(reason) => (format!("circuit opened: {reason}"), "transitions_to_open"),
+        Transition::HalfOpened(probes) => (
+            format!("circuit half-open: letting {probes} probe(s) through"),
+            "transitions_to_half_open",
+        ),
+        Transition::Closed => (
+            "circuit closed: a probe succeeded".to_owned(),
+            "transitions_to_closed",
+        ),
+        Transition::Reopened => (
+            "circuit re-opened: a probe failed".to_owned(),
+            "transitions_to_open",
+        ),
+    };
+    log::info(&message);
+    metrics::counter_add(counter, 1);
+}
+
+impl Strategy for CircuitBreaker {
+    type Config = Config;
+
+    fn init(config: Config) -> Result<Self, String> {
+        Ok(CircuitBreaker {
+            breaker: Breaker::new(&config)?,
+        })
+    }
+
+    fn hooks(&self) -> Hooks {
+        Hooks::ADMIT
+    }
+
+    fn admit(&self, _call: &CallInfo, recent: &Outcomes) -> Admission {
+        let verdict = self.breaker.admit(&HostStore, clock::now(), recent);
+        verdict.transitions.iter().for_each(report);
+        verdict.admission
+    }
+}
+
+mender_guest::export_strategy!(CircuitBreaker);

@@ -1,0 +1,89 @@
+//! The real `mender` binary: `check` and `demo`.
+
+mod common;
+
+use std::process::Command;
+
+fn mender(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mender"))
+        .args(args)
+        .output()
+        .expect("running mender");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_every_bundled_plugin() {
+    for (name, world) in [
+        ("exponential-backoff", "strategy-plugin"),
+        ("circuit-breaker", "strategy-plugin"),
+        ("static-fallback", "fallback-plugin"),
+        ("cached-fallback", "fallback-plugin"),
+    ] {
+        let path = common::guest(name);
+        let (ok, out, err) = mender(&["check", path.to_str().unwrap()]);
+        assert!(ok, "{name}: {err}");
+        assert!(out.contains(&format!("ok, a {world} component")), "{out}");
+        assert!(out.contains("mender:plugin/"), "{out}");
+        assert!(!out.contains("wasi:"), "bundled plugins import no WASI: {out}");
+    }
+}
+
+#[test]
+fn check_rejects_a_non_component_with_a_clear_message() {
+    let path = std::env::temp_dir().join(format!("mender-cli-{}.wasm", std::process::id()));
+    std::fs::write(&path, b"not wasm at all").unwrap();
+    let (ok, _, err) = mender(&["check", path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains(path.to_str().unwrap()), "{err}");
+    assert!(err.contains("not a WebAssembly file"), "{err}");
+}
+
+#[test]
+fn check_validates_a_config_and_its_plugins() {
+    let dir = std::env::temp_dir().join(format!("mender-cli-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "[plugins.b]\nbundled = \"circuit-breaker\"\n[services.api]\nstrategies = [\"b\"]\n",
+    )
+    .unwrap();
+    let (ok, out, err) = mender(&["check", good.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("plugin b: strategy-plugin"), "{out}");
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[services.api]\nstrategies = [\"b\"]\n").unwrap();
+    let (ok, _, err) = mender(&["check", bad.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("bad.toml:2:15"), "{err}");
+}
+
+#[test]
+fn demo_is_deterministic_and_shows_recovery() {
+    let (ok, first, err) = mender(&["demo", "--seed", "3"]);
+    assert!(ok, "{err}");
+    let (_, second, _) = mender(&["demo", "--seed", "3"]);
+    assert_eq!(first, second, "same seed, same run");
+    let (_, other, _) = mender(&["demo", "--seed", "4"]);
+    assert_ne!(first, other, "another seed, another run");
+
+    for expected in [
+        "circuit opened",
+        "retry in",
+        "served by cached",
+        "refresh credentials",
+        "rate-limited 429",
+        "timeout",
+        "summary",
+        "[REDACTED]",
+    ] {
+        assert!(first.contains(expected), "demo output lacks {expected:?}:\n{first}");
+    }
+    assert!(!first.contains("ghp_demoToken"), "the token must be redacted:\n{first}");
+}

@@ -1,0 +1,183 @@
+//! Limits no plugin can exceed, and what a faulty plugin does to a call:
+//! each through the real host with real components.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Script, fail, runtime};
+use mender::{CallSpec, ErrorKind, Failure, Reply, Step};
+
+const EAGER: &str = r#"
+[guardrails]
+max-attempts = 3
+max-delay = "1s"
+deadline = "off"
+[plugins.backoff]
+bundled = "exponential-backoff"
+config = { base = "1h", max-delay = "2h", max-attempts = 100, jitter = "none", honor-retry-after = false }
+[services.default]
+strategies = ["backoff"]
+"#;
+
+async fn call(rt: &mender::Runtime, s: &Script, spec: CallSpec) -> Result<Reply<String>, mender::CallError<Failure>> {
+    rt.call(spec, |_| s.next()).await
+}
+
+#[tokio::test(start_paused = true)]
+async fn delays_are_clamped_and_attempts_capped() {
+    let rt = runtime(EAGER);
+    let script = Script::failing(fail(ErrorKind::Connect), 10);
+    let err = call(&rt, &script, CallSpec::new("api", "get").idempotent(true)).await.unwrap_err();
+    assert_eq!(script.calls(), 3, "max-attempts = 3 whatever the plugin says");
+    let delays: Vec<_> = err
+        .history
+        .iter()
+        .filter_map(|r| match r.step {
+            Step::Retry { delay, .. } => Some(delay),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(delays, vec![Duration::from_secs(1); 2], "an hour-long delay is clamped to max-delay");
+    assert!(err.reason.contains("max-attempts (3)"), "{}", err.reason);
+}
+
+#[tokio::test(start_paused = true)]
+async fn non_idempotent_operations_are_not_retried() {
+    let rt = runtime(EAGER);
+    let script = Script::failing(fail(ErrorKind::Connect), 10);
+    let err = call(&rt, &script, CallSpec::new("api", "create")).await.unwrap_err();
+    assert_eq!(script.calls(), 1);
+    assert!(err.reason.contains("not idempotent"), "{}", err.reason);
+
+    let allowed = runtime(&EAGER.replace("deadline = \"off\"", "deadline = \"off\"\nretry-non-idempotent = true"));
+    let script = Script::failing(fail(ErrorKind::Connect), 1);
+    assert!(call(&allowed, &script, CallSpec::new("api", "create")).await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn deadline_ends_the_call() {
+    let rt = runtime(&EAGER.replace("deadline = \"off\"", "deadline = \"2500ms\""));
+    let script = Script::failing(fail(ErrorKind::Connect), 10);
+    let started = tokio::time::Instant::now();
+    let err = call(&rt, &script, CallSpec::new("api", "get").idempotent(true)).await.unwrap_err();
+    assert!(err.reason.contains("deadline"), "{}", err.reason);
+    assert!(started.elapsed() <= Duration::from_millis(2500));
+}
+
+#[tokio::test(start_paused = true)]
+async fn hung_attempt_is_cancelled_and_classified_timeout() {
+    let rt = runtime(
+        r#"
+[guardrails]
+attempt-timeout = "300ms"
+max-attempts = 2
+[plugins.backoff]
+bundled = "exponential-backoff"
+config = { base = "10ms", jitter = "none" }
+[services.default]
+strategies = ["backoff"]
+"#,
+    );
+    let mut attempts = Vec::new();
+    let reply = rt
+        .call(CallSpec::new("api", "get").idempotent(true), |a| {
+            attempts.push(a);
+            async move {
+                if a.number == 1 {
+                    std::future::pending::<()>().await;
+                }
+                Ok::<_, Failure>("second try".to_owned())
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(reply.value, "second try");
+    assert_eq!(reply.history[0].kind, ErrorKind::Timeout);
+    assert_eq!(reply.history[0].took, Duration::from_millis(300));
+    assert_eq!(attempts[0].timeout, Some(Duration::from_millis(300)));
+}
+
+fn trap_config(trap_in: &str, on_fault: &str) -> String {
+    format!(
+        r#"
+[guardrails]
+max-attempts = 3
+[plugins.trap]
+path = "{{guests}}/trap-strategy.wasm"
+on-fault = "{on_fault}"
+config = {{ trap-in = "{trap_in}" }}
+[plugins.backoff]
+bundled = "exponential-backoff"
+config = {{ base = "10ms", jitter = "none" }}
+[services.default]
+strategies = ["trap", "backoff"]
+"#
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn trapping_plugin_fail_open_is_skipped() {
+    let rt = runtime(&trap_config("on-error", "fail-open"));
+    for _ in 0..3 {
+        let script = Script::failing(fail(ErrorKind::Connect), 1);
+        let reply = call(&rt, &script, CallSpec::new("api", "get").idempotent(true)).await.unwrap();
+        assert_eq!(reply.value, "fresh", "backoff still retried after the trap");
+    }
+    let trap = rt.plugins().into_iter().find(|p| p.name == "trap").unwrap();
+    assert_eq!(trap.faults, 3, "every trap is counted; a fresh instance is used each time");
+}
+
+#[tokio::test(start_paused = true)]
+async fn trapping_plugin_fail_closed_fails_the_call_naming_it() {
+    let rt = runtime(&trap_config("on-error", "fail-closed"));
+    let script = Script::failing(fail(ErrorKind::Connect), 1);
+    let err = call(&rt, &script, CallSpec::new("api", "get").idempotent(true)).await.unwrap_err();
+    assert!(err.reason.contains("plugin `trap`"), "{}", err.reason);
+    assert!(err.reason.contains("on-error"), "{}", err.reason);
+    assert_eq!(script.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn trapping_admission_fail_closed_refuses_the_attempt() {
+    let rt = runtime(&trap_config("admit", "fail-closed").replace("max-attempts = 3", "max-attempts = 1"));
+    let script = Script::default();
+    let err = call(&rt, &script, CallSpec::new("api", "get")).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Rejected);
+    assert_eq!(script.calls(), 0, "fail-closed admission must not let the attempt start");
+
+    let open = runtime(&trap_config("admit", "fail-open"));
+    assert!(call(&open, &script, CallSpec::new("api", "get")).await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn plugins_see_redacted_messages_only() {
+    let toml = r#"
+[plugins.echo]
+path = "{guests}/echo-strategy.wasm"
+[services.default]
+strategies = ["echo"]
+"#
+    .replace("{guests}", env!("MENDER_GUEST_DIR"));
+    let rt = mender::Runtime::builder()
+        .config_str(&toml, "test.toml")
+        .unwrap()
+        .secret("registered-secret-value")
+        .build()
+        .unwrap();
+    let leaky = Failure::new(
+        ErrorKind::Auth,
+        "401 Authorization: Bearer ghp_0123456789abcdefghijABCDEFGHIJ; echo registered-secret-value",
+    )
+    .with_status(401);
+    let script = Script::failing(leaky, 1);
+    let err = call(&rt, &script, CallSpec::new("github", "get").tag("team", "infra")).await.unwrap_err();
+    // echo-strategy fails the call with exactly what it was given.
+    let seen = &err.reason;
+    assert!(seen.contains("github"), "{seen}");
+    assert!(seen.contains("infra"), "{seen}");
+    assert!(seen.contains("[REDACTED]"), "{seen}");
+    assert!(!seen.contains("ghp_0123456789"), "{seen}");
+    assert!(!seen.contains("registered-secret-value"), "{seen}");
+    assert!(!err.history[0].message.contains("ghp_"), "history is redacted too");
+}

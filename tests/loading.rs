@@ -1,0 +1,74 @@
+//! Bad plugins and bad configs are refused at load, with messages that say
+//! which plugin, where, and what is wrong.
+
+mod common;
+
+use mender::Runtime;
+
+fn build_err(toml: &str) -> String {
+    let toml = toml.replace("{guests}", env!("MENDER_GUEST_DIR"));
+    match Runtime::builder().config_str(&toml, "bad.toml").and_then(|b| b.build()) {
+        Ok(_) => panic!("expected an error for:\n{toml}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn missing_file_names_plugin_and_path() {
+    let e = build_err("[plugins.gone]\npath = \"/nonexistent/x.wasm\"\n");
+    assert!(e.contains("plugin `gone`"), "{e}");
+    assert!(e.contains("bad.toml:1"), "{e}");
+    assert!(e.contains("/nonexistent/x.wasm"), "{e}");
+    assert!(e.contains("cannot read"), "{e}");
+}
+
+#[test]
+fn non_component_is_refused_clearly() {
+    let dir = std::env::temp_dir().join(format!("mender-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("notes.wasm");
+    std::fs::write(&text, "this is not wasm").unwrap();
+    let core = dir.join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let e = build_err(&format!("[plugins.p]\npath = \"{}\"\n", text.display()));
+    assert!(e.contains("not a WebAssembly file"), "{e}");
+    let e = build_err(&format!("[plugins.p]\npath = \"{}\"\n", core.display()));
+    assert!(e.contains("core Wasm module, not a component"), "{e}");
+}
+
+#[test]
+fn unknown_bundled_plugin_lists_the_known_ones() {
+    let e = build_err("[plugins.p]\nbundled = \"exponential-backof\"\n");
+    assert!(e.contains("no bundled plugin"), "{e}");
+    assert!(e.contains("exponential-backoff"), "{e}");
+}
+
+#[test]
+fn wrong_world_in_a_pipeline_is_refused() {
+    let e = build_err(
+        "[plugins.cached]\nbundled = \"cached-fallback\"\n[services.api]\nstrategies = [\"cached\"]\n",
+    );
+    assert!(e.contains("is a fallback-plugin"), "{e}");
+    assert!(e.contains("service `api`"), "{e}");
+}
+
+#[test]
+fn bad_plugin_config_is_refused_at_init() {
+    let e = build_err("[plugins.backoff]\nbundled = \"exponential-backoff\"\nconfig = { bsae = \"1s\" }\n");
+    assert!(e.contains("plugin `backoff`"), "{e}");
+    assert!(e.contains("bsae"), "{e}");
+}
+
+#[test]
+fn plugin_trapping_in_init_is_refused() {
+    let e = build_err("[plugins.t]\npath = \"{guests}/trap-strategy.wasm\"\nconfig = { trap-in = \"init\" }\n");
+    assert!(e.contains("plugin `t`"), "{e}");
+    assert!(e.contains("in init"), "{e}");
+}
+
+#[test]
+fn config_errors_are_located() {
+    let e = build_err("[services.api]\nstrategies = [\"nope\"]\n");
+    assert!(e.starts_with("bad.toml:2:15: "), "{e}");
+    assert!(e.contains("unknown plugin `nope`"), "{e}");
+}
