@@ -29,7 +29,10 @@ fn check_accepts_every_bundled_plugin() {
         assert!(ok, "{name}: {err}");
         assert!(out.contains(&format!("ok, a {world} component")), "{out}");
         assert!(out.contains("mender:plugin/"), "{out}");
-        assert!(!out.contains("wasi:"), "bundled plugins import no WASI: {out}");
+        assert!(
+            !out.contains("wasi:"),
+            "bundled plugins import no WASI: {out}"
+        );
     }
 }
 
@@ -83,7 +86,13 @@ fn demo_is_deterministic_and_shows_recovery() {
         "summary",
         "[REDACTED]",
     ] {
-        assert!(first.contains(expected), "demo output lacks {expected:?}:\n{first}");
+        assert!(
+            first.contains(expected),
+            "demo output lacks {expected:?}:\n{first}"
+        );
     }
-    assert!(!first.contains("ghp_demoToken"), "the token must be redacted:\n{first}");
+    assert!(
+        !first.contains("ghp_demoToken"),
+        "the token must be redacted:\n{first}"
+    );
 }

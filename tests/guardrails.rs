@@ -20,7 +20,11 @@ config = { base = "1h", max-delay = "2h", max-attempts = 100, jitter = "none", h
 strategies = ["backoff"]
 "#;
 
-async fn call(rt: &mender::Runtime, s: &Script, spec: CallSpec) -> Result<Reply<String>, mender::CallError<Failure>> {
+async fn call(
+    rt: &mender::Runtime,
+    s: &Script,
+    spec: CallSpec,
+) -> Result<Reply<String>, mender::CallError<Failure>> {
     rt.call(spec, |_| s.next()).await
 }
 
@@ -28,8 +32,14 @@ async fn call(rt: &mender::Runtime, s: &Script, spec: CallSpec) -> Result<Reply<
 async fn delays_are_clamped_and_attempts_capped() {
     let rt = runtime(EAGER);
     let script = Script::failing(fail(ErrorKind::Connect), 10);
-    let err = call(&rt, &script, CallSpec::new("api", "get").idempotent(true)).await.unwrap_err();
-    assert_eq!(script.calls(), 3, "max-attempts = 3 whatever the plugin says");
+    let err = call(&rt, &script, CallSpec::new("api", "get").idempotent(true))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        script.calls(),
+        3,
+        "max-attempts = 3 whatever the plugin says"
+    );
     let delays: Vec<_> = err
         .history
         .iter()
@@ -38,7 +48,11 @@ async fn delays_are_clamped_and_attempts_capped() {
             _ => None,
         })
         .collect();
-    assert_eq!(delays, vec![Duration::from_secs(1); 2], "an hour-long delay is clamped to max-delay");
+    assert_eq!(
+        delays,
+        vec![Duration::from_secs(1); 2],
+        "an hour-long delay is clamped to max-delay"
+    );
     assert!(err.reason.contains("max-attempts (3)"), "{}", err.reason);
 }
 
@@ -46,13 +60,22 @@ async fn delays_are_clamped_and_attempts_capped() {
 async fn non_idempotent_operations_are_not_retried() {
     let rt = runtime(EAGER);
     let script = Script::failing(fail(ErrorKind::Connect), 10);
-    let err = call(&rt, &script, CallSpec::new("api", "create")).await.unwrap_err();
+    let err = call(&rt, &script, CallSpec::new("api", "create"))
+        .await
+        .unwrap_err();
     assert_eq!(script.calls(), 1);
     assert!(err.reason.contains("not idempotent"), "{}", err.reason);
 
-    let allowed = runtime(&EAGER.replace("deadline = \"off\"", "deadline = \"off\"\nretry-non-idempotent = true"));
+    let allowed = runtime(&EAGER.replace(
+        "deadline = \"off\"",
+        "deadline = \"off\"\nretry-non-idempotent = true",
+    ));
     let script = Script::failing(fail(ErrorKind::Connect), 1);
-    assert!(call(&allowed, &script, CallSpec::new("api", "create")).await.is_ok());
+    assert!(
+        call(&allowed, &script, CallSpec::new("api", "create"))
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -60,7 +83,9 @@ async fn deadline_ends_the_call() {
     let rt = runtime(&EAGER.replace("deadline = \"off\"", "deadline = \"2500ms\""));
     let script = Script::failing(fail(ErrorKind::Connect), 10);
     let started = tokio::time::Instant::now();
-    let err = call(&rt, &script, CallSpec::new("api", "get").idempotent(true)).await.unwrap_err();
+    let err = call(&rt, &script, CallSpec::new("api", "get").idempotent(true))
+        .await
+        .unwrap_err();
     assert!(err.reason.contains("deadline"), "{}", err.reason);
     assert!(started.elapsed() <= Duration::from_millis(2500));
 }
@@ -121,18 +146,25 @@ async fn trapping_plugin_fail_open_is_skipped() {
     let rt = runtime(&trap_config("on-error", "fail-open"));
     for _ in 0..3 {
         let script = Script::failing(fail(ErrorKind::Connect), 1);
-        let reply = call(&rt, &script, CallSpec::new("api", "get").idempotent(true)).await.unwrap();
+        let reply = call(&rt, &script, CallSpec::new("api", "get").idempotent(true))
+            .await
+            .unwrap();
         assert_eq!(reply.value, "fresh", "backoff still retried after the trap");
     }
     let trap = rt.plugins().into_iter().find(|p| p.name == "trap").unwrap();
-    assert_eq!(trap.faults, 3, "every trap is counted; a fresh instance is used each time");
+    assert_eq!(
+        trap.faults, 3,
+        "every trap is counted; a fresh instance is used each time"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn trapping_plugin_fail_closed_fails_the_call_naming_it() {
     let rt = runtime(&trap_config("on-error", "fail-closed"));
     let script = Script::failing(fail(ErrorKind::Connect), 1);
-    let err = call(&rt, &script, CallSpec::new("api", "get").idempotent(true)).await.unwrap_err();
+    let err = call(&rt, &script, CallSpec::new("api", "get").idempotent(true))
+        .await
+        .unwrap_err();
     assert!(err.reason.contains("plugin `trap`"), "{}", err.reason);
     assert!(err.reason.contains("on-error"), "{}", err.reason);
     assert_eq!(script.calls(), 1);
@@ -140,14 +172,26 @@ async fn trapping_plugin_fail_closed_fails_the_call_naming_it() {
 
 #[tokio::test(start_paused = true)]
 async fn trapping_admission_fail_closed_refuses_the_attempt() {
-    let rt = runtime(&trap_config("admit", "fail-closed").replace("max-attempts = 3", "max-attempts = 1"));
+    let rt = runtime(
+        &trap_config("admit", "fail-closed").replace("max-attempts = 3", "max-attempts = 1"),
+    );
     let script = Script::default();
-    let err = call(&rt, &script, CallSpec::new("api", "get")).await.unwrap_err();
+    let err = call(&rt, &script, CallSpec::new("api", "get"))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Rejected);
-    assert_eq!(script.calls(), 0, "fail-closed admission must not let the attempt start");
+    assert_eq!(
+        script.calls(),
+        0,
+        "fail-closed admission must not let the attempt start"
+    );
 
     let open = runtime(&trap_config("admit", "fail-open"));
-    assert!(call(&open, &script, CallSpec::new("api", "get")).await.is_ok());
+    assert!(
+        call(&open, &script, CallSpec::new("api", "get"))
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -171,7 +215,13 @@ strategies = ["echo"]
     )
     .with_status(401);
     let script = Script::failing(leaky, 1);
-    let err = call(&rt, &script, CallSpec::new("github", "get").tag("team", "infra")).await.unwrap_err();
+    let err = call(
+        &rt,
+        &script,
+        CallSpec::new("github", "get").tag("team", "infra"),
+    )
+    .await
+    .unwrap_err();
     // echo-strategy fails the call with exactly what it was given.
     let seen = &err.reason;
     assert!(seen.contains("github"), "{seen}");
@@ -179,5 +229,8 @@ strategies = ["echo"]
     assert!(seen.contains("[REDACTED]"), "{seen}");
     assert!(!seen.contains("ghp_0123456789"), "{seen}");
     assert!(!seen.contains("registered-secret-value"), "{seen}");
-    assert!(!err.history[0].message.contains("ghp_"), "history is redacted too");
+    assert!(
+        !err.history[0].message.contains("ghp_"),
+        "history is redacted too"
+    );
 }

@@ -7,7 +7,10 @@ use mender::Runtime;
 
 fn build_err(toml: &str) -> String {
     let toml = toml.replace("{guests}", env!("MENDER_GUEST_DIR"));
-    match Runtime::builder().config_str(&toml, "bad.toml").and_then(|b| b.build()) {
+    match Runtime::builder()
+        .config_str(&toml, "bad.toml")
+        .and_then(|b| b.build())
+    {
         Ok(_) => panic!("expected an error for:\n{toml}"),
         Err(e) => e.to_string(),
     }
@@ -54,14 +57,18 @@ fn wrong_world_in_a_pipeline_is_refused() {
 
 #[test]
 fn bad_plugin_config_is_refused_at_init() {
-    let e = build_err("[plugins.backoff]\nbundled = \"exponential-backoff\"\nconfig = { bsae = \"1s\" }\n");
+    let e = build_err(
+        "[plugins.backoff]\nbundled = \"exponential-backoff\"\nconfig = { bsae = \"1s\" }\n",
+    );
     assert!(e.contains("plugin `backoff`"), "{e}");
     assert!(e.contains("bsae"), "{e}");
 }
 
 #[test]
 fn plugin_trapping_in_init_is_refused() {
-    let e = build_err("[plugins.t]\npath = \"{guests}/trap-strategy.wasm\"\nconfig = { trap-in = \"init\" }\n");
+    let e = build_err(
+        "[plugins.t]\npath = \"{guests}/trap-strategy.wasm\"\nconfig = { trap-in = \"init\" }\n",
+    );
     assert!(e.contains("plugin `t`"), "{e}");
     assert!(e.contains("in init"), "{e}");
 }

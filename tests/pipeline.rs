@@ -11,7 +11,11 @@ use std::time::Duration;
 use common::{Script, fail, runtime};
 use mender::{CallSpec, ErrorKind, Failure, Reply, Runtime, ServedBy, Step};
 
-async fn call(rt: &Runtime, script: &Script, spec: CallSpec) -> Result<Reply<String>, mender::CallError<Failure>> {
+async fn call(
+    rt: &Runtime,
+    script: &Script,
+    spec: CallSpec,
+) -> Result<Reply<String>, mender::CallError<Failure>> {
     rt.call(spec, |_| script.next()).await
 }
 
@@ -40,7 +44,9 @@ async fn backoff_without_jitter_doubles_exactly() {
     let rt = runtime(BACKOFF_NO_JITTER);
     let script = Script::failing(fail(ErrorKind::Connect), 4);
     let started = tokio::time::Instant::now();
-    let reply = call(&rt, &script, CallSpec::new("api", "get").idempotent(true)).await.unwrap();
+    let reply = call(&rt, &script, CallSpec::new("api", "get").idempotent(true))
+        .await
+        .unwrap();
     assert_eq!(reply.value, "fresh");
     assert_eq!(reply.served_by, ServedBy::Upstream);
     assert_eq!(retry_delays(&reply.history), vec![100, 200, 400, 800]);
@@ -55,7 +61,9 @@ async fn backoff_full_jitter_stays_within_bounds() {
     let mut seen = Vec::new();
     for _ in 0..20 {
         let script = Script::failing(fail(ErrorKind::Timeout), 3);
-        let reply = call(&rt, &script, CallSpec::new("api", "get").idempotent(true)).await.unwrap();
+        let reply = call(&rt, &script, CallSpec::new("api", "get").idempotent(true))
+            .await
+            .unwrap();
         let delays = retry_delays(&reply.history);
         for (i, d) in delays.iter().enumerate() {
             assert!(*d <= 100 << i, "attempt {i}: {d} > {}", 100 << i);
@@ -64,7 +72,10 @@ async fn backoff_full_jitter_stays_within_bounds() {
     }
     seen.sort_unstable();
     seen.dedup();
-    assert!(seen.len() > 10, "full jitter should spread delays: {seen:?}");
+    assert!(
+        seen.len() > 10,
+        "full jitter should spread delays: {seen:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -72,11 +83,15 @@ async fn backoff_honours_retry_after_and_gives_up() {
     let rt = runtime(BACKOFF_NO_JITTER);
     let limited = fail(ErrorKind::RateLimited).with_retry_after(Duration::from_secs(3));
     let script = Script::failing(limited, 1);
-    let reply = call(&rt, &script, CallSpec::new("api", "get").idempotent(true)).await.unwrap();
+    let reply = call(&rt, &script, CallSpec::new("api", "get").idempotent(true))
+        .await
+        .unwrap();
     assert_eq!(retry_delays(&reply.history), vec![3000]);
 
     let script = Script::failing(fail(ErrorKind::Resource), 10);
-    let err = call(&rt, &script, CallSpec::new("api", "get").idempotent(true)).await.unwrap_err();
+    let err = call(&rt, &script, CallSpec::new("api", "get").idempotent(true))
+        .await
+        .unwrap_err();
     assert_eq!(err.history.len(), 6);
     assert_eq!(script.calls(), 6);
     assert!(err.reason.contains("backoff"), "{}", err.reason);
@@ -88,9 +103,15 @@ async fn backoff_does_not_retry_auth_or_tool_errors() {
     let rt = runtime(BACKOFF_NO_JITTER);
     for kind in [ErrorKind::Auth, ErrorKind::Tool] {
         let script = Script::failing(fail(kind), 5);
-        let err = call(&rt, &script, CallSpec::new("api", "get").idempotent(true)).await.unwrap_err();
+        let err = call(&rt, &script, CallSpec::new("api", "get").idempotent(true))
+            .await
+            .unwrap_err();
         assert_eq!(script.calls(), 1, "{kind} must not be retried");
-        assert!(err.reason.contains("no strategy chose to retry"), "{}", err.reason);
+        assert!(
+            err.reason.contains("no strategy chose to retry"),
+            "{}",
+            err.reason
+        );
     }
 }
 
@@ -110,20 +131,37 @@ async fn breaker_opens_half_opens_and_closes() {
     let spec = || CallSpec::new("api", "get").idempotent(true);
     let down = Script::failing(fail(ErrorKind::Connect), 100);
     for _ in 0..3 {
-        assert_eq!(call(&rt, &down, spec()).await.unwrap_err().kind, ErrorKind::Connect);
+        assert_eq!(
+            call(&rt, &down, spec()).await.unwrap_err().kind,
+            ErrorKind::Connect
+        );
     }
     assert_eq!(down.calls(), 3);
     // Open: refused without calling the upstream, with a retry-after hint.
     let err = call(&rt, &down, spec()).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Rejected);
-    assert_eq!(down.calls(), 3, "an open circuit must not call the upstream");
-    assert!(err.history[0].message.contains("circuit open"), "{:?}", err.history);
+    assert_eq!(
+        down.calls(),
+        3,
+        "an open circuit must not call the upstream"
+    );
+    assert!(
+        err.history[0].message.contains("circuit open"),
+        "{:?}",
+        err.history
+    );
 
     // After open-for: one probe goes through; it fails, so the circuit re-opens.
     tokio::time::sleep(Duration::from_secs(10)).await;
-    assert_eq!(call(&rt, &down, spec()).await.unwrap_err().kind, ErrorKind::Connect);
+    assert_eq!(
+        call(&rt, &down, spec()).await.unwrap_err().kind,
+        ErrorKind::Connect
+    );
     assert_eq!(down.calls(), 4);
-    assert_eq!(call(&rt, &down, spec()).await.unwrap_err().kind, ErrorKind::Rejected);
+    assert_eq!(
+        call(&rt, &down, spec()).await.unwrap_err().kind,
+        ErrorKind::Rejected
+    );
     assert_eq!(down.calls(), 4);
 
     // Next window: the probe succeeds and the circuit closes.
@@ -152,7 +190,9 @@ async fn breaker_ignores_auth_failures() {
     let rt = runtime(BREAKER);
     let script = Script::failing(fail(ErrorKind::Auth), 10);
     for _ in 0..6 {
-        let err = call(&rt, &script, CallSpec::new("api", "get")).await.unwrap_err();
+        let err = call(&rt, &script, CallSpec::new("api", "get"))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind, ErrorKind::Auth);
     }
     assert_eq!(script.calls(), 6, "auth errors must not trip the breaker");
@@ -165,10 +205,18 @@ async fn successes_under_a_lease_make_no_wasm_call() {
     for _ in 0..1000 {
         call(&rt, &up, CallSpec::new("api", "get")).await.unwrap();
     }
-    let breaker = rt.plugins().into_iter().find(|p| p.name == "breaker").unwrap();
+    let breaker = rt
+        .plugins()
+        .into_iter()
+        .find(|p| p.name == "breaker")
+        .unwrap();
     // The first admit grants a lease (ttl 5s by default, in virtual time
     // barely advanced): every later success is admitted natively.
-    assert!(breaker.hook_calls <= 2, "{} admit calls for 1000 successes", breaker.hook_calls);
+    assert!(
+        breaker.hook_calls <= 2,
+        "{} admit calls for 1000 successes",
+        breaker.hook_calls
+    );
 }
 
 const FALLBACKS: &str = r#"
@@ -187,7 +235,11 @@ fallbacks = ["cached", "static"]
 #[tokio::test(start_paused = true)]
 async fn cached_then_static_fallback() {
     let rt = runtime(FALLBACKS);
-    let spec = |key: &str| CallSpec::new("api", "search").idempotent(true).result_key(key);
+    let spec = |key: &str| {
+        CallSpec::new("api", "search")
+            .idempotent(true)
+            .result_key(key)
+    };
     let ok = Script::new([Ok("answer for rust".to_owned())]);
     call(&rt, &ok, spec("rust")).await.unwrap();
 
@@ -197,23 +249,41 @@ async fn cached_then_static_fallback() {
     assert_eq!(reply.value, "answer for rust");
     assert_eq!(
         reply.served_by,
-        ServedBy::Fallback { plugin: "cached".into(), age: Some(Duration::from_secs(5)) }
+        ServedBy::Fallback {
+            plugin: "cached".into(),
+            age: Some(Duration::from_secs(5))
+        }
     );
 
     // Another question has no recorded answer: the static one serves.
     let reply = call(&rt, &down, spec("go")).await.unwrap();
     assert_eq!(reply.value, r#"{"items":[]}"#);
-    assert_eq!(reply.served_by, ServedBy::Fallback { plugin: "static".into(), age: None });
+    assert_eq!(
+        reply.served_by,
+        ServedBy::Fallback {
+            plugin: "static".into(),
+            age: None
+        }
+    );
 
     // Past max-age the cached answer is not served.
     tokio::time::sleep(Duration::from_secs(60)).await;
     let reply = call(&rt, &down, spec("rust")).await.unwrap();
-    assert_eq!(reply.served_by, ServedBy::Fallback { plugin: "static".into(), age: None });
+    assert_eq!(
+        reply.served_by,
+        ServedBy::Fallback {
+            plugin: "static".into(),
+            age: None
+        }
+    );
 
     // A write's result is never recorded, so never replayed: with no static
     // answer for it either, the call fails, with its history.
     let ok = Script::new([Ok("created #1".to_owned())]);
-    let _: Reply<String> = rt.call(CallSpec::new("api", "delete"), |_| ok.next()).await.unwrap();
+    let _: Reply<String> = rt
+        .call(CallSpec::new("api", "delete"), |_| ok.next())
+        .await
+        .unwrap();
     let err = rt
         .call(CallSpec::new("api", "delete"), |_| down.next())
         .await
@@ -249,19 +319,36 @@ strategies = ["backoff"]
     let script = Script::failing(fail(ErrorKind::Auth).with_status(401), 1);
     // Not idempotent: a refresh-and-retry is still allowed, since the
     // upstream refused before acting.
-    let reply = call(&rt, &script, CallSpec::new("github", "create_issue")).await.unwrap();
+    let reply = call(&rt, &script, CallSpec::new("github", "create_issue"))
+        .await
+        .unwrap();
     assert_eq!(reply.value, "fresh");
     assert_eq!(refreshed.load(Ordering::SeqCst), 1);
-    assert!(matches!(reply.history[0].step, Step::RefreshCredentials { .. }));
+    assert!(matches!(
+        reply.history[0].step,
+        Step::RefreshCredentials { .. }
+    ));
 
     // A second 401 after a refresh fails: one refresh per call.
     let script = Script::failing(fail(ErrorKind::Auth), 5);
-    let err = call(&rt, &script, CallSpec::new("github", "create_issue")).await.unwrap_err();
-    assert!(err.reason.contains("max-credential-refreshes"), "{}", err.reason);
+    let err = call(&rt, &script, CallSpec::new("github", "create_issue"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.reason.contains("max-credential-refreshes"),
+        "{}",
+        err.reason
+    );
     assert_eq!(script.calls(), 2);
 
     // No provider for a service: a clear reason.
     let script = Script::failing(fail(ErrorKind::Auth), 1);
-    let err = call(&rt, &script, CallSpec::new("gitlab", "get")).await.unwrap_err();
-    assert!(err.reason.contains("no credential provider"), "{}", err.reason);
+    let err = call(&rt, &script, CallSpec::new("gitlab", "get"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.reason.contains("no credential provider"),
+        "{}",
+        err.reason
+    );
 }

@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 
 use crate::bindings::host::types::{ErrorEvent, FallbackAnswer, HandlerInfo, RecordedResult};
-use crate::strategy::{Slot, with_instance};
+use crate::strategy::{Slot, log_panics, with_instance};
 
 /// A fallback handler: answers instead of a call that failed for good.
 /// Export one with [`export_fallback!`](crate::export_fallback).
@@ -40,6 +40,7 @@ pub fn init<H: FallbackHandler>(
     slot: &'static Slot<H>,
     config: String,
 ) -> Result<HandlerInfo, String> {
+    log_panics();
     let config = crate::config::parse::<H::Config>(&config)?;
     let instance = H::init(config)?;
     let records_results = instance.records_results();

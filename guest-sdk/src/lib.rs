@@ -15,6 +15,9 @@
 //! * Randomness comes only from [`random`], which the host seeds.
 //! * Instances are recycled at any time: what must outlive a call goes in
 //!   [`state`], scoped by the host to (plugin, service).
+//! * A panic traps the instance (guests build with `panic = "abort"`); the
+//!   SDK first logs its message and location at `error` level, since
+//!   `wasm32-unknown-unknown` has no stderr.
 //!
 //! # Example
 //!

@@ -1,6 +1,6 @@
 //! Random numbers from the host, which seeds them so runs can be replayed.
 //!
-//! The `*_from` functions are the pure halves of [`unit`] and [`between`]:
+//! The `*_from` functions are the pure halves of [`unit()`] and [`between()`]:
 //! give them a `u64` of your own to test jitter without a host.
 
 /// A uniformly distributed 64-bit number.

@@ -60,8 +60,24 @@ pub(crate) fn with_instance<T, R>(
     })
 }
 
+/// Make a panic log its message and location through the host before the
+/// trap, which by itself says only "unreachable" (there is no stderr on
+/// `wasm32-unknown-unknown`). Set at every `init`, the first call an
+/// instance gets.
+pub(crate) fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info.payload_as_str().unwrap_or("(no message)");
+        let location = match info.location() {
+            Some(at) => format!(" at {}:{}:{}", at.file(), at.line(), at.column()),
+            None => String::new(),
+        };
+        crate::log::error(&format!("plugin panicked{location}: {message}"));
+    }));
+}
+
 #[doc(hidden)]
 pub fn init<S: Strategy>(slot: &'static Slot<S>, config: String) -> Result<StrategyInfo, String> {
+    log_panics();
     let config = crate::config::parse::<S::Config>(&config)?;
     let instance = S::init(config)?;
     let hooks = instance.hooks();

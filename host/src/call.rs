@@ -33,10 +33,20 @@ enum Gate {
 
 /// What the strategies decided about a failed attempt.
 enum Verdict {
-    Retry { by: Arc<str>, delay: Duration },
-    Refresh { by: Arc<str> },
-    Fallback { by: Arc<str>, answer: wit::FallbackAnswer },
-    Fail { reason: String },
+    Retry {
+        by: Arc<str>,
+        delay: Duration,
+    },
+    Refresh {
+        by: Arc<str>,
+    },
+    Fallback {
+        by: Arc<str>,
+        answer: wit::FallbackAnswer,
+    },
+    Fail {
+        reason: String,
+    },
 }
 
 /// A call in progress: what the non-generic helpers need.
@@ -65,7 +75,11 @@ impl Runtime {
     ///     .await;
     /// # }
     /// ```
-    pub async fn call<T, E, F, Fut>(&self, spec: CallSpec, mut attempt: F) -> Result<Reply<T>, CallError<E>>
+    pub async fn call<T, E, F, Fut>(
+        &self,
+        spec: CallSpec,
+        mut attempt: F,
+    ) -> Result<Reply<T>, CallError<E>>
     where
         T: Payload,
         E: Classify,
@@ -88,7 +102,10 @@ impl Runtime {
         loop {
             let (failure, last_error, began, took) = match f.admit(number).await {
                 Gate::Open { timeout } => {
-                    let timeout = min_opt(min_opt(timeout, f.p.guardrails.attempt_timeout), spec.attempt_timeout);
+                    let timeout = min_opt(
+                        min_opt(timeout, f.p.guardrails.attempt_timeout),
+                        spec.attempt_timeout,
+                    );
                     let timeout = min_opt(timeout, f.deadline_left());
                     let began = Instant::now();
                     let fut = attempt(Attempt { number, timeout });
@@ -117,7 +134,10 @@ impl Runtime {
                         }
                         Err(Upstream(e)) => (e.classify(), Some(e), began, took),
                         Err(Timeout(t)) => (
-                            Failure::new(ErrorKind::Timeout, format!("attempt timed out after {t:?}")),
+                            Failure::new(
+                                ErrorKind::Timeout,
+                                format!("attempt timed out after {t:?}"),
+                            ),
                             None,
                             began,
                             took,
@@ -130,14 +150,31 @@ impl Runtime {
             let (event, verdict) = f.on_failure(number, failure);
             let step = match verdict {
                 Verdict::Retry { by, delay } => {
-                    match f.p.guardrails.check_retry(number, spec.idempotent, delay, f.deadline_left()) {
-                        Ok(delay) => Ok(Step::Retry { by: by.to_string(), delay }),
+                    match f.p.guardrails.check_retry(
+                        number,
+                        spec.idempotent,
+                        delay,
+                        f.deadline_left(),
+                    ) {
+                        Ok(delay) => Ok(Step::Retry {
+                            by: by.to_string(),
+                            delay,
+                        }),
                         Err(refusal) => Err(format!("{by} asked to retry; guardrail: {refusal}")),
                     }
                 }
-                Verdict::Refresh { by } => f.refresh(number, &by).await.map(|()| Step::RefreshCredentials { by: by.to_string() }),
+                Verdict::Refresh { by } => f
+                    .refresh(number, &by)
+                    .await
+                    .map(|()| Step::RefreshCredentials { by: by.to_string() }),
                 Verdict::Fallback { by, answer } => {
-                    f.push(&event, number, began, took, Step::Fallback { by: by.to_string() });
+                    f.push(
+                        &event,
+                        number,
+                        began,
+                        took,
+                        Step::Fallback { by: by.to_string() },
+                    );
                     return f.answer_with(&by, answer, &event, last_error);
                 }
                 Verdict::Fail { reason } => Err(reason),
@@ -155,7 +192,15 @@ impl Runtime {
                     number += 1;
                 }
                 Err(reason) => {
-                    f.push(&event, number, began, took, Step::Fail { reason: reason.clone() });
+                    f.push(
+                        &event,
+                        number,
+                        began,
+                        took,
+                        Step::Fail {
+                            reason: reason.clone(),
+                        },
+                    );
                     return f.give_up(reason, &event, last_error);
                 }
             }
@@ -179,7 +224,8 @@ fn min_opt(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
 
 impl Flight<'_> {
     fn deadline_left(&self) -> Option<Duration> {
-        self.deadline.map(|d| d.saturating_duration_since(Instant::now()))
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
     fn now_ms(&self) -> u64 {
@@ -187,7 +233,10 @@ impl Flight<'_> {
     }
 
     fn result_key(&self) -> &str {
-        self.spec.result_key.as_deref().unwrap_or(&self.spec.operation)
+        self.spec
+            .result_key
+            .as_deref()
+            .unwrap_or(&self.spec.operation)
     }
 
     fn record<T: Payload>(&self, value: &T) {
@@ -231,18 +280,22 @@ impl Flight<'_> {
                 match slot.plugin.admit(&self.p.service, call, &recent) {
                     Ok(wit::Admission::Allow(grant)) => {
                         slot.lease.grant(&grant, now);
-                        timeout = min_opt(timeout, grant.attempt_timeout.map(Duration::from_millis));
+                        timeout =
+                            min_opt(timeout, grant.attempt_timeout.map(Duration::from_millis));
                         break;
                     }
                     Ok(wit::Admission::Reject(r)) => {
-                        let mut f = Failure::new(ErrorKind::Rejected, r.reason).with_tag("rejected-by", &**by);
+                        let mut f = Failure::new(ErrorKind::Rejected, r.reason)
+                            .with_tag("rejected-by", &**by);
                         f.retry_after = r.retry_after.map(Duration::from_millis);
                         return Gate::Closed(f);
                     }
                     Ok(wit::Admission::Wait(ms)) => {
                         let wait = Duration::from_millis(ms).min(self.p.guardrails.max_delay);
                         waits += 1;
-                        if waits > MAX_ADMISSION_WAITS || self.deadline_left().is_some_and(|left| wait >= left) {
+                        if waits > MAX_ADMISSION_WAITS
+                            || self.deadline_left().is_some_and(|left| wait >= left)
+                        {
                             return Gate::Closed(
                                 Failure::new(ErrorKind::Rejected, format!("{by} kept the attempt waiting past the deadline or {MAX_ADMISSION_WAITS} waits"))
                                     .with_tag("rejected-by", &**by),
@@ -254,7 +307,8 @@ impl Flight<'_> {
                         OnFault::FailOpen => break,
                         OnFault::FailClosed => {
                             return Gate::Closed(
-                                Failure::new(ErrorKind::Rejected, fault.to_string()).with_tag("rejected-by", &**by),
+                                Failure::new(ErrorKind::Rejected, fault.to_string())
+                                    .with_tag("rejected-by", &**by),
                             );
                         }
                     },
@@ -304,15 +358,24 @@ impl Flight<'_> {
                 Ok(d) => d,
                 Err(fault) => match slot.plugin.on_fault {
                     OnFault::FailOpen => continue,
-                    OnFault::FailClosed => return Verdict::Fail { reason: fault.to_string() },
+                    OnFault::FailClosed => {
+                        return Verdict::Fail {
+                            reason: fault.to_string(),
+                        };
+                    }
                 },
             };
             tracing::debug!(service = %event.service, attempt = event.attempt, plugin = %by, decision = ?decision, "decision");
             return match decision {
                 wit::Decision::Pass => continue,
-                wit::Decision::Retry(ms) => Verdict::Retry { by, delay: Duration::from_millis(ms) },
+                wit::Decision::Retry(ms) => Verdict::Retry {
+                    by,
+                    delay: Duration::from_millis(ms),
+                },
                 wit::Decision::Fallback(answer) => Verdict::Fallback { by, answer },
-                wit::Decision::Fail(reason) => Verdict::Fail { reason: format!("{by}: {reason}") },
+                wit::Decision::Fail(reason) => Verdict::Fail {
+                    reason: format!("{by}: {reason}"),
+                },
                 wit::Decision::RefreshCredentials => Verdict::Refresh { by },
             };
         }
@@ -321,14 +384,19 @@ impl Flight<'_> {
         } else {
             "no strategy configured for this service"
         };
-        Verdict::Fail { reason: format!("{reason} ({})", ErrorKind::from_wit(event.kind)) }
+        Verdict::Fail {
+            reason: format!("{reason} ({})", ErrorKind::from_wit(event.kind)),
+        }
     }
 
     /// Refreshes credentials for a retry, within the guardrails.
     async fn refresh(&mut self, number: u32, by: &str) -> Result<(), String> {
         let g = &self.p.guardrails;
         if self.refreshes >= g.max_credential_refreshes {
-            return Err(format!("{by} asked to refresh credentials; guardrail: max-credential-refreshes ({}) reached", g.max_credential_refreshes));
+            return Err(format!(
+                "{by} asked to refresh credentials; guardrail: max-credential-refreshes ({}) reached",
+                g.max_credential_refreshes
+            ));
         }
         // An auth failure means the upstream refused before acting, so a
         // retry after a refresh is safe even for non-idempotent operations;
@@ -336,16 +404,28 @@ impl Flight<'_> {
         g.check_retry(number, true, Duration::ZERO, self.deadline_left())
             .map_err(|r| format!("{by} asked to refresh credentials; guardrail: {r}"))?;
         let Some(provider) = self.rt.inner.credentials.get(&*self.p.service) else {
-            return Err(format!("{by} asked to refresh credentials, but no credential provider is registered for `{}`", self.p.service));
+            return Err(format!(
+                "{by} asked to refresh credentials, but no credential provider is registered for `{}`",
+                self.p.service
+            ));
         };
         self.refreshes += 1;
-        provider
-            .refresh(&self.p.service)
-            .await
-            .map_err(|e| format!("credential refresh failed: {}", self.rt.inner.redactor.redact(&e)))
+        provider.refresh(&self.p.service).await.map_err(|e| {
+            format!(
+                "credential refresh failed: {}",
+                self.rt.inner.redactor.redact(&e)
+            )
+        })
     }
 
-    fn push(&mut self, event: &wit::ErrorEvent, number: u32, began: Instant, took: Duration, step: Step) {
+    fn push(
+        &mut self,
+        event: &wit::ErrorEvent,
+        number: u32,
+        began: Instant,
+        took: Duration,
+        step: Step,
+    ) {
         tracing::info!(
             service = %event.service, operation = %event.operation, attempt = number,
             kind = %ErrorKind::from_wit(event.kind), step = ?step, "attempt handled"
@@ -386,11 +466,21 @@ impl Flight<'_> {
     }
 
     /// The strategies gave up: ask the fallback handlers, then fail.
-    fn give_up<T: Payload, E>(self, reason: String, event: &wit::ErrorEvent, last_error: Option<E>) -> Result<Reply<T>, CallError<E>> {
+    fn give_up<T: Payload, E>(
+        self,
+        reason: String,
+        event: &wit::ErrorEvent,
+        last_error: Option<E>,
+    ) -> Result<Reply<T>, CallError<E>> {
         for handler in &self.p.fallbacks {
             let recorded = handler
                 .records_results
-                .then(|| self.rt.inner.results.last(&self.p.service, self.result_key(), self.now_ms()))
+                .then(|| {
+                    self.rt
+                        .inner
+                        .results
+                        .last(&self.p.service, self.result_key(), self.now_ms())
+                })
                 .flatten()
                 .map(|(body, age)| wit::RecordedResult { body, age });
             match handler.serve(&self.p.service, event, recorded.as_ref()) {
@@ -412,7 +502,12 @@ impl Flight<'_> {
         self.fail(reason, event, last_error)
     }
 
-    fn fail<T, E>(self, reason: String, event: &wit::ErrorEvent, last_error: Option<E>) -> Result<Reply<T>, CallError<E>> {
+    fn fail<T, E>(
+        self,
+        reason: String,
+        event: &wit::ErrorEvent,
+        last_error: Option<E>,
+    ) -> Result<Reply<T>, CallError<E>> {
         tracing::warn!(service = %event.service, operation = %event.operation, %reason, "call failed");
         Err(CallError {
             service: self.p.service.to_string(),

@@ -296,7 +296,11 @@ impl Config {
                                 format!(
                                     "service `{name}` uses unknown plugin `{}` (defined: {})",
                                     p.get_ref(),
-                                    if known.is_empty() { "none".into() } else { known.join(", ") }
+                                    if known.is_empty() {
+                                        "none".into()
+                                    } else {
+                                        known.join(", ")
+                                    }
                                 ),
                             ))
                         }
@@ -361,7 +365,10 @@ guardrails = { max-attempts = 2 }
         .unwrap();
         assert_eq!(c.guardrails.max_attempts, 6);
         assert_eq!(c.guardrails.attempt_timeout, None);
-        assert_eq!(c.plugins[0].config_json, r#"{"base":"200ms","jitter":"none"}"#);
+        assert_eq!(
+            c.plugins[0].config_json,
+            r#"{"base":"200ms","jitter":"none"}"#
+        );
         assert_eq!(
             c.plugins[1].source,
             PluginSource::Path("/etc/mender/plugins/mine.wasm".into())
@@ -374,10 +381,16 @@ guardrails = { max-attempts = 2 }
 
     #[test]
     fn unknown_plugin_is_located() {
-        let e = parse("[plugins.backoff]\nbundled = \"x\"\n\n[services.github]\nstrategies = [\"backof\"]\n")
-            .unwrap_err();
+        let e = parse(
+            "[plugins.backoff]\nbundled = \"x\"\n\n[services.github]\nstrategies = [\"backof\"]\n",
+        )
+        .unwrap_err();
         assert_eq!((e.line, e.column), (5, 15), "{e}");
-        assert!(e.to_string().contains("unknown plugin `backof` (defined: backoff)"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("unknown plugin `backof` (defined: backoff)"),
+            "{e}"
+        );
         assert!(e.to_string().starts_with("mender.toml:5:15:"), "{e}");
     }
 
@@ -392,6 +405,9 @@ guardrails = { max-attempts = 2 }
         assert!(e.message.contains("soon"), "{e}");
 
         let e = parse("[plugins.p]\npath = \"a.wasm\"\nbundled = \"b\"\n").unwrap_err();
-        assert!(e.message.contains("exactly one of `path` or `bundled`"), "{e}");
+        assert!(
+            e.message.contains("exactly one of `path` or `bundled`"),
+            "{e}"
+        );
     }
 }

@@ -308,57 +308,6 @@ impl std::fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn http_statuses_classify() {
-        let h = HeaderMap::new();
-        assert_eq!(
-            Failure::from_http(StatusCode::TOO_MANY_REQUESTS, &h).kind,
-            ErrorKind::RateLimited
-        );
-        assert_eq!(Failure::from_http(StatusCode::UNAUTHORIZED, &h).kind, ErrorKind::Auth);
-        assert_eq!(
-            Failure::from_http(StatusCode::GATEWAY_TIMEOUT, &h).kind,
-            ErrorKind::Timeout
-        );
-        assert_eq!(
-            Failure::from_http(StatusCode::SERVICE_UNAVAILABLE, &h).kind,
-            ErrorKind::Resource
-        );
-        assert_eq!(Failure::from_http(StatusCode::NOT_FOUND, &h).kind, ErrorKind::Tool);
-    }
-
-    #[test]
-    fn retry_after_seconds_and_503_shedding() {
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, "7".parse().unwrap());
-        let f = Failure::from_http(StatusCode::SERVICE_UNAVAILABLE, &h);
-        assert_eq!(f.kind, ErrorKind::RateLimited);
-        assert_eq!(f.retry_after, Some(Duration::from_secs(7)));
-        assert_eq!(f.status, Some(503));
-    }
-
-    #[test]
-    fn retry_after_past_date_means_now() {
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn io_and_anyhow_chains_classify() {
-        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        assert_eq!(io.classify().kind, ErrorKind::Connect);
-        let any = anyhow::Error::new(io).context("calling github");
-        let f = any.classify();
-        assert_eq!(f.kind, ErrorKind::Connect);
-        assert!(f.message.starts_with("calling github"));
-    }
-}
-
 impl ErrorKind {
     /// The host kind of a WIT kind.
     pub(crate) fn from_wit(k: wit::ErrorKind) -> ErrorKind {
@@ -374,5 +323,65 @@ impl ErrorKind {
             wit::ErrorKind::Rejected => ErrorKind::Rejected,
             wit::ErrorKind::Unknown => ErrorKind::Unknown,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_statuses_classify() {
+        let h = HeaderMap::new();
+        assert_eq!(
+            Failure::from_http(StatusCode::TOO_MANY_REQUESTS, &h).kind,
+            ErrorKind::RateLimited
+        );
+        assert_eq!(
+            Failure::from_http(StatusCode::UNAUTHORIZED, &h).kind,
+            ErrorKind::Auth
+        );
+        assert_eq!(
+            Failure::from_http(StatusCode::GATEWAY_TIMEOUT, &h).kind,
+            ErrorKind::Timeout
+        );
+        assert_eq!(
+            Failure::from_http(StatusCode::SERVICE_UNAVAILABLE, &h).kind,
+            ErrorKind::Resource
+        );
+        assert_eq!(
+            Failure::from_http(StatusCode::NOT_FOUND, &h).kind,
+            ErrorKind::Tool
+        );
+    }
+
+    #[test]
+    fn retry_after_seconds_and_503_shedding() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "7".parse().unwrap());
+        let f = Failure::from_http(StatusCode::SERVICE_UNAVAILABLE, &h);
+        assert_eq!(f.kind, ErrorKind::RateLimited);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(7)));
+        assert_eq!(f.status, Some(503));
+    }
+
+    #[test]
+    fn retry_after_past_date_means_now() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn io_and_anyhow_chains_classify() {
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(io.classify().kind, ErrorKind::Connect);
+        let any = anyhow::Error::new(io).context("calling github");
+        let f = any.classify();
+        assert_eq!(f.kind, ErrorKind::Connect);
+        assert!(f.message.starts_with("calling github"));
     }
 }

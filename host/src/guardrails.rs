@@ -76,7 +76,9 @@ impl GuardrailsToml {
             attempt_timeout: self.attempt_timeout.unwrap_or(base.attempt_timeout),
             deadline: self.deadline.unwrap_or(base.deadline),
             max_delay: self.max_delay.unwrap_or(base.max_delay),
-            retry_non_idempotent: self.retry_non_idempotent.unwrap_or(base.retry_non_idempotent),
+            retry_non_idempotent: self
+                .retry_non_idempotent
+                .unwrap_or(base.retry_non_idempotent),
             max_credential_refreshes: self
                 .max_credential_refreshes
                 .unwrap_or(base.max_credential_refreshes),

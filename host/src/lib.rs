@@ -48,7 +48,9 @@ pub use guardrails::{Guardrails, RetryRefusal};
 pub use metrics::PluginMetrics;
 pub use plugin::{ComponentReport, LoadError, PluginFault, WorldKind, inspect};
 pub use redact::{REDACTED, Redactor};
-pub use runtime::{BoxFuture, BuildError, CredentialProvider, PluginStatus, Runtime, RuntimeBuilder};
+pub use runtime::{
+    BoxFuture, BuildError, CredentialProvider, PluginStatus, Runtime, RuntimeBuilder,
+};
 pub use spec::{Attempt, AttemptRecord, CallError, CallSpec, Json, Payload, Reply, ServedBy, Step};
 
 /// The names of the plugins compiled into this build.

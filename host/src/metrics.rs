@@ -64,11 +64,17 @@ impl PluginMetrics {
 
     /// Every counter, by (plugin, service, name).
     pub fn counters(&self) -> BTreeMap<SeriesKey, u64> {
-        self.counters.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Every gauge, by (plugin, service, name).
     pub fn gauges(&self) -> BTreeMap<SeriesKey, f64> {
-        self.gauges.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.gauges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }

@@ -89,7 +89,9 @@ impl Cursor {
             failures: delta32(now.failures, seen.failures),
             failures_by_kind,
             consecutive_failures: stats.consecutive_failures.load(Relaxed),
-            success_latency_total: now.success_latency_ms.saturating_sub(seen.success_latency_ms),
+            success_latency_total: now
+                .success_latency_ms
+                .saturating_sub(seen.success_latency_ms),
             leased_attempts: lease.leased.swap(0, Relaxed),
         };
         *seen = now;
@@ -164,7 +166,8 @@ impl LeaseCell {
         self.until_failure.store(lease.until_failure, Relaxed);
         self.timeout_ms
             .store(grant.attempt_timeout.unwrap_or(NO_TIMEOUT), Relaxed);
-        self.until_ms.store(now_ms.saturating_add(lease.ttl), Release);
+        self.until_ms
+            .store(now_ms.saturating_add(lease.ttl), Release);
     }
 
     /// Ends the lease.

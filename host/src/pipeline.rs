@@ -49,13 +49,18 @@ impl Template {
         let misplaced = |name: &str, is: &str, list: &str| LoadError {
             plugin: name.to_owned(),
             location: config_origin.to_owned(),
-            reason: format!("is a {is}, but service `{}` lists it in `{list}`", spec.name),
+            reason: format!(
+                "is a {is}, but service `{}` lists it in `{list}`",
+                spec.name
+            ),
         };
         let mut strategies = Vec::new();
         for name in &spec.strategies {
             match &loaded[name] {
                 Loaded::Strategy(p) => strategies.push(p.clone()),
-                Loaded::Fallback(_) => return Err(misplaced(name, "fallback-plugin", "strategies")),
+                Loaded::Fallback(_) => {
+                    return Err(misplaced(name, "fallback-plugin", "strategies"));
+                }
             }
         }
         let mut fallbacks = Vec::new();
@@ -150,7 +155,12 @@ impl Pipelines {
         if let Some(p) = self.listed.get(service) {
             return p.clone();
         }
-        if let Some(p) = self.dynamic.read().unwrap_or_else(|p| p.into_inner()).get(service) {
+        if let Some(p) = self
+            .dynamic
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(service)
+        {
             return p.clone();
         }
         let mut dynamic = self.dynamic.write().unwrap_or_else(|p| p.into_inner());

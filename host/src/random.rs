@@ -24,9 +24,6 @@ impl RandomSource {
 
     /// The next random number.
     pub(crate) fn next_u64(&self) -> u64 {
-        self.rng
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .random()
+        self.rng.lock().unwrap_or_else(|p| p.into_inner()).random()
     }
 }

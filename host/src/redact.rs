@@ -111,15 +111,33 @@ mod tests {
         let mut r = Redactor::default();
         r.add_secret("hunter2-registered");
         let corpus = [
-            ("Authorization: Bearer abc.def.ghijklmnop", "abc.def.ghijklmnop"),
-            ("request failed: Authorization: Basic dXNlcjpwYXNz", "dXNlcjpwYXNz"),
+            (
+                "Authorization: Bearer abc.def.ghijklmnop",
+                "abc.def.ghijklmnop",
+            ),
+            (
+                "request failed: Authorization: Basic dXNlcjpwYXNz",
+                "dXNlcjpwYXNz",
+            ),
             ("Cookie: session=deadbeefcafe; Path=/", "deadbeefcafe"),
             ("GET /v1?api_key=AbC123xyz&q=1 -> 401", "AbC123xyz"),
-            ("openai: invalid key sk-proj-abcdefghijklmnop1234", "sk-proj-abcdefghijklmnop1234"),
-            ("github ghp_0123456789abcdefghijABCDEFGHIJ rejected", "ghp_0123456789abcdefghijABCDEFGHIJ"),
-            ("slack xoxb-1234567890-abcdefghij failed", "xoxb-1234567890-abcdefghij"),
+            (
+                "openai: invalid key sk-proj-abcdefghijklmnop1234",
+                "sk-proj-abcdefghijklmnop1234",
+            ),
+            (
+                "github ghp_0123456789abcdefghijABCDEFGHIJ rejected",
+                "ghp_0123456789abcdefghijABCDEFGHIJ",
+            ),
+            (
+                "slack xoxb-1234567890-abcdefghij failed",
+                "xoxb-1234567890-abcdefghij",
+            ),
             ("aws AKIAIOSFODNN7EXAMPLE denied", "AKIAIOSFODNN7EXAMPLE"),
-            ("connect postgres://app:s3cretpw@db:5432 refused", "s3cretpw"),
+            (
+                "connect postgres://app:s3cretpw@db:5432 refused",
+                "s3cretpw",
+            ),
             ("{\"token\": \"tok_live_998877\"}", "tok_live_998877"),
             ("upstream echoed hunter2-registered", "hunter2-registered"),
         ];

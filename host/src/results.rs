@@ -23,10 +23,14 @@ impl ResultStore {
             return;
         }
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= MAX_RESULTS && !map.contains_key(&(service.to_owned(), key.to_owned())) {
-            if let Some(oldest) = map.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone()) {
-                map.remove(&oldest);
-            }
+        if map.len() >= MAX_RESULTS
+            && !map.contains_key(&(service.to_owned(), key.to_owned()))
+            && let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| k.clone())
+        {
+            map.remove(&oldest);
         }
         map.insert((service.to_owned(), key.to_owned()), (body, now_ms));
     }

@@ -187,7 +187,11 @@ impl RuntimeBuilder {
 
     /// Registers the credential provider of `service` (for strategies that
     /// answer `refresh-credentials`).
-    pub fn credentials(mut self, service: impl Into<String>, provider: impl CredentialProvider) -> Self {
+    pub fn credentials(
+        mut self,
+        service: impl Into<String>,
+        provider: impl CredentialProvider,
+    ) -> Self {
         self.credentials.insert(service.into(), Arc::new(provider));
         self
     }
@@ -202,12 +206,16 @@ impl RuntimeBuilder {
     /// Loads every plugin (compile, link, `init` with its config) and builds
     /// the pipelines. Any error names the plugin and where it is configured.
     pub fn build(self) -> Result<Runtime, BuildError> {
-        let engine = crate::engine::new_engine().map_err(|e| BuildError::Engine(format!("{e:#}")))?;
+        let engine =
+            crate::engine::new_engine().map_err(|e| BuildError::Engine(format!("{e:#}")))?;
         crate::engine::start_epoch_ticker(&engine);
-        let linker = plugin::new_linker(&engine).map_err(|e| BuildError::Engine(format!("{e:#}")))?;
+        let linker =
+            plugin::new_linker(&engine).map_err(|e| BuildError::Engine(format!("{e:#}")))?;
         let started = Instant::now();
         let shared = Arc::new(HostShared {
-            state: self.state.unwrap_or_else(|| Arc::new(MemoryState::default())),
+            state: self
+                .state
+                .unwrap_or_else(|| Arc::new(MemoryState::default())),
             random: RandomSource::new(self.seed),
             epoch: started,
             metrics: PluginMetrics::default(),

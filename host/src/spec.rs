@@ -21,7 +21,10 @@ pub struct CallSpec {
 
 impl CallSpec {
     /// A call of `operation` on `service`; not idempotent until said so.
-    pub fn new(service: impl Into<Cow<'static, str>>, operation: impl Into<Cow<'static, str>>) -> Self {
+    pub fn new(
+        service: impl Into<Cow<'static, str>>,
+        operation: impl Into<Cow<'static, str>>,
+    ) -> Self {
         CallSpec {
             service: service.into(),
             operation: operation.into(),
@@ -134,7 +137,9 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Payload for Json<T> {
         serde_json::to_string(&self.0).ok()
     }
     fn decode(body: &str) -> Result<Self, String> {
-        serde_json::from_str(body).map(Json).map_err(|e| e.to_string())
+        serde_json::from_str(body)
+            .map(Json)
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -139,7 +139,7 @@ impl log::Host for HostState {
                 cut -= 1;
             }
             message.truncate(cut);
-            message.push_str("…");
+            message.push('…');
         }
         let (plugin, service) = (&*self.plugin, &*self.service);
         macro_rules! emit {

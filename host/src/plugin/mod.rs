@@ -84,7 +84,8 @@ impl StrategyPlugin {
         recent: &wit::Outcomes,
     ) -> Result<wit::Decision, PluginFault> {
         let r = self.pool.call(service, "on-error", |b, store| {
-            b.mender_plugin_strategy().call_on_error(store, event, recent)
+            b.mender_plugin_strategy()
+                .call_on_error(store, event, recent)
         });
         self.count(&r);
         r
@@ -100,7 +101,10 @@ impl StrategyPlugin {
 
     /// (hook calls, faults) so far.
     pub(crate) fn counts(&self) -> (u64, u64) {
-        (self.calls.load(Ordering::Relaxed), self.faults.load(Ordering::Relaxed))
+        (
+            self.calls.load(Ordering::Relaxed),
+            self.faults.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -125,7 +129,10 @@ impl FallbackPlugin {
 
     /// (hook calls, faults) so far.
     pub(crate) fn counts(&self) -> (u64, u64) {
-        (self.calls.load(Ordering::Relaxed), self.faults.load(Ordering::Relaxed))
+        (
+            self.calls.load(Ordering::Relaxed),
+            self.faults.load(Ordering::Relaxed),
+        )
     }
 }
 

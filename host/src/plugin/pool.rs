@@ -133,7 +133,11 @@ impl<W: World> Pool<W> {
                 self.put_back(warm);
                 Ok(value)
             }
-            Err(e) => Err(self.fault(describe(&e, &format!("in {hook}"), self.limits.hook_timeout))),
+            Err(e) => Err(self.fault(describe(
+                &e,
+                &format!("in {hook}"),
+                self.limits.hook_timeout,
+            ))),
         }
     }
 }
@@ -152,8 +156,7 @@ fn describe(err: &wasmtime::Error, during: &str, deadline: Duration) -> String {
         return format!("{what} {during}");
     }
     let text = format!("{err:#}");
-    if text.contains("forcing trap when growing memory") || text.contains("memory minimum size")
-    {
+    if text.contains("forcing trap when growing memory") || text.contains("memory minimum size") {
         return format!("exceeded its memory limit {during} ({text})");
     }
     format!("failed {during}: {text}")

@@ -69,6 +69,7 @@ impl World for fallback::FallbackPlugin {
         store: &mut Store<HostState>,
         config: &str,
     ) -> wasmtime::Result<Result<Self::Info, String>> {
-        self.mender_plugin_fallback_handler().call_init(store, config)
+        self.mender_plugin_fallback_handler()
+            .call_init(store, config)
     }
 }

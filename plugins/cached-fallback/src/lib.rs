@@ -9,7 +9,9 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct Config {
-    /// The oldest result worth serving; none: any age.
+    /// The oldest result worth serving. None by default (any age): whether
+    /// stale beats nothing depends on the data, and every answer carries its
+    /// `age` for the caller to judge.
     #[serde(default)]
     max_age: Option<Millis>,
 }

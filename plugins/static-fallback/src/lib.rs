@@ -31,7 +31,9 @@ struct Config {
     /// starts with the rest of it.
     #[serde(default)]
     operations: BTreeMap<String, Body>,
-    /// The body for operations no key matches; none: let the failure through.
+    /// The body for operations no key matches. None by default: an invented
+    /// answer to an operation nobody configured would mislead the agent more
+    /// than the failure does.
     #[serde(default)]
     default: Option<Body>,
 }

@@ -13,14 +13,18 @@ pub(crate) fn run(files: &[PathBuf]) -> ExitCode {
             check_component(file)
         };
         match result {
-            Ok(report) => println!("{report}"),
+            Ok(report) => out!("{report}"),
             Err(e) => {
                 eprintln!("{}: error: {e}", file.display());
                 ok = false;
             }
         }
     }
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn check_component(file: &Path) -> Result<String, String> {
@@ -36,7 +40,11 @@ fn check_component(file: &Path) -> Result<String, String> {
     out.push_str(&format!("  exports: {}\n", report.exports.join(", ")));
     out.push_str(&format!(
         "  imports: {}",
-        if report.imports.is_empty() { "(none)".to_owned() } else { report.imports.join(", ") }
+        if report.imports.is_empty() {
+            "(none)".to_owned()
+        } else {
+            report.imports.join(", ")
+        }
     ));
     Ok(out)
 }

@@ -93,17 +93,17 @@ async fn drive(seed: u64, config: Option<&Path>, quiet: bool) -> ExitCode {
         }
     };
 
-    println!(
+    out!(
         "mender demo (seed {seed}): {CALLS} calls, one every {}ms, to a simulated upstream, in virtual time",
         CALL_EVERY.as_millis()
     );
     let phases: Vec<String> = SCRIPT.iter().map(|(s, p)| format!("{s}s {p:?}")).collect();
-    println!(
+    out!(
         "script: {} · token rotates at {}s",
         phases.join(" → "),
         TOKEN_ROTATES_AT.as_secs()
     );
-    println!("pipeline: breaker → backoff, then fallbacks cached → static\n");
+    out!("pipeline: breaker → backoff, then fallbacks cached → static\n");
     timeline::start(quiet);
 
     let mut rng = SmallRng::seed_from_u64(seed);
@@ -113,11 +113,16 @@ async fn drive(seed: u64, config: Option<&Path>, quiet: bool) -> ExitCode {
         tokio::time::sleep_until(start + CALL_EVERY * i).await;
         let create = rng.random_bool(0.15);
         let (spec, label) = if create {
-            (CallSpec::new(SERVICE, "tools/call:create_issue"), format!("create#{}", i + 1))
+            (
+                CallSpec::new(SERVICE, "tools/call:create_issue"),
+                format!("create#{}", i + 1),
+            )
         } else {
             let q = QUERIES[rng.random_range(0..QUERIES.len())];
             (
-                CallSpec::new(SERVICE, "tools/call:search").idempotent(true).result_key(q),
+                CallSpec::new(SERVICE, "tools/call:search")
+                    .idempotent(true)
+                    .result_key(q),
                 format!("search#{}", i + 1),
             )
         };
@@ -172,7 +177,9 @@ fn report(label: &str, result: Result<Reply<String>, CallError<UpstreamError>>, 
                 ServedBy::Fallback { plugin, age } => {
                     *s.fallbacks.entry(plugin.clone()).or_default() += 1;
                     match age {
-                        Some(age) => format!("served by {plugin} (answer {:.1}s old)", age.as_secs_f64()),
+                        Some(age) => {
+                            format!("served by {plugin} (answer {:.1}s old)", age.as_secs_f64())
+                        }
                         None => format!("served by {plugin}"),
                     }
                 }
@@ -186,39 +193,67 @@ fn report(label: &str, result: Result<Reply<String>, CallError<UpstreamError>>, 
     };
     s.count_history(&history);
     let steps: Vec<String> = history.iter().map(describe).collect();
-    timeline::line(&format!("{label:<10} {} ⇒ {outcome}", steps.join(" · ")));
+    let text = format!("{} ⇒ {outcome}", steps.join(" · "));
+    // Calls that went the same way (ignoring the answer's age) fold together.
+    let shape = text.split(" (answer").next().unwrap_or(&text).to_owned();
+    timeline::call(&format!("{label:<10} {text}"), &shape);
 }
 
 fn print_summary(runtime: &Runtime, s: &Summary) {
     let fallbacks: u32 = s.fallbacks.values().sum();
-    let by_plugin: Vec<String> = s.fallbacks.iter().map(|(p, n)| format!("{p} {n}")).collect();
+    let by_plugin: Vec<String> = s
+        .fallbacks
+        .iter()
+        .map(|(p, n)| format!("{p} {n}"))
+        .collect();
     let mut transitions = BTreeMap::new();
     for ((_, _, name), n) in runtime.plugin_metrics().counters() {
         if let Some(to) = name.strip_prefix("transitions_to_") {
             *transitions.entry(to.replace('_', "-")).or_insert(0) += n;
         }
     }
-    let transitions: Vec<String> = transitions.iter().map(|(t, n)| format!("{t} {n}")).collect();
-    println!("\nsummary");
-    println!(
+    let transitions: Vec<String> = transitions
+        .iter()
+        .map(|(t, n)| format!("{t} {n}"))
+        .collect();
+    out!("\nsummary");
+    out!(
         "  calls                {:>4}  ok first try {}, ok after retry {}, fallback {}, failed {}",
-        s.calls, s.ok_first, s.ok_after_retry, fallbacks, s.failed
+        s.calls,
+        s.ok_first,
+        s.ok_after_retry,
+        fallbacks,
+        s.failed
     );
-    println!(
+    out!(
         "  attempts             {:>4}  retries {}, credential refreshes {}, refused by admission {}",
-        s.attempts, s.retries, s.refreshes, s.rejected
+        s.attempts,
+        s.retries,
+        s.refreshes,
+        s.rejected
     );
-    println!(
+    out!(
         "  fallbacks served     {:>4}  {}",
         fallbacks,
-        if by_plugin.is_empty() { "-".into() } else { by_plugin.join(", ") }
+        if by_plugin.is_empty() {
+            "-".into()
+        } else {
+            by_plugin.join(", ")
+        }
     );
-    println!(
+    out!(
         "  circuit transitions       {}",
-        if transitions.is_empty() { "-".into() } else { transitions.join(", ") }
+        if transitions.is_empty() {
+            "-".into()
+        } else {
+            transitions.join(", ")
+        }
     );
-    println!("  time waiting in retry delays {:.1}s", s.waited.as_secs_f64());
-    println!(
+    out!(
+        "  time waiting in retry delays {:.1}s",
+        s.waited.as_secs_f64()
+    );
+    out!(
         "  answered              {:.1}% of calls (upstream or fallback)",
         100.0 * f64::from(s.calls - s.failed) / f64::from(s.calls.max(1))
     );

@@ -1,5 +1,16 @@
 //! The `mender` command line: one file per subcommand.
 
+/// `println!` that ends the process quietly when stdout is closed (e.g.
+/// `mender demo | head`), instead of panicking on a broken pipe.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
 mod check;
 mod demo;
 mod timeline;
@@ -49,11 +60,15 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Demo { seed, config, quiet } => demo::run(seed, config.as_deref(), quiet),
+        Command::Demo {
+            seed,
+            config,
+            quiet,
+        } => demo::run(seed, config.as_deref(), quiet),
         Command::Check { files } => check::run(&files),
         Command::Plugins => {
             for name in mender::bundled_plugins() {
-                println!("{name}");
+                out!("{name}");
             }
             ExitCode::SUCCESS
         }

@@ -14,7 +14,12 @@ use tracing_subscriber::layer::{Context, Layer};
 pub(crate) struct Timeline {
     start: Instant,
     quiet: bool,
+    /// Uneventful successes not yet printed.
     ok_run: u32,
+    /// The shape of the last eventful line, and how many calls since had
+    /// the same shape (printed as one line when the shape changes).
+    last_shape: String,
+    repeats: u32,
 }
 
 pub(crate) static TIMELINE: Mutex<Option<Timeline>> = Mutex::new(None);
@@ -24,6 +29,8 @@ pub(crate) fn start(quiet: bool) {
         start: Instant::now(),
         quiet,
         ok_run: 0,
+        last_shape: String::new(),
+        repeats: 0,
     });
 }
 
@@ -33,16 +40,31 @@ fn secs(d: Duration) -> String {
 
 impl Timeline {
     fn flush(&mut self) {
-        if self.ok_run > 0 && !self.quiet {
-            println!("          · {} call(s) ok on the first attempt", self.ok_run);
+        if self.repeats > 0 && !self.quiet {
+            out!("          · {} more call(s) the same way", self.repeats);
+        }
+        self.repeats = 0;
+        if self.ok_run > 0 {
+            if !self.quiet {
+                out!(
+                    "          · {} call(s) ok on the first attempt",
+                    self.ok_run
+                );
+            }
+            self.last_shape.clear();
         }
         self.ok_run = 0;
     }
 
-    fn line(&mut self, text: &str) {
+    fn line(&mut self, text: &str, shape: &str) {
+        if !shape.is_empty() && shape == self.last_shape && self.ok_run == 0 {
+            self.repeats += 1;
+            return;
+        }
         self.flush();
+        self.last_shape = shape.to_owned();
         if !self.quiet {
-            println!("{} {text}", secs(self.start.elapsed()));
+            out!("{} {text}", secs(self.start.elapsed()));
         }
     }
 }
@@ -54,11 +76,17 @@ pub(crate) fn ok() {
     }
 }
 
-/// Prints an eventful call's line.
-pub(crate) fn line(text: &str) {
+/// Prints an eventful call's line; consecutive calls of the same `shape`
+/// are folded into one count.
+pub(crate) fn call(text: &str, shape: &str) {
     if let Some(t) = TIMELINE.lock().unwrap().as_mut() {
-        t.line(text);
+        t.line(text, shape);
     }
+}
+
+/// Prints a line that is never folded.
+pub(crate) fn line(text: &str) {
+    call(text, "")
 }
 
 /// Ends the timeline.

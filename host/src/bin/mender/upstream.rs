@@ -138,6 +138,9 @@ impl FlakyUpstream {
         } else {
             tokio::time::sleep(self.latency()).await;
         }
-        Ok(format!("{{\"operation\":\"{operation}\",\"items\":{}}}", (self.roll() * 20.0) as u32))
+        Ok(format!(
+            "{{\"operation\":\"{operation}\",\"items\":{}}}",
+            (self.roll() * 20.0) as u32
+        ))
     }
 }
