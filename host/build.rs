@@ -5,7 +5,8 @@
 //!    crate, in its own target dir so it does not wait on this build's lock.
 //! 3. Turns each core module into a component (wit-component), checks that
 //!    it imports only `mender:plugin/*@0.1.0` and exports one mender
-//!    interface, and writes it to `$OUT_DIR/guests/<crate>.wasm`.
+//!    interface (save the few fixtures in `OTHER_CONTRACT_FIXTURES`), and
+//!    writes it to `$OUT_DIR/guests/<crate>.wasm`.
 //! 4. Writes `$OUT_DIR/bundled.rs` (the plugins, by crate name, as bytes) and
 //!    sets `MENDER_GUEST_DIR` for tests that load fixtures from disk.
 //!
@@ -39,7 +40,12 @@ const PLUGINS: &[&str] = &[
 
 /// The crates under `tests/guests/`: built like plugins, not bundled; tests
 /// find them in `$MENDER_GUEST_DIR`.
-const FIXTURES: &[&str] = &["trap-strategy", "echo-strategy"];
+const FIXTURES: &[&str] = &[
+    "trap-strategy",
+    "echo-strategy",
+    "hostile-strategy",
+    "contract-v0-2",
+];
 
 /// What a guest may import: the host interfaces of this package version.
 const IMPORT_PACKAGE: &str = "mender:plugin/";
@@ -49,6 +55,17 @@ const IMPORT_VERSION: &str = "@0.1.0";
 const EXPORTS: &[&str] = &[
     "mender:plugin/strategy@0.1.0",
     "mender:plugin/fallback-handler@0.1.0",
+];
+
+/// Fixtures built on purpose against another contract version, as
+/// (crate, version, its one export), so that host tests can check that the
+/// host refuses them and names the version. Such a fixture may import only
+/// `mender:plugin/*@<version>`, and must export exactly what is listed here.
+/// Only fixtures: check_guest_lists refuses a plugin in this list.
+const OTHER_CONTRACT_FIXTURES: &[(&str, &str, &str)] = &[
+    // tests/guests/contract-v0-2: a strategy on a future contract whose
+    // `init` takes an extra parameter.
+    ("contract-v0-2", "@0.2.0", "mender:plugin/strategy@0.2.0"),
 ];
 
 type Result<T, E = String> = std::result::Result<T, E>;
@@ -119,6 +136,14 @@ fn var(name: &str) -> Result<OsString> {
 /// Every crate directory under `plugins/` and `tests/guests/` must be listed
 /// above, so a new plugin is never silently left out of the binary.
 fn check_guest_lists(workspace: &Path) -> Result<()> {
+    for (name, _, _) in OTHER_CONTRACT_FIXTURES {
+        if !FIXTURES.contains(name) {
+            return Err(format!(
+                "host/build.rs lets {name} break the contract (OTHER_CONTRACT_FIXTURES), but \
+                 it is not in FIXTURES: only test fixtures may"
+            ));
+        }
+    }
     for (dir, listed) in [("plugins", PLUGINS), ("tests/guests", FIXTURES)] {
         let dir = workspace.join(dir);
         let entries = fs::read_dir(&dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
@@ -268,8 +293,14 @@ fn componentize(name: &str, module: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// The component imports only `mender:plugin/*@0.1.0` and exports exactly
-/// one mender interface.
+/// one mender interface (for OTHER_CONTRACT_FIXTURES: imports only
+/// `mender:plugin/*` of its version, and exports what is listed there).
 fn check_component(name: &str, component: &[u8]) -> Result<()> {
+    let other_contract = OTHER_CONTRACT_FIXTURES.iter().find(|(n, _, _)| *n == name);
+    let (import_version, exports_allowed): (&str, &[&str]) = match other_contract {
+        Some((_, version, export)) => (*version, std::slice::from_ref(export)),
+        None => (IMPORT_VERSION, EXPORTS),
+    };
     let mut depth = 0u32;
     let mut exports = Vec::new();
     for payload in Parser::new(0).parse_all(component) {
@@ -281,10 +312,10 @@ fn check_component(name: &str, component: &[u8]) -> Result<()> {
                 for import in imports {
                     let import = import.map_err(|e| format!("parsing {name}'s imports: {e}"))?;
                     let import = import.name.name;
-                    if !(import.starts_with(IMPORT_PACKAGE) && import.ends_with(IMPORT_VERSION)) {
+                    if !(import.starts_with(IMPORT_PACKAGE) && import.ends_with(import_version)) {
                         return Err(format!(
                             "the {name} component imports `{import}`; a guest may import only \
-                             {IMPORT_PACKAGE}*{IMPORT_VERSION} (no WASI: build it for {TARGET} \
+                             {IMPORT_PACKAGE}*{import_version} (no WASI: build it for {TARGET} \
                              with no crate that needs an OS)"
                         ));
                     }
@@ -300,10 +331,10 @@ fn check_component(name: &str, component: &[u8]) -> Result<()> {
         }
     }
     match exports.as_slice() {
-        [one] if EXPORTS.contains(&one.as_str()) => Ok(()),
+        [one] if exports_allowed.contains(&one.as_str()) => Ok(()),
         _ => Err(format!(
             "the {name} component exports {exports:?}; a guest must export exactly one of \
-             {EXPORTS:?} (invoke export_strategy! or export_fallback! once)"
+             {exports_allowed:?} (invoke export_strategy! or export_fallback! once)"
         )),
     }
 }

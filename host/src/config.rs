@@ -6,12 +6,13 @@
 //! max-attempts = 4
 //! attempt-timeout = "60s"      # or "off"
 //!
-//! [limits]                     # the plugin sandbox
+//! [limits]                     # the plugin sandbox, every plugin
 //! hook-timeout = "100ms"
 //!
 //! [plugins.backoff]
 //! bundled = "exponential-backoff"   # or: path = "plugins/my.wasm"
 //! on-fault = "fail-open"            # or "fail-closed"
+//! limits = { memory-mib = 16 }      # this plugin's overrides of [limits]
 //! config = { base = "200ms" }
 //!
 //! [services.default]           # used for services not listed
@@ -31,6 +32,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::guardrails::{Guardrails, GuardrailsToml};
+use crate::plugin::QuarantinePolicy;
 
 /// The name of the service whose pipeline serves services not listed.
 pub const DEFAULT_SERVICE: &str = "default";
@@ -60,6 +62,10 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Warm instances kept per plugin.
     pub pool_size: usize,
+    /// Largest text a plugin may hand back (fallback body, reason), bytes.
+    pub max_answer_bytes: usize,
+    /// When a plugin that keeps faulting is benched.
+    pub quarantine: QuarantinePolicy,
 }
 
 impl Default for Limits {
@@ -77,10 +83,16 @@ impl Default for Limits {
             // One warm instance per core can be busy at once; more idle
             // instances would only hold memory.
             pool_size: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            // A substitute answer is a page of JSON, not a download; 1 MiB
+            // is generous and still bounds what a plugin can push on us.
+            max_answer_bytes: 1 << 20,
+            quarantine: QuarantinePolicy::default(),
         }
     }
 }
 
+/// Optional limit settings as written in `mender.toml` (`[limits]` or a
+/// plugin's `limits` table); unset fields inherit.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct LimitsToml {
@@ -90,6 +102,31 @@ struct LimitsToml {
     init_timeout: Option<Duration>,
     memory_mib: Option<usize>,
     pool_size: Option<usize>,
+    max_answer_kib: Option<usize>,
+    quarantine_after: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    quarantine_window: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    quarantine_for: Option<Duration>,
+}
+
+impl LimitsToml {
+    fn apply(&self, base: &Limits) -> Limits {
+        Limits {
+            hook_timeout: self.hook_timeout.unwrap_or(base.hook_timeout),
+            init_timeout: self.init_timeout.unwrap_or(base.init_timeout),
+            memory_bytes: self.memory_mib.map_or(base.memory_bytes, |m| m << 20),
+            pool_size: self.pool_size.unwrap_or(base.pool_size).max(1),
+            max_answer_bytes: self
+                .max_answer_kib
+                .map_or(base.max_answer_bytes, |k| k << 10),
+            quarantine: QuarantinePolicy {
+                after: self.quarantine_after.unwrap_or(base.quarantine.after),
+                window: self.quarantine_window.unwrap_or(base.quarantine.window),
+                cool_down: self.quarantine_for.unwrap_or(base.quarantine.cool_down),
+            },
+        }
+    }
 }
 
 /// Where a plugin's component comes from.
@@ -111,6 +148,8 @@ pub struct PluginSpec {
     pub source: PluginSource,
     /// What a fault in this plugin does to a call.
     pub on_fault: OnFault,
+    /// The sandbox limits for this plugin (`[limits]` with its overrides).
+    pub limits: Limits,
     /// The plugin's `config` table as JSON, handed to its `init`.
     pub config_json: String,
     /// Where the table is, for error messages (`file:line`).
@@ -163,6 +202,8 @@ struct PluginToml {
     bundled: Option<String>,
     #[serde(default)]
     on_fault: OnFault,
+    #[serde(default)]
+    limits: LimitsToml,
     #[serde(default)]
     config: toml::Table,
 }
@@ -244,16 +285,7 @@ impl Config {
             .guardrails
             .apply(&Guardrails::default())
             .map_err(|m| src.error(0, format!("[guardrails]: {m}")))?;
-        let defaults = Limits::default();
-        let limits = Limits {
-            hook_timeout: raw.limits.hook_timeout.unwrap_or(defaults.hook_timeout),
-            init_timeout: raw.limits.init_timeout.unwrap_or(defaults.init_timeout),
-            memory_bytes: raw
-                .limits
-                .memory_mib
-                .map_or(defaults.memory_bytes, |m| m << 20),
-            pool_size: raw.limits.pool_size.unwrap_or(defaults.pool_size).max(1),
-        };
+        let limits = raw.limits.apply(&Limits::default());
 
         let mut plugins = Vec::new();
         for (name, spanned) in &raw.plugins {
@@ -276,6 +308,7 @@ impl Config {
                 name: name.clone(),
                 source,
                 on_fault: p.on_fault,
+                limits: p.limits.apply(&limits),
                 config_json,
                 location: format!("{origin}:{line}"),
             });
@@ -356,6 +389,7 @@ config = { base = "200ms", jitter = "none" }
 [plugins.mine]
 path = "plugins/mine.wasm"
 on-fault = "fail-closed"
+limits = { hook-timeout = "20ms", quarantine-after = 2 }
 
 [services.github]
 strategies = ["backoff", "mine"]
@@ -374,6 +408,14 @@ guardrails = { max-attempts = 2 }
             PluginSource::Path("/etc/mender/plugins/mine.wasm".into())
         );
         assert_eq!(c.plugins[1].on_fault, OnFault::FailClosed);
+        assert_eq!(c.plugins[1].limits.hook_timeout, Duration::from_millis(20));
+        assert_eq!(c.plugins[1].limits.quarantine.after, 2);
+        // Unset keys inherit [limits] (here, the defaults).
+        assert_eq!(
+            c.plugins[1].limits.memory_bytes,
+            Limits::default().memory_bytes
+        );
+        assert_eq!(c.plugins[0].limits, c.limits);
         assert_eq!(c.services[0].guardrails.max_attempts, 2);
         // Unset keys inherit from [guardrails], not from the defaults.
         assert_eq!(c.services[0].guardrails.attempt_timeout, None);

@@ -69,8 +69,10 @@ pub(crate) fn start_epoch_ticker(engine: &Engine) {
         .expect("spawning the epoch ticker thread");
 }
 
-/// How many epoch ticks cover `deadline`, rounded up, at least one.
+/// How many epoch ticks cover `deadline`: rounded up, plus one, because
+/// the current tick may be almost over when the deadline is set. A plugin
+/// is never stopped before its deadline, and at most one tick after.
 pub(crate) fn ticks_for(deadline: Duration) -> u64 {
     let tick = epoch_tick().as_nanos().max(1);
-    (deadline.as_nanos().div_ceil(tick) as u64).max(1)
+    (deadline.as_nanos().div_ceil(tick) as u64).saturating_add(1)
 }

@@ -98,21 +98,27 @@ impl Runtime {
         &self.inner.shared.metrics
     }
 
-    /// Each loaded plugin: its name, world, hook calls and faults so far.
+    /// Each loaded plugin: its name, world, hook calls, faults and quarantine
+    /// state.
     pub fn plugins(&self) -> Vec<PluginStatus> {
         self.inner
             .plugins
             .iter()
             .map(|(name, p)| {
-                let (world, (hook_calls, faults)) = match p {
+                let (world, c) = match p {
                     Loaded::Strategy(s) => (WorldKind::Strategy, s.counts()),
                     Loaded::Fallback(f) => (WorldKind::Fallback, f.counts()),
                 };
                 PluginStatus {
                     name: name.clone(),
                     world,
-                    hook_calls,
-                    faults,
+                    hook_calls: c.calls,
+                    faults: c.faults,
+                    skipped: c.skipped,
+                    quarantines: c.quarantines,
+                    quarantined_for_ms: c
+                        .quarantined_until_ms
+                        .map(|u| u.saturating_sub(self.now_ms())),
                 }
             })
             .collect()
@@ -134,8 +140,15 @@ pub struct PluginStatus {
     pub world: WorldKind,
     /// Hook calls made into the plugin so far (`init` excluded).
     pub hook_calls: u64,
-    /// Hook calls that trapped, timed out or failed so far.
+    /// Hook calls that trapped, timed out, failed or answered over the
+    /// limits so far.
     pub faults: u64,
+    /// Hook calls skipped because the plugin was quarantined.
+    pub skipped: u64,
+    /// Times the plugin was quarantined.
+    pub quarantines: u64,
+    /// How long the current quarantine lasts still, if one is in force.
+    pub quarantined_for_ms: Option<u64>,
 }
 
 /// Builds a [`Runtime`].
@@ -224,7 +237,6 @@ impl RuntimeBuilder {
             engine: &engine,
             linker: &linker,
             shared: &shared,
-            limits: &self.config.limits,
         };
         let mut loaded: HashMap<String, Loaded> = HashMap::new();
         let mut plugins = Vec::new();

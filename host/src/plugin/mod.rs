@@ -5,21 +5,25 @@ pub(crate) mod bundled;
 pub(crate) mod host_api;
 mod inspect;
 mod pool;
+mod quarantine;
+mod supervisor;
 mod world;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, Linker};
 
 pub use inspect::{ComponentReport, WorldKind, inspect};
 pub use pool::PluginFault;
+pub use quarantine::QuarantinePolicy;
+pub(crate) use supervisor::Counts;
 
 use crate::bindings::{fallback, strategy, wit};
-use crate::config::{Limits, OnFault, PluginSource, PluginSpec};
+use crate::config::{OnFault, PluginSource, PluginSpec};
 use host_api::{HostShared, HostState};
 use pool::Pool;
+use supervisor::Supervisor;
 use world::{FALLBACK_EXPORT, STRATEGY_EXPORT, World};
 
 /// A plugin that could not be loaded.
@@ -49,8 +53,7 @@ pub(crate) struct StrategyPlugin {
     pub(crate) on_fault: OnFault,
     pub(crate) hooks: wit::Hooks,
     pool: Pool<strategy::StrategyPlugin>,
-    faults: AtomicU64,
-    calls: AtomicU64,
+    supervisor: Supervisor,
 }
 
 /// A fallback handler plugin, ready to call.
@@ -59,8 +62,7 @@ pub(crate) struct FallbackPlugin {
     pub(crate) on_fault: OnFault,
     pub(crate) records_results: bool,
     pool: Pool<fallback::FallbackPlugin>,
-    faults: AtomicU64,
-    calls: AtomicU64,
+    supervisor: Supervisor,
 }
 
 impl StrategyPlugin {
@@ -70,11 +72,11 @@ impl StrategyPlugin {
         call: &wit::CallInfo,
         recent: &wit::Outcomes,
     ) -> Result<wit::Admission, PluginFault> {
-        let r = self.pool.call(service, "admit", |b, store| {
-            b.mender_plugin_strategy().call_admit(store, call, recent)
-        });
-        self.count(&r);
-        r
+        self.supervisor.run(|| {
+            self.pool.call(service, "admit", |b, store| {
+                b.mender_plugin_strategy().call_admit(store, call, recent)
+            })
+        })
     }
 
     pub(crate) fn on_error(
@@ -83,28 +85,16 @@ impl StrategyPlugin {
         event: &wit::ErrorEvent,
         recent: &wit::Outcomes,
     ) -> Result<wit::Decision, PluginFault> {
-        let r = self.pool.call(service, "on-error", |b, store| {
-            b.mender_plugin_strategy()
-                .call_on_error(store, event, recent)
-        });
-        self.count(&r);
-        r
+        self.supervisor.run(|| {
+            self.pool.call(service, "on-error", |b, store| {
+                b.mender_plugin_strategy()
+                    .call_on_error(store, event, recent)
+            })
+        })
     }
 
-    fn count<R>(&self, r: &Result<R, PluginFault>) {
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        if let Err(fault) = r {
-            self.faults.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(target: "mender::plugin", plugin = %self.name, "{fault}");
-        }
-    }
-
-    /// (hook calls, faults) so far.
-    pub(crate) fn counts(&self) -> (u64, u64) {
-        (
-            self.calls.load(Ordering::Relaxed),
-            self.faults.load(Ordering::Relaxed),
-        )
+    pub(crate) fn counts(&self) -> Counts {
+        self.supervisor.counts()
     }
 }
 
@@ -115,24 +105,16 @@ impl FallbackPlugin {
         event: &wit::ErrorEvent,
         recorded: Option<&wit::RecordedResult>,
     ) -> Result<Option<wit::FallbackAnswer>, PluginFault> {
-        let r = self.pool.call(service, "serve", |b, store| {
-            b.mender_plugin_fallback_handler()
-                .call_serve(store, event, recorded)
-        });
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        if let Err(fault) = &r {
-            self.faults.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(target: "mender::plugin", plugin = %self.name, "{fault}");
-        }
-        r
+        self.supervisor.run(|| {
+            self.pool.call(service, "serve", |b, store| {
+                b.mender_plugin_fallback_handler()
+                    .call_serve(store, event, recorded)
+            })
+        })
     }
 
-    /// (hook calls, faults) so far.
-    pub(crate) fn counts(&self) -> (u64, u64) {
-        (
-            self.calls.load(Ordering::Relaxed),
-            self.faults.load(Ordering::Relaxed),
-        )
+    pub(crate) fn counts(&self) -> Counts {
+        self.supervisor.counts()
     }
 }
 
@@ -148,7 +130,6 @@ pub(crate) struct LoadContext<'a> {
     pub(crate) engine: &'a Engine,
     pub(crate) linker: &'a Linker<HostState>,
     pub(crate) shared: &'a Arc<HostShared>,
-    pub(crate) limits: &'a Limits,
 }
 
 /// Reads, compiles, links and initialises the plugin `spec` describes.
@@ -193,16 +174,15 @@ pub(crate) fn load(cx: &LoadContext<'_>, spec: &PluginSpec) -> Result<Loaded, Lo
                 pre,
                 cx.shared.clone(),
                 spec.config_json.clone(),
-                cx.limits.clone(),
+                spec.limits.clone(),
             )
             .map_err(|f| fail(f.reason))?;
             Ok(Loaded::Strategy(Arc::new(StrategyPlugin {
-                name,
+                name: name.clone(),
                 on_fault: spec.on_fault,
                 hooks: info.hooks,
                 pool,
-                faults: AtomicU64::new(0),
-                calls: AtomicU64::new(0),
+                supervisor: Supervisor::new(name, cx.shared.clone(), &spec.limits),
             })))
         }
         WorldKind::Fallback => {
@@ -213,16 +193,15 @@ pub(crate) fn load(cx: &LoadContext<'_>, spec: &PluginSpec) -> Result<Loaded, Lo
                 pre,
                 cx.shared.clone(),
                 spec.config_json.clone(),
-                cx.limits.clone(),
+                spec.limits.clone(),
             )
             .map_err(|f| fail(f.reason))?;
             Ok(Loaded::Fallback(Arc::new(FallbackPlugin {
-                name,
+                name: name.clone(),
                 on_fault: spec.on_fault,
                 records_results: info.records_results,
                 pool,
-                faults: AtomicU64::new(0),
-                calls: AtomicU64::new(0),
+                supervisor: Supervisor::new(name, cx.shared.clone(), &spec.limits),
             })))
         }
     }

@@ -1,0 +1,134 @@
+//! Property tests over untrusted input: config text, error messages, HTTP
+//! responses, plugin decisions and component bytes. Each runs a bounded
+//! number of cases in `cargo test`; run longer with, e.g.,
+//! `PROPTEST_CASES=100000 cargo test --release -p mender --test fuzz`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, StatusCode, header::RETRY_AFTER};
+use mender::{Config, ErrorKind, Failure, Guardrails, Redactor, RetryRefusal};
+use proptest::prelude::*;
+
+/// Pieces of plausible and implausible mender.toml, so generated configs
+/// reach the validator, not just the TOML parser.
+fn config_line() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("[guardrails]".to_owned()),
+        Just("[limits]".to_owned()),
+        "[plugins\\.[a-z]{1,3}]",
+        "[services\\.[a-z]{1,3}]",
+        "(max-attempts|pool-size|memory-mib|quarantine-after) = -?[0-9]{1,12}",
+        "(attempt-timeout|deadline|max-delay|hook-timeout) = \"[0-9a-z ]{0,8}\"",
+        "(bundled|path) = \"[a-z-]{0,20}\"",
+        "(strategies|fallbacks) = \\[(\"[a-z]{1,3}\", ?){0,3}\\]",
+        "on-fault = \"(fail-open|fail-closed|maybe)\"",
+        "config = \\{ [a-z]{1,5} = [0-9]{1,3} \\}",
+        "guardrails = \\{ max-attempts = [0-9]{1,3} \\}",
+        ".{0,30}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn config_parsing_never_panics_and_locates_errors(lines in prop::collection::vec(config_line(), 0..12)) {
+        let text = lines.join("\n");
+        if let Err(e) = Config::parse(&text, "fuzz.toml", Path::new("/")) {
+            let line_count = text.lines().count().max(1);
+            prop_assert!(e.line >= 1 && e.line <= line_count + 1, "{e} (of {line_count} lines)");
+            prop_assert!(e.column >= 1, "{e}");
+            prop_assert!(!e.message.is_empty());
+        }
+    }
+
+    #[test]
+    fn redaction_never_panics_and_is_idempotent(text in ".{0,200}") {
+        let r = Redactor::default();
+        let once = r.redact(&text);
+        prop_assert_eq!(r.redact(&once), once.clone());
+    }
+
+    #[test]
+    fn known_token_shapes_never_survive(
+        prefix in "[ -~]{0,40}",
+        suffix in "[ -~]{0,40}",
+        body in "[A-Za-z0-9]{36}",
+        shape in 0usize..5,
+    ) {
+        let token = match shape {
+            0 => format!("ghp_{body}"),
+            1 => format!("sk-proj-{body}"),
+            2 => format!("xoxb-{}", &body[..20]),
+            3 => format!("AKIA{}", body[..16].to_ascii_uppercase()),
+            _ => format!("Bearer {body}"),
+        };
+        let text = format!("{prefix} {token} {suffix}");
+        let out = Redactor::default().redact(&text);
+        prop_assert!(!out.contains(&token), "{token} survived in {out}");
+    }
+
+    // Secrets are drawn from token alphabets (no `[`/`]` or capitals), since
+    // a "secret" like `]abc` could re-form across the `[REDACTED]` marker.
+    #[test]
+    fn registered_secrets_never_survive(secret in "[a-z0-9_.-]{6,30}", around in "[ -~]{0,60}") {
+        let mut r = Redactor::default();
+        r.add_secret(secret.clone());
+        let text = format!("{around}{secret}{around}");
+        prop_assert!(!r.redact(&text).contains(&secret));
+    }
+
+    #[test]
+    fn any_http_response_classifies(status in 100u16..1000, retry_after in ".{0,40}") {
+        let mut headers = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(&retry_after) {
+            headers.insert(RETRY_AFTER, v);
+        }
+        let status = StatusCode::from_u16(status).unwrap();
+        let f = Failure::from_http(status, &headers);
+        prop_assert_eq!(f.status, Some(i32::from(status.as_u16())));
+        if status.as_u16() == 429 {
+            prop_assert_eq!(f.kind, ErrorKind::RateLimited);
+        }
+        if let Ok(secs) = retry_after.trim().parse::<u64>() {
+            prop_assert_eq!(f.retry_after, Some(Duration::from_secs(secs)));
+        }
+    }
+
+    #[test]
+    fn no_decision_escapes_the_guardrails(
+        attempt in 0u32..10,
+        idempotent: bool,
+        delay_ms: u64,
+        deadline_ms in prop::option::of(0u64..100_000),
+    ) {
+        let g = Guardrails::default();
+        let left = deadline_ms.map(Duration::from_millis);
+        match g.check_retry(attempt, idempotent, Duration::from_millis(delay_ms), left) {
+            Ok(d) => {
+                prop_assert!(d <= g.max_delay);
+                prop_assert!(attempt < g.max_attempts);
+                prop_assert!(idempotent || g.retry_non_idempotent);
+                prop_assert!(left.is_none_or(|l| d < l));
+            }
+            Err(RetryRefusal::AttemptsExhausted(n)) => prop_assert!(attempt >= n),
+            Err(RetryRefusal::NotIdempotent) => prop_assert!(!idempotent),
+            Err(RetryRefusal::PastDeadline) => prop_assert!(left.is_some()),
+        }
+    }
+}
+
+proptest! {
+    // Each case compiles with a fresh engine: fewer cases.
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_are_refused_not_crashed_on(
+        header in prop_oneof![Just(b"\0asm\x0d\0\x01\0".to_vec()), Just(b"\0asm\x01\0\0\0".to_vec()), prop::collection::vec(any::<u8>(), 0..8)],
+        body in prop::collection::vec(any::<u8>(), 0..256),
+    ) {
+        let bytes = [header, body].concat();
+        prop_assert!(mender::inspect(&bytes).is_err());
+    }
+}
