@@ -1,12 +1,16 @@
 //! Builds the guest plugins and test fixtures into WebAssembly components.
 //!
-//! 1. Makes sure the `wasm32-unknown-unknown` target is installed.
+//! 1. Makes sure the `wasm32-unknown-unknown` and `wasm32-wasip2` targets
+//!    are installed.
 //! 2. Runs one nested `cargo build --profile wasm-guest` for every guest
-//!    crate, in its own target dir so it does not wait on this build's lock.
+//!    crate, in its own target dir so it does not wait on this build's lock,
+//!    and a second, small one for the WASI fixtures (`WASI_FIXTURES`).
 //! 3. Turns each core module into a component (wit-component), checks that
 //!    it imports only `mender:plugin/*@0.1.0` and exports one mender
 //!    interface (save the few fixtures in `OTHER_CONTRACT_FIXTURES`), and
-//!    writes it to `$OUT_DIR/guests/<crate>.wasm`.
+//!    writes it to `$OUT_DIR/guests/<crate>.wasm`. The WASI fixtures come
+//!    out of the linker as components already, and may also import
+//!    `wasi:*@0.2.*`.
 //! 4. Writes `$OUT_DIR/bundled.rs` (the plugins, by crate name, as bytes) and
 //!    sets `MENDER_GUEST_DIR` for tests that load fixtures from disk.
 //!
@@ -46,6 +50,21 @@ const FIXTURES: &[&str] = &[
     "hostile-strategy",
     "contract-v0-2",
 ];
+
+/// The crates under `tests/guests-wasi/`: fixtures that probe the WASI
+/// sandbox with plain `std`, so they build for [`WASI_TARGET`], whose linker
+/// (wasm-component-ld) emits a component that imports WASI 0.2. Not bundled;
+/// tests find them in `$MENDER_GUEST_DIR`. Only fixtures may use WASI: a
+/// plugin that imports it is refused by check_component.
+const WASI_FIXTURES: &[&str] = &["wasi-probe"];
+
+/// The WASI fixtures' target (see [`WASI_FIXTURES`]).
+const WASI_TARGET: &str = "wasm32-wasip2";
+
+/// What a WASI fixture may import besides the mender interfaces: WASI 0.2,
+/// the version the host links.
+const WASI_IMPORT_PACKAGE: &str = "wasi:";
+const WASI_IMPORT_VERSION: &str = "@0.2.";
 
 /// What a guest may import: the host interfaces of this package version.
 const IMPORT_PACKAGE: &str = "mender:plugin/";
@@ -91,6 +110,7 @@ fn run() -> Result<()> {
         "guest-sdk",
         "plugins",
         "tests/guests",
+        "tests/guests-wasi",
         "Cargo.toml",
         "Cargo.lock",
     ] {
@@ -100,25 +120,34 @@ fn run() -> Result<()> {
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
 
     check_guest_lists(&workspace)?;
-    ensure_target_installed()?;
+    ensure_target_installed(TARGET)?;
+    ensure_target_installed(WASI_TARGET)?;
 
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"))
         .join("wasm-guests");
     let guests: Vec<&str> = PLUGINS.iter().chain(FIXTURES).copied().collect();
-    build_guests(&workspace, &target_dir, &guests)?;
+    build_guests(&workspace, &target_dir, TARGET, &guests)?;
+    // A second invocation, as one with both `--target`s would build every
+    // guest for both. The triple keeps the outputs apart in the target dir.
+    build_guests(&workspace, &target_dir, WASI_TARGET, WASI_FIXTURES)?;
 
     let guest_dir = out_dir.join("guests");
     fs::create_dir_all(&guest_dir).map_err(|e| format!("creating {}: {e}", guest_dir.display()))?;
     for name in &guests {
-        let module_path = target_dir
-            .join(TARGET)
-            .join(PROFILE)
-            .join(format!("{}.wasm", name.replace('-', "_")));
-        let module = fs::read(&module_path)
-            .map_err(|e| format!("reading {}: {e}", module_path.display()))?;
+        let module = read_output(&target_dir, TARGET, name)?;
         let component = componentize(name, &module)?;
+        check_component(name, &component)?;
+        write_if_changed(&guest_dir.join(format!("{name}.wasm")), &component)?;
+    }
+    for name in WASI_FIXTURES {
+        let component = read_output(&target_dir, WASI_TARGET, name)?;
+        if !Parser::is_component(&component) {
+            return Err(format!(
+                "the {WASI_TARGET} linker made a core module of {name}, not a component"
+            ));
+        }
         check_component(name, &component)?;
         write_if_changed(&guest_dir.join(format!("{name}.wasm")), &component)?;
     }
@@ -129,12 +158,22 @@ fn run() -> Result<()> {
     Ok(())
 }
 
+/// What the nested cargo built for `name` on `target`.
+fn read_output(target_dir: &Path, target: &str, name: &str) -> Result<Vec<u8>> {
+    let path = target_dir
+        .join(target)
+        .join(PROFILE)
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))
+}
+
 fn var(name: &str) -> Result<OsString> {
     env::var_os(name).ok_or_else(|| format!("cargo did not set {name}"))
 }
 
-/// Every crate directory under `plugins/` and `tests/guests/` must be listed
-/// above, so a new plugin is never silently left out of the binary.
+/// Every crate directory under `plugins/`, `tests/guests/` and
+/// `tests/guests-wasi/` must be listed above, so a new plugin is never
+/// silently left out of the binary.
 fn check_guest_lists(workspace: &Path) -> Result<()> {
     for (name, _, _) in OTHER_CONTRACT_FIXTURES {
         if !FIXTURES.contains(name) {
@@ -144,7 +183,13 @@ fn check_guest_lists(workspace: &Path) -> Result<()> {
             ));
         }
     }
-    for (dir, listed) in [("plugins", PLUGINS), ("tests/guests", FIXTURES)] {
+    // Each directory, its list, and where a new crate in it may go.
+    let dirs = [
+        ("plugins", PLUGINS, "PLUGINS or FIXTURES"),
+        ("tests/guests", FIXTURES, "FIXTURES or PLUGINS"),
+        ("tests/guests-wasi", WASI_FIXTURES, "WASI_FIXTURES"),
+    ];
+    for (dir, listed, lists) in dirs {
         let dir = workspace.join(dir);
         let entries = fs::read_dir(&dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
         for entry in entries {
@@ -156,7 +201,7 @@ fn check_guest_lists(workspace: &Path) -> Result<()> {
             if !listed.contains(&name.as_ref()) {
                 return Err(format!(
                     "{} is a guest crate that host/build.rs does not know: add \"{name}\" to \
-                     PLUGINS (bundled) or FIXTURES (tests only)",
+                     {lists} (PLUGINS are bundled, the others only for tests)",
                     path.display()
                 ));
             }
@@ -173,18 +218,18 @@ fn check_guest_lists(workspace: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Install the wasm target into the toolchain that builds us, if missing.
+/// Install `target` into the toolchain that builds us, if missing.
 ///
 /// Checks the toolchain's sysroot rather than `rustup target list`, so it
 /// also works for toolchains rustup does not manage.
-fn ensure_target_installed() -> Result<()> {
+fn ensure_target_installed(target: &str) -> Result<()> {
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     let output = Command::new(&rustc)
         .args(["--print", "sysroot"])
         .output()
         .map_err(|e| format!("running {rustc:?} --print sysroot: {e}"))?;
     let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
-    let target_lib = sysroot.join("lib/rustlib").join(TARGET).join("lib");
+    let target_lib = sysroot.join("lib/rustlib").join(target).join("lib");
     if target_lib.is_dir() {
         return Ok(());
     }
@@ -197,25 +242,25 @@ fn ensure_target_installed() -> Result<()> {
         (parent.file_name()? == "toolchains").then_some(name)
     });
     let mut add = Command::new("rustup");
-    add.args(["target", "add", TARGET]);
+    add.args(["target", "add", target]);
     if let Some(toolchain) = &toolchain {
         add.args(["--toolchain", toolchain]);
     }
     let suggestion = match &toolchain {
-        Some(t) => format!("rustup target add {TARGET} --toolchain {t}"),
-        None => format!("rustup target add {TARGET}"),
+        Some(t) => format!("rustup target add {target} --toolchain {t}"),
+        None => format!("rustup target add {target}"),
     };
     eprintln!(
-        "the {TARGET} target is missing from {}; running: {suggestion}",
+        "the {target} target is missing from {}; running: {suggestion}",
         sysroot.display()
     );
     match add.stdout(Stdio::from(std::io::stderr())).status() {
         Ok(status) if status.success() && target_lib.is_dir() => Ok(()),
         Ok(_) => Err(format!(
-            "could not install the {TARGET} target (needed to build the plugins); run: {suggestion}"
+            "could not install the {target} target (needed to build the guests); run: {suggestion}"
         )),
         Err(e) if e.kind() == ErrorKind::NotFound => Err(format!(
-            "the {TARGET} target (needed to build the plugins) is not installed in {} and rustup \
+            "the {target} target (needed to build the guests) is not installed in {} and rustup \
              is not on PATH; install the target for this toolchain, e.g.: {suggestion}",
             sysroot.display()
         )),
@@ -242,13 +287,13 @@ fn must_strip(name: &str) -> bool {
     EXACT.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
-fn build_guests(workspace: &Path, target_dir: &Path, guests: &[&str]) -> Result<()> {
+fn build_guests(workspace: &Path, target_dir: &Path, target: &str, guests: &[&str]) -> Result<()> {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(&cargo);
     cmd.arg("build")
         .arg("--manifest-path")
         .arg(workspace.join("Cargo.toml"))
-        .args(["--profile", PROFILE, "--target", TARGET])
+        .args(["--profile", PROFILE, "--target", target])
         .arg("--target-dir")
         .arg(target_dir);
     for guest in guests {
@@ -275,8 +320,8 @@ fn build_guests(workspace: &Path, target_dir: &Path, guests: &[&str]) -> Result<
         .map_err(|e| format!("running {cargo:?} to build the guests: {e}"))?;
     if !status.success() {
         return Err(format!(
-            "building the guest plugins for {TARGET} failed ({status}); the nested cargo's \
-             errors are above. To reproduce: cargo build --profile {PROFILE} --target {TARGET} \
+            "building the guest plugins for {target} failed ({status}); the nested cargo's \
+             errors are above. To reproduce: cargo build --profile {PROFILE} --target {target} \
              -p {}",
             guests.join(" -p ")
         ));
@@ -294,12 +339,20 @@ fn componentize(name: &str, module: &[u8]) -> Result<Vec<u8>> {
 
 /// The component imports only `mender:plugin/*@0.1.0` and exports exactly
 /// one mender interface (for OTHER_CONTRACT_FIXTURES: imports only
-/// `mender:plugin/*` of its version, and exports what is listed there).
+/// `mender:plugin/*` of its version, and exports what is listed there; for
+/// WASI_FIXTURES: may also import `wasi:*@0.2.*`).
 fn check_component(name: &str, component: &[u8]) -> Result<()> {
     let other_contract = OTHER_CONTRACT_FIXTURES.iter().find(|(n, _, _)| *n == name);
     let (import_version, exports_allowed): (&str, &[&str]) = match other_contract {
         Some((_, version, export)) => (*version, std::slice::from_ref(export)),
         None => (IMPORT_VERSION, EXPORTS),
+    };
+    let wasi = WASI_FIXTURES.contains(&name);
+    let allowed = |import: &str| {
+        (import.starts_with(IMPORT_PACKAGE) && import.ends_with(import_version))
+            || (wasi
+                && import.starts_with(WASI_IMPORT_PACKAGE)
+                && import.contains(WASI_IMPORT_VERSION))
     };
     let mut depth = 0u32;
     let mut exports = Vec::new();
@@ -312,13 +365,22 @@ fn check_component(name: &str, component: &[u8]) -> Result<()> {
                 for import in imports {
                     let import = import.map_err(|e| format!("parsing {name}'s imports: {e}"))?;
                     let import = import.name.name;
-                    if !(import.starts_with(IMPORT_PACKAGE) && import.ends_with(import_version)) {
-                        return Err(format!(
+                    if allowed(import) {
+                        continue;
+                    }
+                    return Err(if wasi {
+                        format!(
+                            "the {name} component imports `{import}`; a WASI fixture may import \
+                             only {IMPORT_PACKAGE}*{import_version} and \
+                             {WASI_IMPORT_PACKAGE}*{WASI_IMPORT_VERSION}*"
+                        )
+                    } else {
+                        format!(
                             "the {name} component imports `{import}`; a guest may import only \
                              {IMPORT_PACKAGE}*{import_version} (no WASI: build it for {TARGET} \
-                             with no crate that needs an OS)"
-                        ));
-                    }
+                             with no crate that needs an OS; only WASI_FIXTURES may use WASI)"
+                        )
+                    });
                 }
             }
             Payload::ComponentExportSection(section) if depth == 1 => {

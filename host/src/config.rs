@@ -13,6 +13,7 @@
 //! bundled = "exponential-backoff"   # or: path = "plugins/my.wasm"
 //! on-fault = "fail-open"            # or "fail-closed"
 //! limits = { memory-mib = 16 }      # this plugin's overrides of [limits]
+//! dirs = [{ host = "cache", guest = "/cache", mode = "read-only" }]   # WASI access
 //! config = { base = "200ms" }
 //!
 //! [services.default]           # used for services not listed
@@ -32,7 +33,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::guardrails::{Guardrails, GuardrailsToml};
-use crate::plugin::QuarantinePolicy;
+use crate::plugin::{DirGrant, DirMode, QuarantinePolicy};
 
 /// The name of the service whose pipeline serves services not listed.
 pub const DEFAULT_SERVICE: &str = "default";
@@ -150,6 +151,9 @@ pub struct PluginSpec {
     pub on_fault: OnFault,
     /// The sandbox limits for this plugin (`[limits]` with its overrides).
     pub limits: Limits,
+    /// Host directories the plugin may reach through WASI (none by
+    /// default).
+    pub dirs: Vec<DirGrant>,
     /// The plugin's `config` table as JSON, handed to its `init`.
     pub config_json: String,
     /// Where the table is, for error messages (`file:line`).
@@ -205,7 +209,17 @@ struct PluginToml {
     #[serde(default)]
     limits: LimitsToml,
     #[serde(default)]
+    dirs: Vec<DirToml>,
+    #[serde(default)]
     config: toml::Table,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct DirToml {
+    host: String,
+    guest: String,
+    mode: DirMode,
 }
 
 #[derive(Debug, Deserialize)]
@@ -303,12 +317,37 @@ impl Config {
             };
             let config_json = serde_json::to_string(&p.config)
                 .map_err(|e| src.error(offset, format!("plugin `{name}`: config: {e}")))?;
+            let mut dirs = Vec::new();
+            for d in &p.dirs {
+                let host = base_dir.join(&d.host);
+                if !host.is_dir() {
+                    return Err(src.error(
+                        offset,
+                        format!(
+                            "plugin `{name}`: granted directory {} is not a directory",
+                            host.display()
+                        ),
+                    ));
+                }
+                if !d.guest.starts_with('/') {
+                    return Err(src.error(
+                        offset,
+                        format!("plugin `{name}`: guest path `{}` must be absolute", d.guest),
+                    ));
+                }
+                dirs.push(DirGrant {
+                    host,
+                    guest: d.guest.clone(),
+                    mode: d.mode.clone(),
+                });
+            }
             let (line, _) = src.line_col(offset);
             plugins.push(PluginSpec {
                 name: name.clone(),
                 source,
                 on_fault: p.on_fault,
                 limits: p.limits.apply(&limits),
+                dirs,
                 config_json,
                 location: format!("{origin}:{line}"),
             });

@@ -46,7 +46,10 @@ pub use config::{Config, ConfigError, Limits, OnFault};
 pub use event::{Classify, ErrorKind, Failure, HttpError, retry_after};
 pub use guardrails::{Guardrails, RetryRefusal};
 pub use metrics::PluginMetrics;
-pub use plugin::{ComponentReport, LoadError, PluginFault, QuarantinePolicy, WorldKind, inspect};
+pub use plugin::{
+    ComponentReport, DirGrant, DirMode, LoadError, PluginFault, QuarantinePolicy, WorldKind,
+    inspect,
+};
 pub use redact::{REDACTED, Redactor};
 pub use runtime::{
     BoxFuture, BuildError, CredentialProvider, PluginStatus, Runtime, RuntimeBuilder,

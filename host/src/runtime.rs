@@ -232,6 +232,7 @@ impl RuntimeBuilder {
             random: RandomSource::new(self.seed),
             epoch: started,
             metrics: PluginMetrics::default(),
+            wall_at_epoch: plugin::wall_now(),
         });
         let cx = LoadContext {
             engine: &engine,

@@ -2,10 +2,12 @@
 //! metrics), implemented on the store's data, with per-hook-call budgets so
 //! one plugin call cannot flood logs or the state store.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
 use wasmtime::StoreLimits;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::strategy::mender::plugin::{clock, log, metrics, random, state, types};
 use crate::clock::millis_since;
@@ -36,11 +38,42 @@ pub(crate) struct HostShared {
     pub(crate) epoch: Instant,
     /// Plugin-defined metrics.
     pub(crate) metrics: PluginMetrics,
+    /// Real time at `epoch`, for WASI's wall clock.
+    pub(crate) wall_at_epoch: std::time::Duration,
 }
 
 impl HostShared {
     pub(crate) fn now_ms(&self) -> u64 {
         millis_since(self.epoch)
+    }
+}
+
+/// The host clock as a plugin call sees it: the host's time when the call
+/// began plus real time since. Read through this, the clock is right on
+/// any thread (a WASI plugin's calls run off the runtime thread, where
+/// tokio's virtual clock cannot be read), and a virtual clock stays
+/// virtual: it does not advance while a plugin runs anyway.
+#[derive(Debug)]
+pub(crate) struct CallClock {
+    began: Mutex<(u64, std::time::Instant)>,
+}
+
+impl CallClock {
+    pub(crate) fn new() -> Self {
+        CallClock {
+            began: Mutex::new((0, std::time::Instant::now())),
+        }
+    }
+
+    /// Marks the start of a call at host time `now_ms`.
+    pub(crate) fn begin(&self, now_ms: u64) {
+        *self.began.lock().unwrap_or_else(|p| p.into_inner()) = (now_ms, std::time::Instant::now());
+    }
+
+    /// Host milliseconds now.
+    pub(crate) fn now_ms(&self) -> u64 {
+        let (ms, at) = *self.began.lock().unwrap_or_else(|p| p.into_inner());
+        ms.saturating_add(crate::clock::duration_ms(at.elapsed()))
     }
 }
 
@@ -53,18 +86,32 @@ pub(crate) struct HostState {
     pub(crate) shared: Arc<HostShared>,
     /// Memory and table caps for this instance.
     pub(crate) limits: StoreLimits,
+    /// This instance's view of the host clock, shared with its WASI clocks.
+    pub(crate) clock: Arc<CallClock>,
+    /// The deny-by-default WASI context (see `capability.rs`).
+    wasi: WasiCtx,
+    table: ResourceTable,
     log_lines_left: u32,
     logs_dropped: u32,
     state_writes_left: u32,
 }
 
 impl HostState {
-    pub(crate) fn new(plugin: Arc<str>, shared: Arc<HostShared>, limits: StoreLimits) -> Self {
+    pub(crate) fn new(
+        plugin: Arc<str>,
+        shared: Arc<HostShared>,
+        limits: StoreLimits,
+        clock: Arc<CallClock>,
+        wasi: WasiCtx,
+    ) -> Self {
         HostState {
             plugin,
             service: Arc::from(""),
             shared,
             limits,
+            clock,
+            wasi,
+            table: ResourceTable::new(),
             log_lines_left: LOG_LINES_PER_CALL,
             logs_dropped: 0,
             state_writes_left: STATE_WRITES_PER_CALL,
@@ -77,6 +124,7 @@ impl HostState {
         if !Arc::ptr_eq(&self.service, service) {
             self.service = service.clone();
         }
+        self.clock.begin(self.shared.now_ms());
         self.log_lines_left = LOG_LINES_PER_CALL;
         self.logs_dropped = 0;
         self.state_writes_left = STATE_WRITES_PER_CALL;
@@ -125,6 +173,15 @@ impl HostState {
 
 impl types::Host for HostState {}
 
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
 impl log::Host for HostState {
     fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
         if self.log_lines_left == 0 {
@@ -160,7 +217,7 @@ impl log::Host for HostState {
 
 impl clock::Host for HostState {
     fn now(&mut self) -> u64 {
-        self.shared.now_ms()
+        self.clock.now_ms()
     }
 }
 
@@ -173,13 +230,13 @@ impl random::Host for HostState {
 impl state::Host for HostState {
     fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         let key = self.key(key)?;
-        Ok(self.shared.state.get(&key, self.shared.now_ms()))
+        Ok(self.shared.state.get(&key, self.clock.now_ms()))
     }
 
     fn set(&mut self, key: String, value: String, ttl: Option<u64>) -> wasmtime::Result<()> {
         self.write_budget(value.len())?;
         let key = self.key(key)?;
-        let now = self.shared.now_ms();
+        let now = self.clock.now_ms();
         self.shared.state.set(key, value, ttl, now);
         Ok(())
     }
@@ -194,7 +251,7 @@ impl state::Host for HostState {
     fn increment(&mut self, key: String, delta: i64, ttl: Option<u64>) -> wasmtime::Result<i64> {
         self.write_budget(0)?;
         let key = self.key(key)?;
-        let now = self.shared.now_ms();
+        let now = self.clock.now_ms();
         Ok(self.shared.state.increment(key, delta, ttl, now))
     }
 
@@ -207,7 +264,7 @@ impl state::Host for HostState {
     ) -> wasmtime::Result<bool> {
         self.write_budget(value.len())?;
         let key = self.key(key)?;
-        let now = self.shared.now_ms();
+        let now = self.clock.now_ms();
         Ok(self
             .shared
             .state

@@ -2,6 +2,7 @@
 //! hooks through a pool of warm instances.
 
 pub(crate) mod bundled;
+mod capability;
 pub(crate) mod host_api;
 mod inspect;
 mod pool;
@@ -14,6 +15,8 @@ use std::sync::Arc;
 use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, Linker};
 
+pub(crate) use capability::wall_now;
+pub use capability::{DirGrant, DirMode};
 pub use inspect::{ComponentReport, WorldKind, inspect};
 pub use pool::PluginFault;
 pub use quarantine::QuarantinePolicy;
@@ -22,7 +25,7 @@ pub(crate) use supervisor::Counts;
 use crate::bindings::{fallback, strategy, wit};
 use crate::config::{OnFault, PluginSource, PluginSpec};
 use host_api::{HostShared, HostState};
-use pool::Pool;
+use pool::{Pool, Recipe};
 use supervisor::Supervisor;
 use world::{FALLBACK_EXPORT, STRATEGY_EXPORT, World};
 
@@ -38,12 +41,14 @@ pub struct LoadError {
     pub reason: String,
 }
 
-/// The linker every plugin is instantiated with: the host interfaces and
-/// nothing else (no WASI), so a component importing anything more is
-/// refused at load.
+/// The linker every plugin is instantiated with: the host interfaces, and
+/// WASI p2 against a context that grants nothing unless configured (see
+/// `capability.rs`). A component importing anything else is refused at
+/// load.
 pub(crate) fn new_linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     strategy::StrategyPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     Ok(linker)
 }
 
@@ -159,24 +164,30 @@ pub(crate) fn load(cx: &LoadContext<'_>, spec: &PluginSpec) -> Result<Loaded, Lo
 
     let component = compile(cx.engine, &bytes).map_err(fail)?;
     let kind = world_of(cx.engine, &component).map_err(fail)?;
+    let imports_wasi = component
+        .component_type()
+        .imports(cx.engine)
+        .any(|(name, _)| name.starts_with("wasi:"));
     let pre = cx.linker.instantiate_pre(&component).map_err(|e| {
         fail(format!(
-            "imports something the host does not grant: {e:#} (plugins may import only mender:plugin/{{log,clock,random,state,metrics}}@0.1.0)"
+            "imports something the host does not provide: {e:#} (plugins may import mender:plugin/{{log,clock,random,state,metrics}}@0.1.0 and WASI 0.2)"
         ))
     })?;
     let name: Arc<str> = Arc::from(spec.name.as_str());
+    let recipe = || Recipe {
+        name: name.clone(),
+        engine: cx.engine.clone(),
+        shared: cx.shared.clone(),
+        config_json: spec.config_json.clone(),
+        limits: spec.limits.clone(),
+        dirs: spec.dirs.clone(),
+        off_runtime: imports_wasi,
+    };
     match kind {
         WorldKind::Strategy => {
             let pre = strategy::StrategyPlugin::pre(pre).map_err(|e| fail(format!("{e:#}")))?;
-            let (pool, info) = Pool::<strategy::StrategyPlugin>::new(
-                name.clone(),
-                cx.engine.clone(),
-                pre,
-                cx.shared.clone(),
-                spec.config_json.clone(),
-                spec.limits.clone(),
-            )
-            .map_err(|f| fail(f.reason))?;
+            let (pool, info) =
+                Pool::<strategy::StrategyPlugin>::new(pre, recipe()).map_err(|f| fail(f.reason))?;
             Ok(Loaded::Strategy(Arc::new(StrategyPlugin {
                 name: name.clone(),
                 on_fault: spec.on_fault,
@@ -187,15 +198,8 @@ pub(crate) fn load(cx: &LoadContext<'_>, spec: &PluginSpec) -> Result<Loaded, Lo
         }
         WorldKind::Fallback => {
             let pre = fallback::FallbackPlugin::pre(pre).map_err(|e| fail(format!("{e:#}")))?;
-            let (pool, info) = Pool::<fallback::FallbackPlugin>::new(
-                name.clone(),
-                cx.engine.clone(),
-                pre,
-                cx.shared.clone(),
-                spec.config_json.clone(),
-                spec.limits.clone(),
-            )
-            .map_err(|f| fail(f.reason))?;
+            let (pool, info) =
+                Pool::<fallback::FallbackPlugin>::new(pre, recipe()).map_err(|f| fail(f.reason))?;
             Ok(Loaded::Fallback(Arc::new(FallbackPlugin {
                 name: name.clone(),
                 on_fault: spec.on_fault,

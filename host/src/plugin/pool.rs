@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap};
 
-use super::host_api::{HostShared, HostState};
+use super::capability::{DirGrant, wasi_ctx};
+use super::host_api::{CallClock, HostShared, HostState};
 use super::world::World;
 use crate::config::Limits;
 use crate::engine::ticks_for;
@@ -38,6 +39,20 @@ struct Warm<W> {
     bindings: W,
 }
 
+/// What every instance of a plugin is made with.
+pub(crate) struct Recipe {
+    pub(crate) name: Arc<str>,
+    pub(crate) engine: Engine,
+    pub(crate) shared: Arc<HostShared>,
+    /// The plugin's config, as JSON, for `init`.
+    pub(crate) config_json: String,
+    pub(crate) limits: Limits,
+    /// Directories its WASI context is granted.
+    pub(crate) dirs: Vec<DirGrant>,
+    /// Whether the component imports WASI (see `Pool::off_runtime`).
+    pub(crate) off_runtime: bool,
+}
+
 /// The instances of one plugin.
 pub(crate) struct Pool<W: World> {
     name: Arc<str>,
@@ -46,20 +61,27 @@ pub(crate) struct Pool<W: World> {
     shared: Arc<HostShared>,
     config_json: String,
     limits: Limits,
+    dirs: Vec<DirGrant>,
+    /// Run hook calls off the tokio runtime thread: set for components
+    /// that import WASI, whose sync bindings block on tokio internally
+    /// and would panic on a runtime thread.
+    off_runtime: bool,
     idle: Mutex<Vec<Warm<W>>>,
 }
 
 impl<W: World> Pool<W> {
     /// Creates the pool and its first instance, whose `init` answer is
     /// returned: a plugin whose `init` fails is rejected at load.
-    pub(crate) fn new(
-        name: Arc<str>,
-        engine: Engine,
-        pre: W::Pre,
-        shared: Arc<HostShared>,
-        config_json: String,
-        limits: Limits,
-    ) -> Result<(Self, W::Info), PluginFault> {
+    pub(crate) fn new(pre: W::Pre, recipe: Recipe) -> Result<(Self, W::Info), PluginFault> {
+        let Recipe {
+            name,
+            engine,
+            shared,
+            config_json,
+            limits,
+            dirs,
+            off_runtime,
+        } = recipe;
         let pool = Pool {
             name,
             engine,
@@ -67,6 +89,8 @@ impl<W: World> Pool<W> {
             shared,
             config_json,
             limits,
+            dirs,
+            off_runtime,
             idle: Mutex::new(Vec::new()),
         };
         let (warm, info) = pool.fresh()?;
@@ -90,16 +114,25 @@ impl<W: World> Pool<W> {
             // instead of letting the guest see -1 and abort obscurely.
             .trap_on_grow_failure(true)
             .build();
-        let state = HostState::new(self.name.clone(), self.shared.clone(), limits);
+        let clock = Arc::new(CallClock::new());
+        clock.begin(self.shared.now_ms());
+        let wasi =
+            wasi_ctx(&self.dirs, &self.shared, &clock).map_err(|e| self.fault(format!("{e:#}")))?;
+        let state = HostState::new(self.name.clone(), self.shared.clone(), limits, clock, wasi);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(ticks_for(self.limits.init_timeout));
-        let bindings = W::instantiate(&self.pre, &mut store)
-            .map_err(|e| self.fault(describe(&e, "instantiating", self.limits.init_timeout)))?;
-        let info = bindings
-            .init(&mut store, &self.config_json)
-            .map_err(|e| self.fault(describe(&e, "in init", self.limits.init_timeout)))?
-            .map_err(|msg| self.fault(format!("rejected its config: {msg}")))?;
+        let (pre, config) = (&self.pre, &self.config_json);
+        let started = off_runtime(self.off_runtime, || {
+            let bindings = W::instantiate(pre, &mut store).map_err(|e| (e, "instantiating"))?;
+            let info = bindings
+                .init(&mut store, config)
+                .map_err(|e| (e, "in init"))?;
+            Ok::<_, (wasmtime::Error, &str)>((bindings, info))
+        });
+        let (bindings, info) = started
+            .map_err(|(e, during)| self.fault(describe(&e, during, self.limits.init_timeout)))?;
+        let info = info.map_err(|msg| self.fault(format!("rejected its config: {msg}")))?;
         Ok((Warm { store, bindings }, info))
     }
 
@@ -112,11 +145,11 @@ impl<W: World> Pool<W> {
 
     /// Runs one hook on a warm instance on behalf of `service`, within the
     /// hook deadline. `hook` names the hook in fault reasons.
-    pub(crate) fn call<R>(
+    pub(crate) fn call<R: Send>(
         &self,
         service: &Arc<str>,
         hook: &str,
-        f: impl FnOnce(&W, &mut Store<HostState>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&W, &mut Store<HostState>) -> wasmtime::Result<R> + Send,
     ) -> Result<R, PluginFault> {
         let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut warm = match taken {
@@ -126,7 +159,8 @@ impl<W: World> Pool<W> {
         warm.store.data_mut().begin_call(service);
         warm.store
             .set_epoch_deadline(ticks_for(self.limits.hook_timeout));
-        let result = f(&warm.bindings, &mut warm.store);
+        let Warm { store, bindings } = &mut warm;
+        let result = off_runtime(self.off_runtime, || f(bindings, store));
         warm.store.data_mut().end_call();
         match result {
             Ok(value) => {
@@ -140,6 +174,16 @@ impl<W: World> Pool<W> {
             ))),
         }
     }
+}
+
+/// Runs `f` on this thread, or, when `yes`, on a scoped thread outside any
+/// tokio runtime (WASI's sync bindings call `block_on`, which panics on a
+/// runtime thread). A panic in `f` is resumed here, as if run inline.
+fn off_runtime<R: Send>(yes: bool, f: impl FnOnce() -> R + Send) -> R {
+    if !yes {
+        return f();
+    }
+    std::thread::scope(|s| s.spawn(f).join()).unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 /// A trap or host error, said for people: what happened, where.

@@ -14,11 +14,11 @@ pub(crate) const STRATEGY_EXPORT: &str = "mender:plugin/strategy@0.1.0";
 pub(crate) const FALLBACK_EXPORT: &str = "mender:plugin/fallback-handler@0.1.0";
 
 /// A plugin world: how to instantiate it and run its `init`.
-pub(crate) trait World: Sized + Send + 'static {
+pub(crate) trait World: Sized + Send + Sync + 'static {
     /// The pre-linked, type-checked component.
     type Pre: Send + Sync + 'static;
     /// What `init` tells the host.
-    type Info;
+    type Info: Send;
     /// Type-checks the component's exports against the world.
     fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre>;
     /// A new instance in `store`.

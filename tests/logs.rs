@@ -1,0 +1,163 @@
+//! Tests that capture what mender logs. They live alone in this binary
+//! and run one after another from a single test: tracing caches each
+//! callsite's interest globally, so a thread-scoped subscriber can miss
+//! events while other tests log on other threads.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{Script, fail};
+use mender::{CallSpec, ErrorKind, Failure, Reply, Runtime};
+
+#[test]
+fn logs() {
+    log_flood_is_capped();
+    secrets_never_reach_the_logs();
+}
+
+fn log_flood_is_capped() {
+    let lines = Arc::new(AtomicUsize::new(0));
+    let counter = CountPluginLines(lines.clone());
+    let subscriber =
+        tracing_subscriber::layer::SubscriberExt::with(tracing_subscriber::registry(), counter);
+    tracing::subscriber::with_default(subscriber, || {
+        let toml = format!(
+            "[limits]\nhook-timeout = \"30s\"\n[plugins.hostile]\npath = \"{}/hostile-strategy.wasm\"\nconfig = {{ attack = \"log-flood\" }}\n[services.default]\nstrategies = [\"hostile\"]\n",
+            env!("MENDER_GUEST_DIR")
+        );
+        let rt = Runtime::builder()
+            .config_str(&toml, "t.toml")
+            .unwrap()
+            .build()
+            .unwrap();
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let script = Script::failing(fail(ErrorKind::Connect), 1);
+        let err = tokio
+            .block_on(rt.call(CallSpec::new("api", "get"), |_| script.next()))
+            .map(|r: Reply<String>| r.value)
+            .unwrap_err();
+        assert_eq!(
+            err.kind,
+            ErrorKind::Connect,
+            "the plugin passed; the call failed on its own"
+        );
+        assert_eq!(rt.plugins()[0].faults, 0);
+    });
+    let n = lines.load(Ordering::SeqCst);
+    // 32 lines kept, plus one warning that the rest were dropped.
+    assert!(n <= 33, "{n} plugin log lines reached the subscriber");
+    assert!(n >= 32, "{n}");
+}
+
+struct CountPluginLines(Arc<AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountPluginLines {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if event.metadata().target() == "mender::plugin" {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Collects everything tracing writes, at every level.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn secrets_never_reach_the_logs() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let secrets = [
+        "ghp_0123456789abcdefghijABCDEFGHIJ",
+        "sk-proj-abcdefghijklmnopqrstuvwx",
+        "xoxb-1234567890-abcdefghij",
+        "AKIAIOSFODNN7EXAMPLE",
+        "hunter2-registered-token",
+        "s3cretpw",
+    ];
+    tracing::subscriber::with_default(subscriber, || {
+        let toml = r#"
+[plugins.echo]
+path = "{guests}/echo-strategy.wasm"
+[plugins.backoff]
+bundled = "exponential-backoff"
+config = { base = "1ms", jitter = "none", kinds = { auth = { action = "refresh-credentials" } } }
+[services.default]
+strategies = ["backoff", "echo"]
+"#
+        .replace("{guests}", env!("MENDER_GUEST_DIR"));
+        let rt = mender::Runtime::builder()
+            .config_str(&toml, "test.toml")
+            .unwrap()
+            .secret("hunter2-registered-token")
+            .credentials("github", |_s: String| async {
+                Err("refresh endpoint said: bad client hunter2-registered-token".to_owned())
+            })
+            .build()
+            .unwrap();
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let messages = [
+            (
+                ErrorKind::Auth,
+                "401 Authorization: Bearer ghp_0123456789abcdefghijABCDEFGHIJ",
+            ),
+            (
+                ErrorKind::Auth,
+                "openai said: invalid key sk-proj-abcdefghijklmnopqrstuvwx",
+            ),
+            (
+                ErrorKind::Connect,
+                "slack xoxb-1234567890-abcdefghij unreachable; aws AKIAIOSFODNN7EXAMPLE",
+            ),
+            (
+                ErrorKind::Resource,
+                "db postgres://app:s3cretpw@db:5432 full; token hunter2-registered-token",
+            ),
+        ];
+        for (kind, msg) in messages {
+            let script = Script::failing(Failure::new(kind, msg), 10);
+            let _ = tokio
+                .block_on(
+                    rt.call(CallSpec::new("github", "get").idempotent(true), |_| {
+                        script.next()
+                    }),
+                )
+                .map(|r: Reply<String>| r.value);
+        }
+    });
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("attempt failed"),
+        "the test must capture the host's logs:\n{logs}"
+    );
+    assert!(logs.contains("[REDACTED]"), "{logs}");
+    for secret in secrets {
+        assert!(
+            !logs.contains(secret),
+            "{secret} leaked into the logs:\n{logs}"
+        );
+    }
+}
