@@ -1,5 +1,5 @@
 //! The path of a call, start to outcome:
-//! admission → attempt → classify → decide → guardrails → wait / refresh /
+//! admission (`admission.rs`) → attempt → classify → decide → guardrails → wait / refresh /
 //! fallback → outcome.
 //!
 //! [`Runtime::call`] is the only generic part (it runs the caller's
@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::admission::Gate;
 use crate::bindings::wit;
 use crate::clock::duration_ms;
 use crate::config::OnFault;
@@ -19,17 +20,6 @@ use crate::event::{Classify, ErrorKind, Failure};
 use crate::pipeline::Pipeline;
 use crate::runtime::Runtime;
 use crate::spec::{Attempt, AttemptRecord, CallError, CallSpec, Payload, Reply, ServedBy, Step};
-
-/// `wait` answers one attempt's admission may give before the host stops
-/// waiting and rejects the attempt: a limiter asking to wait forever must
-/// not hold a call forever, even without a deadline.
-const MAX_ADMISSION_WAITS: u32 = 16;
-
-/// Whether an attempt may start.
-enum Gate {
-    Open { timeout: Option<Duration> },
-    Closed(Failure),
-}
 
 /// What the strategies decided about a failed attempt.
 enum Verdict {
@@ -50,12 +40,12 @@ enum Verdict {
 }
 
 /// A call in progress: what the non-generic helpers need.
-struct Flight<'a> {
-    rt: &'a Runtime,
-    p: Arc<Pipeline>,
-    spec: &'a CallSpec,
-    started: Instant,
-    deadline: Option<Instant>,
+pub(crate) struct Flight<'a> {
+    pub(crate) rt: &'a Runtime,
+    pub(crate) p: Arc<Pipeline>,
+    pub(crate) spec: &'a CallSpec,
+    pub(crate) started: Instant,
+    pub(crate) deadline: Option<Instant>,
     history: Vec<AttemptRecord>,
     refreshes: u32,
 }
@@ -215,7 +205,7 @@ enum AttemptError<E> {
 }
 use AttemptError::{Timeout, Upstream};
 
-fn min_opt(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+pub(crate) fn min_opt(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -223,12 +213,12 @@ fn min_opt(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
 }
 
 impl Flight<'_> {
-    fn deadline_left(&self) -> Option<Duration> {
+    pub(crate) fn deadline_left(&self) -> Option<Duration> {
         self.deadline
             .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
-    fn now_ms(&self) -> u64 {
+    pub(crate) fn now_ms(&self) -> u64 {
         self.rt.inner.shared.now_ms()
     }
 
@@ -251,71 +241,6 @@ impl Flight<'_> {
 
     fn tags(&self, extra: &[(String, String)]) -> Vec<(String, String)> {
         self.spec.tags.iter().chain(extra).cloned().collect()
-    }
-
-    /// Asks every admitting strategy, in order, whether attempt `number`
-    /// may start. Leases answer without a Wasm call.
-    async fn admit(&self, number: u32) -> Gate {
-        let mut timeout = None;
-        let mut call: Option<wit::CallInfo> = None;
-        for slot in self.p.strategies.iter().filter(|s| s.admits()) {
-            let mut waits = 0;
-            loop {
-                let now = self.now_ms();
-                if let Some(leased) = slot.lease.try_admit(now) {
-                    timeout = min_opt(timeout, leased.timeout);
-                    break;
-                }
-                let call = call.get_or_insert_with(|| wit::CallInfo {
-                    service: self.p.service.to_string(),
-                    operation: self.spec.operation.to_string(),
-                    attempt: number,
-                    elapsed: duration_ms(self.started.elapsed()),
-                    deadline_left: self.deadline_left().map(duration_ms),
-                    idempotent: self.spec.idempotent,
-                    tags: self.spec.tags.clone(),
-                });
-                let recent = slot.cursor.take(&self.p.stats, &slot.lease);
-                let by = &slot.plugin.name;
-                match slot.plugin.admit(&self.p.service, call, &recent) {
-                    Ok(wit::Admission::Allow(grant)) => {
-                        slot.lease.grant(&grant, now);
-                        timeout =
-                            min_opt(timeout, grant.attempt_timeout.map(Duration::from_millis));
-                        break;
-                    }
-                    Ok(wit::Admission::Reject(r)) => {
-                        let mut f = Failure::new(ErrorKind::Rejected, r.reason)
-                            .with_tag("rejected-by", &**by);
-                        f.retry_after = r.retry_after.map(Duration::from_millis);
-                        return Gate::Closed(f);
-                    }
-                    Ok(wit::Admission::Wait(ms)) => {
-                        let wait = Duration::from_millis(ms).min(self.p.guardrails.max_delay);
-                        waits += 1;
-                        if waits > MAX_ADMISSION_WAITS
-                            || self.deadline_left().is_some_and(|left| wait >= left)
-                        {
-                            return Gate::Closed(
-                                Failure::new(ErrorKind::Rejected, format!("{by} kept the attempt waiting past the deadline or {MAX_ADMISSION_WAITS} waits"))
-                                    .with_tag("rejected-by", &**by),
-                            );
-                        }
-                        tokio::time::sleep(wait).await;
-                    }
-                    Err(fault) => match slot.plugin.on_fault {
-                        OnFault::FailOpen => break,
-                        OnFault::FailClosed => {
-                            return Gate::Closed(
-                                Failure::new(ErrorKind::Rejected, fault.to_string())
-                                    .with_tag("rejected-by", &**by),
-                            );
-                        }
-                    },
-                }
-            }
-        }
-        Gate::Open { timeout }
     }
 
     /// Counts a failed attempt, builds its (redacted) event, and asks the

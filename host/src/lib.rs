@@ -24,6 +24,7 @@
 
 #![deny(missing_docs)]
 
+mod admission;
 mod bindings;
 mod call;
 mod clock;
