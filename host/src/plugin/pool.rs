@@ -116,8 +116,14 @@ impl<W: World> Pool<W> {
             .build();
         let clock = Arc::new(CallClock::new());
         clock.begin(self.shared.now_ms());
-        let wasi =
-            wasi_ctx(&self.dirs, &self.shared, &clock).map_err(|e| self.fault(format!("{e:#}")))?;
+        // Only a component that imports WASI gets a configured context: the
+        // others can never reach it, and must not draw on the host's seeded
+        // random numbers for it (that would shift every plugin's jitter).
+        let wasi = if self.off_runtime {
+            wasi_ctx(&self.dirs, &self.shared, &clock).map_err(|e| self.fault(format!("{e:#}")))?
+        } else {
+            wasmtime_wasi::WasiCtx::builder().build()
+        };
         let state = HostState::new(self.name.clone(), self.shared.clone(), limits, clock, wasi);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
