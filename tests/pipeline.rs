@@ -51,6 +51,9 @@ async fn backoff_without_jitter_doubles_exactly() {
     assert_eq!(reply.served_by, ServedBy::Upstream);
     assert_eq!(retry_delays(&reply.history), vec![100, 200, 400, 800]);
     assert_eq!(script.calls(), 5);
+    // Backoff declared only `on-error`: one hook call per failure, none
+    // before attempts.
+    assert_eq!(rt.plugins()[0].hook_calls, 4);
     // The host really waited (in virtual time) what it recorded.
     assert!(started.elapsed() >= Duration::from_millis(1500));
 }

@@ -22,15 +22,8 @@ pub struct PluginMetrics {
 }
 
 fn series(plugin: &str, service: &str, name: &str) -> SeriesKey {
-    let mut name = name.to_owned();
-    if name.len() > NAME_BYTES {
-        let mut cut = NAME_BYTES;
-        while !name.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        name.truncate(cut);
-    }
-    (plugin.to_owned(), service.to_owned(), name)
+    let name = &name[..name.floor_char_boundary(NAME_BYTES)];
+    (plugin.to_owned(), service.to_owned(), name.to_owned())
 }
 
 impl PluginMetrics {

@@ -36,8 +36,7 @@ static KEYED: LazyLock<Regex> = LazyLock::new(|| {
 static BARE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?x)
-          \bbearer\s+[A-Za-z0-9._~+/=-]{8,}
-        | \bBearer\s+[A-Za-z0-9._~+/=-]{8,}
+          \b(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}
         | \bsk-(?:proj-|ant-)?[A-Za-z0-9_-]{16,}
         | \b(?:ghp|gho|ghs|ghu|ghr)_[A-Za-z0-9]{20,}
         | \bgithub_pat_[A-Za-z0-9_]{20,}
@@ -84,7 +83,7 @@ impl Redactor {
                 // Keep the user name of `scheme://user:password@host`.
                 let user = rest.split(':').next().unwrap_or("");
                 format!("://{user}:{REDACTED}@")
-            } else if m.len() > 7 && m[..7].eq_ignore_ascii_case("bearer ") {
+            } else if m.get(..6).is_some_and(|w| w.eq_ignore_ascii_case("bearer")) {
                 format!("{} {REDACTED}", &m[..6])
             } else {
                 REDACTED.to_owned()

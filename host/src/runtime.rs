@@ -70,7 +70,7 @@ pub(crate) struct RuntimeInner {
     pub(crate) results: ResultStore,
     pub(crate) shared: Arc<HostShared>,
     /// Every loaded plugin, in config order, for status views.
-    plugins: Vec<(String, Loaded)>,
+    plugins: Vec<Loaded>,
     /// Kept so the engine (and its epoch ticker) lives as long as the
     /// runtime.
     _engine: Engine,
@@ -104,13 +104,13 @@ impl Runtime {
         self.inner
             .plugins
             .iter()
-            .map(|(name, p)| {
-                let (world, c) = match p {
-                    Loaded::Strategy(s) => (WorldKind::Strategy, s.counts()),
-                    Loaded::Fallback(f) => (WorldKind::Fallback, f.counts()),
+            .map(|p| {
+                let (name, world, c) = match p {
+                    Loaded::Strategy(s) => (&s.name, WorldKind::Strategy, s.counts()),
+                    Loaded::Fallback(f) => (&f.name, WorldKind::Fallback, f.counts()),
                 };
                 PluginStatus {
-                    name: name.clone(),
+                    name: name.to_string(),
                     world,
                     hook_calls: c.calls,
                     faults: c.faults,
@@ -243,7 +243,7 @@ impl RuntimeBuilder {
         let mut plugins = Vec::new();
         for spec in &self.config.plugins {
             let plugin = plugin::load(&cx, spec)?;
-            plugins.push((spec.name.clone(), plugin.clone()));
+            plugins.push(plugin.clone());
             loaded.insert(spec.name.clone(), plugin);
         }
         let pipelines = Pipelines::build(&self.config, &loaded, &self.origin)?;

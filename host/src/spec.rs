@@ -5,7 +5,6 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use crate::event::ErrorKind;
-use crate::guardrails::RetryRefusal;
 
 /// Describes a call: which service and operation, and how to treat it.
 #[derive(Clone, Debug)]
@@ -237,10 +236,4 @@ pub struct CallError<E> {
     pub last_error: Option<E>,
     /// Every attempt.
     pub history: Vec<AttemptRecord>,
-}
-
-impl From<RetryRefusal> for String {
-    fn from(r: RetryRefusal) -> String {
-        format!("guardrail: {r}")
-    }
 }

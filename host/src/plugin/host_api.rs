@@ -171,6 +171,16 @@ impl HostState {
     }
 }
 
+/// A log line cut to [`LOG_LINE_BYTES`] (on a character boundary), marked
+/// with `…` when cut.
+fn clip_log_line(mut message: String) -> String {
+    if message.len() > LOG_LINE_BYTES {
+        message.truncate(message.floor_char_boundary(LOG_LINE_BYTES));
+        message.push('…');
+    }
+    message
+}
+
 impl types::Host for HostState {}
 
 impl WasiView for HostState {
@@ -189,15 +199,7 @@ impl log::Host for HostState {
             return Ok(());
         }
         self.log_lines_left -= 1;
-        let mut message = message;
-        if message.len() > LOG_LINE_BYTES {
-            let mut cut = LOG_LINE_BYTES;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push('…');
-        }
+        let message = clip_log_line(message);
         let (plugin, service) = (&*self.plugin, &*self.service);
         macro_rules! emit {
             ($lvl:ident) => {
@@ -285,5 +287,63 @@ impl metrics::Host for HostState {
             .metrics
             .gauge_set(&self.plugin, &self.service, &name, value);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::MemoryState;
+
+    fn host_state() -> HostState {
+        let shared = Arc::new(HostShared {
+            state: Arc::new(MemoryState::default()),
+            random: RandomSource::new(Some(1)),
+            epoch: Instant::now(),
+            metrics: PluginMetrics::default(),
+            wall_at_epoch: std::time::Duration::ZERO,
+        });
+        let mut s = HostState::new(
+            "p".into(),
+            shared,
+            StoreLimits::default(),
+            Arc::new(CallClock::new()),
+            WasiCtx::builder().build(),
+        );
+        s.begin_call(&Arc::from("svc"));
+        s
+    }
+
+    #[test]
+    fn state_keys_values_and_writes_are_bounded() {
+        let mut s = host_state();
+        let long_key = "k".repeat(STATE_KEY_BYTES + 1);
+        assert!(state::Host::get(&mut s, long_key).is_err());
+        let big = "v".repeat(STATE_VALUE_BYTES + 1);
+        assert!(state::Host::set(&mut s, "k".into(), big, None).is_err());
+        for i in 0..STATE_WRITES_PER_CALL {
+            state::Host::increment(&mut s, format!("n{i}"), 1, None).unwrap();
+        }
+        let err = state::Host::set(&mut s, "one-more".into(), "x".into(), None).unwrap_err();
+        assert!(
+            err.to_string().contains("state writes in one hook call"),
+            "{err}"
+        );
+        // The budget is per hook call.
+        s.begin_call(&Arc::from("svc"));
+        assert!(state::Host::set(&mut s, "next-call".into(), "x".into(), None).is_ok());
+    }
+
+    #[test]
+    fn log_lines_are_counted_and_clipped() {
+        let mut s = host_state();
+        for _ in 0..LOG_LINES_PER_CALL + 5 {
+            log::Host::write(&mut s, log::Level::Info, "line".into()).unwrap();
+        }
+        assert_eq!(s.logs_dropped, 5);
+        let clipped = clip_log_line("é".repeat(LOG_LINE_BYTES));
+        assert!(clipped.len() <= LOG_LINE_BYTES + '…'.len_utf8());
+        assert!(clipped.ends_with('…'));
+        assert_eq!(clip_log_line("short".into()), "short");
     }
 }
