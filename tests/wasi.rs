@@ -136,9 +136,11 @@ async fn wasi_clocks_are_the_host_clock() {
     tokio::time::sleep(Duration::from_secs(3600)).await;
     let after = report(&rt).await["clock"]["wall_ms"].as_u64().unwrap();
     // An hour of virtual time passed, and no real hour: WASI's wall clock
-    // follows the host clock.
-    assert!(after - before >= 3_600_000, "{before} -> {after}");
-    assert!(after - before < 3_660_000, "{before} -> {after}");
+    // follows the host clock. It reads the host time at the start of the
+    // call plus real time within it, in whole milliseconds, so two readings
+    // may differ from the virtual hour by a few milliseconds either way.
+    let passed = after as i64 - before as i64;
+    assert!((passed - 3_600_000).abs() < 50, "{before} -> {after}");
 }
 
 #[test]
