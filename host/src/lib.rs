@@ -26,11 +26,13 @@
 
 mod admission;
 mod bindings;
+mod cache;
 mod call;
 mod clock;
 pub mod config;
 mod engine;
 mod event;
+mod generation;
 mod guardrails;
 mod metrics;
 mod outcomes;
@@ -38,13 +40,18 @@ mod pipeline;
 pub mod plugin;
 mod random;
 mod redact;
+mod reload;
 mod results;
 mod runtime;
+mod smoke;
 mod spec;
 pub mod state;
+mod watch;
 
+pub use cache::{CACHE_DIR_ENV, CacheStats};
 pub use config::{Config, ConfigError, Limits, OnFault};
 pub use event::{Classify, ErrorKind, Failure, HttpError, retry_after};
+pub use generation::ReloadReport;
 pub use guardrails::{Guardrails, RetryRefusal};
 pub use metrics::PluginMetrics;
 pub use plugin::{
@@ -52,10 +59,12 @@ pub use plugin::{
     inspect,
 };
 pub use redact::{REDACTED, Redactor};
+pub use reload::ReloadStatus;
 pub use runtime::{
     BoxFuture, BuildError, CredentialProvider, PluginStatus, Runtime, RuntimeBuilder,
 };
 pub use spec::{Attempt, AttemptRecord, CallError, CallSpec, Json, Payload, Reply, ServedBy, Step};
+pub use watch::{DEBOUNCE, ReloadResult, WatchError, Watcher};
 
 /// The names of the plugins compiled into this build.
 pub fn bundled_plugins() -> impl Iterator<Item = &'static str> {

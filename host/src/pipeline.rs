@@ -16,10 +16,13 @@ use crate::plugin::{FallbackPlugin, LoadError, Loaded, StrategyPlugin};
 const MAX_DYNAMIC_SERVICES: usize = 1024;
 
 /// One strategy in one service's pipeline.
+///
+/// The lease and cursor are shared with the slot of the same plugin in the
+/// pipeline a reload replaced (see [`Pipelines::build`]).
 pub(crate) struct StrategySlot {
     pub(crate) plugin: Arc<StrategyPlugin>,
-    pub(crate) lease: LeaseCell,
-    pub(crate) cursor: Cursor,
+    pub(crate) lease: Arc<LeaseCell>,
+    pub(crate) cursor: Arc<Cursor>,
 }
 
 impl StrategySlot {
@@ -86,26 +89,45 @@ pub(crate) struct Pipeline {
     pub(crate) fallbacks: Vec<Arc<FallbackPlugin>>,
     /// Whether any fallback handler wants successful results recorded.
     pub(crate) records_results: bool,
-    pub(crate) stats: ServiceStats,
+    /// Shared with the service's pipeline before a reload, so counters
+    /// run on across it.
+    pub(crate) stats: Arc<ServiceStats>,
 }
 
 impl Pipeline {
-    fn new(service: &str, t: &Template) -> Pipeline {
+    /// A pipeline for `service` from a template; `before` is the service's
+    /// pipeline in the configuration a reload replaces.
+    ///
+    /// What carries over from `before`: the service's counters; each
+    /// strategy's outcome cursor (a new version of a plugin is told what
+    /// happened since the old one was last asked, not everything again);
+    /// and a strategy's lease only when the plugin itself is unchanged (a
+    /// lease is the promise of the version that granted it).
+    fn new(service: &str, t: &Template, before: Option<&Pipeline>) -> Pipeline {
+        let slot_before = |p: &Arc<StrategyPlugin>| {
+            before.and_then(|b| b.strategies.iter().find(|s| s.plugin.name == p.name))
+        };
         Pipeline {
             service: Arc::from(service),
             guardrails: t.guardrails.clone(),
             strategies: t
                 .strategies
                 .iter()
-                .map(|p| StrategySlot {
-                    plugin: p.clone(),
-                    lease: LeaseCell::default(),
-                    cursor: Cursor::default(),
+                .map(|p| {
+                    let old = slot_before(p);
+                    StrategySlot {
+                        plugin: p.clone(),
+                        lease: old
+                            .filter(|s| Arc::ptr_eq(&s.plugin, p))
+                            .map(|s| s.lease.clone())
+                            .unwrap_or_default(),
+                        cursor: old.map(|s| s.cursor.clone()).unwrap_or_default(),
+                    }
                 })
                 .collect(),
             fallbacks: t.fallbacks.clone(),
             records_results: t.fallbacks.iter().any(|f| f.records_results),
-            stats: ServiceStats::default(),
+            stats: before.map(|b| b.stats.clone()).unwrap_or_default(),
         }
     }
 }
@@ -119,10 +141,14 @@ pub(crate) struct Pipelines {
 }
 
 impl Pipelines {
+    /// Every service's pipeline for `config`. `before` is the set a reload
+    /// replaces: each service's pipeline carries over what
+    /// [`Pipeline::new`] says, services made on first use included.
     pub(crate) fn build(
         config: &Config,
         loaded: &HashMap<String, Loaded>,
         config_origin: &str,
+        before: Option<&Pipelines>,
     ) -> Result<Pipelines, LoadError> {
         let mut listed = HashMap::new();
         let mut default_template = Template {
@@ -135,18 +161,48 @@ impl Pipelines {
             if spec.name == DEFAULT_SERVICE {
                 default_template = t.clone();
             }
-            listed.insert(spec.name.clone(), Arc::new(Pipeline::new(&spec.name, &t)));
+            let old = before.and_then(|b| b.existing(&spec.name));
+            listed.insert(
+                spec.name.clone(),
+                Arc::new(Pipeline::new(&spec.name, &t, old.as_deref())),
+            );
         }
-        let default = listed
-            .get(DEFAULT_SERVICE)
-            .cloned()
-            .unwrap_or_else(|| Arc::new(Pipeline::new(DEFAULT_SERVICE, &default_template)));
+        let default = listed.get(DEFAULT_SERVICE).cloned().unwrap_or_else(|| {
+            let old = before.map(|b| b.default.clone());
+            Arc::new(Pipeline::new(
+                DEFAULT_SERVICE,
+                &default_template,
+                old.as_deref(),
+            ))
+        });
+        let mut dynamic = HashMap::new();
+        if let Some(before) = before {
+            let old = before.dynamic.read().unwrap_or_else(|p| p.into_inner());
+            for (service, p) in old.iter().chain(&before.listed) {
+                if !listed.contains_key(service) && !dynamic.contains_key(service) {
+                    let carried = Pipeline::new(service, &default_template, Some(p));
+                    dynamic.insert(service.clone(), Arc::new(carried));
+                }
+            }
+        }
         Ok(Pipelines {
             listed,
             default_template,
             default,
-            dynamic: RwLock::new(HashMap::new()),
+            dynamic: RwLock::new(dynamic),
         })
+    }
+
+    /// The pipeline `service` has now, without making one.
+    fn existing(&self, service: &str) -> Option<Arc<Pipeline>> {
+        if let Some(p) = self.listed.get(service) {
+            return Some(p.clone());
+        }
+        if service == DEFAULT_SERVICE {
+            return Some(self.default.clone());
+        }
+        let dynamic = self.dynamic.read().unwrap_or_else(|p| p.into_inner());
+        dynamic.get(service).cloned()
     }
 
     /// The pipeline of `service`: its own if listed, else one made from
@@ -169,7 +225,7 @@ impl Pipelines {
         }
         dynamic
             .entry(service.to_owned())
-            .or_insert_with(|| Arc::new(Pipeline::new(service, &self.default_template)))
+            .or_insert_with(|| Arc::new(Pipeline::new(service, &self.default_template, None)))
             .clone()
     }
 }

@@ -4,20 +4,23 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwap;
 use tokio::time::Instant;
-use wasmtime::Engine;
 
+use crate::cache::{ArtifactCache, CacheStats};
 use crate::config::Config;
+use crate::generation::{Generation, Loader};
 use crate::metrics::PluginMetrics;
-use crate::pipeline::{Pipeline, Pipelines};
+use crate::pipeline::Pipeline;
 use crate::plugin::host_api::HostShared;
-use crate::plugin::{self, LoadContext, Loaded, WorldKind};
+use crate::plugin::{self, Loaded, WorldKind};
 use crate::random::RandomSource;
 use crate::redact::Redactor;
+use crate::reload::{ConfigSource, ReloadLog};
 use crate::results::ResultStore;
 use crate::state::{MemoryState, StateStore};
 
@@ -54,6 +57,10 @@ pub enum BuildError {
     /// The engine could not be created.
     #[error("wasmtime engine: {0}")]
     Engine(String),
+    /// A reload could not run to completion (the live configuration is
+    /// untouched).
+    #[error("reload: {0}")]
+    Reload(String),
 }
 
 /// The resilience runtime. Cheap to clone (`Arc` inside), `Send + Sync`:
@@ -64,16 +71,21 @@ pub struct Runtime {
 }
 
 pub(crate) struct RuntimeInner {
-    pub(crate) pipelines: Pipelines,
+    /// The generation new calls start on; a reload swaps it whole.
+    pub(crate) live: ArcSwap<Generation>,
     pub(crate) credentials: HashMap<String, Arc<dyn CredentialProvider>>,
     pub(crate) redactor: Redactor,
     pub(crate) results: ResultStore,
     pub(crate) shared: Arc<HostShared>,
-    /// Every loaded plugin, in config order, for status views.
-    plugins: Vec<Loaded>,
-    /// Kept so the engine (and its epoch ticker) lives as long as the
-    /// runtime.
-    _engine: Engine,
+    /// What generations are loaded with. It owns the engine, so the engine
+    /// (and its epoch ticker) lives as long as the runtime.
+    pub(crate) loader: Loader,
+    /// Where a reload reads the configuration from.
+    pub(crate) source: Mutex<ConfigSource>,
+    /// Held for the whole of a reload: one at a time.
+    pub(crate) reloading: Mutex<()>,
+    /// What the reloads did.
+    pub(crate) reloads: Mutex<ReloadLog>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -90,7 +102,7 @@ impl Runtime {
     }
 
     pub(crate) fn pipeline(&self, service: &str) -> Arc<Pipeline> {
-        self.inner.pipelines.get(service)
+        self.inner.live.load().pipelines.get(service)
     }
 
     /// Counters and gauges the plugins reported, by (plugin, service, name).
@@ -98,20 +110,25 @@ impl Runtime {
         &self.inner.shared.metrics
     }
 
-    /// Each loaded plugin: its name, world, hook calls, faults and quarantine
-    /// state.
+    /// Each loaded plugin: its name, world, version, hook calls, faults,
+    /// quarantine state and whether its newest version was refused.
     pub fn plugins(&self) -> Vec<PluginStatus> {
         self.inner
+            .live
+            .load()
             .plugins
             .iter()
-            .map(|p| {
-                let (name, world, c) = match p {
+            .map(|entry| {
+                let (name, world, c) = match &entry.loaded {
                     Loaded::Strategy(s) => (&s.name, WorldKind::Strategy, s.counts()),
                     Loaded::Fallback(f) => (&f.name, WorldKind::Fallback, f.counts()),
                 };
                 PluginStatus {
                     name: name.to_string(),
                     world,
+                    version: entry.version,
+                    sha256: entry.content.to_string(),
+                    reload_error: entry.reload_error.clone(),
                     hook_calls: c.calls,
                     faults: c.faults,
                     skipped: c.skipped,
@@ -129,6 +146,11 @@ impl Runtime {
     pub fn now_ms(&self) -> u64 {
         self.inner.shared.now_ms()
     }
+
+    /// What the compiled-plugin cache did so far.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.inner.loader.cache.stats()
+    }
 }
 
 /// A loaded plugin, as status views show it.
@@ -138,6 +160,13 @@ pub struct PluginStatus {
     pub name: String,
     /// Its world.
     pub world: WorldKind,
+    /// The generation its serving version was loaded in (1: at build).
+    pub version: u64,
+    /// SHA-256 of its serving version's component, hex.
+    pub sha256: String,
+    /// `Some` while its newest version is refused (the serving version is
+    /// an older one): why, as `reload failed: …` explains.
+    pub reload_error: Option<String>,
     /// Hook calls made into the plugin so far (`init` excluded).
     pub hook_calls: u64,
     /// Hook calls that trapped, timed out, failed or answered over the
@@ -156,6 +185,8 @@ pub struct PluginStatus {
 pub struct RuntimeBuilder {
     config: Config,
     origin: String,
+    source: Option<ConfigSource>,
+    cache: CacheChoice,
     seed: Option<u64>,
     state: Option<Arc<dyn StateStore>>,
     credentials: HashMap<String, Arc<dyn CredentialProvider>>,
@@ -165,6 +196,7 @@ pub struct RuntimeBuilder {
 impl RuntimeBuilder {
     /// Uses this configuration.
     pub fn config(mut self, config: Config) -> Self {
+        self.source = Some(ConfigSource::Value(config.clone()));
         self.config = config;
         self.origin = "<config>".into();
         self
@@ -175,6 +207,7 @@ impl RuntimeBuilder {
         let path = path.as_ref();
         self.config = Config::from_file(path)?;
         self.origin = path.display().to_string();
+        self.source = Some(ConfigSource::File(path.to_owned()));
         Ok(self)
     }
 
@@ -183,6 +216,7 @@ impl RuntimeBuilder {
     pub fn config_str(mut self, text: &str, origin: &str) -> Result<Self, BuildError> {
         self.config = Config::parse(text, origin, Path::new("."))?;
         self.origin = origin.to_owned();
+        self.source = Some(ConfigSource::Value(self.config.clone()));
         Ok(self)
     }
 
@@ -206,6 +240,19 @@ impl RuntimeBuilder {
         provider: impl CredentialProvider,
     ) -> Self {
         self.credentials.insert(service.into(), Arc::new(provider));
+        self
+    }
+
+    /// Keeps compiled plugins in `dir` (default: `$MENDER_CACHE_DIR`, else
+    /// the user's cache directory, e.g. `~/.cache/mender`).
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache = CacheChoice::Dir(dir.into());
+        self
+    }
+
+    /// Compiles every plugin at load, keeping nothing on disk.
+    pub fn no_cache(mut self) -> Self {
+        self.cache = CacheChoice::Off;
         self
     }
 
@@ -234,29 +281,43 @@ impl RuntimeBuilder {
             metrics: PluginMetrics::default(),
             wall_at_epoch: plugin::wall_now(),
         });
-        let cx = LoadContext {
-            engine: &engine,
-            linker: &linker,
-            shared: &shared,
+        let cache_root = match self.cache {
+            CacheChoice::Default => ArtifactCache::default_root(),
+            CacheChoice::Dir(dir) => Some(dir),
+            CacheChoice::Off => None,
         };
-        let mut loaded: HashMap<String, Loaded> = HashMap::new();
-        let mut plugins = Vec::new();
-        for spec in &self.config.plugins {
-            let plugin = plugin::load(&cx, spec)?;
-            plugins.push(plugin.clone());
-            loaded.insert(spec.name.clone(), plugin);
-        }
-        let pipelines = Pipelines::build(&self.config, &loaded, &self.origin)?;
+        let loader = Loader {
+            cache: ArtifactCache::new(cache_root.as_deref(), &engine),
+            engine,
+            linker,
+            shared: shared.clone(),
+        };
+        let first = loader.first(&self.config, &self.origin)?;
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
-                pipelines,
+                live: ArcSwap::from_pointee(first),
                 credentials: self.credentials,
                 redactor: self.redactor,
                 results: ResultStore::default(),
                 shared,
-                plugins,
-                _engine: engine,
+                loader,
+                source: Mutex::new(
+                    self.source
+                        .unwrap_or_else(|| ConfigSource::Value(self.config.clone())),
+                ),
+                reloading: Mutex::new(()),
+                reloads: Mutex::new(ReloadLog::default()),
             }),
         })
     }
+}
+
+/// Where compiled plugins are cached.
+#[derive(Default)]
+enum CacheChoice {
+    /// `$MENDER_CACHE_DIR` or the user's cache directory.
+    #[default]
+    Default,
+    Dir(PathBuf),
+    Off,
 }

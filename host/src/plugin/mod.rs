@@ -23,6 +23,7 @@ pub use quarantine::QuarantinePolicy;
 pub(crate) use supervisor::Counts;
 
 use crate::bindings::{fallback, strategy, wit};
+use crate::cache::ArtifactCache;
 use crate::config::{OnFault, PluginSource, PluginSpec};
 use host_api::{HostShared, HostState};
 use pool::{Pool, Recipe};
@@ -134,35 +135,71 @@ pub(crate) enum Loaded {
 pub(crate) struct LoadContext<'a> {
     pub(crate) engine: &'a Engine,
     pub(crate) linker: &'a Linker<HostState>,
-    pub(crate) shared: &'a Arc<HostShared>,
+    pub(crate) cache: &'a ArtifactCache,
 }
 
-/// Reads, compiles, links and initialises the plugin `spec` describes.
-pub(crate) fn load(cx: &LoadContext<'_>, spec: &PluginSpec) -> Result<Loaded, LoadError> {
-    let (origin, bytes): (String, std::borrow::Cow<'static, [u8]>) = match &spec.source {
-        PluginSource::Path(p) => (
-            p.display().to_string(),
-            std::fs::read(p)
-                .map(Into::into)
-                .map_err(|e| error(spec, &p.display().to_string(), format!("cannot read: {e}")))?,
-        ),
-        PluginSource::Bundled(name) => (
-            format!("bundled `{name}`"),
-            bundled::find(name).map(Into::into).ok_or_else(|| {
+/// A plugin's component bytes and where they came from.
+pub(crate) struct Source {
+    /// For messages: the file, or `bundled `NAME``.
+    pub(crate) origin: String,
+    pub(crate) bytes: std::borrow::Cow<'static, [u8]>,
+}
+
+/// Reads the component `spec` names.
+pub(crate) fn read_source(spec: &PluginSpec) -> Result<Source, LoadError> {
+    match &spec.source {
+        PluginSource::Path(p) => {
+            let origin = p.display().to_string();
+            let bytes =
+                std::fs::read(p).map_err(|e| error(spec, &origin, format!("cannot read: {e}")))?;
+            Ok(Source {
+                origin,
+                bytes: bytes.into(),
+            })
+        }
+        PluginSource::Bundled(name) => {
+            let origin = format!("bundled `{name}`");
+            let bytes = bundled::find(name).ok_or_else(|| {
                 error(
                     spec,
-                    &format!("bundled `{name}`"),
+                    &origin,
                     format!(
                         "no bundled plugin of that name (bundled: {})",
                         bundled::names().collect::<Vec<_>>().join(", ")
                     ),
                 )
-            })?,
-        ),
-    };
-    let fail = |reason: String| error(spec, &origin, reason);
+            })?;
+            Ok(Source {
+                origin,
+                bytes: bytes.into(),
+            })
+        }
+    }
+}
 
-    let component = compile(cx.engine, &bytes).map_err(fail)?;
+/// A compiled, linked component whose world is known: what instances are
+/// made from, for the live host or for a scratch check.
+pub(crate) struct Prepared {
+    origin: String,
+    kind: WorldKind,
+    imports_wasi: bool,
+    pre: wasmtime::component::InstancePre<HostState>,
+}
+
+/// Compiles (or fetches from the cache) and links a component, and finds
+/// its world.
+pub(crate) fn prepare(
+    cx: &LoadContext<'_>,
+    spec: &PluginSpec,
+    source: &Source,
+) -> Result<Prepared, LoadError> {
+    let fail = |reason: String| error(spec, &source.origin, reason);
+    let component = cx
+        .cache
+        .get_or_compile(cx.engine, &source.bytes, || {
+            compile(cx.engine, &source.bytes)
+        })
+        .map_err(fail)?;
     let kind = world_of(cx.engine, &component).map_err(fail)?;
     let imports_wasi = component
         .component_type()
@@ -173,17 +210,36 @@ pub(crate) fn load(cx: &LoadContext<'_>, spec: &PluginSpec) -> Result<Loaded, Lo
             "imports something the host does not provide: {e:#} (plugins may import mender:plugin/{{log,clock,random,state,metrics}}@0.1.0 and WASI 0.2)"
         ))
     })?;
+    Ok(Prepared {
+        origin: source.origin.clone(),
+        kind,
+        imports_wasi,
+        pre,
+    })
+}
+
+/// Makes a plugin from a prepared component: its pool's first instance,
+/// initialised with the plugin's config, and its supervisor. `shared` is
+/// the host state its instances see.
+pub(crate) fn instantiate(
+    engine: &Engine,
+    shared: &Arc<HostShared>,
+    spec: &PluginSpec,
+    prepared: &Prepared,
+) -> Result<Loaded, LoadError> {
+    let fail = |reason: String| error(spec, &prepared.origin, reason);
     let name: Arc<str> = Arc::from(spec.name.as_str());
     let recipe = || Recipe {
         name: name.clone(),
-        engine: cx.engine.clone(),
-        shared: cx.shared.clone(),
+        engine: engine.clone(),
+        shared: shared.clone(),
         config_json: spec.config_json.clone(),
         limits: spec.limits.clone(),
         dirs: spec.dirs.clone(),
-        off_runtime: imports_wasi,
+        off_runtime: prepared.imports_wasi,
     };
-    match kind {
+    let pre = prepared.pre.clone();
+    match prepared.kind {
         WorldKind::Strategy => {
             let pre = strategy::StrategyPlugin::pre(pre).map_err(|e| fail(format!("{e:#}")))?;
             let (pool, info) =
@@ -193,7 +249,7 @@ pub(crate) fn load(cx: &LoadContext<'_>, spec: &PluginSpec) -> Result<Loaded, Lo
                 on_fault: spec.on_fault,
                 hooks: info.hooks,
                 pool,
-                supervisor: Supervisor::new(name, cx.shared.clone(), &spec.limits),
+                supervisor: Supervisor::new(name, shared.clone(), &spec.limits),
             })))
         }
         WorldKind::Fallback => {
@@ -205,13 +261,13 @@ pub(crate) fn load(cx: &LoadContext<'_>, spec: &PluginSpec) -> Result<Loaded, Lo
                 on_fault: spec.on_fault,
                 records_results: info.records_results,
                 pool,
-                supervisor: Supervisor::new(name, cx.shared.clone(), &spec.limits),
+                supervisor: Supervisor::new(name, shared.clone(), &spec.limits),
             })))
         }
     }
 }
 
-fn error(spec: &PluginSpec, origin: &str, reason: String) -> LoadError {
+pub(crate) fn error(spec: &PluginSpec, origin: &str, reason: String) -> LoadError {
     LoadError {
         plugin: spec.name.clone(),
         location: format!("{}, {origin}", spec.location),

@@ -15,15 +15,16 @@ use tracing_subscriber::layer::SubscriberExt;
 use crate::timeline::{self, PluginLogLayer};
 use crate::upstream::{FlakyUpstream, SCRIPT, TOKEN_ROTATES_AT, UpstreamError};
 
-const DEMO_CONFIG: &str = include_str!("demo.toml");
+/// The embedded demo configuration (`mender demo --print-config`).
+pub(crate) const DEMO_CONFIG: &str = include_str!("demo.toml");
 /// The service the demo calls.
 const SERVICE: &str = "demo";
 const CALLS: u32 = 180;
-const CALL_EVERY: Duration = Duration::from_millis(500);
+pub(crate) const CALL_EVERY: Duration = Duration::from_millis(500);
 const QUERIES: [&str; 4] = ["open bugs", "flaky tests", "release blockers", "docs"];
 
 #[derive(Default)]
-struct Summary {
+pub(crate) struct Summary {
     calls: u32,
     ok_first: u32,
     ok_after_retry: u32,
@@ -68,26 +69,35 @@ pub(crate) fn run(seed: u64, config: Option<&Path>, quiet: bool) -> ExitCode {
     rt.block_on(drive(seed, config, quiet))
 }
 
-async fn drive(seed: u64, config: Option<&Path>, quiet: bool) -> ExitCode {
-    let upstream = Arc::new(FlakyUpstream::new(seed));
+/// The runtime the demo calls through: `config` (or the embedded demo
+/// config), with a credential provider that refreshes the upstream's token.
+pub(crate) fn build_runtime(
+    seed: u64,
+    config: Option<&Path>,
+    upstream: &Arc<FlakyUpstream>,
+) -> Result<Runtime, mender::BuildError> {
     let builder = match config {
         Some(path) => Runtime::builder().config_file(path),
         None => Runtime::builder().config_str(DEMO_CONFIG, "<embedded demo.toml>"),
     };
     let refresher = upstream.clone();
-    let runtime = match builder.map(|b| {
-        b.seed(seed)
-            .credentials(SERVICE, move |_service: String| {
-                let up = refresher.clone();
-                async move {
-                    up.agent_token.fetch_add(1, Ordering::Relaxed);
-                    Ok(())
-                }
-            })
-            .build()
-    }) {
-        Ok(Ok(rt)) => rt,
-        Ok(Err(e)) | Err(e) => {
+    builder?
+        .seed(seed)
+        .credentials(SERVICE, move |_service: String| {
+            let up = refresher.clone();
+            async move {
+                up.agent_token.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+        })
+        .build()
+}
+
+async fn drive(seed: u64, config: Option<&Path>, quiet: bool) -> ExitCode {
+    let upstream = Arc::new(FlakyUpstream::new(seed));
+    let runtime = match build_runtime(seed, config, &upstream) {
+        Ok(rt) => rt,
+        Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
@@ -111,6 +121,22 @@ async fn drive(seed: u64, config: Option<&Path>, quiet: bool) -> ExitCode {
     let start = tokio::time::Instant::now();
     for i in 0..CALLS {
         tokio::time::sleep_until(start + CALL_EVERY * i).await;
+        one_call(&runtime, &upstream, &mut rng, i, &mut summary).await;
+    }
+    timeline::finish();
+    print_summary(&runtime, &summary);
+    ExitCode::SUCCESS
+}
+
+/// Call number `i`: a search (idempotent) or, now and then, a create.
+pub(crate) async fn one_call(
+    runtime: &Runtime,
+    upstream: &Arc<FlakyUpstream>,
+    rng: &mut SmallRng,
+    i: u32,
+    summary: &mut Summary,
+) {
+    {
         let create = rng.random_bool(0.15);
         let (spec, label) = if create {
             (
@@ -136,11 +162,8 @@ async fn drive(seed: u64, config: Option<&Path>, quiet: bool) -> ExitCode {
             })
             .await;
         summary.calls += 1;
-        report(&label, result, &mut summary);
+        report(&label, result, summary);
     }
-    timeline::finish();
-    print_summary(&runtime, &summary);
-    ExitCode::SUCCESS
 }
 
 fn describe(r: &AttemptRecord) -> String {
@@ -199,7 +222,7 @@ fn report(label: &str, result: Result<Reply<String>, CallError<UpstreamError>>, 
     timeline::call(&format!("{label:<10} {text}"), &shape);
 }
 
-fn print_summary(runtime: &Runtime, s: &Summary) {
+pub(crate) fn print_summary(runtime: &Runtime, s: &Summary) {
     let fallbacks: u32 = s.fallbacks.values().sum();
     let by_plugin: Vec<String> = s
         .fallbacks

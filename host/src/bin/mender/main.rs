@@ -15,6 +15,7 @@ mod check;
 mod demo;
 mod timeline;
 mod upstream;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +46,22 @@ enum Command {
         /// Print only the summary.
         #[arg(long)]
         quiet: bool,
+        /// Run in real time, looping the script, and reload when the
+        /// config file or a plugin file changes (or on SIGHUP). Needs
+        /// `--config`.
+        #[arg(long, requires = "config")]
+        watch: bool,
+        /// With `--watch`: time between calls.
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "500ms", requires = "watch")]
+        every: std::time::Duration,
+        /// With `--watch`: stop after this many calls (default: run until
+        /// interrupted).
+        #[arg(long, requires = "watch")]
+        calls: Option<u32>,
+        /// Print the embedded demo config (a starting point for `--config`)
+        /// and exit.
+        #[arg(long, conflicts_with_all = ["config", "watch"])]
+        print_config: bool,
     },
     /// Validate plugin components (`.wasm`) or a whole config (`.toml`,
     /// loading every plugin it names). Exits non-zero on any problem.
@@ -61,9 +78,29 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo {
+            print_config: true, ..
+        } => {
+            out!("{}", demo::DEMO_CONFIG.trim_end());
+            ExitCode::SUCCESS
+        }
+        Command::Demo {
+            seed,
+            config: Some(config),
+            watch: true,
+            every,
+            calls,
+            ..
+        } => watch::run(watch::WatchOptions {
+            seed,
+            config: &config,
+            every,
+            calls,
+        }),
+        Command::Demo {
             seed,
             config,
             quiet,
+            ..
         } => demo::run(seed, config.as_deref(), quiet),
         Command::Check { files } => check::run(&files),
         Command::Plugins => {

@@ -61,7 +61,8 @@ impl Classify for UpstreamError {
 /// The simulated upstream.
 pub(crate) struct FlakyUpstream {
     rng: Mutex<SmallRng>,
-    start: Instant,
+    /// When the script began (moved by [`FlakyUpstream::restart`]).
+    start: Mutex<Instant>,
     /// The token version the server accepts.
     accepted_token: AtomicU64,
     /// The agent's current token version (bumped by its credential
@@ -73,14 +74,33 @@ impl FlakyUpstream {
     pub(crate) fn new(seed: u64) -> Self {
         FlakyUpstream {
             rng: Mutex::new(SmallRng::seed_from_u64(seed ^ 0x5eed_f1a4)),
-            start: Instant::now(),
+            start: Mutex::new(Instant::now()),
             accepted_token: AtomicU64::new(1),
             agent_token: AtomicU64::new(1),
         }
     }
 
+    /// Time into the script.
+    fn elapsed(&self) -> Duration {
+        self.start.lock().unwrap().elapsed()
+    }
+
+    /// Starts the script again (for `mender demo --watch`, which loops it).
+    pub(crate) fn restart(&self) {
+        *self.start.lock().unwrap() = Instant::now();
+        self.accepted_token.store(1, Ordering::Relaxed);
+        self.agent_token.store(1, Ordering::Relaxed);
+    }
+
+    /// How long one pass of the script lasts: its last phase and the token
+    /// rotation, plus the same again healthy.
+    pub(crate) fn script_length() -> Duration {
+        let last = SCRIPT.last().map_or(0, |(s, _)| *s);
+        Duration::from_secs(last.max(TOKEN_ROTATES_AT.as_secs()) + 20)
+    }
+
     pub(crate) fn phase(&self) -> Phase {
-        let t = self.start.elapsed().as_secs();
+        let t = self.elapsed().as_secs();
         SCRIPT
             .iter()
             .rev()
@@ -98,7 +118,7 @@ impl FlakyUpstream {
 
     /// One request.
     pub(crate) async fn request(&self, operation: &str) -> Result<String, UpstreamError> {
-        if self.start.elapsed() >= TOKEN_ROTATES_AT {
+        if self.elapsed() >= TOKEN_ROTATES_AT {
             self.accepted_token.store(2, Ordering::Relaxed);
         }
         match self.phase() {
