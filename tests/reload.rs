@@ -419,3 +419,80 @@ async fn next(rx: &mut tokio::sync::mpsc::UnboundedReceiver<ReloadResult>) -> Re
         .expect("no reload within 30 s of the change")
         .unwrap()
 }
+
+/// `mender demo --watch`: edit the config, break the plugin, send SIGHUP;
+/// the running process reports each reload and keeps calling.
+#[cfg(unix)]
+#[test]
+fn demo_watch_reloads_a_running_process() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mender = env!("CARGO_BIN_EXE_mender");
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("backoff.wasm");
+    install("exponential-backoff", &plugin);
+    let embedded = Command::new(mender)
+        .args(["demo", "--print-config"])
+        .output()
+        .unwrap();
+    let embedded = String::from_utf8(embedded.stdout).unwrap();
+    let text = embedded.replace(
+        "bundled = \"exponential-backoff\"",
+        &format!("path = \"{}\"", plugin.display()),
+    );
+    assert_ne!(text, embedded, "the demo config no longer bundles the backoff");
+    let config = dir.path().join("mender.toml");
+    std::fs::write(&config, &text).unwrap();
+
+    let mut child = Command::new(mender)
+        .args(["demo", "--watch", "--every", "20ms", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |needle: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    let hit = line.contains(needle);
+                    seen.push(line);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(_) => panic!("no line with {needle:?}; output so far:\n{}", seen.join("\n")),
+            }
+        }
+    };
+
+    wait_for("generation 1: ");
+    std::fs::write(&config, text.replace("base = \"200ms\"", "base = \"100ms\"")).unwrap();
+    wait_for("reloaded: generation 2 · new version of backoff");
+    install("trap-strategy", &plugin);
+    wait_for("backoff: new version refused, the previous one keeps serving");
+    let hup = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    wait_for("SIGHUP: reloading");
+    wait_for("reloaded: generation 4");
+    // Still calling after all that.
+    wait_for("search#");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
