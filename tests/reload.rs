@@ -105,7 +105,7 @@ async fn swaps_under_load_lose_no_call_and_never_serve_a_broken_version() {
             while !stop.load(Ordering::Relaxed) {
                 i += 1;
                 // Half the calls fail once (then succeed), half succeed.
-                let failing = (i + t) % 2 == 0;
+                let failing = (i + t).is_multiple_of(2);
                 let script = if failing {
                     Script::new([Err(fail(ErrorKind::Connect))])
                 } else {
@@ -303,6 +303,16 @@ async fn compiled_plugins_are_cached_and_a_damaged_entry_is_rebuilt() {
 
     // Damage the entry: detected, deleted, rebuilt, and the plugin loads.
     let entry = cache_entries(&s.cache).pop().expect("one cache entry");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::fs::metadata(entry.parent().unwrap()).unwrap();
+        assert_eq!(
+            dir.permissions().mode() & 0o777,
+            0o700,
+            "the cache is private"
+        );
+    }
     let mut bytes = std::fs::read(&entry).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
@@ -441,7 +451,10 @@ fn demo_watch_reloads_a_running_process() {
         "bundled = \"exponential-backoff\"",
         &format!("path = \"{}\"", plugin.display()),
     );
-    assert_ne!(text, embedded, "the demo config no longer bundles the backoff");
+    assert_ne!(
+        text, embedded,
+        "the demo config no longer bundles the backoff"
+    );
     let config = dir.path().join("mender.toml");
     std::fs::write(&config, &text).unwrap();
 
@@ -474,13 +487,20 @@ fn demo_watch_reloads_a_running_process() {
                         return;
                     }
                 }
-                Err(_) => panic!("no line with {needle:?}; output so far:\n{}", seen.join("\n")),
+                Err(_) => panic!(
+                    "no line with {needle:?}; output so far:\n{}",
+                    seen.join("\n")
+                ),
             }
         }
     };
 
     wait_for("generation 1: ");
-    std::fs::write(&config, text.replace("base = \"200ms\"", "base = \"100ms\"")).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("base = \"200ms\"", "base = \"100ms\""),
+    )
+    .unwrap();
     wait_for("reloaded: generation 2 · new version of backoff");
     install("trap-strategy", &plugin);
     wait_for("backoff: new version refused, the previous one keeps serving");
