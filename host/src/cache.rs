@@ -215,6 +215,13 @@ mod tests {
     }
 
     #[test]
+    fn wasmtime_version_matches_the_pin() {
+        let manifest = include_str!("../../Cargo.toml");
+        let pin = format!("wasmtime = {{ version = \"={}\"", wasmtime_version());
+        assert!(manifest.contains(&pin), "update wasmtime_version() to the pin in Cargo.toml");
+    }
+
+    #[test]
     fn sha256_is_hex() {
         assert_eq!(
             sha256_hex(b"abc"),
