@@ -218,7 +218,10 @@ mod tests {
     fn wasmtime_version_matches_the_pin() {
         let manifest = include_str!("../../Cargo.toml");
         let pin = format!("wasmtime = {{ version = \"={}\"", wasmtime_version());
-        assert!(manifest.contains(&pin), "update wasmtime_version() to the pin in Cargo.toml");
+        assert!(
+            manifest.contains(&pin),
+            "update wasmtime_version() to the pin in Cargo.toml"
+        );
     }
 
     #[test]

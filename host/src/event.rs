@@ -300,6 +300,32 @@ impl Classify for anyhow::Error {
     }
 }
 
+/// tower's `BoxError`: the first cause mender knows (a [`Failure`], an
+/// [`HttpError`], an `io::Error` or a timeout) decides; else `unknown`.
+impl Classify for Box<dyn std::error::Error + Send + Sync> {
+    fn classify(&self) -> Failure {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self.as_ref());
+        while let Some(e) = cause {
+            let found = if let Some(e) = e.downcast_ref::<Failure>() {
+                Some(e.classify())
+            } else if let Some(e) = e.downcast_ref::<HttpError>() {
+                Some(e.classify())
+            } else if let Some(e) = e.downcast_ref::<std::io::Error>() {
+                Some(e.classify())
+            } else {
+                e.downcast_ref::<tokio::time::error::Elapsed>()
+                    .map(|e| e.classify())
+            };
+            if let Some(mut failure) = found {
+                failure.message = self.to_string();
+                return failure;
+            }
+            cause = e.source();
+        }
+        Failure::new(ErrorKind::Unknown, self.to_string())
+    }
+}
+
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.kind, self.message)

@@ -34,6 +34,7 @@ mod engine;
 mod event;
 mod generation;
 mod guardrails;
+mod layer;
 mod metrics;
 mod outcomes;
 mod pipeline;
@@ -53,6 +54,9 @@ pub use config::{Config, ConfigError, Limits, OnFault};
 pub use event::{Classify, ErrorKind, Failure, HttpError, retry_after};
 pub use generation::ReloadReport;
 pub use guardrails::{Guardrails, RetryRefusal};
+pub use layer::{
+    FALLBACK_HEADER, HttpPolicy, LayerPolicy, ResilienceError, ResilienceLayer, Resilient,
+};
 pub use metrics::PluginMetrics;
 pub use plugin::{
     ComponentReport, DirGrant, DirMode, LoadError, PluginFault, QuarantinePolicy, WorldKind,
