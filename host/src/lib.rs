@@ -29,6 +29,7 @@ mod bindings;
 mod call;
 mod clock;
 pub mod config;
+pub mod conformance;
 mod engine;
 mod event;
 mod guardrails;

@@ -160,15 +160,27 @@ pub(crate) fn load(cx: &LoadContext<'_>, spec: &PluginSpec) -> Result<Loaded, Lo
             })?,
         ),
     };
-    let fail = |reason: String| error(spec, &origin, reason);
+    let component = compile(cx.engine, &bytes).map_err(|r| error(spec, &origin, r))?;
+    load_compiled(cx, spec, &origin, &component)
+}
 
-    let component = compile(cx.engine, &bytes).map_err(fail)?;
-    let kind = world_of(cx.engine, &component).map_err(fail)?;
+/// Links and initialises a component already compiled on `cx.engine`
+/// (`origin` says where it came from, for errors): what [`load`] does after
+/// compiling, for callers that instantiate one component under several
+/// configs (the conformance kit).
+pub(crate) fn load_compiled(
+    cx: &LoadContext<'_>,
+    spec: &PluginSpec,
+    origin: &str,
+    component: &Component,
+) -> Result<Loaded, LoadError> {
+    let fail = |reason: String| error(spec, origin, reason);
+    let kind = world_of(cx.engine, component).map_err(fail)?;
     let imports_wasi = component
         .component_type()
         .imports(cx.engine)
         .any(|(name, _)| name.starts_with("wasi:"));
-    let pre = cx.linker.instantiate_pre(&component).map_err(|e| {
+    let pre = cx.linker.instantiate_pre(component).map_err(|e| {
         fail(format!(
             "imports something the host does not provide: {e:#} (plugins may import mender:plugin/{{log,clock,random,state,metrics}}@0.1.0 and WASI 0.2)"
         ))

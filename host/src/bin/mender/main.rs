@@ -12,6 +12,7 @@ macro_rules! out {
 }
 
 mod check;
+mod conformance;
 mod demo;
 mod timeline;
 mod upstream;
@@ -55,6 +56,8 @@ enum Command {
     },
     /// List the plugins compiled into this binary.
     Plugins,
+    /// Replay scenario files against a plugin; exits non-zero on a failure.
+    Conformance(conformance::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +69,7 @@ fn main() -> ExitCode {
             quiet,
         } => demo::run(seed, config.as_deref(), quiet),
         Command::Check { files } => check::run(&files),
+        Command::Conformance(args) => conformance::run(args),
         Command::Plugins => {
             for name in mender::bundled_plugins() {
                 out!("{name}");
