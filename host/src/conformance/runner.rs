@@ -140,7 +140,27 @@ impl Subject {
             .build()
             .expect("a current-thread tokio runtime");
         let outcome = rt.block_on(async {
-            let mut host = self.host(file.seed, scenario, config)?;
+            let host = self.host(file.seed, scenario, config);
+            if let Some(text) = &scenario.init_error {
+                return match host {
+                    Err(d) if d.why.contains(text.as_str()) => Ok(0),
+                    Err(d) => Err(Divergence {
+                        expected: format!("init refuses the config with {text:?}"),
+                        ..d
+                    }),
+                    Ok(_) => Err(Divergence {
+                        step: 0,
+                        steps: scenario.steps.len(),
+                        repetition: None,
+                        input: "load and init".into(),
+                        at_ms: 0,
+                        expected: format!("init refuses the config with {text:?}"),
+                        got: "the plugin accepted it".into(),
+                        why: "init succeeded".into(),
+                    }),
+                };
+            }
+            let mut host = host?;
             for (index, step) in scenario.steps.iter().enumerate() {
                 for repetition in 1..=step.repeat {
                     let at_ms = host.shared.now_ms();

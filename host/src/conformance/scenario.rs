@@ -108,6 +108,9 @@ pub struct Scenario {
     pub name: String,
     /// The plugin's config for this scenario only.
     pub config: Option<toml::Table>,
+    /// The plugin must refuse its config at `init`, with a message that
+    /// contains this text; the steps (if any) are not run.
+    pub init_error: Option<String>,
     /// The service name events carry (state is scoped by it).
     #[serde(default = "default_service")]
     pub service: String,
@@ -301,7 +304,7 @@ impl ScenarioFile {
                     )));
                 }
             }
-            if s.steps.is_empty() {
+            if s.steps.is_empty() && s.init_error.is_none() {
                 return Err(err(format!("scenario `{}` has no [[scenario.step]]", s.name)));
             }
         }
