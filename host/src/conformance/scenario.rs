@@ -260,11 +260,15 @@ struct FileToml {
 
 /// A scenario file that cannot be used, and why (with line and column).
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {message}")]
+#[error("{path}{}: {message}", if *line > 0 { format!(":{line}:{column}") } else { String::new() })]
 pub struct ScenarioError {
     /// The file (or directory) at fault.
     pub path: String,
-    /// What is wrong, and where in the file.
+    /// 1-based line of the mistake (0: the file as a whole).
+    pub line: usize,
+    /// 1-based column of the mistake (0: the file as a whole).
+    pub column: usize,
+    /// What is wrong.
     pub message: String,
 }
 
@@ -273,15 +277,17 @@ impl ScenarioFile {
     pub fn parse(text: &str, path: &Path) -> Result<ScenarioFile, ScenarioError> {
         let err = |message: String| ScenarioError {
             path: path.display().to_string(),
+            line: 0,
+            column: 0,
             message,
         };
         let raw: FileToml = toml::from_str(text).map_err(|e| {
-            let at = e.span().map(|s| line_col(text, s.start));
-            let message = e.message().trim_end().to_owned();
-            err(match at {
-                Some((line, col)) => format!("{line}:{col}: {message}"),
-                None => message,
-            })
+            let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
+            ScenarioError {
+                line,
+                column,
+                ..err(e.message().trim_end().to_owned())
+            }
         })?;
         if raw.scenarios.is_empty() {
             return Err(err("no [[scenario]] in the file".into()));
@@ -321,6 +327,8 @@ impl ScenarioFile {
     pub fn load(path: &Path) -> Result<Vec<ScenarioFile>, ScenarioError> {
         let io = |e: std::io::Error| ScenarioError {
             path: path.display().to_string(),
+            line: 0,
+            column: 0,
             message: format!("cannot read: {e}"),
         };
         let files = if path.is_dir() {
@@ -332,8 +340,8 @@ impl ScenarioFile {
             files.sort();
             if files.is_empty() {
                 return Err(ScenarioError {
-                    path: path.display().to_string(),
                     message: "no .toml scenario files in this directory".into(),
+                    ..io(std::io::ErrorKind::NotFound.into())
                 });
             }
             files
@@ -345,7 +353,7 @@ impl ScenarioFile {
             .map(|f| {
                 let text = std::fs::read_to_string(f).map_err(|e| ScenarioError {
                     path: f.display().to_string(),
-                    message: format!("cannot read: {e}"),
+                    ..io(e)
                 })?;
                 ScenarioFile::parse(&text, f)
             })
