@@ -11,7 +11,10 @@ use std::process::Command;
 use mender::conformance::{ScenarioFile, Subject};
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 fn scenarios(plugin: &str) -> PathBuf {
@@ -71,8 +74,15 @@ fn a_wrong_plugin_fails_with_the_first_divergence() {
         .unwrap();
     let d = auth.outcome.as_ref().unwrap_err();
     assert_eq!(d.repetition, Some((1, 3)));
-    assert!(d.input.starts_with("on-error auth (attempt 1, status 401"), "{}", d.input);
-    assert!(text.contains("because:  the decision is `retry`, not one of pass"), "{text}");
+    assert!(
+        d.input.starts_with("on-error auth (attempt 1, status 401"),
+        "{}",
+        d.input
+    );
+    assert!(
+        text.contains("because:  the decision is `retry`, not one of pass"),
+        "{text}"
+    );
 
     // Properties it happens to meet still pass: the report is per scenario.
     assert!(report.results.iter().any(|r| r.outcome.is_ok()), "{text}");
@@ -124,7 +134,10 @@ fn scenario_mistakes_are_refused_with_where() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("scenario `two inputs`, step 1: set exactly one of"), "{err}");
+    assert!(
+        err.contains("scenario `two inputs`, step 1: set exactly one of"),
+        "{err}"
+    );
 
     let err = ScenarioFile::parse(
         "[[scenario]]\nname = \"x\"\n[[scenario.step]]\nsucceed = 1\nexpect = { decison = \"retry\" }\n",
@@ -132,7 +145,10 @@ fn scenario_mistakes_are_refused_with_where() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("typo.toml:5:") && err.contains("decison"), "{err}");
+    assert!(
+        err.contains("typo.toml:5:") && err.contains("decison"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -147,7 +163,10 @@ fn a_step_for_the_wrong_world_is_a_divergence_not_a_crash() {
         .run(&[file], None);
     let text = report.to_string();
     assert!(!report.passed());
-    assert!(text.contains("`serve` does not exist, the plugin is a strategy"), "{text}");
+    assert!(
+        text.contains("`serve` does not exist, the plugin is a strategy"),
+        "{text}"
+    );
 }
 
 fn mender(args: &[&str]) -> (i32, String, String) {
@@ -167,13 +186,26 @@ fn cli_exit_codes() {
     let backoff = scenarios("exponential-backoff");
     let backoff = backoff.to_str().unwrap();
 
-    let (code, out, err) = mender(&["conformance", "bundled:exponential-backoff", "--scenarios", backoff]);
+    let (code, out, err) = mender(&[
+        "conformance",
+        "bundled:exponential-backoff",
+        "--scenarios",
+        backoff,
+    ]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("pass  backoff.toml: delays double from base per attempt"), "{out}");
+    assert!(
+        out.contains("pass  backoff.toml: delays double from base per attempt"),
+        "{out}"
+    );
     assert!(out.contains(" 0 failed"), "{out}");
 
     let naive = common::guest("naive-backoff");
-    let (code, out, _) = mender(&["conformance", naive.to_str().unwrap(), "--scenarios", backoff]);
+    let (code, out, _) = mender(&[
+        "conformance",
+        naive.to_str().unwrap(),
+        "--scenarios",
+        backoff,
+    ]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("FAIL  backoff.toml:"), "{out}");
     assert!(out.contains("expected: retry, after 200ms"), "{out}");
@@ -193,9 +225,17 @@ fn cli_exit_codes() {
         config.to_str().unwrap(),
     ]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("FAIL  cached.toml: serves the recorded result with its age"), "{out}");
+    assert!(
+        out.contains("FAIL  cached.toml: serves the recorded result with its age"),
+        "{out}"
+    );
 
-    let (code, _, err) = mender(&["conformance", "bundled:no-such-plugin", "--scenarios", backoff]);
+    let (code, _, err) = mender(&[
+        "conformance",
+        "bundled:no-such-plugin",
+        "--scenarios",
+        backoff,
+    ]);
     assert_eq!(code, 2);
     assert!(err.contains("no bundled plugin `no-such-plugin`"), "{err}");
 

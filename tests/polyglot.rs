@@ -1,6 +1,6 @@
 //! The plugins written in Python, JavaScript and C, through the real host:
 //! a `Runtime` from a mender.toml string on real failing calls (virtual
-//! time), and the conformance runner with the scenarios each one ships.
+//! time), and `mender conformance` with the scenarios each one ships.
 //!
 //! `plugins/build-polyglot` builds them into `target/polyglot/`. When a
 //! component is missing, each test prints a `skipped: …` line (to the
@@ -14,11 +14,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::{Script, fail};
-use mender::conformance::{ScenarioFile, Subject};
+use mender::conformance::ScenarioFile;
 use mender::{CallSpec, ErrorKind, Failure, Runtime, ServedBy, Step};
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 /// The built component, or `None` (after saying so) when it is missing and
@@ -44,15 +47,28 @@ fn component(name: &str) -> Option<PathBuf> {
     None
 }
 
-/// Runs the plugin's shipped scenarios through the conformance runner.
+/// Runs the plugin's shipped scenarios through the real `mender
+/// conformance`, as a plugin author would.
 fn conformance(name: &str, path: &Path) {
-    let files = ScenarioFile::load(&workspace().join("plugins").join(name).join("conformance"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let report = Subject::load(path.to_str().unwrap())
-        .unwrap_or_else(|e| panic!("{e}"))
-        .run(&files, None);
-    assert!(report.passed(), "{report}");
-    assert!(report.results.len() >= 5, "{name} ships too few scenarios");
+    let scenarios = workspace().join("plugins").join(name).join("conformance");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mender"))
+        .arg("conformance")
+        .arg(path)
+        .arg("--scenarios")
+        .arg(&scenarios)
+        .output()
+        .expect("running mender");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+    // Every scenario in the files ran: the library's count and the CLI's agree.
+    let files = ScenarioFile::load(&scenarios).unwrap_or_else(|e| panic!("{e}"));
+    let n: usize = files.iter().map(|f| f.scenarios.len()).sum();
+    assert!(n >= 5, "{name} ships too few scenarios");
+    let passed = stdout.lines().filter(|l| l.starts_with("pass  ")).count();
+    assert_eq!(passed, n, "{stdout}");
 }
 
 fn runtime(name: &str, path: &Path, config: &str, extra: &str) -> Runtime {
@@ -73,22 +89,30 @@ fn delays(history: &[mender::AttemptRecord]) -> Vec<u64> {
         .collect()
 }
 
-async fn call(rt: &Runtime, script: &Script) -> Result<mender::Reply<String>, mender::CallError<Failure>> {
-    rt.call(CallSpec::new("api", "tools/call:search").idempotent(true), |_| {
-        script.next()
-    })
+async fn call(
+    rt: &Runtime,
+    script: &Script,
+) -> Result<mender::Reply<String>, mender::CallError<Failure>> {
+    rt.call(
+        CallSpec::new("api", "tools/call:search").idempotent(true),
+        |_| script.next(),
+    )
     .await
 }
 
 #[test]
 fn python_adaptive_retry_conforms() {
-    let Some(path) = component("adaptive-retry-py") else { return };
+    let Some(path) = component("adaptive-retry-py") else {
+        return;
+    };
     conformance("adaptive-retry-py", &path);
 }
 
 #[tokio::test(start_paused = true)]
 async fn python_adaptive_retry_in_the_host() {
-    let Some(path) = component("adaptive-retry-py") else { return };
+    let Some(path) = component("adaptive-retry-py") else {
+        return;
+    };
     let rt = runtime(
         "adaptive",
         &path,
@@ -108,14 +132,22 @@ async fn python_adaptive_retry_in_the_host() {
     let script = Script::failing(fail(ErrorKind::Auth), 1);
     let err = call(&rt, &script).await.unwrap_err();
     assert_eq!(script.calls(), 1);
-    assert!(err.reason.contains("no strategy chose to retry"), "{}", err.reason);
+    assert!(
+        err.reason.contains("no strategy chose to retry"),
+        "{}",
+        err.reason
+    );
 
     // The budget (3 retries a minute, kept in the host's state) has one
     // retry left: the next call gets it, then the plugin refuses.
     let script = Script::failing(fail(ErrorKind::Timeout), 2);
     let err = call(&rt, &script).await.unwrap_err();
     assert_eq!(script.calls(), 2);
-    assert!(err.reason.contains("retry budget exhausted"), "{}", err.reason);
+    assert!(
+        err.reason.contains("retry budget exhausted"),
+        "{}",
+        err.reason
+    );
     let key = ("adaptive".into(), "api".into(), "budget_exhausted".into());
     assert_eq!(rt.plugin_metrics().counters().get(&key), Some(&1));
     assert_eq!(rt.plugins()[0].faults, 0);
@@ -123,13 +155,17 @@ async fn python_adaptive_retry_in_the_host() {
 
 #[test]
 fn javascript_ratelimit_aware_conforms() {
-    let Some(path) = component("ratelimit-aware-js") else { return };
+    let Some(path) = component("ratelimit-aware-js") else {
+        return;
+    };
     conformance("ratelimit-aware-js", &path);
 }
 
 #[tokio::test(start_paused = true)]
 async fn javascript_ratelimit_aware_in_the_host() {
-    let Some(path) = component("ratelimit-aware-js") else { return };
+    let Some(path) = component("ratelimit-aware-js") else {
+        return;
+    };
     let rt = runtime("limiter", &path, "{ max-wait = 10000 }", "");
     // A 429 with Retry-After: 2 s is retried after exactly 2 s.
     let started = tokio::time::Instant::now();
@@ -148,14 +184,22 @@ async fn javascript_ratelimit_aware_in_the_host() {
     for _ in 0..100 {
         call(&rt, &Script::default()).await.unwrap();
     }
-    assert!(rt.plugins()[0].hook_calls - before <= 1, "{:?}", rt.plugins());
+    assert!(
+        rt.plugins()[0].hook_calls - before <= 1,
+        "{:?}",
+        rt.plugins()
+    );
 
     // A 429 asking for longer than max-wait fails the call at once.
     let long = Failure::new(ErrorKind::RateLimited, "HTTP 429")
         .with_status(429)
         .with_retry_after(Duration::from_secs(60));
     let err = call(&rt, &Script::failing(long, 1)).await.unwrap_err();
-    assert!(err.reason.contains("longer than max-wait"), "{}", err.reason);
+    assert!(
+        err.reason.contains("longer than max-wait"),
+        "{}",
+        err.reason
+    );
 
     // While another call's 429 blocks the service, a new call waits in
     // admission instead of earning another 429.
@@ -173,13 +217,17 @@ async fn javascript_ratelimit_aware_in_the_host() {
 
 #[test]
 fn c_fixed_schedule_conforms() {
-    let Some(path) = component("fixed-schedule-c") else { return };
+    let Some(path) = component("fixed-schedule-c") else {
+        return;
+    };
     conformance("fixed-schedule-c", &path);
 }
 
 #[tokio::test(start_paused = true)]
 async fn c_fixed_schedule_in_the_host() {
-    let Some(path) = component("fixed-schedule-c") else { return };
+    let Some(path) = component("fixed-schedule-c") else {
+        return;
+    };
     let rt = runtime("schedule", &path, "{ delays = [50, 150, 400] }", "");
     let started = tokio::time::Instant::now();
     let script = Script::failing(fail(ErrorKind::Resource), 3);
@@ -196,14 +244,15 @@ async fn c_fixed_schedule_in_the_host() {
     // A bad config is refused at load, with the plugin's own message.
     let bad = mender::Runtime::builder()
         .config_str(
-            &format!(
-                "[plugins.schedule]\npath = {path:?}\nconfig = {{ delays = \"soon\" }}\n"
-            ),
+            &format!("[plugins.schedule]\npath = {path:?}\nconfig = {{ delays = \"soon\" }}\n"),
             "bad.toml",
         )
         .unwrap()
         .build()
         .unwrap_err()
         .to_string();
-    assert!(bad.contains("plugin `schedule`") && bad.contains("expected {}"), "{bad}");
+    assert!(
+        bad.contains("plugin `schedule`") && bad.contains("expected {}"),
+        "{bad}"
+    );
 }

@@ -110,7 +110,11 @@ impl fmt::Display for Observed {
                             l.max_attempts
                                 .map(|n| format!(" / {n} attempts"))
                                 .unwrap_or_default(),
-                            if l.until_failure { " until failure" } else { "" }
+                            if l.until_failure {
+                                " until failure"
+                            } else {
+                                ""
+                            }
                         ),
                         None => write!(f, ", no lease"),
                     }
@@ -159,7 +163,9 @@ fn clip(s: &str) -> String {
 /// Whether `got` meets `want`; `Err` says how it does not.
 pub(crate) fn check(want: &Expect, got: &Observed) -> Result<(), String> {
     match (got, want.fault) {
-        (Observed::WrongWorld(..), _) => return Err("the step does not fit the plugin's world".into()),
+        (Observed::WrongWorld(..), _) => {
+            return Err("the step does not fit the plugin's world".into());
+        }
         (Observed::Fault(_), false) => return Err("the plugin faulted".into()),
         (Observed::Fault(_), true) => return Ok(()),
         (_, true) => return Err("expected a fault, but the plugin answered".into()),
@@ -168,7 +174,10 @@ pub(crate) fn check(want: &Expect, got: &Observed) -> Result<(), String> {
     let name = got.name();
     let is_one_of = |list: &OneOrMany, what: &str| match name {
         Some(n) if list.0.iter().any(|x| x == n) => Ok(()),
-        Some(n) => Err(format!("{what} is `{n}`, not one of {}", list.0.join(" / "))),
+        Some(n) => Err(format!(
+            "{what} is `{n}`, not one of {}",
+            list.0.join(" / ")
+        )),
         None => Err(format!("there is no {what} to check")),
     };
     if let Some(list) = &want.decision {
@@ -178,7 +187,10 @@ pub(crate) fn check(want: &Expect, got: &Observed) -> Result<(), String> {
         is_one_of(list, "the decision")?;
     }
     if let Some(list) = &want.admission {
-        if !matches!(got, Observed::Admission(_) | Observed::Leased | Observed::Skipped("admit")) {
+        if !matches!(
+            got,
+            Observed::Admission(_) | Observed::Leased | Observed::Skipped("admit")
+        ) {
             return Err("expected an admission answer".into());
         }
         is_one_of(list, "the admission")?;

@@ -77,10 +77,10 @@ impl fmt::Display for Divergence {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for r in &self.results {
-            let file = r
-                .file
-                .file_name()
-                .map_or_else(|| r.file.display().to_string(), |n| n.to_string_lossy().into_owned());
+            let file = r.file.file_name().map_or_else(
+                || r.file.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
             match &r.outcome {
                 Ok(steps) => writeln!(f, "pass  {file}: {} ({steps} steps)", r.name)?,
                 Err(d) => {

@@ -66,8 +66,8 @@ impl Subject {
                 )
             } else {
                 let path = Path::new(plugin);
-                let bytes =
-                    std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+                let bytes = std::fs::read(path)
+                    .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
                 let name = path
                     .file_stem()
                     .map_or("plugin".into(), |s| s.to_string_lossy().into_owned());
@@ -82,8 +82,7 @@ impl Subject {
         let engine = crate::engine::new_engine().map_err(|e| format!("wasmtime engine: {e:#}"))?;
         crate::engine::start_epoch_ticker(&engine);
         let linker = plugin::new_linker(&engine).map_err(|e| format!("wasmtime linker: {e:#}"))?;
-        let component =
-            plugin::compile(&engine, &bytes).map_err(|e| format!("{origin}: {e}"))?;
+        let component = plugin::compile(&engine, &bytes).map_err(|e| format!("{origin}: {e}"))?;
         let world = plugin::world_of(&engine, &component).map_err(|e| format!("{origin}: {e}"))?;
         let mut source = toml::Table::new();
         source.insert(key.into(), toml::Value::String(value));
@@ -141,26 +140,35 @@ impl Subject {
             .expect("a current-thread tokio runtime");
         let outcome = rt.block_on(async {
             let host = self.host(file.seed, scenario, config);
+            let setup = |expected: String, got: &str, why: String| Divergence {
+                step: 0,
+                steps: scenario.steps.len(),
+                repetition: None,
+                input: "load and init".into(),
+                at_ms: 0,
+                expected,
+                got: got.into(),
+                why,
+            };
             if let Some(text) = &scenario.init_error {
+                let expected = format!("init refuses the config with {text:?}");
                 return match host {
-                    Err(d) if d.why.contains(text.as_str()) => Ok(0),
-                    Err(d) => Err(Divergence {
-                        expected: format!("init refuses the config with {text:?}"),
-                        ..d
-                    }),
-                    Ok(_) => Err(Divergence {
-                        step: 0,
-                        steps: scenario.steps.len(),
-                        repetition: None,
-                        input: "load and init".into(),
-                        at_ms: 0,
-                        expected: format!("init refuses the config with {text:?}"),
-                        got: "the plugin accepted it".into(),
-                        why: "init succeeded".into(),
-                    }),
+                    Err(why) if why.contains(text.as_str()) => Ok(0),
+                    Err(why) => Err(setup(expected, "another error", why)),
+                    Ok(_) => Err(setup(
+                        expected,
+                        "the plugin accepted it",
+                        "init succeeded".into(),
+                    )),
                 };
             }
-            let mut host = host?;
+            let mut host = host.map_err(|why| {
+                setup(
+                    "the plugin loads and accepts its config".into(),
+                    "an error",
+                    why,
+                )
+            })?;
             for (index, step) in scenario.steps.iter().enumerate() {
                 for repetition in 1..=step.repeat {
                     let at_ms = host.shared.now_ms();
@@ -195,7 +203,7 @@ impl Subject {
         seed: u64,
         scenario: &Scenario,
         config: Option<&toml::Table>,
-    ) -> Result<Host, Divergence> {
+    ) -> Result<Host, String> {
         let shared = Arc::new(HostShared {
             state: Arc::new(MemoryState::default()),
             random: RandomSource::new(Some(seed)),
@@ -203,16 +211,6 @@ impl Subject {
             metrics: PluginMetrics::default(),
             wall_at_epoch: plugin::wall_now(),
         });
-        let setup_failed = |why: String| Divergence {
-            step: 0,
-            steps: scenario.steps.len(),
-            repetition: None,
-            input: "load and init".into(),
-            at_ms: 0,
-            expected: "the plugin loads and accepts its config".into(),
-            got: "an error".into(),
-            why,
-        };
         // The plugin's table as mender.toml has it, built as a value so
         // that nested config tables serialise correctly.
         let mut table = self.source.clone();
@@ -224,10 +222,9 @@ impl Subject {
         plugins.insert(self.name.clone(), toml::Value::Table(table));
         let mut root = toml::Table::new();
         root.insert("plugins".into(), toml::Value::Table(plugins));
-        let plugin_table =
-            toml::to_string(&root).map_err(|e| setup_failed(format!("config: {e}")))?;
+        let plugin_table = toml::to_string(&root).map_err(|e| format!("config: {e}"))?;
         let spec = Config::parse(&plugin_table, "<conformance>", Path::new("."))
-            .map_err(|e| setup_failed(format!("config: {e}")))?
+            .map_err(|e| format!("config: {e}"))?
             .plugins
             .remove(0);
         let cx = LoadContext {
@@ -236,7 +233,7 @@ impl Subject {
             shared: &shared,
         };
         let loaded = plugin::load_compiled(&cx, &spec, &self.origin, &self.component)
-            .map_err(|e| setup_failed(e.to_string()))?;
+            .map_err(|e| e.to_string())?;
         Ok(Host {
             service: Arc::from(scenario.service.as_str()),
             shared,

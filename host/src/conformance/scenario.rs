@@ -311,7 +311,10 @@ impl ScenarioFile {
                 }
             }
             if s.steps.is_empty() && s.init_error.is_none() {
-                return Err(err(format!("scenario `{}` has no [[scenario.step]]", s.name)));
+                return Err(err(format!(
+                    "scenario `{}` has no [[scenario.step]]",
+                    s.name
+                )));
             }
         }
         Ok(ScenarioFile {
