@@ -49,6 +49,7 @@ const FIXTURES: &[&str] = &[
     "echo-strategy",
     "hostile-strategy",
     "contract-v0-2",
+    "naive-backoff",
 ];
 
 /// The crates under `tests/guests-wasi/`: fixtures that probe the WASI

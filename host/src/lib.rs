@@ -30,6 +30,7 @@ mod cache;
 mod call;
 mod clock;
 pub mod config;
+pub mod conformance;
 mod engine;
 mod event;
 mod generation;

@@ -193,25 +193,38 @@ pub(crate) fn prepare(
     spec: &PluginSpec,
     source: &Source,
 ) -> Result<Prepared, LoadError> {
-    let fail = |reason: String| error(spec, &source.origin, reason);
     let component = cx
         .cache
         .get_or_compile(cx.engine, &source.bytes, || {
             compile(cx.engine, &source.bytes)
         })
-        .map_err(fail)?;
-    let kind = world_of(cx.engine, &component).map_err(fail)?;
+        .map_err(|reason| error(spec, &source.origin, reason))?;
+    link(cx, spec, &source.origin, &component)
+}
+
+/// Finds a compiled component's world and links it (`origin` says where it
+/// came from, for errors): what [`prepare`] does after compiling, for
+/// callers that instantiate one component under several configs (the
+/// conformance kit).
+pub(crate) fn link(
+    cx: &LoadContext<'_>,
+    spec: &PluginSpec,
+    origin: &str,
+    component: &Component,
+) -> Result<Prepared, LoadError> {
+    let fail = |reason: String| error(spec, origin, reason);
+    let kind = world_of(cx.engine, component).map_err(fail)?;
     let imports_wasi = component
         .component_type()
         .imports(cx.engine)
         .any(|(name, _)| name.starts_with("wasi:"));
-    let pre = cx.linker.instantiate_pre(&component).map_err(|e| {
+    let pre = cx.linker.instantiate_pre(component).map_err(|e| {
         fail(format!(
             "imports something the host does not provide: {e:#} (plugins may import mender:plugin/{{log,clock,random,state,metrics}}@0.1.0 and WASI 0.2)"
         ))
     })?;
     Ok(Prepared {
-        origin: source.origin.clone(),
+        origin: origin.to_owned(),
         kind,
         imports_wasi,
         pre,

@@ -12,6 +12,7 @@ macro_rules! out {
 }
 
 mod check;
+mod conformance;
 mod demo;
 mod timeline;
 mod upstream;
@@ -72,6 +73,8 @@ enum Command {
     },
     /// List the plugins compiled into this binary.
     Plugins,
+    /// Replay scenario files against a plugin; exits non-zero on a failure.
+    Conformance(conformance::Args),
 }
 
 fn main() -> ExitCode {
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
             ..
         } => demo::run(seed, config.as_deref(), quiet),
         Command::Check { files } => check::run(&files),
+        Command::Conformance(args) => conformance::run(args),
         Command::Plugins => {
             for name in mender::bundled_plugins() {
                 out!("{name}");

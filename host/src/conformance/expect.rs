@@ -1,0 +1,338 @@
+//! What a plugin answered in a step, and whether that meets the step's
+//! expectation. Mismatches are said in words, for the report.
+
+use std::fmt;
+
+use super::scenario::{Expect, OneOrMany};
+use crate::bindings::wit;
+
+/// What a step produced.
+pub(crate) enum Observed {
+    /// The step has no answer (clock, outcome counting).
+    Nothing,
+    /// `on-error` answered.
+    Decision(wit::Decision),
+    /// `admit` answered.
+    Admission(wit::Admission),
+    /// A lease from an earlier `allow` admitted the attempt; the plugin was
+    /// not called.
+    Leased,
+    /// `serve` answered.
+    Served(Option<wit::FallbackAnswer>),
+    /// The plugin does not declare this hook, so the host never calls it
+    /// (`pass` for `on-error`, `allow` for `admit`).
+    Skipped(&'static str),
+    /// The hook does not exist in the plugin's world.
+    WrongWorld(&'static str, &'static str),
+    /// The plugin trapped, timed out or broke a sandbox limit.
+    Fault(String),
+}
+
+impl Observed {
+    /// The answer's name, as scenario files spell it.
+    fn name(&self) -> Option<&'static str> {
+        Some(match self {
+            Observed::Decision(d) => match d {
+                wit::Decision::Pass => "pass",
+                wit::Decision::Retry(_) => "retry",
+                wit::Decision::Fallback(_) => "fallback",
+                wit::Decision::Fail(_) => "fail",
+                wit::Decision::RefreshCredentials => "refresh-credentials",
+            },
+            Observed::Admission(a) => match a {
+                wit::Admission::Allow(_) => "allow",
+                wit::Admission::Reject(_) => "reject",
+                wit::Admission::Wait(_) => "wait",
+            },
+            Observed::Leased => "allow",
+            Observed::Skipped("on-error") => "pass",
+            Observed::Skipped(_) => "allow",
+            _ => return None,
+        })
+    }
+
+    fn delay(&self) -> Option<u64> {
+        match self {
+            Observed::Decision(wit::Decision::Retry(ms))
+            | Observed::Admission(wit::Admission::Wait(ms)) => Some(*ms),
+            _ => None,
+        }
+    }
+
+    fn reason(&self) -> Option<&str> {
+        match self {
+            Observed::Decision(wit::Decision::Fail(r)) => Some(r),
+            Observed::Admission(wit::Admission::Reject(r)) => Some(&r.reason),
+            _ => None,
+        }
+    }
+
+    fn answer(&self) -> Option<&wit::FallbackAnswer> {
+        match self {
+            Observed::Decision(wit::Decision::Fallback(a)) | Observed::Served(Some(a)) => Some(a),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Observed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let answer = |f: &mut fmt::Formatter<'_>, a: &wit::FallbackAnswer| {
+            write!(f, "{:?}", clip(&a.body))?;
+            match a.age {
+                Some(age) => write!(f, ", {age}ms old"),
+                None => Ok(()),
+            }
+        };
+        match self {
+            Observed::Nothing => write!(f, "(no answer: the step only changes the host)"),
+            Observed::Decision(d) => match d {
+                wit::Decision::Pass => write!(f, "pass"),
+                wit::Decision::Retry(ms) => write!(f, "retry after {ms}ms"),
+                wit::Decision::Fallback(a) => {
+                    write!(f, "fallback ")?;
+                    answer(f, a)
+                }
+                wit::Decision::Fail(r) => write!(f, "fail {:?}", clip(r)),
+                wit::Decision::RefreshCredentials => write!(f, "refresh-credentials"),
+            },
+            Observed::Admission(a) => match a {
+                wit::Admission::Allow(g) => {
+                    write!(f, "allow")?;
+                    if let Some(t) = g.attempt_timeout {
+                        write!(f, ", attempt timeout {t}ms")?;
+                    }
+                    match &g.lease {
+                        Some(l) => write!(
+                            f,
+                            ", lease {}ms{}{}",
+                            l.ttl,
+                            l.max_attempts
+                                .map(|n| format!(" / {n} attempts"))
+                                .unwrap_or_default(),
+                            if l.until_failure {
+                                " until failure"
+                            } else {
+                                ""
+                            }
+                        ),
+                        None => write!(f, ", no lease"),
+                    }
+                }
+                wit::Admission::Reject(r) => {
+                    write!(f, "reject {:?}", clip(&r.reason))?;
+                    match r.retry_after {
+                        Some(ms) => write!(f, ", retry after {ms}ms"),
+                        None => Ok(()),
+                    }
+                }
+                wit::Admission::Wait(ms) => write!(f, "wait {ms}ms"),
+            },
+            Observed::Leased => write!(f, "allow (from a lease; the plugin was not called)"),
+            Observed::Served(None) => write!(f, "no answer (none)"),
+            Observed::Served(Some(a)) => {
+                write!(f, "answer ")?;
+                answer(f, a)
+            }
+            Observed::Skipped(hook) => write!(
+                f,
+                "{} (the plugin does not declare `{hook}`, so the host never calls it)",
+                self.name().unwrap_or("?")
+            ),
+            Observed::WrongWorld(hook, is) => {
+                write!(f, "nothing: `{hook}` does not exist, the plugin is a {is}")
+            }
+            Observed::Fault(reason) => write!(f, "a fault: {reason}"),
+        }
+    }
+}
+
+/// Long bodies and reasons are cut in reports.
+fn clip(s: &str) -> String {
+    const MAX: usize = 120;
+    if s.len() <= MAX {
+        return s.to_owned();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Whether `got` meets `want`; `Err` says how it does not.
+pub(crate) fn check(want: &Expect, got: &Observed) -> Result<(), String> {
+    match (got, want.fault) {
+        (Observed::WrongWorld(..), _) => {
+            return Err("the step does not fit the plugin's world".into());
+        }
+        (Observed::Fault(_), false) => return Err("the plugin faulted".into()),
+        (Observed::Fault(_), true) => return Ok(()),
+        (_, true) => return Err("expected a fault, but the plugin answered".into()),
+        _ => {}
+    }
+    let name = got.name();
+    let is_one_of = |list: &OneOrMany, what: &str| match name {
+        Some(n) if list.0.iter().any(|x| x == n) => Ok(()),
+        Some(n) => Err(format!(
+            "{what} is `{n}`, not one of {}",
+            list.0.join(" / ")
+        )),
+        None => Err(format!("there is no {what} to check")),
+    };
+    if let Some(list) = &want.decision {
+        if !matches!(got, Observed::Decision(_) | Observed::Skipped("on-error")) {
+            return Err("expected an on-error decision".into());
+        }
+        is_one_of(list, "the decision")?;
+    }
+    if let Some(list) = &want.admission {
+        if !matches!(
+            got,
+            Observed::Admission(_) | Observed::Leased | Observed::Skipped("admit")
+        ) {
+            return Err("expected an admission answer".into());
+        }
+        is_one_of(list, "the admission")?;
+    }
+    if let Some(list) = &want.not
+        && let Some(n) = name
+        && list.0.iter().any(|x| x == n)
+    {
+        return Err(format!("the answer is `{n}`, which the scenario rules out"));
+    }
+    if want.delay.is_some() || want.delay_min.is_some() || want.delay_max.is_some() {
+        let Some(d) = got.delay() else {
+            return Err("the answer carries no delay".into());
+        };
+        if let Some(x) = want.delay
+            && d != x.0
+        {
+            return Err(format!("the delay is {d}ms, not {}ms", x.0));
+        }
+        if let Some(lo) = want.delay_min
+            && d < lo.0
+        {
+            return Err(format!("the delay {d}ms is under the minimum {}ms", lo.0));
+        }
+        if let Some(hi) = want.delay_max
+            && d > hi.0
+        {
+            return Err(format!("the delay {d}ms is over the maximum {}ms", hi.0));
+        }
+    }
+    if let Some(text) = &want.reason_contains {
+        match got.reason() {
+            Some(r) if r.contains(text.as_str()) => {}
+            Some(_) => return Err(format!("the reason does not contain {text:?}")),
+            None => return Err("the answer carries no reason".into()),
+        }
+    }
+    if let Some(leased) = want.leased
+        && leased != matches!(got, Observed::Leased)
+    {
+        return Err(if leased {
+            "expected the attempt to be admitted by a lease, without a plugin call".into()
+        } else {
+            "expected the plugin to be asked, but a lease answered".into()
+        });
+    }
+    if let Some(lease) = want.lease {
+        let has = match got {
+            Observed::Admission(wit::Admission::Allow(g)) => g.lease.is_some(),
+            _ => return Err("expected an `allow` from the plugin".into()),
+        };
+        if has != lease {
+            return Err(format!(
+                "the grant {} a lease",
+                if has { "carries" } else { "carries no" }
+            ));
+        }
+    }
+    if let Some(served) = want.served {
+        let is = matches!(got, Observed::Served(Some(_)));
+        if !matches!(got, Observed::Served(_)) {
+            return Err("expected a `serve` answer".into());
+        }
+        if is != served {
+            return Err(if served {
+                "the handler did not answer".into()
+            } else {
+                "the handler answered".into()
+            });
+        }
+    }
+    if want.body.is_some() || want.body_contains.is_some() || want.age.is_some() {
+        let Some(a) = got.answer() else {
+            return Err("the answer carries no fallback body".into());
+        };
+        if let Some(b) = &want.body
+            && &a.body != b
+        {
+            return Err(format!("the body is {:?}, not {b:?}", clip(&a.body)));
+        }
+        if let Some(b) = &want.body_contains
+            && !a.body.contains(b.as_str())
+        {
+            return Err(format!("the body does not contain {b:?}"));
+        }
+        if let Some(age) = want.age
+            && a.age != Some(age.0)
+        {
+            return Err(format!("the age is {:?}, not {}ms", a.age, age.0));
+        }
+    }
+    Ok(())
+}
+
+impl fmt::Display for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = Vec::new();
+        if self.fault {
+            parts.push("a fault".into());
+        }
+        if let Some(d) = &self.decision {
+            parts.push(d.0.join(" or "));
+        }
+        if let Some(a) = &self.admission {
+            parts.push(a.0.join(" or "));
+        }
+        if let Some(n) = &self.not {
+            parts.push(format!("anything but {}", n.0.join(" or ")));
+        }
+        if let Some(d) = self.delay {
+            parts.push(format!("after {}ms", d.0));
+        }
+        match (self.delay_min, self.delay_max) {
+            (Some(lo), Some(hi)) => parts.push(format!("after {}..={}ms", lo.0, hi.0)),
+            (Some(lo), None) => parts.push(format!("after at least {}ms", lo.0)),
+            (None, Some(hi)) => parts.push(format!("after at most {}ms", hi.0)),
+            (None, None) => {}
+        }
+        if let Some(r) = &self.reason_contains {
+            parts.push(format!("with a reason containing {r:?}"));
+        }
+        if let Some(l) = self.leased {
+            parts.push(if l { "from a lease" } else { "from the plugin" }.into());
+        }
+        if let Some(l) = self.lease {
+            parts.push(if l { "with a lease" } else { "with no lease" }.into());
+        }
+        if let Some(s) = self.served {
+            parts.push(if s { "an answer" } else { "no answer" }.into());
+        }
+        if let Some(b) = &self.body {
+            parts.push(format!("body {b:?}"));
+        }
+        if let Some(b) = &self.body_contains {
+            parts.push(format!("a body containing {b:?}"));
+        }
+        if let Some(a) = self.age {
+            parts.push(format!("{}ms old", a.0));
+        }
+        if parts.is_empty() {
+            return write!(f, "any answer but a fault");
+        }
+        write!(f, "{}", parts.join(", "))
+    }
+}

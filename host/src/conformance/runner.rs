@@ -1,0 +1,424 @@
+//! Replays scenarios against a plugin through the host's own plugin
+//! machinery: the same pool, sandbox limits, host interfaces, outcome
+//! counters and leases a [`crate::Runtime`] uses, on a virtual clock and a
+//! seeded random source.
+//!
+//! The component is compiled once per [`Subject`]; each scenario gets a new
+//! instance pool (so `init` runs with that scenario's config), fresh state,
+//! a clock at 0 and the file's seed, so a scenario's result does not depend
+//! on the ones before it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+
+use super::expect::{Observed, check};
+use super::report::{Divergence, Report, ScenarioResult};
+use super::scenario::{CallSpec, EventSpec, Scenario, ScenarioFile, Step};
+use crate::bindings::wit;
+use crate::cache::ArtifactCache;
+use crate::config::Config;
+use crate::event::ErrorKind;
+use crate::metrics::PluginMetrics;
+use crate::outcomes::{Cursor, LeaseCell, ServiceStats};
+use crate::plugin::host_api::{HostShared, HostState};
+use crate::plugin::{self, LoadContext, Loaded, WorldKind};
+use crate::random::RandomSource;
+use crate::state::MemoryState;
+
+/// Prefix that names a bundled plugin instead of a file.
+const BUNDLED_PREFIX: &str = "bundled:";
+
+/// A plugin under test, compiled once.
+pub struct Subject {
+    /// How the plugin is named in reports (its file stem or bundled name).
+    pub name: String,
+    /// The world it implements.
+    pub world: WorldKind,
+    /// `path = "…"` or `bundled = "…"`, as a plugin table has it.
+    source: toml::Table,
+    origin: String,
+    engine: Engine,
+    linker: Linker<HostState>,
+    component: Component,
+}
+
+impl Subject {
+    /// Compiles `plugin`: a `.wasm` component path, or `bundled:NAME` for a
+    /// plugin compiled into this build.
+    pub fn load(plugin: &str) -> Result<Subject, String> {
+        let (name, (key, value), origin, bytes) =
+            if let Some(name) = plugin.strip_prefix(BUNDLED_PREFIX) {
+                let bytes = plugin::bundled::find(name).ok_or_else(|| {
+                    format!(
+                        "no bundled plugin `{name}` (bundled: {})",
+                        plugin::bundled::names().collect::<Vec<_>>().join(", ")
+                    )
+                })?;
+                (
+                    name.to_owned(),
+                    ("bundled", name.to_owned()),
+                    format!("bundled `{name}`"),
+                    bytes.to_vec(),
+                )
+            } else {
+                let path = Path::new(plugin);
+                let bytes = std::fs::read(path)
+                    .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+                let name = path
+                    .file_stem()
+                    .map_or("plugin".into(), |s| s.to_string_lossy().into_owned());
+                let abs = std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path));
+                (
+                    name,
+                    ("path", abs.display().to_string()),
+                    path.display().to_string(),
+                    bytes,
+                )
+            };
+        let engine = crate::engine::new_engine().map_err(|e| format!("wasmtime engine: {e:#}"))?;
+        crate::engine::start_epoch_ticker(&engine);
+        let linker = plugin::new_linker(&engine).map_err(|e| format!("wasmtime linker: {e:#}"))?;
+        // The host's compiled-plugin cache: a Python or JavaScript component
+        // takes seconds to compile, and the same one is often checked again.
+        let cache = ArtifactCache::new(ArtifactCache::default_root().as_deref(), &engine);
+        let component = cache
+            .get_or_compile(&engine, &bytes, || plugin::compile(&engine, &bytes))
+            .map_err(|e| format!("{origin}: {e}"))?;
+        let world = plugin::world_of(&engine, &component).map_err(|e| format!("{origin}: {e}"))?;
+        let mut source = toml::Table::new();
+        source.insert(key.into(), toml::Value::String(value));
+        Ok(Subject {
+            name,
+            world,
+            source,
+            origin,
+            engine,
+            linker,
+            component,
+        })
+    }
+
+    /// Replays every scenario of `files`. `default_config` is the plugin's
+    /// config for files and scenarios that set none (`{}` if `None`).
+    pub fn run(&self, files: &[ScenarioFile], default_config: Option<&toml::Table>) -> Report {
+        // A runtime of our own, on a thread of our own: the caller may be
+        // inside a tokio runtime already (a test, an embedding agent), where
+        // starting another would panic.
+        let results = std::thread::scope(|s| {
+            s.spawn(|| {
+                let mut results = Vec::new();
+                for file in files {
+                    for scenario in &file.scenarios {
+                        let config = scenario
+                            .config
+                            .as_ref()
+                            .or(file.config.as_ref())
+                            .or(default_config);
+                        results.push(self.run_scenario(file, scenario, config));
+                    }
+                }
+                results
+            })
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        });
+        Report {
+            plugin: self.name.clone(),
+            results,
+        }
+    }
+
+    fn run_scenario(
+        &self,
+        file: &ScenarioFile,
+        scenario: &Scenario,
+        config: Option<&toml::Table>,
+    ) -> ScenarioResult {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("a current-thread tokio runtime");
+        let outcome = rt.block_on(async {
+            let host = self.host(file.seed, scenario, config);
+            let setup = |expected: String, got: &str, why: String| Divergence {
+                step: 0,
+                steps: scenario.steps.len(),
+                repetition: None,
+                input: "load and init".into(),
+                at_ms: 0,
+                expected,
+                got: got.into(),
+                why,
+            };
+            if let Some(text) = &scenario.init_error {
+                let expected = format!("init refuses the config with {text:?}");
+                return match host {
+                    Err(why) if why.contains(text.as_str()) => Ok(0),
+                    Err(why) => Err(setup(expected, "another error", why)),
+                    Ok(_) => Err(setup(
+                        expected,
+                        "the plugin accepted it",
+                        "init succeeded".into(),
+                    )),
+                };
+            }
+            let mut host = host.map_err(|why| {
+                setup(
+                    "the plugin loads and accepts its config".into(),
+                    "an error",
+                    why,
+                )
+            })?;
+            for (index, step) in scenario.steps.iter().enumerate() {
+                for repetition in 1..=step.repeat {
+                    let at_ms = host.shared.now_ms();
+                    let observed = host.step(step).await;
+                    if let Err(why) = check(&step.expect, &observed) {
+                        return Err(Divergence {
+                            step: index + 1,
+                            steps: scenario.steps.len(),
+                            repetition: (step.repeat > 1).then_some((repetition, step.repeat)),
+                            input: describe_step(step),
+                            at_ms,
+                            expected: step.expect.to_string(),
+                            got: observed.to_string(),
+                            why,
+                        });
+                    }
+                }
+            }
+            Ok(scenario.steps.len())
+        });
+        ScenarioResult {
+            file: file.path.clone(),
+            name: scenario.name.clone(),
+            outcome,
+        }
+    }
+
+    /// A fresh host for one scenario: state, clock at 0, seeded random,
+    /// and the plugin instantiated with the scenario's config.
+    fn host(
+        &self,
+        seed: u64,
+        scenario: &Scenario,
+        config: Option<&toml::Table>,
+    ) -> Result<Host, String> {
+        let shared = Arc::new(HostShared {
+            state: Arc::new(MemoryState::default()),
+            random: RandomSource::new(Some(seed)),
+            epoch: Instant::now(),
+            metrics: PluginMetrics::default(),
+            wall_at_epoch: plugin::wall_now(),
+        });
+        // The plugin's table as mender.toml has it, built as a value so
+        // that nested config tables serialise correctly.
+        let mut table = self.source.clone();
+        table.insert(
+            "config".into(),
+            toml::Value::Table(config.cloned().unwrap_or_default()),
+        );
+        let mut plugins = toml::Table::new();
+        plugins.insert(self.name.clone(), toml::Value::Table(table));
+        let mut root = toml::Table::new();
+        root.insert("plugins".into(), toml::Value::Table(plugins));
+        let plugin_table = toml::to_string(&root).map_err(|e| format!("config: {e}"))?;
+        let spec = Config::parse(&plugin_table, "<conformance>", Path::new("."))
+            .map_err(|e| format!("config: {e}"))?
+            .plugins
+            .remove(0);
+        let cache = ArtifactCache::new(None, &self.engine);
+        let cx = LoadContext {
+            engine: &self.engine,
+            linker: &self.linker,
+            cache: &cache,
+        };
+        let loaded = plugin::link(&cx, &spec, &self.origin, &self.component)
+            .and_then(|prepared| plugin::instantiate(&self.engine, &shared, &spec, &prepared))
+            .map_err(|e| e.to_string())?;
+        Ok(Host {
+            service: Arc::from(scenario.service.as_str()),
+            shared,
+            loaded,
+            stats: ServiceStats::default(),
+            lease: LeaseCell::default(),
+            cursor: Cursor::default(),
+        })
+    }
+}
+
+/// One scenario's host: the plugin and the service's counters and lease,
+/// as one strategy slot of a pipeline has them.
+struct Host {
+    service: Arc<str>,
+    shared: Arc<HostShared>,
+    loaded: Loaded,
+    stats: ServiceStats,
+    lease: LeaseCell,
+    cursor: Cursor,
+}
+
+impl Host {
+    async fn step(&mut self, step: &Step) -> Observed {
+        if let Some(ms) = step.advance {
+            tokio::time::advance(Duration::from_millis(ms.0)).await;
+            return Observed::Nothing;
+        }
+        if let Some(n) = step.succeed {
+            for _ in 0..n {
+                self.stats.record_success(step.latency.map_or(0, |l| l.0));
+            }
+            return Observed::Nothing;
+        }
+        if let Some(kind) = step.fail {
+            self.count_failure(kind);
+            return Observed::Nothing;
+        }
+        if let Some(spec) = &step.on_error {
+            return self.on_error(spec);
+        }
+        if let Some(spec) = &step.admit {
+            return self.admit(spec);
+        }
+        if let Some(spec) = &step.serve {
+            return self.serve(spec);
+        }
+        unreachable!("ScenarioFile::parse checks that a step has one input")
+    }
+
+    /// What call.rs does with a failed attempt before asking strategies.
+    fn count_failure(&self, kind: ErrorKind) {
+        if kind.reached_upstream() {
+            self.stats.record_failure(kind);
+            self.lease.on_failure();
+        }
+    }
+
+    fn event(&self, spec: &EventSpec) -> wit::ErrorEvent {
+        wit::ErrorEvent {
+            service: self.service.to_string(),
+            operation: spec.operation.clone().unwrap_or_else(|| "op".into()),
+            kind: spec.kind.into(),
+            message: spec
+                .message
+                .clone()
+                .unwrap_or_else(|| format!("simulated {}", spec.kind)),
+            status: spec.status,
+            retry_after: spec.retry_after.map(|m| m.0),
+            attempt: spec.attempt.unwrap_or(1),
+            elapsed: spec.elapsed.map_or(0, |m| m.0),
+            deadline_left: spec.deadline_left.map(|m| m.0),
+            idempotent: spec.idempotent.unwrap_or(true),
+            tags: spec.tags.clone().into_iter().collect(),
+        }
+    }
+
+    fn on_error(&self, spec: &EventSpec) -> Observed {
+        let Loaded::Strategy(p) = &self.loaded else {
+            return Observed::WrongWorld("on-error", "fallback handler");
+        };
+        self.count_failure(spec.kind);
+        if !p.hooks.contains(wit::Hooks::ON_ERROR) {
+            // The host never calls it: as good as `pass`.
+            return Observed::Skipped("on-error");
+        }
+        let recent = self.cursor.take(&self.stats, &self.lease);
+        match p.on_error(&self.service, &self.event(spec), &recent) {
+            Ok(d) => Observed::Decision(d),
+            Err(fault) => Observed::Fault(fault.reason),
+        }
+    }
+
+    fn admit(&self, spec: &CallSpec) -> Observed {
+        let Loaded::Strategy(p) = &self.loaded else {
+            return Observed::WrongWorld("admit", "fallback handler");
+        };
+        if !p.hooks.contains(wit::Hooks::ADMIT) {
+            return Observed::Skipped("admit");
+        }
+        let now = self.shared.now_ms();
+        if self.lease.try_admit(now).is_some() {
+            return Observed::Leased;
+        }
+        let call = wit::CallInfo {
+            service: self.service.to_string(),
+            operation: spec.operation.clone().unwrap_or_else(|| "op".into()),
+            attempt: spec.attempt.unwrap_or(1),
+            elapsed: spec.elapsed.map_or(0, |m| m.0),
+            deadline_left: spec.deadline_left.map(|m| m.0),
+            idempotent: spec.idempotent.unwrap_or(true),
+            tags: spec.tags.clone().into_iter().collect(),
+        };
+        let recent = self.cursor.take(&self.stats, &self.lease);
+        match p.admit(&self.service, &call, &recent) {
+            Ok(answer) => {
+                if let wit::Admission::Allow(grant) = &answer {
+                    self.lease.grant(grant, now);
+                }
+                Observed::Admission(answer)
+            }
+            Err(fault) => Observed::Fault(fault.reason),
+        }
+    }
+
+    fn serve(&self, spec: &EventSpec) -> Observed {
+        let Loaded::Fallback(p) = &self.loaded else {
+            return Observed::WrongWorld("serve", "strategy");
+        };
+        let recorded = spec.recorded.as_ref().map(|r| wit::RecordedResult {
+            body: r.body.clone(),
+            age: r.age.0,
+        });
+        match p.serve(&self.service, &self.event(spec), recorded.as_ref()) {
+            Ok(answer) => Observed::Served(answer),
+            Err(fault) => Observed::Fault(fault.reason),
+        }
+    }
+}
+
+/// The step's input, for a report line.
+fn describe_step(step: &Step) -> String {
+    let event = |hook: &str, e: &EventSpec| {
+        let mut s = format!("{hook} {} (attempt {}", e.kind, e.attempt.unwrap_or(1));
+        if let Some(st) = e.status {
+            s += &format!(", status {st}");
+        }
+        if let Some(r) = e.retry_after {
+            s += &format!(", retry-after {}ms", r.0);
+        }
+        if let Some(d) = e.deadline_left {
+            s += &format!(", deadline-left {}ms", d.0);
+        }
+        if e.idempotent == Some(false) {
+            s += ", not idempotent";
+        }
+        for (k, v) in &e.tags {
+            s += &format!(", {k}={v}");
+        }
+        if let Some(r) = &e.recorded {
+            s += &format!(", recorded {:?} {}ms old", r.body, r.age.0);
+        }
+        s + ")"
+    };
+    if let Some(e) = &step.on_error {
+        event("on-error", e)
+    } else if let Some(e) = &step.serve {
+        event("serve", e)
+    } else if let Some(c) = &step.admit {
+        format!("admit (attempt {})", c.attempt.unwrap_or(1))
+    } else if let Some(n) = step.succeed {
+        format!("{n} successful attempt(s)")
+    } else if let Some(k) = step.fail {
+        format!("a failed attempt ({k}), not shown to the plugin")
+    } else if let Some(ms) = step.advance {
+        format!("advance the clock {}ms", ms.0)
+    } else {
+        "nothing".into()
+    }
+}

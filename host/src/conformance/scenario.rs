@@ -1,0 +1,373 @@
+//! Scenario files: the data a plugin's behaviour is checked against.
+//!
+//! A scenario file is TOML (schema below, by example). It is language
+//! neutral on purpose: the same file checks a plugin written in Rust,
+//! Python, JavaScript or C, and ships beside the plugin's source.
+//!
+//! ```toml
+//! seed = 1                     # the host's random seed (default 1)
+//! config = { jitter = "none" } # the plugin's config for every scenario here
+//!
+//! [[scenario]]
+//! name = "connect failures back off exponentially"
+//! config = { base = "100ms" }  # optional: replaces the file's config
+//!
+//! [[scenario.step]]
+//! on-error = { kind = "connect", attempt = 1 }
+//! expect = { decision = "retry", delay = "100ms" }
+//!
+//! [[scenario.step]]
+//! advance = "5s"               # the virtual clock moves on
+//!
+//! [[scenario.step]]
+//! on-error = { kind = "auth", status = 401 }
+//! repeat = 3                   # the same step three times
+//! expect = { not = "retry" }   # a property, not an exact answer
+//! ```
+//!
+//! A step does exactly one of: `on-error` (an error event; strategies),
+//! `admit` (an attempt about to start; strategies), `serve` (a call that
+//! failed for good; fallback handlers), `succeed = N` (N successful
+//! attempts, counted as the host counts them), `fail = "kind"` (a failed
+//! attempt counted but not shown to the plugin) or `advance` (the clock).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::event::ErrorKind;
+
+/// The seed when a file names none: any fixed number makes runs
+/// replayable; 1 is the one the demo and tests use.
+const DEFAULT_SEED: u64 = 1;
+
+/// A duration in a scenario: `"250ms"`, `"2s"`, or a number of milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Millis(pub u64);
+
+impl<'de> Deserialize<'de> for Millis {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(Millis(n)),
+            Raw::Text(t) => humantime::parse_duration(&t)
+                .map(|d: Duration| Millis(crate::clock::duration_ms(d)))
+                .map_err(|e| serde::de::Error::custom(format!("`{t}`: {e}"))),
+        }
+    }
+}
+
+/// One string or a list of them (`decision = "retry"` or `["retry", "pass"]`).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(from = "OneOrManyRaw")]
+pub struct OneOrMany(pub Vec<String>);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrManyRaw {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl From<OneOrManyRaw> for OneOrMany {
+    fn from(raw: OneOrManyRaw) -> Self {
+        match raw {
+            OneOrManyRaw::One(s) => OneOrMany(vec![s]),
+            OneOrManyRaw::Many(v) => OneOrMany(v),
+        }
+    }
+}
+
+/// A parsed scenario file.
+#[derive(Clone, Debug)]
+pub struct ScenarioFile {
+    /// Where it was read from, for reports.
+    pub path: PathBuf,
+    /// The host's random seed for every scenario in the file.
+    pub seed: u64,
+    /// The plugin's config for scenarios that set none (`None`: the
+    /// runner's default config).
+    pub config: Option<toml::Table>,
+    /// The scenarios, in file order.
+    pub scenarios: Vec<Scenario>,
+}
+
+/// One scenario: steps replayed on a fresh host (fresh state, clock at 0,
+/// random seeded).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Scenario {
+    /// What it checks, in a sentence.
+    pub name: String,
+    /// The plugin's config for this scenario only.
+    pub config: Option<toml::Table>,
+    /// The plugin must refuse its config at `init`, with a message that
+    /// contains this text; the steps (if any) are not run.
+    pub init_error: Option<String>,
+    /// The service name events carry (state is scoped by it).
+    #[serde(default = "default_service")]
+    pub service: String,
+    /// The steps, in order.
+    #[serde(rename = "step", default)]
+    pub steps: Vec<Step>,
+}
+
+fn default_service() -> String {
+    "conformance".into()
+}
+
+/// One step: an input, how often, and what the plugin must answer.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Step {
+    /// A failed attempt for the plugin's `on-error`.
+    pub on_error: Option<EventSpec>,
+    /// An attempt about to start, for the plugin's `admit`.
+    pub admit: Option<CallSpec>,
+    /// A call that failed for good, for a fallback handler's `serve`.
+    pub serve: Option<EventSpec>,
+    /// This many successful attempts, counted like the host counts them.
+    pub succeed: Option<u32>,
+    /// The latency of each success in `succeed` (default 0).
+    pub latency: Option<Millis>,
+    /// A failed attempt of this kind, counted but not shown to the plugin
+    /// (as when another strategy decided).
+    pub fail: Option<ErrorKind>,
+    /// Move the virtual clock on by this much.
+    pub advance: Option<Millis>,
+    /// Do the step this many times (default 1); `expect` holds for each.
+    #[serde(default = "one")]
+    pub repeat: u32,
+    /// What the plugin must answer; empty: anything but a fault.
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// An error event; fields left out take the defaults a first failed
+/// attempt of an idempotent call would have.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct EventSpec {
+    /// The failure's class.
+    pub kind: ErrorKind,
+    /// The operation (default `op`).
+    pub operation: Option<String>,
+    /// The failure's text (default: `simulated <kind>`).
+    pub message: Option<String>,
+    /// HTTP status or JSON-RPC code.
+    pub status: Option<i32>,
+    /// The upstream's `Retry-After`.
+    pub retry_after: Option<Millis>,
+    /// Which attempt failed (default 1).
+    pub attempt: Option<u32>,
+    /// Time since the call's first attempt (default 0).
+    pub elapsed: Option<Millis>,
+    /// Time left before the call's deadline (default: no deadline).
+    pub deadline_left: Option<Millis>,
+    /// Whether the operation is idempotent (default true).
+    pub idempotent: Option<bool>,
+    /// Free tags, e.g. `{ quota-remaining = "0" }`.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// `serve` only: the last recorded successful result of the request.
+    pub recorded: Option<RecordedSpec>,
+}
+
+/// An attempt about to start.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CallSpec {
+    /// The operation (default `op`).
+    pub operation: Option<String>,
+    /// Which attempt (default 1).
+    pub attempt: Option<u32>,
+    /// Time since the call's first attempt (default 0).
+    pub elapsed: Option<Millis>,
+    /// Time left before the deadline (default: none).
+    pub deadline_left: Option<Millis>,
+    /// Whether the operation is idempotent (default true).
+    pub idempotent: Option<bool>,
+    /// Free tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A recorded result.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RecordedSpec {
+    /// The result's body.
+    pub body: String,
+    /// How long ago it was recorded.
+    pub age: Millis,
+}
+
+/// What an answer must be. Every key is optional; all given must hold.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Expect {
+    /// `on-error`: the decision is one of these (`pass`, `retry`,
+    /// `fallback`, `fail`, `refresh-credentials`).
+    pub decision: Option<OneOrMany>,
+    /// `admit`: the answer is one of these (`allow`, `reject`, `wait`).
+    pub admission: Option<OneOrMany>,
+    /// The decision or admission is none of these.
+    pub not: Option<OneOrMany>,
+    /// `retry` or `wait`: exactly this delay.
+    pub delay: Option<Millis>,
+    /// `retry` or `wait`: at least this delay.
+    pub delay_min: Option<Millis>,
+    /// `retry` or `wait`: at most this delay.
+    pub delay_max: Option<Millis>,
+    /// `fail` or `reject`: the reason contains this text.
+    pub reason_contains: Option<String>,
+    /// `admit`: whether the answer came from a lease, without a plugin call.
+    pub leased: Option<bool>,
+    /// `allow`: whether the grant carries a lease.
+    pub lease: Option<bool>,
+    /// `serve`: whether the handler answered.
+    pub served: Option<bool>,
+    /// `fallback` or `serve`: exactly this body.
+    pub body: Option<String>,
+    /// `fallback` or `serve`: the body contains this text.
+    pub body_contains: Option<String>,
+    /// `fallback` or `serve`: the answer's age.
+    pub age: Option<Millis>,
+    /// The plugin faults (traps, times out); default false.
+    #[serde(default)]
+    pub fault: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct FileToml {
+    seed: Option<u64>,
+    config: Option<toml::Table>,
+    #[serde(rename = "scenario", default)]
+    scenarios: Vec<Scenario>,
+}
+
+/// A scenario file that cannot be used, and why (with line and column).
+#[derive(Debug, thiserror::Error)]
+#[error("{path}{}: {message}", if *line > 0 { format!(":{line}:{column}") } else { String::new() })]
+pub struct ScenarioError {
+    /// The file (or directory) at fault.
+    pub path: String,
+    /// 1-based line of the mistake (0: the file as a whole).
+    pub line: usize,
+    /// 1-based column of the mistake (0: the file as a whole).
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ScenarioFile {
+    /// Parses scenario text; `path` names it in reports and errors.
+    pub fn parse(text: &str, path: &Path) -> Result<ScenarioFile, ScenarioError> {
+        let err = |message: String| ScenarioError {
+            path: path.display().to_string(),
+            line: 0,
+            column: 0,
+            message,
+        };
+        let raw: FileToml = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map_or((0, 0), |s| line_col(text, s.start));
+            ScenarioError {
+                line,
+                column,
+                ..err(e.message().trim_end().to_owned())
+            }
+        })?;
+        if raw.scenarios.is_empty() {
+            return Err(err("no [[scenario]] in the file".into()));
+        }
+        for s in &raw.scenarios {
+            for (i, step) in s.steps.iter().enumerate() {
+                let inputs = [
+                    step.on_error.is_some(),
+                    step.admit.is_some(),
+                    step.serve.is_some(),
+                    step.succeed.is_some(),
+                    step.fail.is_some(),
+                    step.advance.is_some(),
+                ];
+                if inputs.iter().filter(|x| **x).count() != 1 {
+                    return Err(err(format!(
+                        "scenario `{}`, step {}: set exactly one of on-error, admit, serve, succeed, fail, advance",
+                        s.name,
+                        i + 1
+                    )));
+                }
+            }
+            if s.steps.is_empty() && s.init_error.is_none() {
+                return Err(err(format!(
+                    "scenario `{}` has no [[scenario.step]]",
+                    s.name
+                )));
+            }
+        }
+        Ok(ScenarioFile {
+            path: path.to_owned(),
+            seed: raw.seed.unwrap_or(DEFAULT_SEED),
+            config: raw.config,
+            scenarios: raw.scenarios,
+        })
+    }
+
+    /// Reads one `.toml` file, or every `.toml` file in a directory (in
+    /// name order).
+    pub fn load(path: &Path) -> Result<Vec<ScenarioFile>, ScenarioError> {
+        let io = |e: std::io::Error| ScenarioError {
+            path: path.display().to_string(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+        };
+        let files = if path.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(io)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            files.sort();
+            if files.is_empty() {
+                return Err(ScenarioError {
+                    message: "no .toml scenario files in this directory".into(),
+                    ..io(std::io::ErrorKind::NotFound.into())
+                });
+            }
+            files
+        } else {
+            vec![path.to_owned()]
+        };
+        files
+            .iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(f).map_err(|e| ScenarioError {
+                    path: f.display().to_string(),
+                    ..io(e)
+                })?;
+                ScenarioFile::parse(&text, f)
+            })
+            .collect()
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    (line, col)
+}
