@@ -39,13 +39,14 @@ pub mod plugin;
 mod random;
 mod redact;
 mod results;
+mod retry_budget;
 mod runtime;
 mod spec;
 pub mod state;
 
 pub use config::{Config, ConfigError, Limits, OnFault};
 pub use event::{Classify, ErrorKind, Failure, HttpError, retry_after};
-pub use guardrails::{Guardrails, RetryRefusal};
+pub use guardrails::{Guardrails, RetryBudget, RetryRefusal};
 pub use metrics::PluginMetrics;
 pub use plugin::{
     ComponentReport, DirGrant, DirMode, LoadError, PluginFault, QuarantinePolicy, WorldKind,
@@ -55,6 +56,7 @@ pub use redact::{REDACTED, Redactor};
 pub use runtime::{
     BoxFuture, BuildError, CredentialProvider, PluginStatus, Runtime, RuntimeBuilder,
 };
+pub use state::StateStatus;
 pub use spec::{Attempt, AttemptRecord, CallError, CallSpec, Json, Payload, Reply, ServedBy, Step};
 
 /// The names of the plugins compiled into this build.

@@ -19,7 +19,8 @@ use crate::plugin::{self, LoadContext, Loaded, WorldKind};
 use crate::random::RandomSource;
 use crate::redact::Redactor;
 use crate::results::ResultStore;
-use crate::state::{MemoryState, StateStore};
+use crate::retry_budget::RetryBudgets;
+use crate::state::{RoutedState, StateStatus, StateStore};
 
 /// A boxed future, as credential providers return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -54,6 +55,9 @@ pub enum BuildError {
     /// The engine could not be created.
     #[error("wasmtime engine: {0}")]
     Engine(String),
+    /// A state backend could not be set up (e.g. an unusable Redis URL).
+    #[error("state: {0}")]
+    State(String),
 }
 
 /// The resilience runtime. Cheap to clone (`Arc` inside), `Send + Sync`:
@@ -69,6 +73,8 @@ pub(crate) struct RuntimeInner {
     pub(crate) redactor: Redactor,
     pub(crate) results: ResultStore,
     pub(crate) shared: Arc<HostShared>,
+    /// Retry budgets, per service (see `retry_budget.rs`).
+    pub(crate) budgets: RetryBudgets,
     /// Every loaded plugin, in config order, for status views.
     plugins: Vec<Loaded>,
     /// Kept so the engine (and its epoch ticker) lives as long as the
@@ -125,9 +131,18 @@ impl Runtime {
     }
 
     /// Milliseconds on the host clock since the runtime was built (what
-    /// plugins see as `clock.now`).
+    /// plugins see as `clock.now`). When some state is in Redis, the clock
+    /// counts from the Unix epoch instead, so that every process reads the
+    /// same time.
     pub fn now_ms(&self) -> u64 {
         self.inner.shared.now_ms()
+    }
+
+    /// The health of each shared state backend (Redis): whether state is
+    /// shared right now or served locally while Redis is unreachable. Empty
+    /// when all state is in memory.
+    pub fn state_status(&self) -> Vec<StateStatus> {
+        self.inner.shared.state.status()
     }
 }
 
@@ -225,14 +240,22 @@ impl RuntimeBuilder {
         let linker =
             plugin::new_linker(&engine).map_err(|e| BuildError::Engine(format!("{e:#}")))?;
         let started = Instant::now();
+        let wall_at_epoch = plugin::wall_now();
+        let state: Arc<dyn StateStore> = match self.state {
+            Some(store) => store,
+            None => Arc::new(RoutedState::from_config(&self.config.state).map_err(BuildError::State)?),
+        };
         let shared = Arc::new(HostShared {
-            state: self
-                .state
-                .unwrap_or_else(|| Arc::new(MemoryState::default())),
+            state: state.clone(),
             random: RandomSource::new(self.seed),
             epoch: started,
             metrics: PluginMetrics::default(),
-            wall_at_epoch: plugin::wall_now(),
+            wall_at_epoch,
+            origin_ms: if self.config.state.is_shared() || !state.status().is_empty() {
+                crate::clock::duration_ms(wall_at_epoch)
+            } else {
+                0
+            },
         });
         let cx = LoadContext {
             engine: &engine,
@@ -254,6 +277,7 @@ impl RuntimeBuilder {
                 redactor: self.redactor,
                 results: ResultStore::default(),
                 shared,
+                budgets: RetryBudgets::default(),
                 plugins,
                 _engine: engine,
             }),

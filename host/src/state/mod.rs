@@ -1,13 +1,20 @@
 //! Where plugins keep what must outlive an instance.
 //!
 //! Every key a plugin uses is scoped by the host to (plugin, service), so
-//! the store sees a [`ScopedKey`]. The in-memory backend is the default; a
-//! shared backend (Redis) can implement the same trait later without any
-//! plugin noticing.
+//! the store sees a [`ScopedKey`]. The in-memory backend is the default;
+//! [`RedisState`] shares state between agent processes, chosen per service
+//! by the `[state]` table of `mender.toml` (see [`config`]). Plugins do not
+//! notice which one serves them.
 
+pub mod config;
 mod memory;
+mod redis;
+mod routed;
 
+pub use config::{RedisSettings, StateBackend, StateConfig};
 pub use memory::MemoryState;
+pub use redis::RedisState;
+pub use routed::RoutedState;
 
 use std::sync::Arc;
 
@@ -43,4 +50,29 @@ pub trait StateStore: Send + Sync + 'static {
         ttl_ms: Option<u64>,
         now_ms: u64,
     ) -> bool;
+    /// The health of each shared backend behind this store (none for
+    /// process memory).
+    fn status(&self) -> Vec<StateStatus> {
+        Vec::new()
+    }
+}
+
+/// The health of one shared state backend, as `Runtime::state_status`
+/// reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateStatus {
+    /// The backend's kind (`"redis"`).
+    pub backend: &'static str,
+    /// Where it is (the URL without its password).
+    pub target: String,
+    /// The services configured on it; `*` stands for every service
+    /// without a `state` table of its own.
+    pub services: Vec<String>,
+    /// Whether state is shared right now; `false` while the host serves it
+    /// from local memory because the backend is unreachable.
+    pub shared: bool,
+    /// Operations served from local memory because the backend was down.
+    pub fallback_ops: u64,
+    /// Times the backend became unreachable.
+    pub outages: u64,
 }
