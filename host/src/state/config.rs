@@ -200,6 +200,25 @@ mod tests {
     }
 
     #[test]
+    fn mender_toml_errors_point_at_the_table() {
+        let parse = |t: &str| crate::Config::parse(t, "mender.toml", std::path::Path::new("."));
+        let e = parse("[services.a]\nstrategies = []\nstate = { backend = \"redis\" }\n")
+            .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.to_string().contains("service `a`: state: backend = \"redis\" needs `url`"), "{e}");
+        let e = parse("\n[state]\nbackend = \"redis\"\nurl = \"redis://h/\"\ntimeout = \"0ms\"\n")
+            .unwrap_err();
+        assert!(e.to_string().starts_with("mender.toml:2:"), "{e}");
+        let e = parse("[state]\nbakend = \"redis\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let c = parse("[state]\nbackend = \"redis\"\nurl = \"redis://h/\"\n[services.a]\nstate = { backend = \"memory\" }\n[services.b]\n")
+            .unwrap();
+        assert!(c.state.is_shared());
+        assert_eq!(c.state.services.get("a"), Some(&StateBackend::Memory));
+        assert!(!c.state.services.contains_key("b"), "b inherits [state]");
+    }
+
+    #[test]
     fn bad_tables_say_what_is_wrong() {
         let e = table("backend = \"redis\"").backend().unwrap_err();
         assert!(e.contains("needs `url`"), "{e}");

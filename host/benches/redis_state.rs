@@ -1,0 +1,225 @@
+//! What fleet-wide state costs and saves.
+//!
+//! * `decision/{memory,redis}/{breaker,limiter}`: one call whose admission
+//!   asks a plugin that reads and writes state (the circuit breaker with
+//!   `lease = 0`, the GCRA rate limiter), on each backend. Before the
+//!   timings, the state operations (= Redis round trips) per decision are
+//!   counted and printed.
+//! * `outage`: N runtimes (standing in for N agent processes) call an
+//!   upstream that is down for a while; printed are the upstream calls made
+//!   during the outage with one shared breaker versus a breaker per process.
+//!
+//! Needs `redis-server` on the PATH (the bench starts its own); without it
+//! only the memory figures are measured. Figures: bench/redis-results.md.
+
+#[path = "../../tests/common/redis_server.rs"]
+mod redis_server;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use mender::state::{RedisSettings, RedisState, ScopedKey, StateStore};
+use mender::{CallSpec, ErrorKind, Failure, Runtime};
+use redis_server::RedisServer;
+
+/// Counts the operations that reach the store (one Redis round trip each).
+struct Counted {
+    inner: Arc<dyn StateStore>,
+    ops: AtomicU64,
+}
+
+impl Counted {
+    fn tick(&self) {
+        self.ops.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl StateStore for Counted {
+    fn get(&self, key: &ScopedKey, now_ms: u64) -> Option<String> {
+        self.tick();
+        self.inner.get(key, now_ms)
+    }
+    fn set(&self, key: ScopedKey, value: String, ttl_ms: Option<u64>, now_ms: u64) {
+        self.tick();
+        self.inner.set(key, value, ttl_ms, now_ms)
+    }
+    fn delete(&self, key: &ScopedKey) {
+        self.tick();
+        self.inner.delete(key)
+    }
+    fn increment(&self, key: ScopedKey, delta: i64, ttl_ms: Option<u64>, now_ms: u64) -> i64 {
+        self.tick();
+        self.inner.increment(key, delta, ttl_ms, now_ms)
+    }
+    fn compare_and_swap(
+        &self,
+        key: ScopedKey,
+        expected: Option<&str>,
+        value: String,
+        ttl_ms: Option<u64>,
+        now_ms: u64,
+    ) -> bool {
+        self.tick();
+        self.inner
+            .compare_and_swap(key, expected, value, ttl_ms, now_ms)
+    }
+    fn status(&self) -> Vec<mender::StateStatus> {
+        self.inner.status()
+    }
+}
+
+const BREAKER: &str = r#"
+[guardrails]
+max-attempts = 1
+[plugins.breaker]
+bundled = "circuit-breaker"
+config = { failure-threshold = 5, open-for = "1s", lease = 0 }
+[services.default]
+strategies = ["breaker"]
+"#;
+
+const LIMITER: &str = r#"
+[guardrails]
+max-attempts = 1
+[plugins.limiter]
+bundled = "rate-limiter"
+config = { rate = 1000000000, per = "1s" }
+[services.default]
+strategies = ["limiter"]
+"#;
+
+fn runtime(config: &str, store: Arc<dyn StateStore>) -> Runtime {
+    Runtime::builder()
+        .config_str(config, "bench.toml")
+        .unwrap()
+        .state_store(store)
+        .seed(1)
+        .build()
+        .unwrap()
+}
+
+fn redis_store(server: &RedisServer, prefix: &str) -> Arc<dyn StateStore> {
+    Arc::new(
+        RedisState::connect(RedisSettings {
+            url: server.url(),
+            prefix: prefix.into(),
+            timeout: Duration::from_millis(50),
+        })
+        .unwrap(),
+    )
+}
+
+async fn ok_call(rt: &Runtime) {
+    rt.call(CallSpec::new("search", "q").idempotent(true), |_| async {
+        Ok::<_, Failure>("ok".to_owned())
+    })
+    .await
+    .unwrap();
+}
+
+fn decisions(c: &mut Criterion) {
+    let server = RedisServer::start_or_skip("bench redis_state");
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("decision");
+    for (plugin, config) in [("breaker", BREAKER), ("limiter", LIMITER)] {
+        let mut backends: Vec<(&str, Arc<dyn StateStore>)> =
+            vec![("memory", Arc::new(mender::state::MemoryState::default()))];
+        if let Some(s) = &server {
+            backends.push(("redis", redis_store(s, plugin)));
+        }
+        for (backend, store) in backends {
+            let counted = Arc::new(Counted {
+                inner: store,
+                ops: AtomicU64::new(0),
+            });
+            let rt = runtime(config, counted.clone());
+            const N: u64 = 1000;
+            tokio.block_on(async {
+                for _ in 0..N {
+                    ok_call(&rt).await;
+                }
+            });
+            println!(
+                "round trips per decision: {plugin} on {backend}: {:.2}",
+                counted.ops.load(Ordering::Relaxed) as f64 / N as f64
+            );
+            group.bench_function(format!("{backend}/{plugin}"), |b| {
+                b.iter(|| tokio.block_on(ok_call(&rt)))
+            });
+        }
+    }
+    group.finish();
+}
+
+/// N runtimes call every `pace` an upstream that is down for `outage`;
+/// returns the calls that reached it while it was down.
+fn outage_calls(n: usize, stores: impl Fn(usize) -> Arc<dyn StateStore>) -> u64 {
+    let outage = Duration::from_secs(3);
+    let pace = Duration::from_millis(20);
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let failed = Arc::new(AtomicU64::new(0));
+    let runtimes: Vec<Runtime> = (0..n).map(|i| runtime(BREAKER, stores(i))).collect();
+    let began = Instant::now();
+    tokio.block_on(async {
+        let mut tasks = Vec::new();
+        for rt in runtimes {
+            let failed = failed.clone();
+            tasks.push(tokio::spawn(async move {
+                while began.elapsed() < outage {
+                    let failed = failed.clone();
+                    let _ = rt
+                        .call(CallSpec::new("search", "q").idempotent(true), |_| {
+                            let failed = failed.clone();
+                            async move {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                Err::<String, _>(Failure::new(ErrorKind::Connect, "down"))
+                            }
+                        })
+                        .await;
+                    tokio::time::sleep(pace).await;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    failed.load(Ordering::Relaxed)
+}
+
+fn outage(_c: &mut Criterion) {
+    let Some(server) = RedisServer::start_or_skip("bench outage") else {
+        return;
+    };
+    for n in [2, 4, 8] {
+        let local = outage_calls(n, |_| Arc::new(mender::state::MemoryState::default()));
+        let prefix = format!("outage{n}");
+        // Each runtime gets its own backend (pool, fallback), as a process would.
+        let shared = outage_calls(n, |_| redis_store(&server, &prefix));
+        println!(
+            "outage, {n} processes, 3 s down, a call every 20 ms each, breaker 5 failures / open 1 s: \
+             upstream calls with per-process breakers {local}, with one shared breaker {shared} \
+             ({} saved)",
+            local.saturating_sub(shared)
+        );
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    targets = decisions, outage
+}
+criterion_main!(benches);
