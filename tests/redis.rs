@@ -368,3 +368,61 @@ async fn the_retry_budget_caps_retries_in_one_process() {
     assert_eq!(made, 5);
     assert_eq!(refused, 9, "every call after the budget ran out says why");
 }
+
+#[test]
+fn the_redis_store_keeps_the_state_contract() {
+    use mender::state::{RedisSettings, RedisState, ScopedKey, StateStore};
+    let Some(redis) = RedisServer::start_or_skip("redis store contract") else {
+        return;
+    };
+    let store = RedisState::connect(RedisSettings {
+        url: redis.url(),
+        prefix: "c".into(),
+        timeout: Duration::from_millis(500),
+    })
+    .unwrap();
+    let k = |key: &str| ScopedKey {
+        plugin: "p".into(),
+        service: "s".into(),
+        key: key.into(),
+    };
+    let mut raw = redis.client();
+    let pttl = |raw: &mut redis::Connection, key: &str| -> i64 {
+        redis::cmd("PTTL").arg(key).query(raw).unwrap()
+    };
+
+    // increment: the TTL applies when the key is created; a live key keeps it.
+    assert_eq!(store.increment(k("n"), 2, Some(300), 0), 2);
+    assert_eq!(store.increment(k("n"), 3, Some(60_000), 0), 5);
+    assert!((1..=300).contains(&pttl(&mut raw, "c:p:s:n")));
+    // A non-integer counts as 0, and keeps its (absent) expiry.
+    store.set(k("x"), "open".into(), None, 0);
+    assert_eq!(store.increment(k("x"), 4, Some(1000), 0), 4);
+    assert_eq!(pttl(&mut raw, "c:p:s:x"), -1);
+    // Keys are prefix:plugin:service:key.
+    let v: Option<String> = redis::cmd("GET").arg("c:p:s:x").query(&mut raw).unwrap();
+    assert_eq!(v.as_deref(), Some("4"));
+
+    // compare-and-swap: absent, expected, wrong, with a TTL.
+    assert!(store.compare_and_swap(k("probe"), None, "taken".into(), None, 0));
+    assert!(!store.compare_and_swap(k("probe"), None, "taken".into(), None, 0));
+    assert!(!store.compare_and_swap(k("probe"), Some("free"), "x".into(), None, 0));
+    assert!(store.compare_and_swap(k("probe"), Some("taken"), "free".into(), Some(5000), 0));
+    assert_eq!(store.get(&k("probe"), 0).as_deref(), Some("free"));
+    assert!((1..=5000).contains(&pttl(&mut raw, "c:p:s:probe")));
+    // A zero TTL stores an already-expired value.
+    assert!(store.compare_and_swap(k("probe"), Some("free"), "gone".into(), Some(0), 0));
+    assert_eq!(store.get(&k("probe"), 0), None);
+    store.set(k("y"), "1".into(), Some(0), 0);
+    assert_eq!(store.get(&k("y"), 0), None);
+
+    // set replaces value and expiry; delete removes.
+    store.set(k("z"), "a".into(), Some(5000), 0);
+    store.set(k("z"), "b".into(), None, 0);
+    assert_eq!(pttl(&mut raw, "c:p:s:z"), -1);
+    store.delete(&k("z"));
+    assert_eq!(store.get(&k("z"), 0), None);
+
+    let status = store.status();
+    assert!(status[0].shared && status[0].fallback_ops == 0, "{status:?}");
+}
