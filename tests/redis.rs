@@ -104,7 +104,11 @@ async fn one_runtimes_outage_opens_the_circuit_for_all_and_one_takes_the_probe()
     let up = Script::default();
     let e = call(&b, &up).await.unwrap_err();
     assert!(rejected_because(&e, "circuit open"), "{e}");
-    assert_eq!(up.calls(), 0, "B never called the upstream it never saw fail");
+    assert_eq!(
+        up.calls(),
+        0,
+        "B never called the upstream it never saw fail"
+    );
 
     // After open-for, A and B both try at once: one probe goes through.
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -349,8 +353,14 @@ strategies = ["limiter", "breaker"]
     let shared = scenario(&on_redis(pipeline, &redis)).await;
     assert_eq!(memory, shared);
     // And the scenario did exercise both plugins.
-    assert!(memory.iter().any(|s| s.contains("circuit open")), "{memory:?}");
-    assert!(memory.iter().any(|s| s.contains("rate limit")), "{memory:?}");
+    assert!(
+        memory.iter().any(|s| s.contains("circuit open")),
+        "{memory:?}"
+    );
+    assert!(
+        memory.iter().any(|s| s.contains("rate limit")),
+        "{memory:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -424,5 +434,8 @@ fn the_redis_store_keeps_the_state_contract() {
     assert_eq!(store.get(&k("z"), 0), None);
 
     let status = store.status();
-    assert!(status[0].shared && status[0].fallback_ops == 0, "{status:?}");
+    assert!(
+        status[0].shared && status[0].fallback_ops == 0,
+        "{status:?}"
+    );
 }

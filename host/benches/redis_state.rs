@@ -158,7 +158,7 @@ fn decisions(c: &mut Criterion) {
 
 /// N runtimes call every `pace` an upstream that is down for `outage`;
 /// returns the calls that reached it while it was down.
-fn outage_calls(n: usize, stores: impl Fn(usize) -> Arc<dyn StateStore>) -> u64 {
+fn outage_calls(n: usize, config: &str, stores: impl Fn(usize) -> Arc<dyn StateStore>) -> u64 {
     let outage = Duration::from_secs(3);
     let pace = Duration::from_millis(20);
     let tokio = tokio::runtime::Builder::new_multi_thread()
@@ -167,7 +167,7 @@ fn outage_calls(n: usize, stores: impl Fn(usize) -> Arc<dyn StateStore>) -> u64 
         .build()
         .unwrap();
     let failed = Arc::new(AtomicU64::new(0));
-    let runtimes: Vec<Runtime> = (0..n).map(|i| runtime(BREAKER, stores(i))).collect();
+    let runtimes: Vec<Runtime> = (0..n).map(|i| runtime(config, stores(i))).collect();
     let began = Instant::now();
     tokio.block_on(async {
         let mut tasks = Vec::new();
@@ -196,21 +196,42 @@ fn outage_calls(n: usize, stores: impl Fn(usize) -> Arc<dyn StateStore>) -> u64 
     failed.load(Ordering::Relaxed)
 }
 
+/// The breaker of the outage runs, by trigger.
+const TRIGGERS: [(&str, &str); 2] = [
+    (
+        "5 consecutive failures",
+        "failure-threshold = 5, open-for = \"1s\", lease = 0",
+    ),
+    (
+        "failure ratio 0.5 over >= 10 calls",
+        "failure-threshold = 0, failure-ratio = 0.5, minimum-calls = 10, open-for = \"1s\", lease = 0",
+    ),
+];
+
 fn outage(_c: &mut Criterion) {
     let Some(server) = RedisServer::start_or_skip("bench outage") else {
         return;
     };
-    for n in [2, 4, 8] {
-        let local = outage_calls(n, |_| Arc::new(mender::state::MemoryState::default()));
-        let prefix = format!("outage{n}");
-        // Each runtime gets its own backend (pool, fallback), as a process would.
-        let shared = outage_calls(n, |_| redis_store(&server, &prefix));
-        println!(
-            "outage, {n} processes, 3 s down, a call every 20 ms each, breaker 5 failures / open 1 s: \
-             upstream calls with per-process breakers {local}, with one shared breaker {shared} \
-             ({} saved)",
-            local.saturating_sub(shared)
+    for (trigger, breaker) in TRIGGERS {
+        let config = BREAKER.replace(
+            "failure-threshold = 5, open-for = \"1s\", lease = 0",
+            breaker,
         );
+        for n in [2, 4, 8] {
+            let local = outage_calls(n, &config, |_| {
+                Arc::new(mender::state::MemoryState::default())
+            });
+            let prefix = format!("outage{n}{}", trigger.len());
+            // Each runtime gets its own backend (pool, fallback), as a
+            // process would.
+            let shared = outage_calls(n, &config, |_| redis_store(&server, &prefix));
+            println!(
+                "outage: {n} processes, 3 s down, a call every 20 ms each, breaker opens on \
+                 {trigger}, open 1 s: upstream calls with per-process breakers {local}, \
+                 with one shared breaker {shared} ({} saved)",
+                local.saturating_sub(shared)
+            );
+        }
     }
 }
 

@@ -406,7 +406,9 @@ impl Config {
 
         let state = crate::state::config::resolve(
             raw.state.as_ref(),
-            raw.services.iter().map(|(n, s)| (n, s.get_ref().state.as_ref())),
+            raw.services
+                .iter()
+                .map(|(n, s)| (n, s.get_ref().state.as_ref())),
         )
         .map_err(|(offset, m)| src.error(offset, m))?;
         Ok(Config {

@@ -56,8 +56,8 @@ pub use redact::{REDACTED, Redactor};
 pub use runtime::{
     BoxFuture, BuildError, CredentialProvider, PluginStatus, Runtime, RuntimeBuilder,
 };
-pub use state::StateStatus;
 pub use spec::{Attempt, AttemptRecord, CallError, CallSpec, Json, Payload, Reply, ServedBy, Step};
+pub use state::StateStatus;
 
 /// The names of the plugins compiled into this build.
 pub fn bundled_plugins() -> impl Iterator<Item = &'static str> {

@@ -189,8 +189,8 @@ impl Flight<'_> {
         let retries = key(service, "retries", now / window_ms);
         let ttl = Some(window_ms.saturating_mul(2));
         let taken = inner.shared.state.increment(retries.clone(), 1, ttl, now);
-        let allowed = (calls.saturating_mul(i64::from(b.percent)) / 100)
-            .max(i64::from(b.min_retries));
+        let allowed =
+            (calls.saturating_mul(i64::from(b.percent)) / 100).max(i64::from(b.min_retries));
         if taken <= allowed {
             return Ok(());
         }
@@ -212,16 +212,18 @@ mod tests {
 
     #[test]
     fn config_forms() {
-        let on: RetryBudgetToml = toml::from_str::<toml::Table>("b = { percent = 50 }")
-            .unwrap()["b"]
-            .clone()
-            .try_into()
-            .unwrap();
+        let on: RetryBudgetToml =
+            toml::from_str::<toml::Table>("b = { percent = 50 }").unwrap()["b"]
+                .clone()
+                .try_into()
+                .unwrap();
         let b = on.resolve().unwrap().unwrap();
         assert_eq!((b.percent, b.min_retries), (50, 10));
         let off = RetryBudgetToml::Off("off".into());
         assert_eq!(off.resolve().unwrap(), None);
-        let e = RetryBudgetToml::Off("sometimes".into()).resolve().unwrap_err();
+        let e = RetryBudgetToml::Off("sometimes".into())
+            .resolve()
+            .unwrap_err();
         assert!(e.contains("\"off\" or a table"), "{e}");
     }
 }

@@ -243,7 +243,9 @@ impl RuntimeBuilder {
         let wall_at_epoch = plugin::wall_now();
         let state: Arc<dyn StateStore> = match self.state {
             Some(store) => store,
-            None => Arc::new(RoutedState::from_config(&self.config.state).map_err(BuildError::State)?),
+            None => {
+                Arc::new(RoutedState::from_config(&self.config.state).map_err(BuildError::State)?)
+            }
         };
         let shared = Arc::new(HostShared {
             state: state.clone(),

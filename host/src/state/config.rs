@@ -155,9 +155,12 @@ pub(crate) fn resolve<'a>(
     services: impl Iterator<Item = (&'a String, Option<&'a Spanned<StateToml>>)>,
 ) -> Result<StateConfig, (usize, String)> {
     let base = global.map(|g| g.get_ref().clone()).unwrap_or_default();
-    let default = base
-        .backend()
-        .map_err(|m| (global.map_or(0, |g| g.span().start), format!("[state]: {m}")))?;
+    let default = base.backend().map_err(|m| {
+        (
+            global.map_or(0, |g| g.span().start),
+            format!("[state]: {m}"),
+        )
+    })?;
     let mut config = StateConfig {
         default,
         services: BTreeMap::new(),
@@ -202,10 +205,14 @@ mod tests {
     #[test]
     fn mender_toml_errors_point_at_the_table() {
         let parse = |t: &str| crate::Config::parse(t, "mender.toml", std::path::Path::new("."));
-        let e = parse("[services.a]\nstrategies = []\nstate = { backend = \"redis\" }\n")
-            .unwrap_err();
+        let e =
+            parse("[services.a]\nstrategies = []\nstate = { backend = \"redis\" }\n").unwrap_err();
         assert_eq!(e.line, 3, "{e}");
-        assert!(e.to_string().contains("service `a`: state: backend = \"redis\" needs `url`"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("service `a`: state: backend = \"redis\" needs `url`"),
+            "{e}"
+        );
         let e = parse("\n[state]\nbackend = \"redis\"\nurl = \"redis://h/\"\ntimeout = \"0ms\"\n")
             .unwrap_err();
         assert!(e.to_string().starts_with("mender.toml:2:"), "{e}");

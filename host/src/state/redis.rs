@@ -193,7 +193,12 @@ impl StateStore for RedisState {
         let done = self.run(|c| match ttl_ms {
             // PX 0 is an error in Redis; a zero TTL means "already expired".
             Some(0) => redis::cmd("DEL").arg(&k).query::<()>(c),
-            Some(t) => redis::cmd("SET").arg(&k).arg(&value).arg("PX").arg(t).query(c),
+            Some(t) => redis::cmd("SET")
+                .arg(&k)
+                .arg(&value)
+                .arg("PX")
+                .arg(t)
+                .query(c),
             None => redis::cmd("SET").arg(&k).arg(&value).query(c),
         });
         if done.is_none() {

@@ -78,10 +78,7 @@ impl Limiter {
         let now_us = now.saturating_mul(1000);
         for _ in 0..MAX_RACES {
             let stored = store.get(TAT);
-            let tat_us = stored
-                .as_deref()
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(0);
+            let tat_us = stored.as_deref().and_then(|t| t.parse().ok()).unwrap_or(0);
             match self.slot(tat_us, now_us) {
                 Slot::Take { tat_us } => {
                     // Past `tat`, the bucket is full again: the key can go.
@@ -119,10 +116,7 @@ impl Limiter {
             .saturating_add(self.tolerance_us - self.interval_us);
         for _ in 0..MAX_RACES {
             let stored = store.get(TAT);
-            let tat_us: u64 = stored
-                .as_deref()
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(0);
+            let tat_us: u64 = stored.as_deref().and_then(|t| t.parse().ok()).unwrap_or(0);
             if tat_us >= want {
                 return;
             }

@@ -80,7 +80,11 @@ fn hints_come_from_retry_after_or_ratelimit_reset() {
     assert_eq!(hinted_pause(&e), Some(3_000));
     let mut other = error_event(ErrorKind::Connect, 1);
     other.retry_after = Some(100);
-    assert_eq!(hinted_pause(&other), None, "only rate-limited failures pause");
+    assert_eq!(
+        hinted_pause(&other),
+        None,
+        "only rate-limited failures pause"
+    );
     let off = limiter(r#"{"rate": 1, "honor-hints": false}"#);
     let s = MemoryStore::new();
     off.pause(&s, 0, 10_000);
