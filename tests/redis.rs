@@ -438,4 +438,25 @@ fn the_redis_store_keeps_the_state_contract() {
         status[0].shared && status[0].fallback_ops == 0,
         "{status:?}"
     );
+
+    // A key of another type (written by someone else): that operation is
+    // served locally, and Redis stays in use for the rest.
+    let _: () = redis::cmd("LPUSH")
+        .arg("c:p:s:list")
+        .arg("x")
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(store.get(&k("list"), 0), None);
+    assert_eq!(store.increment(k("list"), 1, None, 0), 1);
+    let status = store.status();
+    assert!(
+        status[0].shared && status[0].outages == 0 && status[0].fallback_ops == 2,
+        "{status:?}"
+    );
+    assert_eq!(store.increment(k("after"), 7, None, 0), 7);
+    let v: Option<String> = redis::cmd("GET")
+        .arg("c:p:s:after")
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(v.as_deref(), Some("7"), "still on Redis");
 }

@@ -152,29 +152,59 @@ impl RedisState {
         )
     }
 
-    /// Runs `op` on a pooled connection, or `None` if Redis is down or the
-    /// operation failed (which marks it down).
+    /// Runs `op` on a pooled connection, or `None` (served locally) if
+    /// Redis is down, could not be reached (which marks it down), or
+    /// refused the operation.
     fn run<T>(&self, op: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Option<T> {
         if !self.link.up.load(Ordering::Acquire) {
             self.link.fallback_ops.fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        let result = self.link.take().and_then(|mut c| {
+        // Any failure to open a connection (refused, timed out, refused
+        // credentials) is an outage: retrying it on every operation would
+        // make each one wait.
+        let result = self.link.take().map_err(|e| (e, true)).and_then(|mut c| {
             let r = op(&mut c);
-            if r.is_ok() {
-                self.link.put(c);
+            match r {
+                Ok(v) => {
+                    self.link.put(c);
+                    Ok(v)
+                }
+                Err(e) => {
+                    let trouble = link_trouble(&e);
+                    // An error reply (say, a key of another type written by
+                    // someone else) leaves the connection usable.
+                    if !trouble {
+                        self.link.put(c);
+                    }
+                    Err((e, trouble))
+                }
             }
-            r
         });
         match result {
             Ok(v) => Some(v),
-            Err(e) => {
-                Link::down(&self.link, &e);
+            Err((e, trouble)) => {
+                if trouble {
+                    Link::down(&self.link, &e);
+                } else {
+                    tracing::debug!(target: "mender::state", redis = %self.link.shown, error = %e, "redis refused a state operation");
+                }
                 self.link.fallback_ops.fetch_add(1, Ordering::Relaxed);
                 None
             }
         }
     }
+}
+
+/// Whether an error is trouble with the link (refused, reset, timed out,
+/// unreadable) rather than the server's error reply to one command, after
+/// which the connection is still good.
+fn link_trouble(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_unrecoverable_error()
 }
 
 fn ttl_arg(ttl_ms: Option<u64>) -> String {
