@@ -20,7 +20,7 @@ use crate::random::RandomSource;
 use crate::redact::Redactor;
 use crate::results::ResultStore;
 use crate::retry_budget::RetryBudgets;
-use crate::state::{RoutedState, StateStatus, StateStore};
+use crate::state::{MemoryState, RoutedState, StateStatus, StateStore};
 
 /// A boxed future, as credential providers return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -243,6 +243,7 @@ impl RuntimeBuilder {
         let wall_at_epoch = plugin::wall_now();
         let state: Arc<dyn StateStore> = match self.state {
             Some(store) => store,
+            None if !self.config.state.is_shared() => Arc::new(MemoryState::default()),
             None => {
                 Arc::new(RoutedState::from_config(&self.config.state).map_err(BuildError::State)?)
             }

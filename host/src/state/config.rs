@@ -126,6 +126,11 @@ impl StateToml {
                         super::redis::shown_url(&url)
                     ));
                 }
+                // Parses only (no network): catches what this build cannot
+                // use, such as `rediss://` (TLS is not compiled in).
+                if let Err(e) = redis::Client::open(url.as_str()) {
+                    return Err(format!("`url` {}: {e}", super::redis::shown_url(&url)));
+                }
                 let prefix = self.prefix.clone().unwrap_or_else(|| DEFAULT_PREFIX.into());
                 if prefix.is_empty() || prefix.contains(char::is_whitespace) {
                     return Err(format!(
@@ -233,6 +238,10 @@ mod tests {
             .backend()
             .unwrap_err();
         assert!(e.contains("not a redis:// URL"), "{e}");
+        let e = table("backend = \"redis\"\nurl = \"rediss://x/\"")
+            .backend()
+            .unwrap_err();
+        assert!(e.contains("TLS"), "{e}");
         let e = table("backend = \"redis\"\nurl = \"redis://x/\"\ntimeout = \"5s\"")
             .backend()
             .unwrap_err();
