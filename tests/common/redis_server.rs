@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,7 +35,12 @@ impl RedisServer {
             if std::env::var("MENDER_REQUIRE_REDIS").as_deref() == Ok("1") {
                 panic!("{test}: redis-server not installed, and MENDER_REQUIRE_REDIS=1");
             }
-            eprintln!("{test}: skipped: redis-server not installed");
+            // Straight to stderr, past the test harness's capture (which
+            // only takes `print!`/`eprint!`), so the skip is seen.
+            let _ = writeln!(
+                std::io::stderr(),
+                "{test}: skipped: redis-server not installed"
+            );
             return None;
         }
         let port = TcpListener::bind("127.0.0.1:0")
