@@ -460,3 +460,36 @@ fn the_redis_store_keeps_the_state_contract() {
         .unwrap();
     assert_eq!(v.as_deref(), Some("7"), "still on Redis");
 }
+
+#[tokio::test]
+async fn a_service_can_keep_its_state_local() {
+    let Some(redis) = RedisServer::start_or_skip("per-service state") else {
+        return;
+    };
+    let config = on_redis(
+        &format!(
+            "{}\n[services.local]\nstrategies = [\"breaker\"]\nstate = {{ backend = \"memory\" }}\n",
+            breaker("60s")
+        ),
+        &redis,
+    );
+    let (a, b) = (runtime(&config), runtime(&config));
+    let on = |service: &'static str| CallSpec::new(service, "query").idempotent(true);
+    let down = Script::failing(fail(ErrorKind::Connect), 100);
+    for _ in 0..3 {
+        a.call(on("local"), |_| down.next()).await.unwrap_err();
+    }
+    let e = a.call(on("local"), |_| down.next()).await.unwrap_err();
+    assert!(rejected_because(&e, "circuit open"), "{e}");
+    // `local` keeps its state in each process: B's circuit is closed.
+    let up = Script::default();
+    let r: Reply<String> = b.call(on("local"), |_| up.next()).await.unwrap();
+    assert_eq!(r.value, "fresh");
+    // Every other service shares it.
+    assert_eq!(trip(&a).await, 3);
+    let e = call(&b, &up).await.unwrap_err();
+    assert!(rejected_because(&e, "circuit open"), "{e}");
+    let status = a.state_status();
+    assert_eq!(status.len(), 1, "{status:?}");
+    assert_eq!(status[0].services, ["*"]);
+}
