@@ -2,9 +2,11 @@
 //!
 //! * `decision/{memory,redis}/{breaker,limiter}`: one call whose admission
 //!   asks a plugin that reads and writes state (the circuit breaker with
-//!   `lease = 0`, the GCRA rate limiter), on each backend. Before the
-//!   timings, the state operations (= Redis round trips) per decision are
-//!   counted and printed.
+//!   `lease = 0`, the GCRA rate limiter), on each backend;
+//!   `decision/*/retry-budget`: one call that fails once and is retried,
+//!   which asks the retry budget (and the backoff plugin, which keeps no
+//!   state). Before the timings, the state operations (= Redis round
+//!   trips) per call are counted and printed.
 //! * `outage`: N runtimes (standing in for N agent processes) call an
 //!   upstream that is down for a while; printed are the upstream calls made
 //!   during the outage with one shared breaker versus a breaker per process.
@@ -20,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use mender::state::{RedisSettings, RedisState, ScopedKey, StateStore};
+use mender::state::{RedisSettings, RedisState, RetryAsk, RetryTake, ScopedKey, StateStore};
 use mender::{CallSpec, ErrorKind, Failure, Runtime};
 use redis_server::RedisServer;
 
@@ -65,6 +67,10 @@ impl StateStore for Counted {
         self.inner
             .compare_and_swap(key, expected, value, ttl_ms, now_ms)
     }
+    fn take_retry(&self, ask: RetryAsk, now_ms: u64) -> RetryTake {
+        self.tick();
+        self.inner.take_retry(ask, now_ms)
+    }
     fn status(&self) -> Vec<mender::StateStatus> {
         self.inner.status()
     }
@@ -90,6 +96,19 @@ config = { rate = 1000000000, per = "1s" }
 strategies = ["limiter"]
 "#;
 
+/// Every call fails once and is retried at once: one retry-budget
+/// decision per call (the budget never runs out).
+const RETRY_BUDGET: &str = r#"
+[guardrails]
+max-attempts = 2
+retry-budget = { percent = 100, min-retries = 1000000000, window = "1h" }
+[plugins.backoff]
+bundled = "exponential-backoff"
+config = { base = 0, jitter = "none" }
+[services.default]
+strategies = ["backoff"]
+"#;
+
 fn runtime(config: &str, store: Arc<dyn StateStore>) -> Runtime {
     Runtime::builder()
         .config_str(config, "bench.toml")
@@ -111,10 +130,17 @@ fn redis_store(server: &RedisServer, prefix: &str) -> Arc<dyn StateStore> {
     )
 }
 
-async fn ok_call(rt: &Runtime) {
-    rt.call(CallSpec::new("search", "q").idempotent(true), |_| async {
-        Ok::<_, Failure>("ok".to_owned())
-    })
+/// One call; with `fail_first`, its first attempt fails (connect).
+async fn one_call(rt: &Runtime, fail_first: bool) {
+    rt.call(
+        CallSpec::new("search", "q").idempotent(true),
+        |a| async move {
+            if fail_first && a.number == 1 {
+                return Err(Failure::new(ErrorKind::Connect, "refused"));
+            }
+            Ok::<_, Failure>("ok".to_owned())
+        },
+    )
     .await
     .unwrap();
 }
@@ -126,7 +152,11 @@ fn decisions(c: &mut Criterion) {
         .build()
         .unwrap();
     let mut group = c.benchmark_group("decision");
-    for (plugin, config) in [("breaker", BREAKER), ("limiter", LIMITER)] {
+    for (plugin, config, fail_first) in [
+        ("breaker", BREAKER, false),
+        ("limiter", LIMITER, false),
+        ("retry-budget", RETRY_BUDGET, true),
+    ] {
         let mut backends: Vec<(&str, Arc<dyn StateStore>)> =
             vec![("memory", Arc::new(mender::state::MemoryState::default()))];
         if let Some(s) = &server {
@@ -141,7 +171,7 @@ fn decisions(c: &mut Criterion) {
             const N: u64 = 1000;
             tokio.block_on(async {
                 for _ in 0..N {
-                    ok_call(&rt).await;
+                    one_call(&rt, fail_first).await;
                 }
             });
             println!(
@@ -149,7 +179,7 @@ fn decisions(c: &mut Criterion) {
                 counted.ops.load(Ordering::Relaxed) as f64 / N as f64
             );
             group.bench_function(format!("{backend}/{plugin}"), |b| {
-                b.iter(|| tokio.block_on(ok_call(&rt)))
+                b.iter(|| tokio.block_on(one_call(&rt, fail_first)))
             });
         }
     }

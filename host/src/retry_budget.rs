@@ -12,9 +12,10 @@
 //! owner `@retry-budget`, so on Redis the budget is fleet-wide: every
 //! process's calls and retries count against one budget. Counting a call
 //! costs a local atomic add; the count is pushed to the store at most every
-//! [`FLUSH_EVERY_MS`] and before each retry decision, so a successful call
-//! does not wait on Redis. A retry costs two store operations (push the
-//! call count and read it back, take a retry), three when refused.
+//! [`FLUSH_EVERY_MS`] and with each retry decision, so a successful call
+//! does not wait on Redis. A retry decision is one store operation
+//! ([`StateStore::take_retry`](crate::state::StateStore::take_retry)): one
+//! atomic Lua script, one round trip, on Redis.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +26,7 @@ use serde::Deserialize;
 
 use crate::call::Flight;
 use crate::plugin::host_api::HostShared;
-use crate::state::ScopedKey;
+use crate::state::{RetryAsk, ScopedKey};
 
 /// The `plugin` part of the budget's keys. The `@` marks it as the host's
 /// own, apart from plugin names (which are config table names).
@@ -139,9 +140,8 @@ fn key(service: &Arc<str>, what: &str, window: u64) -> ScopedKey {
     }
 }
 
-/// Pushes the pending call count into the current window; returns the
-/// window's call count.
-fn flush(shared: &HostShared, service: &Arc<str>, ledger: &Ledger, b: &RetryBudget) -> i64 {
+/// Pushes the pending call count into the current window.
+fn flush(shared: &HostShared, service: &Arc<str>, ledger: &Ledger, b: &RetryBudget) {
     let now = shared.now_ms();
     ledger.last_flush_ms.store(now, Ordering::Relaxed);
     let window_ms = crate::clock::duration_ms(b.window).max(1);
@@ -151,7 +151,7 @@ fn flush(shared: &HostShared, service: &Arc<str>, ledger: &Ledger, b: &RetryBudg
     let ttl = Some(window_ms.saturating_mul(2));
     shared
         .state
-        .increment(key(service, "calls", now / window_ms), delta, ttl, now)
+        .increment(key(service, "calls", now / window_ms), delta, ttl, now);
 }
 
 impl Flight<'_> {
@@ -183,22 +183,29 @@ impl Flight<'_> {
         let inner = &self.rt.inner;
         let service = &self.p.service;
         let ledger = inner.budgets.ledger(service);
-        let calls = flush(&inner.shared, service, &ledger, b).max(0);
         let now = inner.shared.now_ms();
+        ledger.last_flush_ms.store(now, Ordering::Relaxed);
         let window_ms = crate::clock::duration_ms(b.window).max(1);
-        let retries = key(service, "retries", now / window_ms);
-        let ttl = Some(window_ms.saturating_mul(2));
-        let taken = inner.shared.state.increment(retries.clone(), 1, ttl, now);
-        let allowed =
-            (calls.saturating_mul(i64::from(b.percent)) / 100).max(i64::from(b.min_retries));
-        if taken <= allowed {
+        let window = now / window_ms;
+        let pending = ledger.pending_calls.swap(0, Ordering::AcqRel);
+        let ask = RetryAsk {
+            calls: key(service, "calls", window),
+            retries: key(service, "retries", window),
+            new_calls: i64::try_from(pending).unwrap_or(i64::MAX),
+            percent: b.percent,
+            floor: b.min_retries,
+            // Keys live two windows, so a late process still finds them.
+            ttl_ms: window_ms.saturating_mul(2),
+        };
+        let take = inner.shared.state.take_retry(ask, now);
+        if take.taken {
             return Ok(());
         }
-        inner.shared.state.increment(retries, -1, ttl, now);
         Err(format!(
-            "retry-budget exhausted ({} retries for {calls} calls in this {} window; \
+            "retry-budget exhausted ({} retries for {} calls in this {} window; \
              percent {}, min-retries {})",
-            taken - 1,
+            take.retries,
+            take.calls,
             humantime::format_duration(b.window),
             b.percent,
             b.min_retries

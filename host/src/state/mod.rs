@@ -55,6 +55,64 @@ pub trait StateStore: Send + Sync + 'static {
     fn status(&self) -> Vec<StateStatus> {
         Vec::new()
     }
+
+    /// The retry budget's one operation: count `ask.new_calls` more calls,
+    /// then take one retry if the retries so far are under the budget.
+    /// Shared backends do it in one atomic round trip; this default does it
+    /// with `increment`s (atomic per key, which is all one process needs).
+    fn take_retry(&self, ask: RetryAsk, now_ms: u64) -> RetryTake {
+        let ttl = Some(ask.ttl_ms);
+        let calls = self.increment(ask.calls.clone(), ask.new_calls, ttl, now_ms);
+        let retries = self.increment(ask.retries.clone(), 1, ttl, now_ms);
+        if retries <= ask.allowed(calls) {
+            return RetryTake {
+                taken: true,
+                calls,
+                retries,
+            };
+        }
+        self.increment(ask.retries, -1, ttl, now_ms);
+        RetryTake {
+            taken: false,
+            calls,
+            retries: retries - 1,
+        }
+    }
+}
+
+/// A retry budget's question to the store (see [`StateStore::take_retry`]).
+#[derive(Clone, Debug)]
+pub struct RetryAsk {
+    /// The window's call counter.
+    pub calls: ScopedKey,
+    /// The window's retry counter.
+    pub retries: ScopedKey,
+    /// Calls made since the counter was last pushed.
+    pub new_calls: i64,
+    /// Retries allowed as a percentage of calls.
+    pub percent: u32,
+    /// Retries allowed whatever the calls.
+    pub floor: u32,
+    /// Expiry of counters created now.
+    pub ttl_ms: u64,
+}
+
+impl RetryAsk {
+    /// Retries the budget allows after `calls` calls.
+    pub fn allowed(&self, calls: i64) -> i64 {
+        (calls.max(0).saturating_mul(i64::from(self.percent)) / 100).max(i64::from(self.floor))
+    }
+}
+
+/// What [`StateStore::take_retry`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryTake {
+    /// Whether a retry was taken.
+    pub taken: bool,
+    /// Calls counted in the window.
+    pub calls: i64,
+    /// Retries counted in the window, this one included if taken.
+    pub retries: i64,
 }
 
 /// The health of one shared state backend, as `Runtime::state_status`

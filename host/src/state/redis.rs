@@ -43,7 +43,7 @@ use std::time::Duration;
 use redis::{Client, Connection, RedisResult, Script};
 
 use super::config::RedisSettings;
-use super::{MemoryState, ScopedKey, StateStatus, StateStore};
+use super::{MemoryState, RetryAsk, RetryTake, ScopedKey, StateStatus, StateStore};
 
 /// Idle connections kept per Redis backend: one per core can be busy at
 /// once on a 2–4 core agent host; more would only hold sockets.
@@ -90,12 +90,32 @@ end
 return 1
 ";
 
+/// `take_retry`: `KEYS` = calls, retries counters; `ARGV` = new calls,
+/// percent, floor, TTL. Counters get the TTL when created. Returns
+/// `{taken, calls, retries}`.
+const TAKE_RETRY_LUA: &str = r"
+local function add(key, n)
+  local fresh = redis.call('EXISTS', key) == 0
+  local v = redis.call('INCRBY', key, n)
+  if fresh then redis.call('PEXPIRE', key, ARGV[4]) end
+  return v
+end
+local calls = add(KEYS[1], ARGV[1])
+local retries = tonumber(redis.call('GET', KEYS[2]) or '0')
+local allowed = math.max(tonumber(ARGV[3]), math.floor(math.max(calls, 0) * tonumber(ARGV[2]) / 100))
+if retries < allowed then
+  return {1, calls, add(KEYS[2], 1)}
+end
+return {0, calls, retries}
+";
+
 /// State in Redis, with a local fallback while Redis is unreachable.
 pub struct RedisState {
     link: Arc<Link>,
     local: MemoryState,
     increment: Script,
     compare_and_swap: Script,
+    take_retry: Script,
 }
 
 /// The connection side, shared with the reconnecting thread.
@@ -142,6 +162,7 @@ impl RedisState {
             local: MemoryState::default(),
             increment: Script::new(INCREMENT_LUA),
             compare_and_swap: Script::new(COMPARE_AND_SWAP_LUA),
+            take_retry: Script::new(TAKE_RETRY_LUA),
         })
     }
 
@@ -277,6 +298,28 @@ impl StateStore for RedisState {
             None => self
                 .local
                 .compare_and_swap(key, expected, value, ttl_ms, now_ms),
+        }
+    }
+
+    fn take_retry(&self, ask: RetryAsk, now_ms: u64) -> RetryTake {
+        let (calls, retries) = (self.redis_key(&ask.calls), self.redis_key(&ask.retries));
+        let taken = self.run(|c| {
+            self.take_retry
+                .key(&calls)
+                .key(&retries)
+                .arg(ask.new_calls)
+                .arg(ask.percent)
+                .arg(ask.floor)
+                .arg(ask.ttl_ms.max(1))
+                .invoke::<(i64, i64, i64)>(c)
+        });
+        match taken {
+            Some((taken, calls, retries)) => RetryTake {
+                taken: taken == 1,
+                calls,
+                retries,
+            },
+            None => self.local.take_retry(ask, now_ms),
         }
     }
 

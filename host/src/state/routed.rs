@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::config::{StateBackend, StateConfig};
-use super::{MemoryState, RedisState, ScopedKey, StateStatus, StateStore};
+use super::{MemoryState, RedisState, RetryAsk, RetryTake, ScopedKey, StateStatus, StateStore};
 
 /// Routes keys by service to their backend.
 pub struct RoutedState {
@@ -86,6 +86,10 @@ impl StateStore for RoutedState {
     ) -> bool {
         self.store(&key)
             .compare_and_swap(key, expected, value, ttl_ms, now_ms)
+    }
+
+    fn take_retry(&self, ask: RetryAsk, now_ms: u64) -> RetryTake {
+        self.store(&ask.calls).take_retry(ask, now_ms)
     }
 
     fn status(&self) -> Vec<StateStatus> {
