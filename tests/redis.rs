@@ -512,3 +512,43 @@ async fn a_service_can_keep_its_state_local() {
     assert_eq!(status.len(), 1, "{status:?}");
     assert_eq!(status[0].services, ["*"]);
 }
+
+#[test]
+fn a_redis_too_slow_for_writes_is_not_retried_in_a_tight_loop() {
+    use mender::state::{RedisSettings, RedisState, ScopedKey, StateStore};
+    let Some(redis) = RedisServer::start_or_skip("slow redis") else {
+        return;
+    };
+    let store = RedisState::connect(RedisSettings {
+        url: redis.url(),
+        prefix: "slow".into(),
+        timeout: Duration::from_millis(50),
+    })
+    .unwrap();
+    // Writes (and scripts) hang for 3 s; PING and reads still answer, so
+    // every reconnection succeeds and the next write times out again.
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(3000)
+        .arg("WRITE")
+        .query(&mut redis.client())
+        .unwrap();
+    let key = ScopedKey {
+        plugin: "p".into(),
+        service: "s".into(),
+        key: "n".into(),
+    };
+    let began = Instant::now();
+    let mut slowest = Duration::ZERO;
+    while began.elapsed() < Duration::from_millis(1500) {
+        let op = Instant::now();
+        store.increment(key.clone(), 1, None, 0);
+        slowest = slowest.max(op.elapsed());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let outages = store.status()[0].outages;
+    // Backoff after each quick relapse: 100, 200, 400, 800 ms... rather
+    // than one timed-out write every 100 ms (15 in 1.5 s).
+    assert!((2..=6).contains(&outages), "{outages} outages");
+    assert!(slowest < Duration::from_secs(1), "{slowest:?}");
+}

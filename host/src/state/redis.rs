@@ -26,6 +26,9 @@
 //! operation and every later one are served by a local [`MemoryState`], so
 //! a plugin always gets an answer, and a background thread reconnects with
 //! capped exponential backoff. Once a `PING` answers, shared state resumes.
+//! A Redis that fails again right after (up, but too slow for real work)
+//! gets a longer backoff each time instead of one timed-out operation per
+//! 100 ms.
 //! While down, operations cost no network wait at all. [`StateStatus`]
 //! reports all of this (see `Runtime::state_status`).
 //!
@@ -55,6 +58,10 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 /// this long after Redis is back, and a dead Redis costs one connect attempt
 /// per this interval.
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// A link that goes down again within this long of coming back starts its
+/// next backoff where the last one ended (doubled), so a Redis that is up
+/// but too slow costs at most one timed-out operation per [`BACKOFF_MAX`].
+const FLAP_WINDOW: Duration = Duration::from_secs(10);
 
 /// `increment`: an absent key is created with the TTL (`ARGV[2]`, empty for
 /// none); a live key keeps its expiry; a non-integer value counts as 0.
@@ -131,6 +138,10 @@ struct Link {
     fallback_ops: AtomicU64,
     /// Times the link went down.
     outages: AtomicU64,
+    /// When the link last came back, and the wait that preceded it: a
+    /// link that fails again soon after (a Redis that answers `PING` but is
+    /// too slow for real work) backs off further instead of flapping.
+    came_back: Mutex<Option<(std::time::Instant, Duration)>>,
 }
 
 impl RedisState {
@@ -149,6 +160,7 @@ impl RedisState {
             reconnecting: AtomicBool::new(false),
             fallback_ops: AtomicU64::new(0),
             outages: AtomicU64::new(0),
+            came_back: Mutex::new(None),
         });
         match link.open().and_then(|mut c| {
             redis::cmd("PING").query::<()>(&mut c)?;
@@ -345,7 +357,7 @@ impl Link {
     }
 
     fn take(&self) -> RedisResult<Connection> {
-        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let pooled = lock(&self.idle).pop();
         match pooled {
             Some(c) => Ok(c),
             None => self.open(),
@@ -353,7 +365,7 @@ impl Link {
     }
 
     fn put(&self, c: Connection) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = lock(&self.idle);
         if idle.len() < MAX_IDLE {
             idle.push(c);
         }
@@ -364,7 +376,7 @@ impl Link {
     fn down(link: &Arc<Link>, error: &redis::RedisError) {
         // Connections opened before the outage may be half-dead: drop them
         // all, the reconnecting thread opens fresh ones.
-        link.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        lock(&link.idle).clear();
         if link.up.swap(false, Ordering::AcqRel) {
             link.outages.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
@@ -389,7 +401,10 @@ impl Link {
 /// Tries to reconnect with capped exponential backoff until Redis answers
 /// or the backend is dropped.
 fn reconnect(link: Weak<Link>) {
-    let mut wait = BACKOFF_FIRST;
+    let mut wait = match link.upgrade().and_then(|l| *lock(&l.came_back)) {
+        Some((at, last)) if at.elapsed() < FLAP_WINDOW => (last * 2).min(BACKOFF_MAX),
+        _ => BACKOFF_FIRST,
+    };
     loop {
         std::thread::sleep(wait);
         let Some(link) = link.upgrade() else { return };
@@ -398,6 +413,7 @@ fn reconnect(link: Weak<Link>) {
             Ok(c)
         });
         if let Ok(c) = ping {
+            *lock(&link.came_back) = Some((std::time::Instant::now(), wait));
             link.put(c);
             link.reconnecting.store(false, Ordering::Release);
             link.up.store(true, Ordering::Release);
@@ -406,6 +422,12 @@ fn reconnect(link: Weak<Link>) {
         }
         wait = (wait * 2).min(BACKOFF_MAX);
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section is a single assignment or Vec operation, so a
+    // poisoned lock holds consistent data.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// `url` without its password (and without anything at all if it does not
