@@ -40,6 +40,7 @@ const PLUGINS: &[&str] = &[
     "circuit-breaker",
     "static-fallback",
     "cached-fallback",
+    "rate-limiter",
 ];
 
 /// The crates under `tests/guests/`: built like plugins, not bundled; tests

@@ -15,6 +15,7 @@ use mender::{CallSpec, ErrorKind, Failure, Reply, Runtime};
 fn logs() {
     log_flood_is_capped();
     secrets_never_reach_the_logs();
+    redis_password_never_reaches_the_logs();
 }
 
 fn log_flood_is_capped() {
@@ -160,4 +161,46 @@ strategies = ["backoff", "echo"]
             "{secret} leaked into the logs:\n{logs}"
         );
     }
+}
+
+/// An unreachable Redis is reported once, with its URL but not its password.
+fn redis_password_never_reaches_the_logs() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        // Port 1 on loopback refuses at once.
+        let toml = "[state]\nbackend = \"redis\"\nurl = \"redis://app:pw-hunter3@127.0.0.1:1/\"\n\
+                    [plugins.breaker]\nbundled = \"circuit-breaker\"\nconfig = { lease = 0 }\n\
+                    [services.default]\nstrategies = [\"breaker\"]\n";
+        let rt = Runtime::builder()
+            .config_str(toml, "t.toml")
+            .unwrap()
+            .build()
+            .unwrap();
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let script = Script::default();
+        for _ in 0..3 {
+            tokio
+                .block_on(rt.call(CallSpec::new("api", "get"), |_| script.next()))
+                .map(|r: Reply<String>| r.value)
+                .unwrap();
+        }
+        assert!(!rt.state_status()[0].shared);
+    });
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        logs.matches("redis state unreachable").count(),
+        1,
+        "one warning per outage:\n{logs}"
+    );
+    assert!(logs.contains("127.0.0.1:1"), "{logs}");
+    assert!(!logs.contains("pw-hunter3"), "the password leaked:\n{logs}");
 }

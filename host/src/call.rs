@@ -88,6 +88,7 @@ impl Runtime {
             history: Vec::new(),
             refreshes: 0,
         };
+        f.count_call();
         let mut number = 1;
         loop {
             let (failure, last_error, began, took) = match f.admit(number).await {
@@ -146,10 +147,13 @@ impl Runtime {
                         delay,
                         f.deadline_left(),
                     ) {
-                        Ok(delay) => Ok(Step::Retry {
-                            by: by.to_string(),
-                            delay,
-                        }),
+                        Ok(delay) => match f.spend_retry() {
+                            Ok(()) => Ok(Step::Retry {
+                                by: by.to_string(),
+                                delay,
+                            }),
+                            Err(r) => Err(format!("{by} asked to retry; guardrail: {r}")),
+                        },
                         Err(refusal) => Err(format!("{by} asked to retry; guardrail: {refusal}")),
                     }
                 }

@@ -34,6 +34,8 @@ use toml::Spanned;
 
 use crate::guardrails::{Guardrails, GuardrailsToml};
 use crate::plugin::{DirGrant, DirMode, QuarantinePolicy};
+use crate::state::StateConfig;
+use crate::state::config::StateToml;
 
 /// The name of the service whose pipeline serves services not listed.
 pub const DEFAULT_SERVICE: &str = "default";
@@ -184,6 +186,8 @@ pub struct Config {
     pub plugins: Vec<PluginSpec>,
     /// Services, in name order.
     pub services: Vec<ServiceSpec>,
+    /// Where state lives (`[state]` and services' `state` tables).
+    pub state: StateConfig,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,6 +201,8 @@ struct ConfigToml {
     plugins: BTreeMap<String, Spanned<PluginToml>>,
     #[serde(default)]
     services: BTreeMap<String, Spanned<ServiceToml>>,
+    #[serde(default)]
+    state: Option<Spanned<StateToml>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -231,6 +237,8 @@ struct ServiceToml {
     fallbacks: Vec<Spanned<String>>,
     #[serde(default)]
     guardrails: Option<Spanned<GuardrailsToml>>,
+    #[serde(default)]
+    state: Option<Spanned<StateToml>>,
 }
 
 /// A configuration error, located in its file.
@@ -396,11 +404,19 @@ impl Config {
             });
         }
 
+        let state = crate::state::config::resolve(
+            raw.state.as_ref(),
+            raw.services
+                .iter()
+                .map(|(n, s)| (n, s.get_ref().state.as_ref())),
+        )
+        .map_err(|(offset, m)| src.error(offset, m))?;
         Ok(Config {
             guardrails,
             limits,
             plugins,
             services,
+            state,
         })
     }
 }

@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::retry_budget::RetryBudget;
+use crate::retry_budget::RetryBudgetToml;
+
 /// Guardrails for one service.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Guardrails {
@@ -25,6 +28,9 @@ pub struct Guardrails {
     pub retry_non_idempotent: bool,
     /// Credential refreshes per call.
     pub max_credential_refreshes: u32,
+    /// Retries per service as a share of its calls (fleet-wide when the
+    /// service's state is in Redis); `None`: no budget.
+    pub retry_budget: Option<RetryBudget>,
 }
 
 impl Default for Guardrails {
@@ -48,6 +54,10 @@ impl Default for Guardrails {
             // One refresh per call: a second 401 after a fresh token means
             // the credentials are wrong, not stale.
             max_credential_refreshes: 1,
+            // Off unless configured: a budget makes retries depend on
+            // other calls' history, which a single agent does not expect
+            // by default; fleets should turn it on (README).
+            retry_budget: None,
         }
     }
 }
@@ -66,6 +76,7 @@ pub struct GuardrailsToml {
     max_delay: Option<Duration>,
     retry_non_idempotent: Option<bool>,
     max_credential_refreshes: Option<u32>,
+    retry_budget: Option<RetryBudgetToml>,
 }
 
 impl GuardrailsToml {
@@ -82,6 +93,10 @@ impl GuardrailsToml {
             max_credential_refreshes: self
                 .max_credential_refreshes
                 .unwrap_or(base.max_credential_refreshes),
+            retry_budget: match &self.retry_budget {
+                Some(b) => b.resolve()?,
+                None => base.retry_budget,
+            },
         };
         if g.max_attempts == 0 {
             return Err("max-attempts must be at least 1".into());

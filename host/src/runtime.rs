@@ -22,7 +22,8 @@ use crate::random::RandomSource;
 use crate::redact::Redactor;
 use crate::reload::{ConfigSource, ReloadLog};
 use crate::results::ResultStore;
-use crate::state::{MemoryState, StateStore};
+use crate::retry_budget::RetryBudgets;
+use crate::state::{MemoryState, RoutedState, StateStatus, StateStore};
 
 /// A boxed future, as credential providers return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -61,6 +62,9 @@ pub enum BuildError {
     /// untouched).
     #[error("reload: {0}")]
     Reload(String),
+    /// A state backend could not be set up (e.g. an unusable Redis URL).
+    #[error("state: {0}")]
+    State(String),
 }
 
 /// The resilience runtime. Cheap to clone (`Arc` inside), `Send + Sync`:
@@ -86,6 +90,8 @@ pub(crate) struct RuntimeInner {
     pub(crate) reloading: Mutex<()>,
     /// What the reloads did.
     pub(crate) reloads: Mutex<ReloadLog>,
+    /// Retry budgets, per service (see `retry_budget.rs`).
+    pub(crate) budgets: RetryBudgets,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -142,7 +148,9 @@ impl Runtime {
     }
 
     /// Milliseconds on the host clock since the runtime was built (what
-    /// plugins see as `clock.now`).
+    /// plugins see as `clock.now`). When some state is in Redis, the clock
+    /// counts from the Unix epoch instead, so that every process reads the
+    /// same time.
     pub fn now_ms(&self) -> u64 {
         self.inner.shared.now_ms()
     }
@@ -150,6 +158,13 @@ impl Runtime {
     /// What the compiled-plugin cache did so far.
     pub fn cache_stats(&self) -> CacheStats {
         self.inner.loader.cache.stats()
+    }
+
+    /// The health of each shared state backend (Redis): whether state is
+    /// shared right now or served locally while Redis is unreachable. Empty
+    /// when all state is in memory.
+    pub fn state_status(&self) -> Vec<StateStatus> {
+        self.inner.shared.state.status()
     }
 }
 
@@ -272,14 +287,25 @@ impl RuntimeBuilder {
         let linker =
             plugin::new_linker(&engine).map_err(|e| BuildError::Engine(format!("{e:#}")))?;
         let started = Instant::now();
+        let wall_at_epoch = plugin::wall_now();
+        let state: Arc<dyn StateStore> = match self.state {
+            Some(store) => store,
+            None if !self.config.state.is_shared() => Arc::new(MemoryState::default()),
+            None => {
+                Arc::new(RoutedState::from_config(&self.config.state).map_err(BuildError::State)?)
+            }
+        };
         let shared = Arc::new(HostShared {
-            state: self
-                .state
-                .unwrap_or_else(|| Arc::new(MemoryState::default())),
+            state: state.clone(),
             random: RandomSource::new(self.seed),
             epoch: started,
             metrics: PluginMetrics::default(),
-            wall_at_epoch: plugin::wall_now(),
+            wall_at_epoch,
+            origin_ms: if self.config.state.is_shared() || !state.status().is_empty() {
+                crate::clock::duration_ms(wall_at_epoch)
+            } else {
+                0
+            },
         });
         let cache_root = match self.cache {
             CacheChoice::Default => ArtifactCache::default_root(),
@@ -307,6 +333,7 @@ impl RuntimeBuilder {
                 ),
                 reloading: Mutex::new(()),
                 reloads: Mutex::new(ReloadLog::default()),
+                budgets: RetryBudgets::default(),
             }),
         })
     }

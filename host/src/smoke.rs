@@ -35,6 +35,7 @@ pub(crate) fn check(
         epoch: loader.shared.epoch,
         metrics: PluginMetrics::default(),
         wall_at_epoch: loader.shared.wall_at_epoch,
+        origin_ms: loader.shared.origin_ms,
     });
     let failed = |reason: String| LoadError {
         plugin: spec.name.clone(),

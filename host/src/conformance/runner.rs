@@ -216,6 +216,7 @@ impl Subject {
             epoch: Instant::now(),
             metrics: PluginMetrics::default(),
             wall_at_epoch: plugin::wall_now(),
+            origin_ms: 0,
         });
         // The plugin's table as mender.toml has it, built as a value so
         // that nested config tables serialise correctly.

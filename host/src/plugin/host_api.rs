@@ -40,11 +40,15 @@ pub(crate) struct HostShared {
     pub(crate) metrics: PluginMetrics,
     /// Real time at `epoch`, for WASI's wall clock.
     pub(crate) wall_at_epoch: std::time::Duration,
+    /// Host time at `epoch`: 0, or Unix time in ms when state is shared
+    /// between processes, so times plugins store (`open:<since>`) mean the
+    /// same in every process (see `state::redis`).
+    pub(crate) origin_ms: u64,
 }
 
 impl HostShared {
     pub(crate) fn now_ms(&self) -> u64 {
-        millis_since(self.epoch)
+        self.origin_ms.saturating_add(millis_since(self.epoch))
     }
 }
 
@@ -302,6 +306,7 @@ mod tests {
             epoch: Instant::now(),
             metrics: PluginMetrics::default(),
             wall_at_epoch: std::time::Duration::ZERO,
+            origin_ms: 0,
         });
         let mut s = HostState::new(
             "p".into(),

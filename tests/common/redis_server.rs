@@ -1,0 +1,108 @@
+//! A real `redis-server` for tests: started on a free loopback port, killed
+//! on drop, restartable on the same port (to test an outage and recovery).
+//!
+//! Without `redis-server` installed the tests print a clear skip line,
+//! unless `MENDER_REQUIRE_REDIS=1` (set by `.ci/run`), which fails them.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running (or stopped) redis-server owned by the test.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+}
+
+/// How long a fresh redis-server may take to accept connections: it starts
+/// in milliseconds, but CI machines are busy.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl RedisServer {
+    /// Starts a server, or returns `None` (after printing why) when
+    /// `redis-server` is not installed and Redis is not required.
+    pub fn start_or_skip(test: &str) -> Option<RedisServer> {
+        let installed = Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            if std::env::var("MENDER_REQUIRE_REDIS").as_deref() == Ok("1") {
+                panic!("{test}: redis-server not installed, and MENDER_REQUIRE_REDIS=1");
+            }
+            // Straight to stderr, past the test harness's capture (which
+            // only takes `print!`/`eprint!`), so the skip is seen.
+            let _ = writeln!(
+                std::io::stderr(),
+                "{test}: skipped: redis-server not installed"
+            );
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free loopback port")
+            .port();
+        let mut server = RedisServer { port, child: None };
+        server.restart();
+        Some(server)
+    }
+
+    /// `redis://127.0.0.1:PORT/`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Starts the server (again) on its port and waits until it answers.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        self.child = Some(child);
+        let began = Instant::now();
+        while self.ping().is_err() {
+            assert!(
+                began.elapsed() < START_TIMEOUT,
+                "redis-server on port {} did not answer within {START_TIMEOUT:?}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server (SIGKILL: an outage, not a clean shutdown).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// A plain client connection, to look at what the host stored.
+    pub fn client(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
+            .expect("connect to test redis")
+    }
+
+    fn ping(&self) -> redis::RedisResult<()> {
+        let client = redis::Client::open(self.url())?;
+        let mut c = client.get_connection_with_timeout(Duration::from_millis(200))?;
+        redis::cmd("PING").query(&mut c)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
