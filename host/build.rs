@@ -49,6 +49,8 @@ const FIXTURES: &[&str] = &[
     "echo-strategy",
     "hostile-strategy",
     "contract-v0-2",
+    // A strategy that answers without work: the floor in host/benches.
+    "noop-strategy",
 ];
 
 /// The crates under `tests/guests-wasi/`: fixtures that probe the WASI
