@@ -181,6 +181,10 @@ def main():
     for what, v, note in rows:
         L.append(f"| {what} | {fmt_ns(v)} | {fmt_ratio(ratio(v, floor))} | {note} |")
     L.append("")
+    L.append(f"Parts of the host's path: redacting a plain error message "
+             f"{fmt_ns(ns('host/redact_message'))}; one monotonic clock read "
+             f"{fmt_ns(ns('host/clock_read'))}.")
+    L.append("")
     L.append("### Against native Rust and Extism")
     L.append("")
     L.append("| what | mender (Wasm) | peer | peer time | mender / peer |")

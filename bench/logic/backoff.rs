@@ -121,7 +121,8 @@ impl Backoff {
             ));
         }
         let exponent = event.attempt.saturating_sub(1).min(i32::MAX as u32) as i32;
-        let nominal = (self.base as f64 * self.factor.powi(exponent)).min(self.max_delay as f64) as u64;
+        let nominal =
+            (self.base as f64 * self.factor.powi(exponent)).min(self.max_delay as f64) as u64;
         let mut delay = between_from(random, 0, nominal.saturating_add(1));
         if let (true, Some(asked)) = (self.honor_retry_after, event.retry_after) {
             if asked > self.max_delay {

@@ -48,8 +48,14 @@ fn error_path(c: &mut Criterion) {
     let tokio = common::current_thread();
     let rt = tokio.block_on(async { common::runtime(common::PIPELINE3) });
     // The pipeline answers as designed, or the bench measures the wrong path.
-    assert!(tokio.block_on(failing_call(&rt, "pipeline3")), "the fallback answers");
-    assert!(!tokio.block_on(failing_call(&rt, "backoff")), "the retry is refused");
+    assert!(
+        tokio.block_on(failing_call(&rt, "pipeline3")),
+        "the fallback answers"
+    );
+    assert!(
+        !tokio.block_on(failing_call(&rt, "backoff")),
+        "the retry is refused"
+    );
     let mut g = c.benchmark_group("error_path");
     for service in ["pipeline3", "breaker", "backoff", "fallback", "bare"] {
         g.bench_function(service, |b| {
@@ -124,9 +130,22 @@ fn native(c: &mut Criterion) {
     g.finish();
 }
 
+/// Pieces of the host's own paths, for the notes on where their time goes:
+/// redacting an ordinary error message (nothing to redact), and one read
+/// of the monotonic clock (a call reads it several times).
+fn host(c: &mut Criterion) {
+    let redactor = mender::Redactor::default();
+    let mut g = c.benchmark_group("host");
+    g.bench_function("redact_message", |b| {
+        b.iter(|| black_box(redactor.redact(black_box("connection refused"))))
+    });
+    g.bench_function("clock_read", |b| b.iter(|| black_box(Instant::now())));
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = common::criterion();
-    targets = floor, error_path, native
+    targets = floor, error_path, native, host
 }
 criterion_main!(benches);

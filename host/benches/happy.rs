@@ -68,7 +68,13 @@ fn happy_path(c: &mut Criterion) {
             })
         })
     });
-    for service in ["bare", "breaker", "breaker-no-timeout", "pipeline3", "cached"] {
+    for service in [
+        "bare",
+        "breaker",
+        "breaker-no-timeout",
+        "pipeline3",
+        "cached",
+    ] {
         assert!(tokio.block_on(succeeding_call(&rt, service)));
         g.bench_function(service, |b| {
             b.iter_custom(|iters| {
@@ -134,7 +140,9 @@ fn throughput(c: &mut Criterion) {
                         task.await.expect("task");
                     }
                     // Per call, as if exactly `iters` calls had run.
-                    start.elapsed().mul_f64(iters as f64 / (per_task * TASKS) as f64)
+                    start
+                        .elapsed()
+                        .mul_f64(iters as f64 / (per_task * TASKS) as f64)
                 })
             })
         });

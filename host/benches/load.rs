@@ -7,7 +7,7 @@ mod common;
 
 use std::hint::black_box;
 
-use criterion::{Criterion, criterion_group};
+use criterion::{Criterion, SamplingMode, criterion_group};
 use wasmtime::component::Component;
 
 use common::{RawStrategy, engine, guest};
@@ -19,7 +19,9 @@ fn load(c: &mut Criterion) {
     let engine = engine();
     let bytes = std::fs::read(guest(PLUGIN)).expect("the bundled plugin");
     let mut g = c.benchmark_group("load");
-    g.sample_size(20);
+    // Milliseconds per iteration: the same count in every sample, few
+    // samples, rather than criterion's growing counts.
+    g.sample_size(20).sampling_mode(SamplingMode::Flat);
     // What `mender` does per plugin at startup (and per reload): Cranelift
     // on every function (in parallel on every core).
     g.bench_function("compile", |b| {
@@ -32,7 +34,9 @@ fn load(c: &mut Criterion) {
     let artefact = component.serialize().expect("serializing");
     g.bench_function("cache_load", |b| {
         // SAFETY: the artefact was serialized just above by this engine.
-        b.iter(|| black_box(unsafe { Component::deserialize(&engine, &artefact) }.expect("loading")))
+        b.iter(|| {
+            black_box(unsafe { Component::deserialize(&engine, &artefact) }.expect("loading"))
+        })
     });
     // A new warm instance: what the pool does when all are busy or one
     // was discarded after a fault.

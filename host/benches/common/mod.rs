@@ -158,8 +158,8 @@ impl RawStrategy {
         // Epoch interruption is on, as in mender: give the store a deadline
         // that never comes (no ticker runs here).
         store.set_epoch_deadline(u64::MAX / 2);
-        let bindings =
-            bindings::StrategyPlugin::instantiate(&mut store, component, &linker).expect("instantiating");
+        let bindings = bindings::StrategyPlugin::instantiate(&mut store, component, &linker)
+            .expect("instantiating");
         bindings
             .mender_plugin_strategy()
             .call_init(&mut store, config)
