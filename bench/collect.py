@@ -84,6 +84,7 @@ def main():
     ap.add_argument("--lock", required=True, help="the workspace Cargo.lock")
     ap.add_argument("--extism-lock", required=True)
     ap.add_argument("--out", required=True, help="path without extension")
+    ap.add_argument("--readme", help="also put the table in this README, between the markers")
     args = ap.parse_args()
 
     est = estimates(args.criterion)
@@ -190,7 +191,7 @@ def main():
     L.append("")
     L.append("### Against native Rust and Extism")
     L.append("")
-    L.append("| what | mender (Wasm) | peer | peer time | mender / peer |")
+    L.append("| what | mender (Wasm) | peer | peer time | mender's time ÷ peer's |")
     L.append("|---|---|---|---|---|")
     peers = [
         ("backoff decision", backoff, "plain Rust (`bench/logic/backoff.rs`)",
@@ -202,7 +203,9 @@ def main():
          f"Extism {versions['extism']} plugin (Rust PDK, JSON in/out)", extism),
     ]
     for what, m, peer, p in peers:
-        L.append(f"| {what} | {fmt_ns(m)} | {peer} | {fmt_ns(p)} | {fmt_ratio(ratio(m, p))} |")
+        r = ratio(m, p)
+        faster = "" if r is None or r >= 1 else f" (mender {fmt_ratio(1 / r)} faster)"
+        L.append(f"| {what} | {fmt_ns(m)} | {peer} | {fmt_ns(p)} | {fmt_ratio(r)}{faster} |")
     L.append("")
     L.append("mender's figures are whole `Runtime::call`s (event, redaction, guardrails, history), "
              "the peers' only the decision: the ratios are upper bounds of mender's overhead.")
@@ -269,6 +272,17 @@ def main():
         },
         "memory": memory,
     }, indent=2) + "\n")
+    if args.readme:
+        readme = pathlib.Path(args.readme)
+        text = readme.read_text()
+        begin, end = "<!-- bench-results:begin -->", "<!-- bench-results:end -->"
+        if begin not in text or end not in text:
+            sys.exit(f"{readme} has no {begin} ... {end} markers")
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        # Section headings one level down, under the README's own heading.
+        body = md.replace("\n### ", "\n#### ")
+        readme.write_text(f"{head}{begin}\n{body}\n{end}{tail}")
     print(md)
     missing = [k for k in ["floor/on_error_noop", "error_path/pipeline3", "happy/bare_call",
                            "extism/backoff_on_error", "floor_no_async/on_error_noop"] if k not in est]
