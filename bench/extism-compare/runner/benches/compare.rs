@@ -94,7 +94,9 @@ fn builder(wasm: &[u8]) -> PluginBuilder<'_> {
 
 fn extism_backoff(c: &mut Criterion) {
     let wasm = std::fs::read(path_from("EXTISM_BACKOFF_WASM")).expect("the Extism guest");
-    let compiled = builder(&wasm).compile().expect("compiling the Extism plugin");
+    let compiled = builder(&wasm)
+        .compile()
+        .expect("compiling the Extism plugin");
     let mut plugin = Plugin::new_from_compiled(&compiled).expect("instantiating");
     let decide = |plugin: &mut Plugin| {
         let event = ErrorEvent {
