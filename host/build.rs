@@ -51,6 +51,8 @@ const FIXTURES: &[&str] = &[
     "hostile-strategy",
     "contract-v0-2",
     "naive-backoff",
+    // A strategy that answers without work: the floor in host/benches.
+    "noop-strategy",
 ];
 
 /// The crates under `tests/guests-wasi/`: fixtures that probe the WASI

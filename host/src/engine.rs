@@ -1,6 +1,7 @@
 //! The wasmtime engine mender runs every plugin on, and why each setting is
 //! what it is.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use wasmtime::{Config, Engine, OptLevel};
@@ -17,14 +18,20 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 const EPOCH_TICK_ENV: &str = "MENDER_EPOCH_TICK_MS";
 
 /// The tick in force: [`EPOCH_TICK`] unless `MENDER_EPOCH_TICK_MS` says
-/// otherwise.
+/// otherwise. Read once per process: every hook call converts its deadline
+/// with it, and reading the environment (a global lock and an allocation)
+/// on each call cost more than the conversion; one value also keeps every
+/// deadline in step with the ticker thread.
 pub(crate) fn epoch_tick() -> Duration {
-    std::env::var(EPOCH_TICK_ENV)
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|ms| *ms > 0)
-        .map(Duration::from_millis)
-        .unwrap_or(EPOCH_TICK)
+    static TICK: OnceLock<Duration> = OnceLock::new();
+    *TICK.get_or_init(|| {
+        std::env::var(EPOCH_TICK_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis)
+            .unwrap_or(EPOCH_TICK)
+    })
 }
 
 /// Builds the engine.

@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""Turns one bench/run's criterion estimates into results.md and results.json.
+
+Reads every `<criterion dir>/**/new/estimates.json` (with the id from the
+`benchmark.json` beside it), the memory figures `host/benches/load.rs`
+wrote, and the machine facts `bench/run` noted, then computes every ratio
+from figures of this one run. Standard library only.
+"""
+
+import argparse
+import json
+import pathlib
+import re
+import sys
+
+# Goals from the issue (#7).
+GOAL_DECISION_NS = 2000  # 3-strategy error-path decision
+GOAL_DECISION_FLOORS = 3.0  # ... as a multiple of the floor
+GOAL_HAPPY_OVERHEAD_NS = 60  # success path over the bare call
+GOAL_EXTISM_FACTOR = 3.0  # mender at least this much faster than Extism
+
+
+def estimates(dirs):
+    """Time per iteration and its 95% interval, in ns, by criterion id (`group/function`)."""
+    found = {}
+    for base in dirs:
+        for est in pathlib.Path(base).glob("**/new/estimates.json"):
+            meta = est.parent / "benchmark.json"
+            if not meta.exists():
+                continue
+            ident = json.loads(meta.read_text())
+            key = ident.get("full_id") or f"{ident['group_id']}/{ident.get('function_id')}"
+            data = json.loads(est.read_text())
+            # What criterion prints: the slope of time over iterations where
+            # it sampled linearly, else the mean.
+            point = data.get("slope") or data["mean"]
+            found[key] = {
+                "ns": point["point_estimate"],
+                "low": point["confidence_interval"]["lower_bound"],
+                "high": point["confidence_interval"]["upper_bound"],
+            }
+    return found
+
+
+def locked_versions(lock, name):
+    """Versions of package `name` in a Cargo.lock."""
+    text = pathlib.Path(lock).read_text()
+    return sorted(set(re.findall(rf'name = "{re.escape(name)}"\nversion = "([^"]+)"', text)))
+
+
+def fmt_ns(ns):
+    if ns is None:
+        return "n/a"
+    if ns >= 1e9:
+        return f"{ns / 1e9:.2f} s"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.2f} µs"
+    return f"{ns:.0f} ns"
+
+
+def fmt_bytes(n):
+    if n is None:
+        return "n/a"
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):.2f} MiB"
+    return f"{n / 1024:.0f} KiB"
+
+
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def fmt_ratio(r):
+    return "n/a" if r is None else f"{r:.2f}×"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--criterion", nargs="+", required=True, help="criterion output dirs")
+    ap.add_argument("--memory", required=True)
+    ap.add_argument("--machine", required=True)
+    ap.add_argument("--lock", required=True, help="the workspace Cargo.lock")
+    ap.add_argument("--extism-lock", required=True)
+    ap.add_argument("--out", required=True, help="path without extension")
+    ap.add_argument("--readme", help="also put the table in this README, between the markers")
+    args = ap.parse_args()
+
+    est = estimates(args.criterion)
+    ns = lambda key: est.get(key, {}).get("ns")  # noqa: E731
+    machine = json.loads(pathlib.Path(args.machine).read_text())
+    mem_path = pathlib.Path(args.memory)
+    memory = json.loads(mem_path.read_text()) if mem_path.exists() else {}
+    versions = {
+        "mender wasmtime": ", ".join(locked_versions(args.lock, "wasmtime")),
+        "extism": ", ".join(locked_versions(args.extism_lock, "extism")),
+        "extism wasmtime": ", ".join(
+            v for v in locked_versions(args.extism_lock, "wasmtime")
+            if v not in locked_versions(args.lock, "wasmtime")
+        ),
+        "no-async floor wasmtime": ", ".join(
+            v for v in locked_versions(args.extism_lock, "wasmtime")
+            if v in locked_versions(args.lock, "wasmtime")
+        ),
+    }
+
+    floor = ns("floor/on_error_noop")
+    floor_admit = ns("floor/admit_noop")
+    floor_sync = ns("floor_no_async/on_error_noop")
+    p3 = ns("error_path/pipeline3")
+    bare_err = ns("error_path/bare")
+    backoff = ns("error_path/backoff")
+    extism = ns("extism/backoff_on_error")
+    bare_call = ns("happy/bare_call")
+    happy = {k: ns(f"happy/{k}") for k in
+             ["bare", "breaker", "breaker-no-timeout", "pipeline3", "cached"]}
+    overhead = {k: (None if v is None or bare_call is None else v - bare_call)
+                for k, v in happy.items()}
+
+    def verdict(ok):
+        return "n/a" if ok is None else ("**met**" if ok else "**missed**")
+
+    goals = [
+        {
+            "goal": "3-strategy error-path decision ≤ 2 µs",
+            "measured": fmt_ns(p3),
+            "met": None if p3 is None else p3 <= GOAL_DECISION_NS,
+        },
+        {
+            "goal": "3-strategy error-path decision ≤ 3× the floor",
+            "measured": fmt_ratio(ratio(p3, floor)),
+            "met": None if ratio(p3, floor) is None else ratio(p3, floor) <= GOAL_DECISION_FLOORS,
+        },
+        {
+            "goal": "happy path (breaker) ≤ 60 ns over the bare call",
+            "measured": "n/a" if overhead["breaker"] is None else fmt_ns(overhead["breaker"]),
+            "met": None if overhead["breaker"] is None
+            else overhead["breaker"] <= GOAL_HAPPY_OVERHEAD_NS,
+        },
+        {
+            "goal": "≥ 3× faster than Extism (same backoff strategy)",
+            "measured": fmt_ratio(ratio(extism, backoff)),
+            "met": None if ratio(extism, backoff) is None
+            else ratio(extism, backoff) >= GOAL_EXTISM_FACTOR,
+        },
+    ]
+
+    L = []
+    quick = machine.get("quick")
+    L.append("<!-- written by bench/run; do not edit by hand -->")
+    L.append("")
+    L.append(f"Run of {machine.get('date', '?')}{' (QUICK MODE: indicative only)' if quick else ''}. "
+             f"Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores; "
+             f"load average {machine.get('load_start', '?')} at the start, "
+             f"{machine.get('load_end', '?')} at the end; {machine.get('rustc', '?')}; "
+             f"wasmtime {versions['mender wasmtime']} (mender), extism {versions['extism']} "
+             f"on wasmtime {versions['extism wasmtime']}.")
+    L.append("")
+    L.append("### Goals")
+    L.append("")
+    L.append("| goal | measured | |")
+    L.append("|---|---|---|")
+    for g in goals:
+        L.append(f"| {g['goal']} | {g['measured']} | {verdict(g['met'])} |")
+    L.append("")
+    L.append("### Error path: one failed call")
+    L.append("")
+    L.append("| what | time | × floor | note |")
+    L.append("|---|---|---|---|")
+    rows = [
+        ("floor: raw typed call of a no-op `on-error` (same argument types)", floor,
+         "wasmtime with `async` on, as in mender"),
+        ("floor: the same, wasmtime without `async`", floor_sync,
+         f"cost of the feature: {fmt_ratio(ratio(floor, floor_sync))}"),
+        ("floor: raw typed call of a no-op `admit`", floor_admit, ""),
+        ("**breaker → backoff → fallback**, `Runtime::call`, guardrails included", p3,
+         "3 Wasm calls: breaker `admit`, backoff `on-error`, fallback `serve`"),
+        ("breaker alone (`admit`)", ns("error_path/breaker"), "its lease ends at each failure"),
+        ("backoff alone (`on-error`)", backoff, "the guardrail refuses its retry"),
+        ("static fallback alone (`serve`)", ns("error_path/fallback"), ""),
+        ("no plugins: the host's own path", bare_err,
+         "event, redaction, guardrails, history, error"),
+    ]
+    for what, v, note in rows:
+        L.append(f"| {what} | {fmt_ns(v)} | {fmt_ratio(ratio(v, floor))} | {note} |")
+    L.append("")
+    L.append(f"Parts of the host's path: redacting a plain error message "
+             f"{fmt_ns(ns('host/redact_message'))}; one monotonic clock read "
+             f"{fmt_ns(ns('host/clock_read'))}.")
+    L.append("")
+    L.append("### Against native Rust and Extism")
+    L.append("")
+    L.append("| what | mender (Wasm) | peer | peer time | mender's time ÷ peer's |")
+    L.append("|---|---|---|---|---|")
+    peers = [
+        ("backoff decision", backoff, "plain Rust (`bench/logic/backoff.rs`)",
+         ns("native/backoff_decide")),
+        ("breaker", ns("error_path/breaker"), "plain Rust (`bench/logic/breaker.rs`), locked",
+         ns("native/breaker_admit")),
+        ("breaker → backoff → fallback", p3, "plain Rust, same steps", ns("native/pipeline3")),
+        ("backoff decision", backoff,
+         f"Extism {versions['extism']} plugin (Rust PDK, JSON in/out)", extism),
+    ]
+    for what, m, peer, p in peers:
+        r = ratio(m, p)
+        faster = "" if r is None or r >= 1 else f" (mender {fmt_ratio(1 / r)} faster)"
+        L.append(f"| {what} | {fmt_ns(m)} | {peer} | {fmt_ns(p)} | {fmt_ratio(r)}{faster} |")
+    L.append("")
+    L.append("mender's figures are whole `Runtime::call`s (event, redaction, guardrails, history), "
+             "the peers' only the decision: the ratios are upper bounds of mender's overhead.")
+    L.append("")
+    L.append("### Happy path: one successful call")
+    L.append("")
+    L.append("| what | time | over the bare call |")
+    L.append("|---|---|---|")
+    L.append(f"| bare call (the closure, awaited) | {fmt_ns(bare_call)} | |")
+    names = {
+        "bare": "`Runtime::call`, no plugins (guardrails only)",
+        "breaker": "`Runtime::call`, breaker (lease held; no rate limiter exists yet)",
+        "breaker-no-timeout": "the same, `attempt-timeout` and `deadline` off",
+        "pipeline3": "`Runtime::call`, breaker → backoff → static fallback",
+        "cached": "the same with cached fallback (records each answer)",
+    }
+    for k, label in names.items():
+        L.append(f"| {label} | {fmt_ns(happy[k])} | {fmt_ns(overhead[k])} |")
+    L.append("")
+    L.append("### Throughput: 64 tasks on one multi-threaded tokio runtime, one worker per core")
+    L.append("")
+    L.append("| what | per call | calls per second |")
+    L.append("|---|---|---|")
+    for key, label in [("throughput/error_pipeline3", "failed calls, breaker → backoff → fallback"),
+                       ("throughput/happy_breaker", "successful calls, breaker")]:
+        v = ns(key)
+        L.append(f"| {label} | {fmt_ns(v)} | {'n/a' if not v else f'{1e9 / v:,.0f}'} |")
+    L.append("")
+    L.append("Each plugin keeps `pool-size` warm instances (default: one per core); a hook call "
+             "takes one and puts it back, so with one worker per core no extra instance is made.")
+    L.append("")
+    L.append("### Loading and memory (the bundled backoff plugin, "
+             f"{fmt_bytes(memory.get('component_bytes'))} component)")
+    L.append("")
+    L.append("| what | mender | Extism |")
+    L.append("|---|---|---|")
+    L.append(f"| compile | {fmt_ns(ns('load/compile'))} | {fmt_ns(ns('extism/compile'))} |")
+    L.append(f"| load a precompiled artefact (cache slot: wasmtime `deserialize`; "
+             f"mender's cache is not merged yet) | {fmt_ns(ns('load/cache_load'))} | n/a |")
+    L.append(f"| instantiate + `init` | {fmt_ns(ns('load/instantiate_init'))} | "
+             f"{fmt_ns(ns('extism/instantiate'))} |")
+    L.append(f"| `RuntimeBuilder::build` with this one plugin | {fmt_ns(ns('load/runtime_build'))} | |")
+    L.append(f"| RSS per loaded plugin (compiled code + 1 warm instance) | "
+             f"{fmt_bytes(memory.get('rss_per_loaded_plugin_bytes'))} | |")
+    L.append(f"| RSS per extra warm instance | {fmt_bytes(memory.get('rss_per_warm_instance_bytes'))} | |")
+    L.append("")
+    L.append("Guests in other languages: this repository has no Python, JavaScript or C plugin "
+             "yet, so there is nothing to measure for them.")
+    L.append("")
+
+    md = "\n".join(L)
+    out = pathlib.Path(args.out)
+    out.with_suffix(".md").write_text(md)
+    out.with_suffix(".json").write_text(json.dumps({
+        "machine": machine,
+        "versions": versions,
+        "goals": goals,
+        "estimates_ns": est,
+        "derived": {
+            "decision_over_floor": ratio(p3, floor),
+            "async_feature_cost": ratio(floor, floor_sync),
+            "extism_over_mender_backoff": ratio(extism, backoff),
+            "happy_overhead_ns": overhead,
+        },
+        "memory": memory,
+    }, indent=2) + "\n")
+    if args.readme:
+        readme = pathlib.Path(args.readme)
+        text = readme.read_text()
+        begin, end = "<!-- bench-results:begin -->", "<!-- bench-results:end -->"
+        if begin not in text or end not in text:
+            sys.exit(f"{readme} has no {begin} ... {end} markers")
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        # Section headings one level down, under the README's own heading.
+        body = md.replace("\n### ", "\n#### ")
+        readme.write_text(f"{head}{begin}\n{body}\n{end}{tail}")
+    print(md)
+    missing = [k for k in ["floor/on_error_noop", "error_path/pipeline3", "happy/bare_call",
+                           "extism/backoff_on_error", "floor_no_async/on_error_noop"] if k not in est]
+    if missing:
+        print(f"warning: no estimates for {missing}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+//! The success path (a wrapped call that succeeds, against the bare call)
+//! and throughput across the machine's cores with many concurrent tasks.
+
+mod common;
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use mender::Failure;
+
+use common::{failing_call, succeeding_call};
+
+/// Services for the success path. There is no bundled rate limiter yet, so
+/// the breaker (an `admit` hook with an until-failure lease) is the one
+/// plugin on it; backoff and fallbacks are not asked when calls succeed.
+const HAPPY: &str = r#"
+[plugins.breaker]
+bundled = "circuit-breaker"
+
+[plugins.backoff]
+bundled = "exponential-backoff"
+
+[plugins.fallback]
+bundled = "static-fallback"
+config = { default = "cached answer" }
+
+[plugins.cached]
+bundled = "cached-fallback"
+
+# No plugins: the guardrails only (an attempt timeout, a deadline).
+[services.bare]
+
+# The breaker alone, as the issue's target asks.
+[services.breaker]
+strategies = ["breaker"]
+
+# The breaker without the default attempt timeout (no timer per attempt).
+[services.breaker-no-timeout]
+strategies = ["breaker"]
+guardrails = { attempt-timeout = "off", deadline = "off" }
+
+# The bundled pipeline.
+[services.pipeline3]
+strategies = ["breaker", "backoff"]
+fallbacks = ["fallback"]
+
+# With the cached fallback, which records every idempotent success.
+[services.cached]
+strategies = ["breaker", "backoff"]
+fallbacks = ["cached"]
+"#;
+
+fn happy_path(c: &mut Criterion) {
+    let tokio = common::current_thread();
+    let rt = tokio.block_on(async { common::runtime(HAPPY) });
+    let mut g = c.benchmark_group("happy");
+    g.bench_function("bare_call", |b| {
+        let upstream = || async { Ok::<String, Failure>(String::new()) };
+        b.iter_custom(|iters| {
+            tokio.block_on(async {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    black_box(upstream().await.is_ok());
+                }
+                start.elapsed()
+            })
+        })
+    });
+    for service in [
+        "bare",
+        "breaker",
+        "breaker-no-timeout",
+        "pipeline3",
+        "cached",
+    ] {
+        assert!(tokio.block_on(succeeding_call(&rt, service)));
+        g.bench_function(service, |b| {
+            b.iter_custom(|iters| {
+                tokio.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        black_box(succeeding_call(&rt, service).await);
+                    }
+                    start.elapsed()
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+/// Concurrent tasks sharing one runtime on a multi-threaded tokio runtime
+/// with a worker per core: the time per call of the whole batch, so
+/// 1e9 / it is calls per second. Each plugin keeps `pool-size` warm
+/// instances (default: one per core); a hook call takes one, and more
+/// concurrent hook calls than that create extra instances.
+const TASKS: u64 = 64;
+
+fn throughput(c: &mut Criterion) {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let rt = tokio.block_on(async { common::runtime(common::PIPELINE3) });
+    let happy = tokio.block_on(async { common::runtime(HAPPY) });
+    let mut g = c.benchmark_group("throughput");
+    // Each sample is thousands of calls: keep the sample count modest.
+    g.sample_size(20).measurement_time(Duration::from_secs(5));
+    let cases: [(&str, &mender::Runtime, bool); 2] = [
+        ("error_pipeline3", &rt, true),
+        ("happy_breaker", &happy, false),
+    ];
+    for (name, runtime, fail) in cases {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let per_task = iters.div_ceil(TASKS);
+                let runtime = Arc::new(runtime.clone());
+                tokio.block_on(async {
+                    let start = Instant::now();
+                    let tasks: Vec<_> = (0..TASKS)
+                        .map(|_| {
+                            let runtime = runtime.clone();
+                            tokio::spawn(async move {
+                                for _ in 0..per_task {
+                                    let ok = if fail {
+                                        failing_call(&runtime, "pipeline3").await
+                                    } else {
+                                        succeeding_call(&runtime, "breaker").await
+                                    };
+                                    black_box(ok);
+                                }
+                            })
+                        })
+                        .collect();
+                    for task in tasks {
+                        task.await.expect("task");
+                    }
+                    // Per call, as if exactly `iters` calls had run.
+                    start
+                        .elapsed()
+                        .mul_f64(iters as f64 / (per_task * TASKS) as f64)
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = happy_path, throughput
+}
+criterion_main!(benches);
