@@ -243,8 +243,8 @@ def main():
     L.append("| what | mender | Extism |")
     L.append("|---|---|---|")
     L.append(f"| compile | {fmt_ns(ns('load/compile'))} | {fmt_ns(ns('extism/compile'))} |")
-    L.append(f"| load a precompiled artefact (cache slot: wasmtime `deserialize`; "
-             f"mender's cache is not merged yet) | {fmt_ns(ns('load/cache_load'))} | n/a |")
+    L.append(f"| load a precompiled artefact (wasmtime `deserialize`, what mender's cache does "
+             f"after checking the entry's SHA-256) | {fmt_ns(ns('load/cache_load'))} | n/a |")
     L.append(f"| instantiate + `init` | {fmt_ns(ns('load/instantiate_init'))} | "
              f"{fmt_ns(ns('extism/instantiate'))} |")
     L.append(f"| `RuntimeBuilder::build` with this one plugin | {fmt_ns(ns('load/runtime_build'))} | |")
@@ -252,8 +252,40 @@ def main():
              f"{fmt_bytes(memory.get('rss_per_loaded_plugin_bytes'))} | |")
     L.append(f"| RSS per extra warm instance | {fmt_bytes(memory.get('rss_per_warm_instance_bytes'))} | |")
     L.append("")
-    L.append("Guests in other languages: this repository has no Python, JavaScript or C plugin "
-             "yet, so there is nothing to measure for them.")
+    L.append("### One decision per guest language")
+    L.append("")
+    L.append("A failed `Runtime::call` through a service whose only strategy is the plugin "
+             "(the guardrail refuses its retry): the same host path each time.")
+    L.append("")
+    L.append("| plugin | language | time | × the Rust plugin |")
+    L.append("|---|---|---|---|")
+    rust = ns("polyglot/rust")
+    for key, plugin, lang in [("rust", "exponential-backoff", "Rust"),
+                              ("python", "adaptive-retry-py", "Python"),
+                              ("javascript", "ratelimit-aware-js", "JavaScript"),
+                              ("c", "fixed-schedule-c", "C")]:
+        v = ns(f"polyglot/{key}")
+        L.append(f"| `{plugin}` | {lang} | {fmt_ns(v)} | {fmt_ratio(ratio(v, rust))} |")
+    L.append("")
+    L.append("### Hot reload")
+    L.append("")
+    L.append("| what | time |")
+    L.append("|---|---|")
+    for key, label in [
+        ("reload/write_to_serving_cold", "plugin file written → new version serving, compiled (no cache)"),
+        ("reload/write_to_serving_cached", "the same, compiled artefact from the cache"),
+        ("reload/write_to_serving_watched_cached", "the same through the file watcher (250 ms debounce included)"),
+        ("reload/unchanged", "a reload where nothing changed"),
+    ]:
+        L.append(f"| {label} | {fmt_ns(ns(key))} |")
+    calm, storm = ns("reload_storm/failing_call_no_reloads"), ns("reload_storm/failing_call_reload_storm")
+    L.append(f"| a failed call, no reloads | {fmt_ns(calm)} |")
+    L.append(f"| a failed call while another thread reloads back to back | {fmt_ns(storm)} "
+             f"({fmt_ratio(ratio(storm, calm))}) |")
+    L.append("")
+    L.append("Calls per second during the reload storm: "
+             f"{'n/a' if not storm else f'{1e9 / storm:,.0f}'}, against "
+             f"{'n/a' if not calm else f'{1e9 / calm:,.0f}'} without reloads (one task).")
     L.append("")
 
     md = "\n".join(L)

@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+
+mod common;
 use mender::{CallSpec, ErrorKind, Failure, Runtime};
 
-fn guest(name: &str) -> PathBuf {
-    PathBuf::from(env!("MENDER_GUEST_DIR")).join(format!("{name}.wasm"))
-}
+use common::guest;
 
 /// Two different components that fit the same table, to alternate between.
 const VERSIONS: [&str; 2] = ["exponential-backoff", "echo-strategy"];
@@ -184,5 +184,9 @@ fn calls_during_reload_storm(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, write_to_serving, calls_during_reload_storm);
+criterion_group! {
+    name = benches;
+    config = common::criterion();
+    targets = write_to_serving, calls_during_reload_storm
+}
 criterion_main!(benches);

@@ -55,10 +55,10 @@ pub use cache::{CACHE_DIR_ENV, CacheStats};
 pub use config::{Config, ConfigError, Limits, OnFault};
 pub use event::{Classify, ErrorKind, Failure, HttpError, retry_after};
 pub use generation::ReloadReport;
+pub use guardrails::{Guardrails, RetryBudget, RetryRefusal};
 pub use layer::{
     FALLBACK_HEADER, HttpPolicy, LayerPolicy, ResilienceError, ResilienceLayer, Resilient,
 };
-pub use guardrails::{Guardrails, RetryBudget, RetryRefusal};
 pub use metrics::PluginMetrics;
 pub use plugin::{
     ComponentReport, DirGrant, DirMode, LoadError, PluginFault, QuarantinePolicy, WorldKind,
@@ -70,8 +70,8 @@ pub use runtime::{
     BoxFuture, BuildError, CredentialProvider, PluginStatus, Runtime, RuntimeBuilder,
 };
 pub use spec::{Attempt, AttemptRecord, CallError, CallSpec, Json, Payload, Reply, ServedBy, Step};
-pub use watch::{DEBOUNCE, ReloadResult, WatchError, Watcher};
 pub use state::StateStatus;
+pub use watch::{DEBOUNCE, ReloadResult, WatchError, Watcher};
 
 /// The names of the plugins compiled into this build.
 pub fn bundled_plugins() -> impl Iterator<Item = &'static str> {
