@@ -29,7 +29,7 @@ pub(crate) enum ConfigSource {
     File(PathBuf),
     /// A configuration given as a value (or text): reloads read the plugin
     /// files it names again.
-    Value(Config),
+    Value(Box<Config>),
 }
 
 /// What the reloads of a runtime did.
@@ -84,13 +84,13 @@ impl Runtime {
             let (config, origin) = {
                 let mut source = inner.source.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(config) = config {
-                    *source = ConfigSource::Value(config);
+                    *source = ConfigSource::Value(Box::new(config));
                 }
                 match &*source {
                     ConfigSource::File(path) => {
                         (Config::from_file(path)?, path.display().to_string())
                     }
-                    ConfigSource::Value(c) => (c.clone(), "<config>".to_owned()),
+                    ConfigSource::Value(c) => ((**c).clone(), "<config>".to_owned()),
                 }
             };
             let before = inner.live.load_full();

@@ -211,7 +211,7 @@ pub struct RuntimeBuilder {
 impl RuntimeBuilder {
     /// Uses this configuration.
     pub fn config(mut self, config: Config) -> Self {
-        self.source = Some(ConfigSource::Value(config.clone()));
+        self.source = Some(ConfigSource::Value(Box::new(config.clone())));
         self.config = config;
         self.origin = "<config>".into();
         self
@@ -231,7 +231,7 @@ impl RuntimeBuilder {
     pub fn config_str(mut self, text: &str, origin: &str) -> Result<Self, BuildError> {
         self.config = Config::parse(text, origin, Path::new("."))?;
         self.origin = origin.to_owned();
-        self.source = Some(ConfigSource::Value(self.config.clone()));
+        self.source = Some(ConfigSource::Value(Box::new(self.config.clone())));
         Ok(self)
     }
 
@@ -329,7 +329,7 @@ impl RuntimeBuilder {
                 loader,
                 source: Mutex::new(
                     self.source
-                        .unwrap_or_else(|| ConfigSource::Value(self.config.clone())),
+                        .unwrap_or_else(|| ConfigSource::Value(Box::new(self.config.clone()))),
                 ),
                 reloading: Mutex::new(()),
                 reloads: Mutex::new(ReloadLog::default()),
