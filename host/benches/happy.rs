@@ -12,9 +12,10 @@ use mender::Failure;
 
 use common::{failing_call, succeeding_call};
 
-/// Services for the success path. There is no bundled rate limiter yet, so
-/// the breaker (an `admit` hook with an until-failure lease) is the one
-/// plugin on it; backoff and fallbacks are not asked when calls succeed.
+/// Services for the success path. The breaker (an `admit` hook with an
+/// until-failure lease) costs no Wasm call while its lease holds; the
+/// rate limiter grants no lease, so it is asked before every attempt;
+/// backoff and fallbacks are not asked when calls succeed.
 const HAPPY: &str = r#"
 [plugins.breaker]
 bundled = "circuit-breaker"
@@ -29,12 +30,21 @@ config = { default = "cached answer" }
 [plugins.cached]
 bundled = "cached-fallback"
 
+# A limit far above the bench's call rate: it never waits or rejects.
+[plugins.limiter]
+bundled = "rate-limiter"
+config = { rate = 1000000000, per = "1s" }
+
 # No plugins: the guardrails only (an attempt timeout, a deadline).
 [services.bare]
 
 # The breaker alone, as the issue's target asks.
 [services.breaker]
 strategies = ["breaker"]
+
+# The breaker and the rate limiter, as the issue's target names them.
+[services.breaker-limiter]
+strategies = ["breaker", "limiter"]
 
 # The breaker without the default attempt timeout (no timer per attempt).
 [services.breaker-no-timeout]
@@ -72,6 +82,7 @@ fn happy_path(c: &mut Criterion) {
         "bare",
         "breaker",
         "breaker-no-timeout",
+        "breaker-limiter",
         "pipeline3",
         "cached",
     ] {
