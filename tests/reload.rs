@@ -372,6 +372,21 @@ async fn a_bad_config_keeps_the_old_one_serving() {
 }
 
 #[tokio::test]
+async fn the_state_backend_cannot_change_on_a_reload() {
+    let s = setup("exponential-backoff");
+    let rt = build(&s);
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        format!("[state]\nbackend = \"redis\"\nurl = \"redis://127.0.0.1:9/0\"\n{text}"),
+    )
+    .unwrap();
+    let err = rt.reload().await.unwrap_err().to_string();
+    assert!(err.contains("[state]") && err.contains("restart"), "{err}");
+    assert_eq!(rt.reload_status().generation, 1);
+}
+
+#[tokio::test]
 async fn a_plugin_with_no_good_version_fails_the_reload_whole() {
     let s = setup("exponential-backoff");
     let rt = build(&s);

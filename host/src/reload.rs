@@ -93,6 +93,11 @@ impl Runtime {
                     ConfigSource::Value(c) => ((**c).clone(), "<config>".to_owned()),
                 }
             };
+            if config.state != inner.state_config {
+                return Err(BuildError::Reload(format!(
+                    "{origin}: the [state] backend cannot change while the runtime runs (its state would be lost or split); restart to apply it. Nothing of this configuration was applied"
+                )));
+            }
             let before = inner.live.load_full();
             let (next, report) = inner.loader.next(&before, &config, &origin)?;
             inner.live.store(Arc::new(next));

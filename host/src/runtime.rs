@@ -90,6 +90,9 @@ pub(crate) struct RuntimeInner {
     pub(crate) reloading: Mutex<()>,
     /// What the reloads did.
     pub(crate) reloads: Mutex<ReloadLog>,
+    /// The `[state]` table the runtime was built with: the store is made
+    /// once, so a reload may not change it.
+    pub(crate) state_config: crate::state::StateConfig,
     /// Retry budgets, per service (see `retry_budget.rs`).
     pub(crate) budgets: RetryBudgets,
 }
@@ -333,6 +336,7 @@ impl RuntimeBuilder {
                 ),
                 reloading: Mutex::new(()),
                 reloads: Mutex::new(ReloadLog::default()),
+                state_config: self.config.state.clone(),
                 budgets: RetryBudgets::default(),
             }),
         })
