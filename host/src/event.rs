@@ -276,53 +276,49 @@ impl Classify for HttpError {
     }
 }
 
+/// The first error in a chain of causes that mender knows how to classify
+/// (a [`Failure`], an [`HttpError`], an `io::Error` or a timeout), with
+/// `message` (the whole chain, said for people) as its message.
+fn classify_chain<'a>(
+    causes: impl Iterator<Item = &'a (dyn std::error::Error + 'static)>,
+    message: String,
+) -> Failure {
+    for cause in causes {
+        let found = if let Some(e) = cause.downcast_ref::<Failure>() {
+            Some(e.classify())
+        } else if let Some(e) = cause.downcast_ref::<HttpError>() {
+            Some(e.classify())
+        } else if let Some(e) = cause.downcast_ref::<std::io::Error>() {
+            Some(e.classify())
+        } else {
+            cause
+                .downcast_ref::<tokio::time::error::Elapsed>()
+                .map(|e| e.classify())
+        };
+        if let Some(mut failure) = found {
+            failure.message = message;
+            return failure;
+        }
+    }
+    Failure::new(ErrorKind::Unknown, message)
+}
+
 impl Classify for anyhow::Error {
     fn classify(&self) -> Failure {
-        for cause in self.chain() {
-            let found = if let Some(e) = cause.downcast_ref::<Failure>() {
-                Some(e.classify())
-            } else if let Some(e) = cause.downcast_ref::<HttpError>() {
-                Some(e.classify())
-            } else if let Some(e) = cause.downcast_ref::<std::io::Error>() {
-                Some(e.classify())
-            } else {
-                cause
-                    .downcast_ref::<tokio::time::error::Elapsed>()
-                    .map(|e| e.classify())
-            };
-            if let Some(mut failure) = found {
-                // Keep the whole context chain in the message.
-                failure.message = format!("{self:#}");
-                return failure;
-            }
-        }
-        Failure::new(ErrorKind::Unknown, format!("{self:#}"))
+        // The whole context chain goes into the message.
+        classify_chain(self.chain(), format!("{self:#}"))
     }
 }
 
-/// tower's `BoxError`: the first cause mender knows (a [`Failure`], an
-/// [`HttpError`], an `io::Error` or a timeout) decides; else `unknown`.
+/// tower's `BoxError`: the first cause mender knows decides; else
+/// `unknown`.
 impl Classify for Box<dyn std::error::Error + Send + Sync> {
     fn classify(&self) -> Failure {
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(self.as_ref());
-        while let Some(e) = cause {
-            let found = if let Some(e) = e.downcast_ref::<Failure>() {
-                Some(e.classify())
-            } else if let Some(e) = e.downcast_ref::<HttpError>() {
-                Some(e.classify())
-            } else if let Some(e) = e.downcast_ref::<std::io::Error>() {
-                Some(e.classify())
-            } else {
-                e.downcast_ref::<tokio::time::error::Elapsed>()
-                    .map(|e| e.classify())
-            };
-            if let Some(mut failure) = found {
-                failure.message = self.to_string();
-                return failure;
-            }
-            cause = e.source();
-        }
-        Failure::new(ErrorKind::Unknown, self.to_string())
+        let first: &(dyn std::error::Error + 'static) = self.as_ref();
+        classify_chain(
+            std::iter::successors(Some(first), |e| e.source()),
+            self.to_string(),
+        )
     }
 }
 
