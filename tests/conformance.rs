@@ -21,11 +21,12 @@ fn scenarios(plugin: &str) -> PathBuf {
     workspace().join("plugins").join(plugin).join("conformance")
 }
 
-const BUNDLED: [&str; 4] = [
+const BUNDLED: [&str; 5] = [
     "exponential-backoff",
     "circuit-breaker",
     "static-fallback",
     "cached-fallback",
+    "rate-limiter",
 ];
 
 #[test]
