@@ -69,6 +69,21 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountPluginLines {
 #[derive(Clone, Default)]
 struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
+impl Captured {
+    /// A subscriber that writes every level, without colour, into the
+    /// returned buffer.
+    fn subscriber() -> (Captured, impl tracing::Subscriber + Send + Sync) {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (captured, subscriber)
+    }
+}
+
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);
@@ -80,13 +95,7 @@ impl std::io::Write for Captured {
 }
 
 fn secrets_never_reach_the_logs() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
+    let (captured, subscriber) = Captured::subscriber();
     let secrets = [
         "ghp_0123456789abcdefghijABCDEFGHIJ",
         "sk-proj-abcdefghijklmnopqrstuvwx",
@@ -165,13 +174,7 @@ strategies = ["backoff", "echo"]
 
 /// An unreachable Redis is reported once, with its URL but not its password.
 fn redis_password_never_reaches_the_logs() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
+    let (captured, subscriber) = Captured::subscriber();
     tracing::subscriber::with_default(subscriber, || {
         // Port 1 on loopback refuses at once.
         let toml = "[state]\nbackend = \"redis\"\nurl = \"redis://app:pw-hunter3@127.0.0.1:1/\"\n\

@@ -59,15 +59,7 @@ fn error_path(c: &mut Criterion) {
     let mut g = c.benchmark_group("error_path");
     for service in ["pipeline3", "breaker", "backoff", "fallback", "bare"] {
         g.bench_function(service, |b| {
-            b.iter_custom(|iters| {
-                tokio.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        black_box(failing_call(&rt, service).await);
-                    }
-                    start.elapsed()
-                })
-            })
+            b.iter_custom(|iters| common::time_calls(&tokio, iters, || failing_call(&rt, service)))
         });
     }
     g.finish();

@@ -89,13 +89,7 @@ fn happy_path(c: &mut Criterion) {
         assert!(tokio.block_on(succeeding_call(&rt, service)));
         g.bench_function(service, |b| {
             b.iter_custom(|iters| {
-                tokio.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        black_box(succeeding_call(&rt, service).await);
-                    }
-                    start.elapsed()
-                })
+                common::time_calls(&tokio, iters, || succeeding_call(&rt, service))
             })
         });
     }

@@ -7,9 +7,7 @@
 
 mod common;
 
-use std::hint::black_box;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -59,15 +57,7 @@ fn decision(c: &mut Criterion) {
     let mut g = c.benchmark_group("polyglot");
     for service in std::iter::once("rust").chain(found.iter().map(|(n, _)| *n)) {
         g.bench_function(service, |b| {
-            b.iter_custom(|iters| {
-                tokio.block_on(async {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        black_box(failing_call(&rt, service).await);
-                    }
-                    start.elapsed()
-                })
-            })
+            b.iter_custom(|iters| common::time_calls(&tokio, iters, || failing_call(&rt, service)))
         });
     }
     g.finish();

@@ -101,19 +101,20 @@ impl ArtifactCache {
         }
     }
 
-    /// The compiled component for `bytes`, from the cache when a sound entry
-    /// exists, else compiled by `compile` and stored.
+    /// The compiled component for the bytes whose SHA-256 is `sha256`,
+    /// from the cache when a sound entry exists, else compiled by `compile`
+    /// and stored.
     pub(crate) fn get_or_compile(
         &self,
         engine: &Engine,
-        bytes: &[u8],
+        sha256: &str,
         compile: impl FnOnce() -> Result<Component, String>,
     ) -> Result<Component, String> {
         let Some(dir) = &self.dir else {
             self.stats.misses.fetch_add(1, Relaxed);
             return compile();
         };
-        let entry = dir.join(format!("{}.cwasm", sha256_hex(bytes)));
+        let entry = dir.join(format!("{sha256}.cwasm"));
         if let Some(component) = self.read(engine, &entry) {
             self.stats.hits.fetch_add(1, Relaxed);
             return Ok(component);

@@ -16,11 +16,11 @@ use std::sync::Arc;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
-use crate::cache::{ArtifactCache, sha256_hex};
+use crate::cache::ArtifactCache;
 use crate::config::{Config, PluginSpec};
 use crate::pipeline::Pipelines;
 use crate::plugin::host_api::{HostShared, HostState};
-use crate::plugin::{self, LoadContext, LoadError, Loaded};
+use crate::plugin::{self, LoadContext, LoadError, Loaded, Source};
 use crate::runtime::BuildError;
 use crate::smoke;
 
@@ -92,12 +92,17 @@ impl Loader {
         }
     }
 
-    /// Loads a plugin; with `smoke`, a scratch instance must first answer
-    /// each of its hooks without a fault.
-    fn load(&self, spec: &PluginSpec, smoke: bool) -> Result<PluginEntry, LoadError> {
+    /// Loads a plugin from its source, read once by the caller; with
+    /// `smoke`, a scratch instance must first answer each of its hooks
+    /// without a fault.
+    fn load(
+        &self,
+        spec: &PluginSpec,
+        source: Result<Source, LoadError>,
+        smoke: bool,
+    ) -> Result<PluginEntry, LoadError> {
         let cx = self.context();
-        let source = plugin::read_source(spec)?;
-        let content: Arc<str> = sha256_hex(&source.bytes).into();
+        let source = source?;
         let prepared = plugin::prepare(&cx, spec, &source)?;
         if smoke {
             smoke::check(self, spec, &prepared)?;
@@ -106,7 +111,7 @@ impl Loader {
         Ok(PluginEntry {
             spec: spec.clone(),
             loaded,
-            content,
+            content: source.sha256.into(),
             version: 0,
             reload_error: None,
         })
@@ -116,7 +121,7 @@ impl Loader {
     pub(crate) fn first(&self, config: &Config, origin: &str) -> Result<Generation, BuildError> {
         let mut plugins = Vec::new();
         for spec in &config.plugins {
-            let mut entry = self.load(spec, false)?;
+            let mut entry = self.load(spec, plugin::read_source(spec), false)?;
             entry.version = 1;
             plugins.push(entry);
         }
@@ -151,9 +156,10 @@ impl Loader {
         let mut plugins = Vec::new();
         for spec in &config.plugins {
             let old = previous.get(spec.name.as_str()).copied();
+            let source = plugin::read_source(spec);
             let unchanged = old.filter(|old| {
                 same_table(&old.spec, spec)
-                    && plugin::read_source(spec).is_ok_and(|s| *old.content == sha256_hex(&s.bytes))
+                    && source.as_ref().is_ok_and(|s| *old.content == s.sha256)
             });
             if let Some(old) = unchanged {
                 report.unchanged.push(spec.name.clone());
@@ -164,7 +170,7 @@ impl Loader {
                 });
                 continue;
             }
-            match (self.load(spec, true), old) {
+            match (self.load(spec, source, true), old) {
                 (Ok(mut entry), _) => {
                     entry.version = number;
                     report.loaded.push(spec.name.clone());

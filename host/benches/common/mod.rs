@@ -108,6 +108,22 @@ pub async fn succeeding_call(rt: &Runtime, service: &'static str) -> bool {
     reply.is_ok()
 }
 
+/// The time `iters` awaited calls of `call` take on `tokio`, one after
+/// another (what `iter_custom` wants from a bench of async calls).
+pub fn time_calls<Fut: std::future::Future<Output = bool>>(
+    tokio: &tokio::runtime::Runtime,
+    iters: u64,
+    mut call: impl FnMut() -> Fut,
+) -> Duration {
+    tokio.block_on(async {
+        let start = std::time::Instant::now();
+        for _ in 0..iters {
+            std::hint::black_box(call().await);
+        }
+        start.elapsed()
+    })
+}
+
 /// A single-threaded tokio runtime, as a bench drives one call at a time.
 pub fn current_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()

@@ -87,7 +87,9 @@ impl Subject {
         // takes seconds to compile, and the same one is often checked again.
         let cache = ArtifactCache::new(ArtifactCache::default_root().as_deref(), &engine);
         let component = cache
-            .get_or_compile(&engine, &bytes, || plugin::compile(&engine, &bytes))
+            .get_or_compile(&engine, &crate::cache::sha256_hex(&bytes), || {
+                plugin::compile(&engine, &bytes)
+            })
             .map_err(|e| format!("{origin}: {e}"))?;
         let world = plugin::world_of(&engine, &component).map_err(|e| format!("{origin}: {e}"))?;
         let mut source = toml::Table::new();

@@ -143,6 +143,9 @@ pub(crate) struct Source {
     /// For messages: the file, or `bundled `NAME``.
     pub(crate) origin: String,
     pub(crate) bytes: std::borrow::Cow<'static, [u8]>,
+    /// SHA-256 of `bytes`, hex: computed once, for the cache key and for
+    /// telling a changed plugin from an unchanged one.
+    pub(crate) sha256: String,
 }
 
 /// Reads the component `spec` names.
@@ -152,10 +155,7 @@ pub(crate) fn read_source(spec: &PluginSpec) -> Result<Source, LoadError> {
             let origin = p.display().to_string();
             let bytes =
                 std::fs::read(p).map_err(|e| error(spec, &origin, format!("cannot read: {e}")))?;
-            Ok(Source {
-                origin,
-                bytes: bytes.into(),
-            })
+            Ok(Source::new(origin, bytes.into()))
         }
         PluginSource::Bundled(name) => {
             let origin = format!("bundled `{name}`");
@@ -169,10 +169,18 @@ pub(crate) fn read_source(spec: &PluginSpec) -> Result<Source, LoadError> {
                     ),
                 )
             })?;
-            Ok(Source {
-                origin,
-                bytes: bytes.into(),
-            })
+            Ok(Source::new(origin, bytes.into()))
+        }
+    }
+}
+
+impl Source {
+    fn new(origin: String, bytes: std::borrow::Cow<'static, [u8]>) -> Source {
+        let sha256 = crate::cache::sha256_hex(&bytes);
+        Source {
+            origin,
+            bytes,
+            sha256,
         }
     }
 }
@@ -195,7 +203,7 @@ pub(crate) fn prepare(
 ) -> Result<Prepared, LoadError> {
     let component = cx
         .cache
-        .get_or_compile(cx.engine, &source.bytes, || {
+        .get_or_compile(cx.engine, &source.sha256, || {
             compile(cx.engine, &source.bytes)
         })
         .map_err(|reason| error(spec, &source.origin, reason))?;
