@@ -179,7 +179,7 @@ impl Upstream {
             let (service, pid) = started;
             let up_since = Instant::now();
             tracing::info!(server = %self.name(), pid = ?pid, "MCP server ready");
-            let reason = self.serve_until_gone(service).await;
+            let reason = self.serve_until_gone(service, pid).await;
             self.conn.store(None);
             tracing::warn!(server = %self.name(), "MCP server {reason}; restarting");
             self.set_state(UpstreamState::Restarting, Some((reason, "connect")));
@@ -289,6 +289,7 @@ impl Upstream {
     async fn serve_until_gone(
         &self,
         service: RunningService<RoleClient, UpstreamClient>,
+        pid: Option<u32>,
     ) -> String {
         let ct = service.cancellation_token();
         let waiting = service.waiting();
@@ -297,13 +298,19 @@ impl Upstream {
             tokio::select! {
                 quit = &mut waiting => {
                     return match quit {
-                        Ok(reason) => format!("exited ({reason:?})"),
+                        Ok(_) => "exited (its stdout closed)".to_owned(),
                         Err(e) => format!("connection task failed: {e}"),
                     };
                 }
                 () = self.restart_now.notified() => {
-                    // Dropping the transport kills the child (SIGKILL, which
-                    // also ends a SIGSTOPped one).
+                    // SIGKILL first (it also ends a SIGSTOPped process): the
+                    // SDK's graceful shutdown would wait seconds on a
+                    // process that cannot answer.
+                    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+                        // SAFETY: kill(2) has no memory effects; the pid is
+                        // our own unreaped child, so it cannot be reused.
+                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    }
                     ct.cancel();
                     let _ = (&mut waiting).await;
                     return format!(
@@ -334,13 +341,19 @@ impl Upstream {
         timeout: Duration,
         progress: Option<ProgressToken>,
     ) -> Result<ServerResult, UpstreamError> {
-        let conn = self.connection().ok_or_else(|| {
+        let began = tokio::time::Instant::now();
+        let conn = self.wait_ready(timeout).await.ok_or_else(|| {
             let (state, error) = self.health(|h| (h.state, h.last_error.clone()));
+            let state = format!("{state:?}").to_lowercase();
             UpstreamError::NotReady(match error {
-                Some((e, _)) => format!("`{}` is {state:?} after: {e}", self.name()),
-                None => format!("`{}` is {state:?}", self.name()),
+                Some((e, _)) => format!(
+                    "`{}` still {state} after {timeout:?}; last: {e}",
+                    self.name()
+                ),
+                None => format!("`{}` still {state} after {timeout:?}", self.name()),
             })
         })?;
+        let timeout = timeout.saturating_sub(began.elapsed());
         let handle = conn
             .peer
             .send_cancellable_request(request, PeerRequestOptions::with_timeout(timeout))
@@ -360,6 +373,24 @@ impl Upstream {
             self.check_hung();
         }
         result
+    }
+
+    /// The live connection, waiting up to `limit` for a (re)starting server:
+    /// a call that arrives while its server restarts after a crash should
+    /// be served by the new process, not fail at once.
+    async fn wait_ready(&self, limit: Duration) -> Option<Arc<Connection>> {
+        let mut rx = self.changed.subscribe();
+        let wait = async {
+            loop {
+                if let Some(conn) = self.connection() {
+                    return Some(conn);
+                }
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        };
+        tokio::time::timeout(limit, wait).await.ok().flatten()
     }
 
     /// After a timed-out call: if the server does not answer a ping either,

@@ -11,9 +11,10 @@ use tracing_subscriber::EnvFilter;
 /// `mender mcp-proxy --config F`: stdout is the MCP channel, so every log
 /// line goes to stderr (where MCP clients collect a server's logs).
 pub fn proxy(config: &Path) -> ExitCode {
-    // rmcp logs every message at info; its warnings are what matter here.
+    // rmcp logs every message at info, and a peer's refusal (e.g. a client
+    // without roots) at warn; its errors are what matter here.
     let filter =
-        EnvFilter::try_from_env("MENDER_LOG").unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
+        EnvFilter::try_from_env("MENDER_LOG").unwrap_or_else(|_| EnvFilter::new("info,rmcp=error"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
