@@ -33,7 +33,7 @@ use std::time::Instant;
 
 use rmcp::ServiceExt as _;
 
-pub use classify::{UpstreamError, classify_tool_text, rpc_kind};
+pub use classify::{UpstreamError, classify_tool_text, rpc_kind, tool_text};
 pub use config::{McpConfig, ServerSpec, default_status_socket};
 pub use forward::CALL_META_KEY;
 pub use status::{CIRCUIT_GAUGE, GatewayStatus, UpstreamStatus, fetch as fetch_status};
