@@ -59,7 +59,8 @@ fn pytest(file: &str) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let root = workspace();
     let out = Command::new(&python)
-        .args(["-m", "pytest", "-x", "-q", "--tb=short", "-p", "no:cacheprovider"])
+        .args(["-m", "pytest", "-x", "-q", "--tb=short"])
+        .args(["-p", "no:cacheprovider"])
         .arg(root.join("tests/mcp").join(file))
         .env("MENDER_BIN", env!("CARGO_BIN_EXE_mender"))
         .current_dir(&root)

@@ -41,6 +41,11 @@ TOOLS = Path(os.environ.get("MENDER_MCP_TOOLS", ROOT / "target" / "mcp-tools"))
 VENV_BIN = TOOLS / "venv" / "bin"
 EVERYTHING_JS = TOOLS / "npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
 
+# How the client negotiates the protocol era with the proxy: "auto" (probe
+# server/discover, fall back to the initialize handshake) is the client's
+# default and what an agent would use; "legacy" forces the handshake.
+CLIENT_MODE = os.environ.get("MENDER_MCP_CLIENT_MODE", "auto")
+
 # The key the proxy puts its attempt history under, in a tools/call result's _meta.
 CALL_META = "io.mender/call"
 
@@ -223,6 +228,7 @@ async def proxy(config: Path, **client_args: Any) -> AsyncIterator[Proxy]:
             # cache=None: the client must see every listing the proxy sends
             # (a tool that appears later), not one it cached.
             transport = stdio_client(params, errlog=errlog)
+            client_args.setdefault("mode", CLIENT_MODE)
             client = Client(transport, cache=None, message_handler=on_message, **client_args)
             async with client:
                 yield Proxy(client, config, stderr_path, notifications)
