@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from contextlib import AsyncExitStack
 from pathlib import Path
 
+import anyio
 import pytest
 from conftest import (
     VENV_BIN,
@@ -23,6 +25,8 @@ from conftest import (
     time_server,
 )
 from mcp import Client
+from mcp.client.subscriptions import ToolsListChanged
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 pytestmark = pytest.mark.anyio
 
@@ -113,25 +117,33 @@ async def test_an_optional_server_comes_back_when_it_can_start(workdir: Path) ->
         names = {t.name for t in (await p.client.list_tools()).tools}
         assert "echo" in names and "get_current_time" not in names, names
 
-        # Written elsewhere and renamed into place: the proxy never sees a
-        # half-written or not yet executable file.
-        draft = workdir / "late-server.draft"
-        draft.write_text(f"#!/bin/sh\nexec {VENV_BIN / 'mcp-server-time'} --local-timezone UTC\n")
-        draft.chmod(0o755)
-        os.rename(draft, script)
+        # On a 2026-07-28 connection list changes come on a listen stream,
+        # not as notifications: open it before the change.
+        async with AsyncExitStack() as stack:
+            events = None
+            if p.client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                events = await stack.enter_async_context(p.client.listen(tools_list_changed=True))
 
-        await p.wait_ready("late", timeout=10)
+            # Written elsewhere and renamed into place: the proxy never sees
+            # a half-written or not yet executable file.
+            draft = workdir / "late-server.draft"
+            draft.write_text(f"#!/bin/sh\nexec {VENV_BIN / 'mcp-server-time'} --local-timezone UTC\n")
+            draft.chmod(0o755)
+            os.rename(draft, script)
 
-        async def has_time_tools() -> bool:
-            return "get_current_time" in {t.name for t in (await p.client.list_tools()).tools}
+            await p.wait_ready("late", timeout=10)
+            # The change is announced (it may trail the state change a little).
+            with anyio.fail_after(5):
+                if events is None:
+                    while "notifications/tools/list_changed" not in p.methods():
+                        await anyio.sleep(0.05)
+                else:
+                    async for event in events:
+                        if isinstance(event, ToolsListChanged):
+                            break
 
-        # The list_changed notification may trail the state change a little.
-        await p.wait_for(
-            "notifications/tools/list_changed",
-            lambda: "notifications/tools/list_changed" in p.methods(),
-            timeout=5,
-        )
-        assert await has_time_tools()
+        names = {t.name for t in (await p.client.list_tools()).tools}
+        assert {"echo", "get_current_time", "convert_time"} <= names, names
         r = await p.client.call_tool("get_current_time", {"timezone": "UTC"})
         assert not r.is_error, text(r)
         late = p.upstream("late")
