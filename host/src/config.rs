@@ -203,6 +203,11 @@ struct ConfigToml {
     services: BTreeMap<String, Spanned<ServiceToml>>,
     #[serde(default)]
     state: Option<Spanned<StateToml>>,
+    /// `[mcp]`: read and validated by `mender::mcp::McpConfig` (the
+    /// gateway's own settings); the core runtime has no use for it.
+    #[serde(default)]
+    #[allow(dead_code)]
+    mcp: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]

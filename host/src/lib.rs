@@ -36,6 +36,7 @@ mod event;
 mod generation;
 mod guardrails;
 mod layer;
+pub mod mcp;
 mod metrics;
 mod outcomes;
 mod pipeline;

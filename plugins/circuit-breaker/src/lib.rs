@@ -20,25 +20,35 @@ struct CircuitBreaker {
     breaker: Breaker,
 }
 
-/// Log a transition and count it in `transitions_to_<state>`.
+/// Log a transition, count it in `transitions_to_<state>`, and set the
+/// `circuit_state` gauge (0 closed, 1 half-open, 2 open), which status
+/// views such as `mender status` read.
 fn report(transition: &Transition) {
-    let (message, counter) = match transition {
-        Transition::Opened(reason) => (format!("circuit opened: {reason}"), "transitions_to_open"),
+    let (message, counter, state) = match transition {
+        Transition::Opened(reason) => (
+            format!("circuit opened: {reason}"),
+            "transitions_to_open",
+            2.0,
+        ),
         Transition::HalfOpened(probes) => (
             format!("circuit half-open: letting {probes} probe(s) through"),
             "transitions_to_half_open",
+            1.0,
         ),
         Transition::Closed => (
             "circuit closed: a probe succeeded".to_owned(),
             "transitions_to_closed",
+            0.0,
         ),
         Transition::Reopened => (
             "circuit re-opened: a probe failed".to_owned(),
             "transitions_to_open",
+            2.0,
         ),
     };
     log::info(&message);
     metrics::counter_add(counter, 1);
+    metrics::gauge_set("circuit_state", state);
 }
 
 impl Strategy for CircuitBreaker {

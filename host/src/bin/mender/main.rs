@@ -14,6 +14,7 @@ macro_rules! out {
 mod check;
 mod conformance;
 mod demo;
+mod mcp;
 mod timeline;
 mod upstream;
 mod watch;
@@ -75,6 +76,28 @@ enum Command {
     Plugins,
     /// Replay scenario files against a plugin; exits non-zero on a failure.
     Conformance(conformance::Args),
+    /// A resilient MCP gateway on stdio: put it in an MCP client's config
+    /// in place of the servers listed in `[mcp.servers.*]`. Crashed or hung
+    /// servers are restarted; calls go through the strategy plugins.
+    McpProxy {
+        /// The mender.toml with `[mcp.servers.*]` (and the usual plugins
+        /// and services).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// The health of a running `mender mcp-proxy`: each upstream's state,
+    /// restarts, circuit and last error.
+    Status {
+        /// The config the gateway was started with (finds its socket).
+        #[arg(long, required_unless_present = "socket")]
+        config: Option<PathBuf>,
+        /// The gateway's status socket, instead of `--config`.
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -107,6 +130,12 @@ fn main() -> ExitCode {
         } => demo::run(seed, config.as_deref(), quiet),
         Command::Check { files } => check::run(&files),
         Command::Conformance(args) => conformance::run(args),
+        Command::McpProxy { config } => mcp::proxy(&config),
+        Command::Status {
+            config,
+            socket,
+            json,
+        } => mcp::status(config.as_deref(), socket, json),
         Command::Plugins => {
             for name in mender::bundled_plugins() {
                 out!("{name}");

@@ -1,0 +1,235 @@
+//! The gateway's side of each upstream connection: what the upstream sends
+//! unasked (progress, logs, list changes, roots and sampling requests) is
+//! passed on to the downstream client through the [`Hub`].
+
+// Roots, sampling, logging and resources/subscribe are deprecated by the
+// 2026-07-28 protocol (SEP-2577) but are what handshake-era servers use
+// today; the gateway forwards them as they are.
+#![allow(deprecated)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, CreateMessageRequest, CreateMessageRequestParams,
+    CreateMessageResult, ErrorData, Implementation, ListRootsRequest, ListRootsResult,
+    LoggingMessageNotification, LoggingMessageNotificationParam, ProgressNotification,
+    ProgressNotificationParam, ProgressToken, PromptListChangedNotification,
+    ResourceListChangedNotification, ResourceUpdatedNotification, ResourceUpdatedNotificationParam,
+    ServerNotification, ServerRequest, ToolListChangedNotification,
+};
+use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::{ClientHandler, Peer, RoleClient, RoleServer};
+use tokio::sync::Notify;
+
+/// What the gateway and its upstream connections share: the downstream
+/// client (once it has connected) and where upstream progress goes.
+#[derive(Default)]
+pub(crate) struct Hub {
+    downstream: RwLock<Option<Peer<RoleServer>>>,
+    /// Upstream progress token (the gateway's own, one per forwarded
+    /// request) -> the token the downstream client chose.
+    progress: Mutex<HashMap<ProgressToken, ProgressToken>>,
+}
+
+impl Hub {
+    /// Remembers the downstream client, so notifications can reach it.
+    pub(crate) fn set_downstream(&self, peer: &Peer<RoleServer>) {
+        let mut slot = self.downstream.write().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(peer.clone());
+        }
+    }
+
+    pub(crate) fn downstream(&self) -> Option<Peer<RoleServer>> {
+        self.downstream
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Routes progress for `upstream` to the client's `client` token until
+    /// the returned guard drops.
+    pub(crate) fn route_progress(
+        self: &Arc<Self>,
+        upstream: ProgressToken,
+        client: ProgressToken,
+    ) -> ProgressRoute {
+        self.progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(upstream.clone(), client);
+        ProgressRoute {
+            hub: self.clone(),
+            token: upstream,
+        }
+    }
+
+    /// Tells the client that the gateway's tools, prompts and resources
+    /// may have changed (an upstream came, went, or changed its own).
+    pub(crate) async fn lists_changed(&self) {
+        self.notify(ToolListChangedNotification::default().into())
+            .await;
+        self.notify(PromptListChangedNotification::default().into())
+            .await;
+        self.notify(ResourceListChangedNotification::default().into())
+            .await;
+    }
+
+    async fn notify(&self, notification: ServerNotification) {
+        if let Some(peer) = self.downstream() {
+            // The client may have gone; a lost notification harms nothing.
+            let _ = peer.send_notification(notification).await;
+        }
+    }
+}
+
+/// Stops routing one request's progress when dropped.
+pub(crate) struct ProgressRoute {
+    hub: Arc<Hub>,
+    token: ProgressToken,
+}
+
+impl Drop for ProgressRoute {
+    fn drop(&mut self) {
+        self.hub
+            .progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.token);
+    }
+}
+
+/// The client handler of one upstream connection.
+pub(crate) struct UpstreamClient {
+    pub(crate) server: String,
+    pub(crate) hub: Arc<Hub>,
+    /// Asks the supervisor to re-read the server's lists (it then tells the
+    /// client through [`Hub::lists_changed`]).
+    pub(crate) refresh: Arc<Notify>,
+}
+
+fn no_client(what: &str) -> ErrorData {
+    ErrorData::internal_error(
+        format!("{what}: no MCP client is connected to the gateway"),
+        None,
+    )
+}
+
+impl ClientHandler for UpstreamClient {
+    fn get_info(&self) -> ClientConfig {
+        // Roots and sampling are whatever the downstream client offers; the
+        // gateway forwards those requests, so it may offer them too.
+        let capabilities = ClientCapabilities::builder()
+            .enable_roots()
+            .enable_sampling()
+            .build();
+        ClientConfig::new(
+            capabilities,
+            Implementation::new("mender-mcp-proxy", env!("CARGO_PKG_VERSION")),
+        )
+    }
+
+    async fn list_roots(
+        &self,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, ErrorData> {
+        let peer = self
+            .hub
+            .downstream()
+            .ok_or_else(|| no_client("roots/list"))?;
+        match peer
+            .send_request(ServerRequest::ListRootsRequest(ListRootsRequest::default()))
+            .await
+        {
+            Ok(rmcp::model::ClientResult::ListRootsResult(r)) => Ok(r),
+            Ok(_) => Err(ErrorData::internal_error(
+                "roots/list: unexpected answer",
+                None,
+            )),
+            Err(e) => Err(ErrorData::internal_error(format!("roots/list: {e}"), None)),
+        }
+    }
+
+    async fn create_message(
+        &self,
+        params: CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, ErrorData> {
+        let peer = self
+            .hub
+            .downstream()
+            .ok_or_else(|| no_client("sampling/createMessage"))?;
+        match peer
+            .send_request(ServerRequest::CreateMessageRequest(
+                CreateMessageRequest::new(params),
+            ))
+            .await
+        {
+            Ok(rmcp::model::ClientResult::CreateMessageResult(r)) => Ok(*r),
+            Ok(_) => Err(ErrorData::internal_error(
+                "sampling/createMessage: unexpected answer",
+                None,
+            )),
+            Err(e) => Err(ErrorData::internal_error(
+                format!("sampling/createMessage: {e}"),
+                None,
+            )),
+        }
+    }
+
+    async fn on_progress(
+        &self,
+        mut params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        let client_token = self
+            .hub
+            .progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&params.progress_token)
+            .cloned();
+        // Progress for a request the client did not ask progress for (or
+        // that already ended) has nowhere to go.
+        if let Some(token) = client_token {
+            params.progress_token = token;
+            self.hub
+                .notify(ProgressNotification::new(params).into())
+                .await;
+        }
+    }
+
+    async fn on_logging_message(
+        &self,
+        params: LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        tracing::debug!(server = %self.server, level = ?params.level, "upstream log message");
+        self.hub
+            .notify(LoggingMessageNotification::new(params).into())
+            .await;
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.hub
+            .notify(ResourceUpdatedNotification::new(params).into())
+            .await;
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.refresh.notify_one();
+    }
+
+    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.refresh.notify_one();
+    }
+
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.refresh.notify_one();
+    }
+}

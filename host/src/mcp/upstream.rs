@@ -1,0 +1,453 @@
+//! One upstream MCP server as a supervised child process: started, watched,
+//! restarted with backoff when it exits or hangs, and asked one request at
+//! a time on behalf of the gateway.
+
+use std::collections::VecDeque;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use rmcp::model::{
+    CancelledNotification, CancelledNotificationParam, ClientRequest, PingRequest, ProgressToken,
+    Prompt, Resource, ResourceTemplate, ServerPeerInfo, ServerResult, Tool,
+};
+use rmcp::service::{PeerRequestOptions, RunningService, ServiceExt as _};
+use rmcp::transport::TokioChildProcess;
+use rmcp::{Peer, RoleClient};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::sync::{Notify, watch};
+
+use super::classify::UpstreamError;
+use super::client::{Hub, UpstreamClient};
+use super::config::ServerSpec;
+
+/// Lines of a server's stderr kept to explain a failed start.
+const STDERR_TAIL: usize = 20;
+/// A server that stayed up this long has its restart delay reset: it was
+/// healthy, so its next crash is a new incident, not part of a crash loop.
+const HEALTHY_AFTER: Duration = Duration::from_secs(10);
+
+/// What an upstream offers, read after each (re)start and on its
+/// list-changed notifications.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Catalog {
+    pub(crate) tools: Vec<Tool>,
+    pub(crate) prompts: Vec<Prompt>,
+    pub(crate) resources: Vec<Resource>,
+    pub(crate) templates: Vec<ResourceTemplate>,
+}
+
+/// A live connection.
+pub(crate) struct Connection {
+    pub(crate) peer: Peer<RoleClient>,
+    pub(crate) info: ServerPeerInfo,
+    pub(crate) pid: Option<u32>,
+}
+
+/// Where an upstream is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpstreamState {
+    /// Spawning and handshaking.
+    Starting,
+    /// Serving requests.
+    Ready,
+    /// Exited or killed; waiting out the restart delay.
+    Restarting,
+    /// Failed to start; waiting out the restart delay.
+    Down,
+}
+
+#[derive(Debug)]
+pub(crate) struct Health {
+    pub(crate) state: UpstreamState,
+    pub(crate) restarts: u64,
+    pub(crate) last_error: Option<(String, &'static str)>,
+    pub(crate) since: Instant,
+}
+
+/// One supervised upstream server.
+pub(crate) struct Upstream {
+    pub(crate) spec: ServerSpec,
+    hub: Arc<Hub>,
+    conn: ArcSwapOption<Connection>,
+    /// The last catalogue read; kept while the server restarts, so a
+    /// required server's tools stay listed (their calls wait and retry).
+    catalog: ArcSwapOption<Catalog>,
+    health: Mutex<Health>,
+    /// Bumped on every state change, for waiters (startup, tests).
+    changed: watch::Sender<u64>,
+    restart_now: Notify,
+    refresh: Arc<Notify>,
+    checking_hang: AtomicBool,
+    pub(crate) calls: AtomicU64,
+    pub(crate) failures: AtomicU64,
+}
+
+impl Upstream {
+    pub(crate) fn new(spec: ServerSpec, hub: Arc<Hub>) -> Arc<Upstream> {
+        Arc::new(Upstream {
+            spec,
+            hub,
+            conn: ArcSwapOption::empty(),
+            catalog: ArcSwapOption::empty(),
+            health: Mutex::new(Health {
+                state: UpstreamState::Starting,
+                restarts: 0,
+                last_error: None,
+                since: Instant::now(),
+            }),
+            changed: watch::channel(0).0,
+            restart_now: Notify::new(),
+            refresh: Arc::new(Notify::new()),
+            checking_hang: AtomicBool::new(false),
+            calls: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub(crate) fn connection(&self) -> Option<Arc<Connection>> {
+        self.conn.load_full()
+    }
+
+    pub(crate) fn catalog(&self) -> Option<Arc<Catalog>> {
+        self.catalog.load_full()
+    }
+
+    pub(crate) fn health<T>(&self, f: impl FnOnce(&Health) -> T) -> T {
+        f(&self.health.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn set_state(&self, state: UpstreamState, error: Option<(String, &'static str)>) {
+        {
+            let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+            h.state = state;
+            h.since = Instant::now();
+            if error.is_some() {
+                h.last_error = error;
+            }
+            if state == UpstreamState::Restarting || state == UpstreamState::Down {
+                h.restarts += 1;
+            }
+        }
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Waits until the upstream is ready or has failed to start once;
+    /// `Err` carries the start error.
+    pub(crate) async fn first_start(&self) -> Result<(), String> {
+        let mut rx = self.changed.subscribe();
+        loop {
+            let outcome = self.health(|h| match h.state {
+                UpstreamState::Ready => Some(Ok(())),
+                UpstreamState::Down => Some(Err(h
+                    .last_error
+                    .as_ref()
+                    .map_or_else(|| "failed to start".to_owned(), |e| e.0.clone()))),
+                _ => None,
+            });
+            if let Some(outcome) = outcome {
+                return outcome;
+            }
+            if rx.changed().await.is_err() {
+                return Err("supervisor ended".into());
+            }
+        }
+    }
+
+    /// Runs the server until the process ends: start, watch, restart.
+    pub(crate) async fn supervise(self: Arc<Self>) {
+        let mut failed_starts: u32 = 0;
+        loop {
+            self.set_state(UpstreamState::Starting, None);
+            let started = match self.start().await {
+                Ok(started) => started,
+                Err(e) => {
+                    tracing::warn!(server = %self.name(), command = %self.spec.command, "MCP server failed to start: {e}");
+                    self.set_state(UpstreamState::Down, Some((e.to_string(), "connect")));
+                    failed_starts += 1;
+                    tokio::time::sleep(self.restart_delay(failed_starts)).await;
+                    continue;
+                }
+            };
+            let (service, pid) = started;
+            let up_since = Instant::now();
+            tracing::info!(server = %self.name(), pid = ?pid, "MCP server ready");
+            let reason = self.serve_until_gone(service).await;
+            self.conn.store(None);
+            tracing::warn!(server = %self.name(), "MCP server {reason}; restarting");
+            self.set_state(UpstreamState::Restarting, Some((reason, "connect")));
+            self.hub.lists_changed().await;
+            failed_starts = if up_since.elapsed() >= HEALTHY_AFTER {
+                0
+            } else {
+                failed_starts + 1
+            };
+            tokio::time::sleep(self.restart_delay(failed_starts.max(1))).await;
+        }
+    }
+
+    /// Doubling per failure in a row, from `restart-backoff.base` up to its
+    /// `max`.
+    fn restart_delay(&self, failures: u32) -> Duration {
+        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
+        self.spec
+            .restart_base
+            .saturating_mul(factor)
+            .min(self.spec.restart_max)
+    }
+
+    /// Spawns the process, handshakes, reads its catalogue and publishes
+    /// the connection.
+    async fn start(
+        &self,
+    ) -> Result<(RunningService<RoleClient, UpstreamClient>, Option<u32>), UpstreamError> {
+        let spec = &self.spec;
+        let mut cmd = tokio::process::Command::new(&spec.command);
+        cmd.args(&spec.args).envs(&spec.env);
+        if let Some(cwd) = &spec.cwd {
+            cmd.current_dir(cwd);
+        }
+        let (transport, stderr) = TokioChildProcess::builder(cmd)
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| UpstreamError::Spawn(format!("`{}`: {e}", spec.command)))?;
+        let pid = transport.id();
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let stderr_done =
+            stderr.map(|s| tokio::spawn(log_stderr(spec.name.clone(), s, tail.clone())));
+        let client = UpstreamClient {
+            server: spec.name.clone(),
+            hub: self.hub.clone(),
+            refresh: self.refresh.clone(),
+        };
+        let explain = |what: String| async {
+            // A server that dies at once says why on stderr; wait briefly
+            // for the pipe to drain so the message can include it.
+            if let Some(done) = stderr_done {
+                let _ = tokio::time::timeout(Duration::from_millis(300), done).await;
+            }
+            let tail: Vec<String> = tail
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned()
+                .collect();
+            if tail.is_empty() {
+                UpstreamError::Spawn(what)
+            } else {
+                UpstreamError::Spawn(format!(
+                    "{what}; its stderr ended with: {}",
+                    tail.join(" | ")
+                ))
+            }
+        };
+        let service = match tokio::time::timeout(spec.start_timeout, client.serve(transport)).await
+        {
+            Ok(Ok(service)) => service,
+            Ok(Err(e)) => {
+                return Err(
+                    explain(format!("`{}` failed the MCP handshake: {e}", spec.command)).await,
+                );
+            }
+            Err(_) => {
+                return Err(explain(format!(
+                    "`{}` did not finish the MCP handshake within {:?}",
+                    spec.command, spec.start_timeout
+                ))
+                .await);
+            }
+        };
+        let peer = service.peer().clone();
+        let info = peer
+            .peer_info()
+            .map(|i| (*i).clone())
+            .ok_or_else(|| UpstreamError::Spawn("no server info after the handshake".into()))?;
+        let catalog = tokio::time::timeout(spec.start_timeout, read_catalog(&peer, &info))
+            .await
+            .map_err(|_| {
+                UpstreamError::Spawn(format!(
+                    "listing its tools took over {:?}",
+                    spec.start_timeout
+                ))
+            })??;
+        self.catalog.store(Some(Arc::new(catalog)));
+        self.conn
+            .store(Some(Arc::new(Connection { peer, info, pid })));
+        self.set_state(UpstreamState::Ready, None);
+        self.hub.lists_changed().await;
+        Ok((service, pid))
+    }
+
+    /// Serves until the connection closes (or is killed as hung); says why.
+    async fn serve_until_gone(
+        &self,
+        service: RunningService<RoleClient, UpstreamClient>,
+    ) -> String {
+        let ct = service.cancellation_token();
+        let waiting = service.waiting();
+        tokio::pin!(waiting);
+        loop {
+            tokio::select! {
+                quit = &mut waiting => {
+                    return match quit {
+                        Ok(reason) => format!("exited ({reason:?})"),
+                        Err(e) => format!("connection task failed: {e}"),
+                    };
+                }
+                () = self.restart_now.notified() => {
+                    // Dropping the transport kills the child (SIGKILL, which
+                    // also ends a SIGSTOPped one).
+                    ct.cancel();
+                    let _ = (&mut waiting).await;
+                    return format!(
+                        "was hung (a call timed out and a ping got no answer within {:?}); killed it",
+                        self.spec.ping_timeout
+                    );
+                }
+                () = self.refresh.notified() => {
+                    if let Some(conn) = self.connection()
+                        && let Ok(Ok(c)) = tokio::time::timeout(self.spec.call_timeout, read_catalog(&conn.peer, &conn.info)).await
+                    {
+                        self.catalog.store(Some(Arc::new(c)));
+                        self.hub.lists_changed().await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends one request and waits for its answer, within `timeout`. When
+    /// `progress` is given, the upstream's progress for it reaches the
+    /// client under the client's token. Dropping the future (the client
+    /// cancelled, the pipeline's deadline passed) cancels the request
+    /// upstream too.
+    pub(crate) async fn request(
+        self: &Arc<Self>,
+        request: ClientRequest,
+        timeout: Duration,
+        progress: Option<ProgressToken>,
+    ) -> Result<ServerResult, UpstreamError> {
+        let conn = self.connection().ok_or_else(|| {
+            let (state, error) = self.health(|h| (h.state, h.last_error.clone()));
+            UpstreamError::NotReady(match error {
+                Some((e, _)) => format!("`{}` is {state:?} after: {e}", self.name()),
+                None => format!("`{}` is {state:?}", self.name()),
+            })
+        })?;
+        let handle = conn
+            .peer
+            .send_cancellable_request(request, PeerRequestOptions::with_timeout(timeout))
+            .await?;
+        let _route = progress.map(|client| {
+            self.hub
+                .route_progress(handle.progress_token.clone(), client)
+        });
+        let guard = CancelOnDrop {
+            peer: Some(conn.peer.clone()),
+            id: handle.id.clone(),
+        };
+        let result = handle.await_response().await;
+        guard.disarm();
+        let result = result.map_err(UpstreamError::from);
+        if let Err(UpstreamError::Timeout(_)) = &result {
+            self.check_hung();
+        }
+        result
+    }
+
+    /// After a timed-out call: if the server does not answer a ping either,
+    /// it is hung, not slow, and (unless configured otherwise) restarted.
+    fn check_hung(self: &Arc<Self>) {
+        if !self.spec.restart_on_hang || self.checking_hang.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Some(conn) = this.connection() {
+                let ping = conn.peer.send_request_with_option(
+                    ClientRequest::PingRequest(PingRequest::default()),
+                    PeerRequestOptions::with_timeout(this.spec.ping_timeout),
+                );
+                let answered = match ping.await {
+                    Ok(handle) => handle.await_response().await.is_ok(),
+                    Err(_) => false,
+                };
+                if !answered {
+                    this.restart_now.notify_one();
+                }
+            }
+            this.checking_hang.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// Sends `notifications/cancelled` for a request whose answer nobody will
+/// wait for any more.
+struct CancelOnDrop {
+    peer: Option<Peer<RoleClient>>,
+    id: rmcp::model::RequestId,
+}
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.peer = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(peer) = self.peer.take() {
+            let notification = CancelledNotification::new(CancelledNotificationParam::new(
+                Some(self.id.clone()),
+                Some("cancelled by the caller".into()),
+            ));
+            tokio::spawn(async move {
+                let _ = peer.send_notification(notification.into()).await;
+            });
+        }
+    }
+}
+
+async fn read_catalog(
+    peer: &Peer<RoleClient>,
+    info: &ServerPeerInfo,
+) -> Result<Catalog, UpstreamError> {
+    let caps = &info.capabilities;
+    let mut catalog = Catalog::default();
+    if caps.tools.is_some() {
+        catalog.tools = peer.list_all_tools().await?;
+    }
+    if caps.prompts.is_some() {
+        catalog.prompts = peer.list_all_prompts().await?;
+    }
+    if caps.resources.is_some() {
+        catalog.resources = peer.list_all_resources().await?;
+        catalog.templates = peer.list_all_resource_templates().await?;
+    }
+    Ok(catalog)
+}
+
+/// Passes a server's stderr to the log, line by line, keeping the last few
+/// lines to explain a failed start.
+async fn log_stderr(
+    server: String,
+    stderr: tokio::process::ChildStderr,
+    tail: Arc<Mutex<VecDeque<String>>>,
+) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        tracing::info!(target: "mender::mcp::upstream", server = %server, "{line}");
+        let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+        if t.len() == STDERR_TAIL {
+            t.pop_front();
+        }
+        t.push_back(line);
+    }
+}
