@@ -41,10 +41,13 @@ TOOLS = Path(os.environ.get("MENDER_MCP_TOOLS", ROOT / "target" / "mcp-tools"))
 VENV_BIN = TOOLS / "venv" / "bin"
 EVERYTHING_JS = TOOLS / "npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
 
-# How the client negotiates the protocol era with the proxy: "auto" (probe
+# How the client negotiates the protocol era with the proxy. "auto" (probe
 # server/discover, fall back to the initialize handshake) is the client's
-# default and what an agent would use; "legacy" forces the handshake.
-CLIENT_MODE = os.environ.get("MENDER_MCP_CLIENT_MODE", "auto")
+# default, but against the proxy it settles on 2026-07-28, and the proxy's
+# tools/call results then lack the era's required `resultType`, which the
+# client refuses. So "legacy" (the 2025-11-25 handshake) until the proxy
+# speaks the modern era; MENDER_MCP_CLIENT_MODE=auto tries it again.
+CLIENT_MODE = os.environ.get("MENDER_MCP_CLIENT_MODE", "legacy")
 
 # The key the proxy puts its attempt history under, in a tools/call result's _meta.
 CALL_META = "io.mender/call"
@@ -62,6 +65,21 @@ def mender_bin() -> str:
 def anyio_backend() -> str:
     # anyio's pytest plugin (anyio ships with mcp) runs the async tests.
     return "asyncio"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
+    """A failed assertion inside the client's task groups arrives wrapped in
+    nested one-member exception groups; report the assertion itself."""
+    try:
+        return (yield)
+    except BaseExceptionGroup as group:
+        leaf: BaseException = group
+        while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+            leaf = leaf.exceptions[0]
+        if leaf is group:
+            raise
+        raise leaf from None
 
 
 # --- upstream servers, as [mcp.servers.*] tables ---------------------------
@@ -250,6 +268,22 @@ def call_meta(result: types.CallToolResult) -> dict[str, Any]:
     meta = result.meta or {}
     assert CALL_META in meta, f"no _meta[{CALL_META!r}] in {result.model_dump(by_alias=True, exclude_none=True)}"
     return meta[CALL_META]
+
+
+def same_listing(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> str:
+    """'' when equal, else what differs (names first), for an assertion message."""
+    if got == want:
+        return ""
+    got_by, want_by = {t["name"]: t for t in got}, {t["name"]: t for t in want}
+    lines = []
+    if extra := sorted(set(got_by) - set(want_by)):
+        lines.append(f"only through the proxy: {extra}")
+    if missing := sorted(set(want_by) - set(got_by)):
+        lines.append(f"only direct: {missing}")
+    for name in sorted(set(got_by) & set(want_by)):
+        if got_by[name] != want_by[name]:
+            lines.append(f"{name} differs:\n  direct: {json.dumps(want_by[name])}\n  proxy:  {json.dumps(got_by[name])}")
+    return "\n".join(lines)
 
 
 def dumped(items: list[Any]) -> list[dict[str, Any]]:
