@@ -311,7 +311,7 @@ impl Flight<'_> {
         let reason = if self.p.strategies.iter().any(|s| s.decides()) {
             "no strategy chose to retry"
         } else {
-            "no strategy configured for this service"
+            "no strategy with an on-error hook is configured for this service"
         };
         Verdict::Fail {
             reason: format!("{reason} ({})", ErrorKind::from_wit(event.kind)),

@@ -1,0 +1,103 @@
+//! `mender mcp-proxy` end to end, with third-party MCP software on both
+//! sides: the Python `mcp` client drives the real binary, in front of
+//! real servers (server-everything on node, mcp-server-time,
+//! mcp-server-fetch). The scenarios are pytest files in `tests/mcp/`; each
+//! test here runs one of them with `MENDER_BIN` set to the binary cargo
+//! built.
+//!
+//! `tests/mcp/install` puts the tools in `target/mcp-tools/`. Without them
+//! each test prints a `skipped: …` line (to the terminal, past the test
+//! harness's capture) and passes, unless `MENDER_REQUIRE_MCP=1` (set by
+//! .ci/run): then it fails.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+/// The scenarios kill, stop and time servers: run one file at a time, so
+/// two suites never share the 2 cores while timeouts are being measured.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// The venv's Python, or `None` (after saying so) when the tools are not
+/// installed and not required.
+fn python() -> Option<PathBuf> {
+    let tools = std::env::var_os("MENDER_MCP_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/mcp-tools"));
+    let python = tools.join("venv/bin/python");
+    let everything = tools.join("npm/node_modules/@modelcontextprotocol/server-everything");
+    if python.exists() && everything.exists() {
+        return Some(python);
+    }
+    let message = format!(
+        "the MCP test tools are not installed in {} (run tests/mcp/install)",
+        tools.display()
+    );
+    if std::env::var("MENDER_REQUIRE_MCP").is_ok_and(|v| v == "1") {
+        panic!("MENDER_REQUIRE_MCP=1, but {message}");
+    }
+    // Straight to stderr: libtest captures print macros of passing tests,
+    // and a skip must never be silent.
+    let _ = writeln!(std::io::stderr(), "skipped: {message}");
+    None
+}
+
+/// Runs `tests/mcp/<file>` under pytest against the built binary.
+fn pytest(file: &str) {
+    let Some(python) = python() else {
+        return;
+    };
+    // A panic in another test poisons the lock; the files are independent.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let root = workspace();
+    let out = Command::new(&python)
+        .args(["-m", "pytest", "-x", "-q", "--tb=short"])
+        .args(["-p", "no:cacheprovider"])
+        .arg(root.join("tests/mcp").join(file))
+        .env("MENDER_BIN", env!("CARGO_BIN_EXE_mender"))
+        .current_dir(&root)
+        .output()
+        .expect("running pytest");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "pytest tests/mcp/{file} failed ({}):\n{stdout}{stderr}",
+        out.status
+    );
+    // Exit 0 also covers "no tests ran" (5 is not 0, but be explicit).
+    assert!(stdout.contains(" passed"), "{stdout}{stderr}");
+}
+
+#[test]
+fn listings_pass_through() {
+    pytest("test_listing.py");
+}
+
+#[test]
+fn crashed_upstream_is_restarted() {
+    pytest("test_crash.py");
+}
+
+#[test]
+fn hung_upstream_times_out_and_trips_the_breaker() {
+    pytest("test_hang.py");
+}
+
+#[test]
+fn http_failures_are_classified_and_retried() {
+    pytest("test_http_faults.py");
+}
+
+#[test]
+fn upstreams_that_cannot_start() {
+    pytest("test_bad_command.py");
+}
