@@ -41,13 +41,11 @@ TOOLS = Path(os.environ.get("MENDER_MCP_TOOLS", ROOT / "target" / "mcp-tools"))
 VENV_BIN = TOOLS / "venv" / "bin"
 EVERYTHING_JS = TOOLS / "npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js"
 
-# How the client negotiates the protocol era with the proxy. "auto" (probe
-# server/discover, fall back to the initialize handshake) is the client's
-# default, but against the proxy it settles on 2026-07-28, and the proxy's
-# tools/call results then lack the era's required `resultType`, which the
-# client refuses. So "legacy" (the 2025-11-25 handshake) until the proxy
-# speaks the modern era; MENDER_MCP_CLIENT_MODE=auto tries it again.
-CLIENT_MODE = os.environ.get("MENDER_MCP_CLIENT_MODE", "legacy")
+# How the client negotiates the protocol era with the proxy: "auto" (the
+# client's default) probes server/discover; the proxy speaks only the
+# handshake era (its upstreams do), so the client falls back to initialize.
+# MENDER_MCP_CLIENT_MODE=legacy skips the probe.
+CLIENT_MODE = os.environ.get("MENDER_MCP_CLIENT_MODE", "auto")
 
 # The key the proxy puts its attempt history under, in a tools/call result's _meta.
 CALL_META = "io.mender/call"

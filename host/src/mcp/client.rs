@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use rmcp::model::{
     ClientCapabilities, ClientConfig, CreateMessageRequest, CreateMessageRequestParams,
-    CreateMessageResult, ErrorData, Implementation, ListRootsRequest, ListRootsResult,
-    LoggingMessageNotification, LoggingMessageNotificationParam, ProgressNotification,
-    ProgressNotificationParam, ProgressToken, PromptListChangedNotification,
+    CreateMessageResult, ErrorData, Implementation, InitializeRequestParams, ListRootsRequest,
+    ListRootsResult, LoggingMessageNotification, LoggingMessageNotificationParam,
+    ProgressNotification, ProgressNotificationParam, ProgressToken, PromptListChangedNotification,
     ResourceListChangedNotification, ResourceUpdatedNotification, ResourceUpdatedNotificationParam,
     ServerNotification, ServerRequest, ToolListChangedNotification,
 };
@@ -30,6 +30,11 @@ pub(crate) struct Hub {
     /// Upstream progress token (the gateway's own, one per forwarded
     /// request) -> the token the downstream client chose.
     progress: Mutex<HashMap<ProgressToken, ProgressToken>>,
+    /// What the gateway offers upstream servers on the client's behalf: the
+    /// client's own roots, sampling and elicitation (none before it
+    /// connects), so a server sees the same client through the gateway as
+    /// directly (server-everything, for one, adds tools per capability).
+    offered: RwLock<ClientCapabilities>,
 }
 
 impl Hub {
@@ -39,6 +44,20 @@ impl Hub {
         if slot.is_none() {
             *slot = Some(peer.clone());
         }
+    }
+
+    /// Takes the client's roots, sampling and elicitation capabilities as
+    /// what upstreams are offered; `true` when that changed what they were
+    /// started with (so they must be restarted to see it).
+    pub(crate) fn offer_client_capabilities(&self, client: &InitializeRequestParams) -> bool {
+        let mut offered = ClientCapabilities::default();
+        offered.roots = client.capabilities.roots.clone();
+        offered.sampling = client.capabilities.sampling.clone();
+        offered.elicitation = client.capabilities.elicitation.clone();
+        let mut slot = self.offered.write().unwrap_or_else(|p| p.into_inner());
+        let changed = *slot != offered;
+        *slot = offered;
+        changed
     }
 
     pub(crate) fn downstream(&self) -> Option<Peer<RoleServer>> {
@@ -118,12 +137,12 @@ fn no_client(what: &str) -> ErrorData {
 
 impl ClientHandler for UpstreamClient {
     fn get_info(&self) -> ClientConfig {
-        // Roots and sampling are whatever the downstream client offers; the
-        // gateway forwards those requests, so it may offer them too.
-        let capabilities = ClientCapabilities::builder()
-            .enable_roots()
-            .enable_sampling()
-            .build();
+        let capabilities = self
+            .hub
+            .offered
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         ClientConfig::new(
             capabilities,
             Implementation::new("mender-mcp-proxy", env!("CARGO_PKG_VERSION")),

@@ -15,9 +15,10 @@ use rmcp::model::{
     CompleteRequestParams, CompleteResult, ContentBlock, ErrorData, GetPromptRequest,
     GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse, Reference,
-    ServerCapabilities, ServerConfig, ServerResult, SetLevelRequest, SetLevelRequestParams,
-    SubscribeRequest, SubscribeRequestParams, UnsubscribeRequest, UnsubscribeRequestParams,
+    ProtocolVersion, ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse,
+    Reference, ServerCapabilities, ServerConfig, ServerResult, SetLevelRequest,
+    SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams, UnsubscribeRequest,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler};
@@ -77,6 +78,16 @@ impl Gateway {
             })
             .collect();
         (with_resources.len() == 1).then(|| with_resources[0])
+    }
+
+    /// A listed tool's definition as its upstream sent it.
+    pub(crate) fn raw_tool(&self, name: &str) -> Option<serde_json::Value> {
+        let (up, _) = self.owner(|c| c.tools.iter().any(|t| t.name == name))?;
+        up.raw_tools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
     }
 
     fn unknown(what: &str, name: &str) -> ErrorData {
@@ -339,6 +350,23 @@ impl ServerHandler for Gateway {
 
     async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
         self.hub.set_downstream(&context.peer);
+        let Some(client) = context.peer.peer_info() else {
+            return;
+        };
+        if self.hub.offer_client_capabilities(&client) {
+            // Upstreams started before the client came, offering nothing;
+            // restart them so they see its roots/sampling/elicitation.
+            for up in self.upstreams.iter() {
+                up.recycle("to offer the client's roots, sampling or elicitation");
+            }
+        }
+    }
+
+    /// Handshake-era versions only: every upstream is spoken to through
+    /// the `initialize` handshake, and results are forwarded in that
+    /// era's shape, so the gateway does not claim the 2026-07-28 era.
+    fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
+        std::borrow::Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2025_11_25))
     }
 }
 

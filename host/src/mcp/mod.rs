@@ -25,6 +25,7 @@ mod client;
 mod config;
 mod forward;
 mod gateway;
+mod raw_tools;
 mod status;
 mod upstream;
 
@@ -143,12 +144,28 @@ impl McpProxy {
 
     /// Serves one MCP client on stdin/stdout until it disconnects.
     pub async fn serve_stdio(self) -> Result<(), ProxyError> {
-        self.serve(rmcp::transport::stdio()).await
+        let (stdin, stdout) = rmcp::transport::stdio();
+        self.serve_io(stdin, stdout).await
+    }
+
+    /// Serves one MCP client speaking newline-delimited JSON-RPC on a byte
+    /// stream pair (stdio, a Unix socket, a pipe) until it disconnects.
+    /// Tool definitions reach it exactly as the upstreams sent them.
+    pub async fn serve_io<R, W>(self, reader: R, writer: W) -> Result<(), ProxyError>
+    where
+        R: tokio::io::AsyncRead + Send + Unpin + 'static,
+        W: tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let gateway = self.gateway.clone();
+        let lookup: raw_tools::RawLookup = Arc::new(move |name| gateway.raw_tool(name));
+        self.serve((reader, raw_tools::RewriteWriter::new(writer, lookup)))
+            .await
     }
 
     /// Serves one MCP client on `transport` (anything rmcp accepts as a
-    /// server transport, e.g. a `(reader, writer)` pair) until it
-    /// disconnects.
+    /// server transport) until it disconnects. Tool definitions pass
+    /// through rmcp's typed model here, which drops fields it does not
+    /// know; [`McpProxy::serve_io`] keeps them.
     pub async fn serve<T, E, A>(self, transport: T) -> Result<(), ProxyError>
     where
         T: rmcp::transport::IntoTransport<rmcp::RoleServer, E, A>,

@@ -14,7 +14,6 @@ use rmcp::model::{
     Prompt, Resource, ResourceTemplate, ServerPeerInfo, ServerResult, Tool,
 };
 use rmcp::service::{PeerRequestOptions, RunningService, ServiceExt as _};
-use rmcp::transport::TokioChildProcess;
 use rmcp::{Peer, RoleClient};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::sync::{Notify, watch};
@@ -22,12 +21,16 @@ use tokio::sync::{Notify, watch};
 use super::classify::UpstreamError;
 use super::client::{Hub, UpstreamClient};
 use super::config::ServerSpec;
+use super::raw_tools::{RawTools, TapReader};
 
 /// Lines of a server's stderr kept to explain a failed start.
 const STDERR_TAIL: usize = 20;
 /// A server that stayed up this long has its restart delay reset: it was
 /// healthy, so its next crash is a new incident, not part of a crash loop.
 const HEALTHY_AFTER: Duration = Duration::from_secs(10);
+/// How long a server whose stdin was closed (a planned restart) may take
+/// to exit before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(3);
 
 /// What an upstream offers, read after each (re)start and on its
 /// list-changed notifications.
@@ -79,8 +82,14 @@ pub(crate) struct Upstream {
     health: Mutex<Health>,
     /// Bumped on every state change, for waiters (startup, tests).
     changed: watch::Sender<u64>,
+    /// Wakes the supervisor to end the current process, for this reason
+    /// (`true`: a failure, counted and backed off; `false`: a planned
+    /// restart).
     restart_now: Notify,
+    restart_reason: Mutex<Option<(String, bool)>>,
     refresh: Arc<Notify>,
+    /// The tools as the server sent them (see `raw_tools`).
+    pub(crate) raw_tools: RawTools,
     checking_hang: AtomicBool,
     pub(crate) calls: AtomicU64,
     pub(crate) failures: AtomicU64,
@@ -101,7 +110,9 @@ impl Upstream {
             }),
             changed: watch::channel(0).0,
             restart_now: Notify::new(),
+            restart_reason: Mutex::new(None),
             refresh: Arc::new(Notify::new()),
+            raw_tools: RawTools::default(),
             checking_hang: AtomicBool::new(false),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
@@ -176,11 +187,23 @@ impl Upstream {
                     continue;
                 }
             };
-            let (service, pid) = started;
+            let (service, mut child) = started;
             let up_since = Instant::now();
-            tracing::info!(server = %self.name(), pid = ?pid, "MCP server ready");
-            let reason = self.serve_until_gone(service, pid).await;
+            tracing::info!(server = %self.name(), pid = ?child.id(), "MCP server ready");
+            let (reason, failure) = self.serve_until_gone(service, &mut child).await;
             self.conn.store(None);
+            // Reap it: it has exited, was killed, or gets a moment to exit
+            // on its closed stdin before it is killed.
+            if tokio::time::timeout(EXIT_GRACE, child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+            if !failure {
+                tracing::info!(server = %self.name(), "restarting MCP server {reason}");
+                continue;
+            }
             tracing::warn!(server = %self.name(), "MCP server {reason}; restarting");
             self.set_state(UpstreamState::Restarting, Some((reason, "connect")));
             self.hub.lists_changed().await;
@@ -190,6 +213,17 @@ impl Upstream {
                 failed_starts + 1
             };
             tokio::time::sleep(self.restart_delay(failed_starts.max(1))).await;
+        }
+    }
+
+    /// Restarts the server now, not as a failure (no backoff, not counted).
+    pub(crate) fn recycle(&self, why: &str) {
+        if self.connection().is_some() {
+            *self
+                .restart_reason
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some((why.to_owned(), false));
+            self.restart_now.notify_one();
         }
     }
 
@@ -207,18 +241,35 @@ impl Upstream {
     /// the connection.
     async fn start(
         &self,
-    ) -> Result<(RunningService<RoleClient, UpstreamClient>, Option<u32>), UpstreamError> {
+    ) -> Result<
+        (
+            RunningService<RoleClient, UpstreamClient>,
+            tokio::process::Child,
+        ),
+        UpstreamError,
+    > {
         let spec = &self.spec;
         let mut cmd = tokio::process::Command::new(&spec.command);
-        cmd.args(&spec.args).envs(&spec.env);
+        cmd.args(&spec.args)
+            .envs(&spec.env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Whatever happens to the gateway's task, no server outlives it.
+            .kill_on_drop(true);
         if let Some(cwd) = &spec.cwd {
             cmd.current_dir(cwd);
         }
-        let (transport, stderr) = TokioChildProcess::builder(cmd)
-            .stderr(Stdio::piped())
+        let mut child = cmd
             .spawn()
             .map_err(|e| UpstreamError::Spawn(format!("`{}`: {e}", spec.command)))?;
-        let pid = transport.id();
+        let (Some(stdin), Some(stdout), stderr) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(UpstreamError::Spawn("no stdio pipes to the child".into()));
+        };
+        let pid = child.id();
+        let transport = (TapReader::new(stdout, self.raw_tools.clone()), stdin);
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         let stderr_done =
             stderr.map(|s| tokio::spawn(log_stderr(spec.name.clone(), s, tail.clone())));
@@ -282,15 +333,16 @@ impl Upstream {
             .store(Some(Arc::new(Connection { peer, info, pid })));
         self.set_state(UpstreamState::Ready, None);
         self.hub.lists_changed().await;
-        Ok((service, pid))
+        Ok((service, child))
     }
 
-    /// Serves until the connection closes (or is killed as hung); says why.
+    /// Serves until the connection closes, or the process is killed as hung
+    /// or restarted on purpose; says why, and whether it was a failure.
     async fn serve_until_gone(
         &self,
         service: RunningService<RoleClient, UpstreamClient>,
-        pid: Option<u32>,
-    ) -> String {
+        child: &mut tokio::process::Child,
+    ) -> (String, bool) {
         let ct = service.cancellation_token();
         let waiting = service.waiting();
         tokio::pin!(waiting);
@@ -298,25 +350,27 @@ impl Upstream {
             tokio::select! {
                 quit = &mut waiting => {
                     return match quit {
-                        Ok(_) => "exited (its stdout closed)".to_owned(),
-                        Err(e) => format!("connection task failed: {e}"),
+                        Ok(_) => ("exited (its stdout closed)".to_owned(), true),
+                        Err(e) => (format!("connection task failed: {e}"), true),
                     };
                 }
                 () = self.restart_now.notified() => {
-                    // SIGKILL first (it also ends a SIGSTOPped process): the
-                    // SDK's graceful shutdown would wait seconds on a
-                    // process that cannot answer.
-                    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                        // SAFETY: kill(2) has no memory effects; the pid is
-                        // our own unreaped child, so it cannot be reused.
-                        unsafe { libc::kill(pid, libc::SIGKILL) };
+                    let (reason, failure) = self
+                        .restart_reason
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take()
+                        .unwrap_or_else(|| ("on request".to_owned(), true));
+                    if failure {
+                        // SIGKILL (which also ends a SIGSTOPped process): a
+                        // hung server cannot be asked to leave.
+                        let _ = child.start_kill();
                     }
+                    // Closing the session closes the server's stdin: after
+                    // a planned restart it exits on its own.
                     ct.cancel();
                     let _ = (&mut waiting).await;
-                    return format!(
-                        "was hung (a call timed out and a ping got no answer within {:?}); killed it",
-                        self.spec.ping_timeout
-                    );
+                    return (reason, failure);
                 }
                 () = self.refresh.notified() => {
                     if let Some(conn) = self.connection()
@@ -411,6 +465,16 @@ impl Upstream {
                     Err(_) => false,
                 };
                 if !answered {
+                    *this
+                        .restart_reason
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some((
+                        format!(
+                            "was hung (a call timed out and a ping got no answer within {:?}); killed it",
+                            this.spec.ping_timeout
+                        ),
+                        true,
+                    ));
                     this.restart_now.notify_one();
                 }
             }
