@@ -101,3 +101,8 @@ fn http_failures_are_classified_and_retried() {
 fn upstreams_that_cannot_start() {
     pytest("test_bad_command.py");
 }
+
+#[test]
+fn sampling_roots_logs_and_cancellation_are_forwarded() {
+    pytest("test_forwarding.py");
+}
