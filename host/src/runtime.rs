@@ -150,6 +150,13 @@ impl Runtime {
             .collect()
     }
 
+    /// `text` with every registered secret (and anything that looks like a
+    /// credential) replaced by `[REDACTED]`, as the host does for plugins
+    /// and logs.
+    pub fn redact(&self, text: &str) -> String {
+        self.inner.redactor.redact(text)
+    }
+
     /// Milliseconds on the host clock since the runtime was built (what
     /// plugins see as `clock.now`). When some state is in Redis, the clock
     /// counts from the Unix epoch instead, so that every process reads the

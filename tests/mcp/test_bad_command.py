@@ -158,3 +158,26 @@ def test_status_without_a_proxy_says_so(workdir: Path) -> None:
     assert out.returncode == 1, (out.stdout, out.stderr)
     assert out.stdout == "", out.stdout
     assert "status.sock" in out.stderr or "mcp-proxy" in out.stderr, out.stderr
+
+
+async def test_a_servers_credentials_never_reach_logs_or_status(workdir: Path) -> None:
+    # A server that echoes its token on stderr and dies: the token must show
+    # up neither in the proxy's log nor in `mender status`.
+    token = "tok-3f9a1c7e5b2d4680"
+    script = workdir / "leaky-server"
+    script.write_text('#!/bin/sh\necho "starting with API_TOKEN=$API_TOKEN" >&2\nexit 1\n')
+    script.chmod(0o755)
+    servers = {
+        "time": time_server(),
+        "leaky": {"command": str(script), "optional": True, "env": {"API_TOKEN": token}},
+    }
+    config = mender_toml(workdir, servers)
+    async with proxy(config) as p:
+        leaky = await p.wait_for("leaky down", lambda: (u := p.upstream("leaky"))["last_error"] and u)
+        assert "starting with API_TOKEN=[REDACTED]" in leaky["last_error"], leaky
+        table = subprocess.run(
+            [mender_bin(), "status", "--config", str(config)], capture_output=True, text=True, timeout=10
+        )
+        assert token not in table.stdout
+    assert "API_TOKEN=[REDACTED]" in p.stderr()
+    assert token not in p.stderr()

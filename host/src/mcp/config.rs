@@ -89,6 +89,32 @@ pub struct ServerSpec {
     pub location: String,
 }
 
+impl ServerSpec {
+    /// The values of `env` entries whose names say they are credentials
+    /// (`*TOKEN*`, `*KEY*`, `*SECRET*`, `*PASSWORD*`, `*AUTH*`,
+    /// `*CREDENTIAL*`, `*COOKIE*`): register them with
+    /// `RuntimeBuilder::secret`, as `mender mcp-proxy` does, so they are
+    /// redacted wherever a server echoes them (its stderr, its errors).
+    pub fn secret_values(&self) -> impl Iterator<Item = &str> {
+        const WORDS: [&str; 7] = [
+            "TOKEN",
+            "KEY",
+            "SECRET",
+            "PASSWORD",
+            "AUTH",
+            "CREDENTIAL",
+            "COOKIE",
+        ];
+        self.env
+            .iter()
+            .filter(|(k, _)| {
+                let k = k.to_ascii_uppercase();
+                WORDS.iter().any(|w| k.contains(w))
+            })
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 struct FileToml {
     #[serde(default)]

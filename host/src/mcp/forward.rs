@@ -202,12 +202,14 @@ fn millis(d: Duration) -> u64 {
 pub(crate) async fn read(
     rt: &Runtime,
     up: &Arc<Upstream>,
-    operation: String,
+    operation: &str,
+    key: &str,
     request: ClientRequest,
 ) -> Result<ServerResult, rmcp::ErrorData> {
-    let spec = CallSpec::new(up.spec.service.clone(), operation)
+    let spec = CallSpec::new(up.spec.service.clone(), operation.to_owned())
         .idempotent(true)
-        .tag("mcp-server", up.name());
+        .tag("mcp-server", up.name())
+        .result_key(format!("{operation}:{key}"));
     let timeout = up.spec.call_timeout;
     up.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let outcome = rt

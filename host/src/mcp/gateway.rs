@@ -208,8 +208,13 @@ impl ServerHandler for Gateway {
         let (up, _) = self
             .owner(|c| c.prompts.iter().any(|p| p.name == name))
             .ok_or_else(|| Self::unknown("prompt", &name))?;
+        // A cached answer must be to the same prompt with the same arguments.
+        let key = format!(
+            "{name}:{}",
+            serde_json::to_string(&request.arguments).unwrap_or_default()
+        );
         let req = ClientRequest::GetPromptRequest(GetPromptRequest::new(request));
-        match forward::read(&self.rt, up, format!("prompts/get:{name}"), req).await? {
+        match forward::read(&self.rt, up, "prompts/get", &key, req).await? {
             ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
             ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
             _ => Err(ErrorData::internal_error(
@@ -256,7 +261,7 @@ impl ServerHandler for Gateway {
             .resource_owner(&uri)
             .ok_or_else(|| Self::unknown("resource", &uri))?;
         let req = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(request));
-        match forward::read(&self.rt, up, "resources/read".into(), req).await? {
+        match forward::read(&self.rt, up, "resources/read", &uri, req).await? {
             ServerResult::ReadResourceResult(r) => Ok(ReadResourceResponse::Complete(r)),
             ServerResult::InputRequiredResult(r) => Ok(ReadResourceResponse::InputRequired(r)),
             _ => Err(ErrorData::internal_error(

@@ -87,7 +87,7 @@ impl McpProxy {
         let upstreams: Vec<Arc<Upstream>> = config
             .servers
             .iter()
-            .map(|s| Upstream::new(s.clone(), hub.clone()))
+            .map(|s| Upstream::new(s.clone(), hub.clone(), rt.clone()))
             .collect();
         for up in &upstreams {
             tokio::spawn(up.clone().supervise());

@@ -75,6 +75,8 @@ pub(crate) struct Health {
 pub(crate) struct Upstream {
     pub(crate) spec: ServerSpec,
     hub: Arc<Hub>,
+    /// For redacting what the server prints and says.
+    rt: crate::Runtime,
     conn: ArcSwapOption<Connection>,
     /// The last catalogue read; kept while the server restarts, so a
     /// required server's tools stay listed (their calls wait and retry).
@@ -96,10 +98,11 @@ pub(crate) struct Upstream {
 }
 
 impl Upstream {
-    pub(crate) fn new(spec: ServerSpec, hub: Arc<Hub>) -> Arc<Upstream> {
+    pub(crate) fn new(spec: ServerSpec, hub: Arc<Hub>, rt: crate::Runtime) -> Arc<Upstream> {
         Arc::new(Upstream {
             spec,
             hub,
+            rt,
             conn: ArcSwapOption::empty(),
             catalog: ArcSwapOption::empty(),
             health: Mutex::new(Health {
@@ -140,8 +143,8 @@ impl Upstream {
             let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
             h.state = state;
             h.since = Instant::now();
-            if error.is_some() {
-                h.last_error = error;
+            if let Some((message, kind)) = error {
+                h.last_error = Some((self.rt.redact(&message), kind));
             }
             if state == UpstreamState::Restarting || state == UpstreamState::Down {
                 h.restarts += 1;
@@ -180,6 +183,7 @@ impl Upstream {
             let started = match self.start().await {
                 Ok(started) => started,
                 Err(e) => {
+                    let e = self.rt.redact(&e.to_string());
                     tracing::warn!(server = %self.name(), command = %self.spec.command, "MCP server failed to start: {e}");
                     self.set_state(UpstreamState::Down, Some((e.to_string(), "connect")));
                     failed_starts += 1;
@@ -271,8 +275,14 @@ impl Upstream {
         let pid = child.id();
         let transport = (TapReader::new(stdout, self.raw_tools.clone()), stdin);
         let tail = Arc::new(Mutex::new(VecDeque::new()));
-        let stderr_done =
-            stderr.map(|s| tokio::spawn(log_stderr(spec.name.clone(), s, tail.clone())));
+        let stderr_done = stderr.map(|s| {
+            tokio::spawn(log_stderr(
+                spec.name.clone(),
+                s,
+                tail.clone(),
+                self.rt.clone(),
+            ))
+        });
         let client = UpstreamClient {
             server: spec.name.clone(),
             hub: self.hub.clone(),
@@ -535,9 +545,11 @@ async fn log_stderr(
     server: String,
     stderr: tokio::process::ChildStderr,
     tail: Arc<Mutex<VecDeque<String>>>,
+    rt: crate::Runtime,
 ) {
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
+        let line = rt.redact(&line);
         tracing::info!(target: "mender::mcp::upstream", server = %server, "{line}");
         let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
         if t.len() == STDERR_TAIL {

@@ -42,7 +42,20 @@ pub fn proxy(config: &Path) -> ExitCode {
         }
     };
     tokio.block_on(async {
-        let rt = match Runtime::builder().config_file(config).and_then(|b| b.build()) {
+        // Credentials handed to the servers are redacted wherever they echo
+        // them (stderr, error text, status).
+        let secrets: Vec<String> = mcp
+            .servers
+            .iter()
+            .flat_map(|s| s.secret_values().map(str::to_owned))
+            .collect();
+        let built = Runtime::builder().config_file(config).and_then(|b| {
+            secrets
+                .into_iter()
+                .fold(b, |b, s| b.secret(s))
+                .build()
+        });
+        let rt = match built {
             Ok(rt) => rt,
             Err(e) => {
                 eprintln!("mender mcp-proxy: {e}");
