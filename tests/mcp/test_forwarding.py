@@ -1,5 +1,5 @@
 """What the proxy forwards besides tool calls: requests an upstream sends
-the client (sampling, roots), log messages, and the client's cancellation of
+the client (sampling, roots, elicitation), log messages, and the client's cancellation of
 a call in flight. Upstreams start before the client connects; once it has,
 they are restarted to see its capabilities, so a server that adds tools per
 client capability (server-everything does) lists the same tools through the
@@ -34,10 +34,14 @@ async def roots(context: Any) -> types.ListRootsResult:
     return types.ListRootsResult(roots=[types.Root(uri=ROOT_URI, name="test root")])
 
 
-CAPABLE = {"sampling_callback": sample, "list_roots_callback": roots}
+async def elicit(context: Any, params: Any) -> types.ElicitResult:
+    return types.ElicitResult(action="accept", content={"name": "Ada Lovelace"})
 
 
-async def test_sampling_and_roots_requests_reach_the_client(workdir: Path) -> None:
+CAPABLE = {"sampling_callback": sample, "list_roots_callback": roots, "elicitation_callback": elicit}
+
+
+async def test_sampling_roots_and_elicitation_requests_reach_the_client(workdir: Path) -> None:
     spec = everything()
     async with Client(stdio_client(direct(spec)), cache=None, **CAPABLE) as c:
         want = dumped((await c.list_tools()).tools)
@@ -61,6 +65,10 @@ async def test_sampling_and_roots_requests_reach_the_client(workdir: Path) -> No
         result = await p.client.call_tool("get-roots-list", {})
         assert not result.is_error, text(result)
         assert ROOT_URI in text(result)
+
+        result = await p.client.call_tool("trigger-elicitation-request", {})
+        assert not result.is_error, text(result)
+        assert "Ada Lovelace" in text(result), text(result)
 
 
 async def test_log_messages_reach_the_client(workdir: Path) -> None:

@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use rmcp::model::{
     ClientCapabilities, ClientConfig, CreateMessageRequest, CreateMessageRequestParams,
-    CreateMessageResult, ErrorData, Implementation, InitializeRequestParams, ListRootsRequest,
-    ListRootsResult, LoggingMessageNotification, LoggingMessageNotificationParam,
-    ProgressNotification, ProgressNotificationParam, ProgressToken, PromptListChangedNotification,
+    CreateMessageResult, ElicitRequest, ElicitRequestParams, ElicitResult, ErrorData,
+    Implementation, InitializeRequestParams, ListRootsRequest, ListRootsResult,
+    LoggingMessageNotification, LoggingMessageNotificationParam, ProgressNotification,
+    ProgressNotificationParam, ProgressToken, PromptListChangedNotification,
     ResourceListChangedNotification, ResourceUpdatedNotification, ResourceUpdatedNotificationParam,
     ServerNotification, ServerRequest, ToolListChangedNotification,
 };
@@ -192,6 +193,31 @@ impl ClientHandler for UpstreamClient {
             )),
             Err(e) => Err(ErrorData::internal_error(
                 format!("sampling/createMessage: {e}"),
+                None,
+            )),
+        }
+    }
+
+    async fn create_elicitation(
+        &self,
+        params: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        let peer = self
+            .hub
+            .downstream()
+            .ok_or_else(|| no_client("elicitation/create"))?;
+        match peer
+            .send_request(ServerRequest::ElicitRequest(ElicitRequest::new(params)))
+            .await
+        {
+            Ok(rmcp::model::ClientResult::ElicitResult(r)) => Ok(r),
+            Ok(_) => Err(ErrorData::internal_error(
+                "elicitation/create: unexpected answer",
+                None,
+            )),
+            Err(e) => Err(ErrorData::internal_error(
+                format!("elicitation/create: {e}"),
                 None,
             )),
         }

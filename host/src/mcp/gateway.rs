@@ -367,6 +367,18 @@ impl ServerHandler for Gateway {
         }
     }
 
+    async fn on_roots_list_changed(
+        &self,
+        _context: rmcp::service::NotificationContext<RoleServer>,
+    ) {
+        for up in self.upstreams.iter() {
+            if let Some(conn) = up.connection() {
+                // A server that missed it re-asks for roots on its next need.
+                let _ = conn.peer.notify_roots_list_changed().await;
+            }
+        }
+    }
+
     /// Handshake-era versions only: every upstream is spoken to through
     /// the `initialize` handshake, and results are forwarded in that
     /// era's shape, so the gateway does not claim the 2026-07-28 era.
