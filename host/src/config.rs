@@ -261,20 +261,30 @@ pub struct ConfigError {
 }
 
 /// Text with its origin, for turning byte offsets into `file:line:column`.
-struct Source<'a> {
-    origin: &'a str,
-    text: &'a str,
+pub(crate) struct Source<'a> {
+    pub(crate) origin: &'a str,
+    pub(crate) text: &'a str,
 }
 
 impl Source<'_> {
-    fn line_col(&self, offset: usize) -> (usize, usize) {
+    /// A config file's text; the error names the file.
+    pub(crate) fn read(path: &Path) -> Result<String, ConfigError> {
+        std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: path.display().to_string(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read: {e}"),
+        })
+    }
+
+    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
         let before = &self.text[..offset.min(self.text.len())];
         let line = before.matches('\n').count() + 1;
         let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
         (line, column)
     }
 
-    fn error(&self, offset: usize, message: impl Into<String>) -> ConfigError {
+    pub(crate) fn error(&self, offset: usize, message: impl Into<String>) -> ConfigError {
         let (line, column) = self.line_col(offset);
         ConfigError {
             origin: self.origin.to_owned(),
@@ -289,12 +299,7 @@ impl Config {
     /// Reads and validates a config file. Relative plugin paths are
     /// resolved against the file's directory.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            origin: path.display().to_string(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read: {e}"),
-        })?;
+        let text = Source::read(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         Config::parse(&text, &path.display().to_string(), base)
     }

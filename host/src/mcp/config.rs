@@ -22,7 +22,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::ConfigError;
+use crate::config::{ConfigError, Source};
 
 /// The MCP SDKs' default request timeout: a tool that legitimately runs
 /// long (a build, a crawl) should not be cut short by the gateway unless
@@ -174,27 +174,15 @@ impl McpConfig {
     /// Reads `[mcp]` from a config file; relative paths (`cwd`, the status
     /// socket) are resolved against the file's directory.
     pub fn from_file(path: &Path) -> Result<McpConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            origin: path.display().to_string(),
-            line: 0,
-            column: 0,
-            message: format!("cannot read: {e}"),
-        })?;
+        let text = Source::read(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         McpConfig::parse(&text, &path.display().to_string(), base)
     }
 
     /// Parses `[mcp]` from config text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<McpConfig, ConfigError> {
-        let error = |offset: usize, message: String| {
-            let before = &text[..offset.min(text.len())];
-            ConfigError {
-                origin: origin.to_owned(),
-                line: before.matches('\n').count() + 1,
-                column: before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1,
-                message,
-            }
-        };
+        let src = Source { origin, text };
+        let error = |offset: usize, message: String| src.error(offset, message);
         let raw: FileToml = toml::from_str(text).map_err(|e| {
             error(
                 e.span().map_or(0, |s| s.start),
@@ -242,7 +230,7 @@ impl McpConfig {
                     ));
                 }
             }
-            let line = text[..offset.min(text.len())].matches('\n').count() + 1;
+            let (line, _) = src.line_col(offset);
             servers.push(ServerSpec {
                 name: name.clone(),
                 command: s.command.clone(),
