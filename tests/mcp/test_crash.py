@@ -119,3 +119,29 @@ async def test_a_write_killed_mid_call_is_not_retried(workdir: Path) -> None:
         assert not r.is_error, text(r)
         assert text(r) == "wrote second"
         assert [line.split()[1] for line in log.read_text().splitlines()] == ["first", "second"]
+
+
+async def test_no_call_in_flight_is_lost_to_a_crash(workdir: Path) -> None:
+    # Twenty idempotent calls in flight when the server is killed: each one
+    # gets exactly one answer, and every answer is the real one (served by
+    # the restarted server), none an error.
+    spec = everything(**{"retry-tools": ["trigger-long-running-operation"], **RESTART})
+    async with proxy(mender_toml(workdir, {"everything": spec}, PIPELINE)) as p:
+        before = await p.wait_ready("everything")
+        results: dict[int, Any] = {}
+
+        async def call(i: int) -> None:
+            results[i] = await p.client.call_tool("trigger-long-running-operation", {"duration": 2, "steps": 2})
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for i in range(20):
+                    tg.start_soon(call, i)
+                await anyio.sleep(0.5)
+                os.kill(before["pid"], signal.SIGKILL)
+
+        assert sorted(results) == list(range(20))
+        failed = {i: text(r) for i, r in results.items() if r.is_error}
+        assert not failed, failed
+        assert all("Long running operation completed" in text(r) for r in results.values())
+        assert all(call_meta(r)["attempts"][0]["kind"] == "connect" for r in results.values())
