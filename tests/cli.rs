@@ -66,6 +66,32 @@ fn check_validates_a_config_and_its_plugins() {
     let (ok, _, err) = mender(&["check", bad.to_str().unwrap()]);
     assert!(!ok);
     assert!(err.contains("bad.toml:2:15"), "{err}");
+
+    // `[mcp]` is checked too: its servers are listed, a typo is located.
+    let gateway = dir.join("gateway.toml");
+    std::fs::write(
+        &gateway,
+        "[mcp.servers.time]\ncommand = \"mcp-server-time\"\noptional = true\n",
+    )
+    .unwrap();
+    let (ok, out, err) = mender(&["check", gateway.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("mcp server time: `mcp-server-time` (optional) -> service time"),
+        "{out}"
+    );
+    let typo = dir.join("typo.toml");
+    std::fs::write(
+        &typo,
+        "[mcp.servers.time]\ncommand = \"x\"\ncall-timout = \"1s\"\n",
+    )
+    .unwrap();
+    let (ok, _, err) = mender(&["check", typo.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        err.contains("typo.toml:3:") && err.contains("call-timout"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -94,8 +94,22 @@ async def test_timeouts_open_the_circuit_and_it_closes_after_recovery(workdir: P
             assert status["pid"] == ready["pid"], status
 
 
-async def test_a_hung_server_is_restarted(workdir: Path) -> None:
-    async with proxy(mender_toml(workdir, {"everything": hanging(restart=True)}, PLAIN)) as p:
+# The same limit from the other side: the service's attempt-timeout (1 s)
+# binds, not the server's call-timeout (60 s by default).
+GUARDRAIL_TIMEOUT = f"""
+[services.everything]
+guardrails = {{ max-attempts = 1, attempt-timeout = "{CALL_TIMEOUT}s" }}
+"""
+
+
+@pytest.mark.parametrize("limit", ["call-timeout", "attempt-timeout"])
+async def test_a_hung_server_is_restarted(workdir: Path, limit: str) -> None:
+    spec = hanging(restart=True)
+    pipeline = PLAIN
+    if limit == "attempt-timeout":
+        del spec["call-timeout"]
+        pipeline = GUARDRAIL_TIMEOUT
+    async with proxy(mender_toml(workdir, {"everything": spec}, pipeline)) as p:
         before = await p.wait_ready("everything")
         with anyio.fail_after(25):
             async with stopped(before["pid"]):

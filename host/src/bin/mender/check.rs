@@ -1,5 +1,5 @@
 //! `mender check`: is this component a plugin this host can run? Is this
-//! config valid, and do all its plugins load?
+//! config valid (its `[mcp]` servers too), and do all its plugins load?
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -51,6 +51,9 @@ fn check_component(file: &Path) -> Result<String, String> {
 
 fn check_config(file: &Path) -> Result<String, String> {
     let config = mender::Config::from_file(file).map_err(|e| e.to_string())?;
+    // `[mcp]` is the gateway's; a typo there would otherwise surface only
+    // when `mender mcp-proxy` starts.
+    let mcp = mender::mcp::McpConfig::from_file(file).map_err(|e| e.to_string())?;
     let runtime = mender::Runtime::builder()
         .config_file(file)
         .and_then(|b| b.build())
@@ -70,6 +73,15 @@ fn check_config(file: &Path) -> Result<String, String> {
             s.name,
             s.strategies.join(", "),
             s.fallbacks.join(", ")
+        ));
+    }
+    for s in &mcp.servers {
+        out.push_str(&format!(
+            "\n  mcp server {}: `{}`{} -> service {}",
+            s.name,
+            s.command,
+            if s.optional { " (optional)" } else { "" },
+            s.service
         ));
     }
     Ok(out)

@@ -16,6 +16,9 @@ use rmcp::{Peer, RoleClient};
 use super::{Connection, Upstream};
 use crate::mcp::classify::UpstreamError;
 
+/// How close to its deadline a dropped request counts as timed out.
+const DEADLINE_SLACK: Duration = Duration::from_millis(10);
+
 impl Upstream {
     /// Sends one request and waits for its answer, within `timeout`. When
     /// `progress` is given, the upstream's progress for it reaches the
@@ -40,6 +43,7 @@ impl Upstream {
                 None => format!("`{}` still {state} after {timeout:?}", self.name()),
             })
         })?;
+        let limit = timeout;
         let timeout = timeout.saturating_sub(began.elapsed());
         let handle = conn
             .peer
@@ -52,6 +56,8 @@ impl Upstream {
         let guard = CancelOnDrop {
             peer: Some(conn.peer.clone()),
             id: handle.id.clone(),
+            upstream: self.clone(),
+            deadline: began + limit,
         };
         let result = handle.await_response().await;
         guard.disarm();
@@ -117,10 +123,14 @@ impl Upstream {
 }
 
 /// Sends `notifications/cancelled` for a request whose answer nobody will
-/// wait for any more.
+/// wait for any more. Dropped at its deadline, the request timed out (the
+/// host's attempt timer, set to the same limit, won the race with the
+/// SDK's), so the server is checked for a hang as after any timeout.
 struct CancelOnDrop {
     peer: Option<Peer<RoleClient>>,
     id: rmcp::model::RequestId,
+    upstream: Arc<Upstream>,
+    deadline: tokio::time::Instant,
 }
 
 impl CancelOnDrop {
@@ -139,6 +149,11 @@ impl Drop for CancelOnDrop {
             tokio::spawn(async move {
                 let _ = peer.send_notification(notification.into()).await;
             });
+            // The host's timer started a moment before this request did,
+            // so it fires a moment before this deadline.
+            if tokio::time::Instant::now() + DEADLINE_SLACK >= self.deadline {
+                self.upstream.check_hung();
+            }
         }
     }
 }
