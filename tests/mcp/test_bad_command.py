@@ -25,6 +25,7 @@ from conftest import (
     time_server,
 )
 from mcp import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.subscriptions import ToolsListChanged
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
@@ -181,3 +182,24 @@ async def test_a_servers_credentials_never_reach_logs_or_status(workdir: Path) -
         assert token not in table.stdout
     assert "API_TOKEN=[REDACTED]" in p.stderr()
     assert token not in p.stderr()
+
+
+async def test_two_gateways_on_one_config_both_serve(workdir: Path) -> None:
+    # Two MCP clients, each starting the same gateway: the second serves
+    # its client without the status socket the first holds, and leaving
+    # does not take the first one's socket with it.
+    config = mender_toml(workdir, {"time": time_server()})
+    async with proxy(config) as first:
+        first_pid = first.status()["pid"]
+        second_log = workdir / "second.stderr"
+        async with AsyncExitStack() as stack:
+            with open(second_log, "w") as errlog:
+                params = StdioServerParameters(command=mender_bin(), args=["mcp-proxy", "--config", str(config)])
+                second = await stack.enter_async_context(Client(stdio_client(params, errlog=errlog), cache=None))
+                r = await second.call_tool("get_current_time", {"timezone": "UTC"})
+                assert not r.is_error and "UTC" in text(r), text(r)
+        assert "no status for `mender status`" in second_log.read_text()
+        # The second is gone; the first still answers, on its socket.
+        assert first.status()["pid"] == first_pid
+        r = await first.client.call_tool("get_current_time", {"timezone": "UTC"})
+        assert not r.is_error, text(r)

@@ -58,14 +58,6 @@ pub enum ProxyError {
         /// Why it failed.
         error: String,
     },
-    /// The status socket could not be bound.
-    #[error("cannot serve status on {path}: {error}")]
-    StatusSocket {
-        /// The socket path.
-        path: String,
-        /// The OS error.
-        error: std::io::Error,
-    },
     /// The client connection failed.
     #[error("MCP client connection: {0}")]
     Client(String),
@@ -76,6 +68,8 @@ pub enum ProxyError {
 pub struct McpProxy {
     gateway: Gateway,
     started: Instant,
+    /// The status socket this gateway bound (removed when it stops).
+    status_socket: Option<std::path::PathBuf>,
 }
 
 impl McpProxy {
@@ -113,27 +107,30 @@ impl McpProxy {
                 }
             }
         }
-        let proxy = McpProxy {
+        let mut proxy = McpProxy {
             gateway: Gateway {
                 rt,
                 upstreams: Arc::new(upstreams),
                 hub,
             },
             started: Instant::now(),
+            status_socket: None,
         };
         let (rt, ups, started) = (
             proxy.gateway.rt.clone(),
             proxy.gateway.upstreams.clone(),
             proxy.started,
         );
-        status::serve(&config.status_socket, move || {
-            status::snapshot(&rt, &ups, started)
-        })
-        .await
-        .map_err(|error| ProxyError::StatusSocket {
-            path: config.status_socket.display().to_string(),
-            error,
-        })?;
+        // Status is a convenience: a second gateway on the same config (two
+        // MCP clients each start one) still serves its client without it.
+        let socket = &config.status_socket;
+        match status::serve(socket, move || status::snapshot(&rt, &ups, started)).await {
+            Ok(()) => proxy.status_socket = Some(socket.clone()),
+            Err(e) => tracing::warn!(
+                "no status for `mender status` at {}: {e} (another gateway on this config has it)",
+                socket.display()
+            ),
+        }
         Ok(proxy)
     }
 
@@ -171,15 +168,15 @@ impl McpProxy {
         T: rmcp::transport::IntoTransport<rmcp::RoleServer, E, A>,
         E: std::error::Error + Send + Sync + 'static,
     {
-        let running = self
-            .gateway
-            .serve(transport)
-            .await
-            .map_err(|e| ProxyError::Client(e.to_string()))?;
-        running
-            .waiting()
-            .await
-            .map_err(|e| ProxyError::Client(e.to_string()))?;
-        Ok(())
+        let socket = self.status_socket.clone();
+        let served = match self.gateway.serve(transport).await {
+            Ok(running) => running.waiting().await.map(drop).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        // The socket would name a gateway that is gone.
+        if let Some(path) = socket {
+            let _ = std::fs::remove_file(path);
+        }
+        served.map_err(ProxyError::Client)
     }
 }

@@ -80,10 +80,7 @@ pub fn proxy(config: &Path) -> ExitCode {
             }
         };
         tracing::info!(status = %socket.display(), "gateway ready; `mender status --config {}` shows its health", config.display());
-        let served = proxy.serve_stdio().await;
-        // The socket names a gateway that is gone.
-        let _ = std::fs::remove_file(&socket);
-        match served {
+        match proxy.serve_stdio().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("mender mcp-proxy: {e}");
