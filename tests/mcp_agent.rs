@@ -32,8 +32,10 @@ fn time_server() -> Option<PathBuf> {
     None
 }
 
-/// The example binary, brought up to date (`cargo test --test mcp_agent`
-/// alone does not build examples; otherwise this is a no-op).
+/// The example binary. `cargo test --workspace` builds examples with the
+/// tests; a `cargo test --test mcp_agent` alone does not, so then it is
+/// built here (a build from here resolves features differently and would
+/// rebuild wasmtime, so it is not repeated when the binary exists).
 fn agent() -> PathBuf {
     static BUILT: std::sync::Once = std::sync::Once::new();
     let bin = Path::new(env!("CARGO_BIN_EXE_mender"))
@@ -41,6 +43,9 @@ fn agent() -> PathBuf {
         .unwrap()
         .join("examples/mcp_agent");
     BUILT.call_once(|| {
+        if bin.exists() {
+            return;
+        }
         let release = bin.components().any(|c| c.as_os_str() == "release");
         let status = Command::new(env!("CARGO"))
             .args(["build", "-p", "mender", "--example", "mcp_agent"])

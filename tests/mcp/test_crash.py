@@ -75,9 +75,13 @@ async def test_killed_mid_call_is_restarted_and_the_call_retried(workdir: Path) 
         assert all(a["kind"] == "connect" and a["step"] == "retry" for a in attempts), attempts
 
         # Progress reached the client before the kill, and from the retried
-        # attempt up to its last step.
+        # attempt up to its last step. The last one may land just after the
+        # result: the proxy forwards notifications and responses on separate
+        # tasks, so their order is not kept (the README says so).
         assert progress[0][0] >= 1, progress
-        assert progress[-1] == (3, 3), progress
+        with anyio.fail_after(2):
+            while progress[-1] != (3, 3):
+                await anyio.sleep(0.05)
 
         after = p.upstream("everything")
         assert after["state"] == "ready", after

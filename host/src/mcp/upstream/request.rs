@@ -16,9 +16,6 @@ use rmcp::{Peer, RoleClient};
 use super::{Connection, Upstream};
 use crate::mcp::classify::UpstreamError;
 
-/// How close to its deadline a dropped request counts as timed out.
-const DEADLINE_SLACK: Duration = Duration::from_millis(10);
-
 impl Upstream {
     /// Sends one request and waits for its answer, within `timeout`. When
     /// `progress` is given, the upstream's progress for it reaches the
@@ -43,7 +40,6 @@ impl Upstream {
                 None => format!("`{}` still {state} after {timeout:?}", self.name()),
             })
         })?;
-        let limit = timeout;
         let timeout = timeout.saturating_sub(began.elapsed());
         let handle = conn
             .peer
@@ -57,10 +53,14 @@ impl Upstream {
             peer: Some(conn.peer.clone()),
             id: handle.id.clone(),
             upstream: self.clone(),
-            deadline: began + limit,
         };
         let result = handle.await_response().await;
         guard.disarm();
+        if _route.is_some() {
+            // Progress the server sent just before its answer is forwarded
+            // on its own task; let it go first, as it would without us.
+            tokio::task::yield_now().await;
+        }
         let result = result.map_err(UpstreamError::from);
         if let Err(UpstreamError::Timeout(_)) = &result {
             self.check_hung();
@@ -103,6 +103,11 @@ impl Upstream {
                     Ok(handle) => handle.await_response().await.is_ok(),
                     Err(_) => false,
                 };
+                tracing::info!(
+                    server = %this.name(),
+                    answered,
+                    "a call went unanswered; pinged the server to tell a hang from a slow tool"
+                );
                 if !answered {
                     *this
                         .restart_reason
@@ -123,14 +128,15 @@ impl Upstream {
 }
 
 /// Sends `notifications/cancelled` for a request whose answer nobody will
-/// wait for any more. Dropped at its deadline, the request timed out (the
-/// host's attempt timer, set to the same limit, won the race with the
-/// SDK's), so the server is checked for a hang as after any timeout.
+/// wait for any more, and checks the server for a hang: the request was
+/// abandoned because a timer fired (the host's attempt timeout often beats
+/// the SDK's own, set to the same limit) or the client gave up waiting,
+/// and either may mean the server stopped answering. A ping to a healthy
+/// server costs little.
 struct CancelOnDrop {
     peer: Option<Peer<RoleClient>>,
     id: rmcp::model::RequestId,
     upstream: Arc<Upstream>,
-    deadline: tokio::time::Instant,
 }
 
 impl CancelOnDrop {
@@ -149,11 +155,7 @@ impl Drop for CancelOnDrop {
             tokio::spawn(async move {
                 let _ = peer.send_notification(notification.into()).await;
             });
-            // The host's timer started a moment before this request did,
-            // so it fires a moment before this deadline.
-            if tokio::time::Instant::now() + DEADLINE_SLACK >= self.deadline {
-                self.upstream.check_hung();
-            }
+            self.upstream.check_hung();
         }
     }
 }
