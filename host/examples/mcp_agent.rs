@@ -14,8 +14,8 @@
 use std::sync::Arc;
 
 use mender::mcp::UpstreamError;
-use mender::{CallSpec, Payload, Runtime};
-use rmcp::model::{CallToolRequestParams, CallToolResult, Tool};
+use mender::{CallSpec, Json, Runtime};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;
 use rmcp::{RoleClient, ServiceExt as _};
@@ -60,7 +60,10 @@ impl Server {
 
     /// One attempt: a transport error or an `isError` result is an error
     /// mender classifies (connect, timeout, rate-limited, auth, tool...).
-    async fn call_once(&self, params: CallToolRequestParams) -> Result<Answer, UpstreamError> {
+    async fn call_once(
+        &self,
+        params: CallToolRequestParams,
+    ) -> Result<Json<CallToolResult>, UpstreamError> {
         let session = self.session().await?;
         let result = session
             .peer()
@@ -70,27 +73,8 @@ impl Server {
         if result.is_error == Some(true) {
             return Err(UpstreamError::Tool(Box::new(result)));
         }
-        Ok(Answer(result))
+        Ok(Json(result))
     }
-}
-
-/// A tool result as a mender payload (recorded for cached fallbacks).
-struct Answer(CallToolResult);
-
-impl Payload for Answer {
-    fn encode(&self) -> Option<String> {
-        serde_json::to_string(&self.0).ok()
-    }
-    fn decode(body: &str) -> Result<Self, String> {
-        serde_json::from_str(body)
-            .map(Answer)
-            .map_err(|e| e.to_string())
-    }
-}
-
-fn read_only(tool: Option<&Tool>) -> bool {
-    tool.and_then(|t| t.annotations.as_ref())
-        .is_some_and(|a| a.read_only_hint == Some(true) || a.idempotent_hint == Some(true))
 }
 
 #[tokio::main]
@@ -138,7 +122,7 @@ async fn main() -> std::process::ExitCode {
                 Vec::new()
             }
         };
-        read_only(tools.iter().find(|t| t.name == tool.as_str()))
+        mender::mcp::tool_is_idempotent(tools.iter().find(|t| t.name == tool.as_str()), tool, &[])
     };
     let spec =
         CallSpec::new(command[0].clone(), format!("tools/call:{tool}")).idempotent(idempotent);

@@ -11,11 +11,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use rmcp::model::{
-    ClientCapabilities, ClientConfig, CreateMessageRequest, CreateMessageRequestParams,
-    CreateMessageResult, ElicitRequest, ElicitRequestParams, ElicitResult, ErrorData,
-    Implementation, InitializeRequestParams, ListRootsRequest, ListRootsResult,
-    LoggingMessageNotification, LoggingMessageNotificationParam, ProgressNotification,
-    ProgressNotificationParam, ProgressToken, PromptListChangedNotification,
+    ClientCapabilities, ClientConfig, ClientResult, CreateMessageRequest,
+    CreateMessageRequestParams, CreateMessageResult, ElicitRequest, ElicitRequestParams,
+    ElicitResult, ErrorData, Implementation, InitializeRequestParams, ListRootsRequest,
+    ListRootsResult, LoggingMessageNotification, LoggingMessageNotificationParam,
+    ProgressNotification, ProgressNotificationParam, ProgressToken, PromptListChangedNotification,
     ResourceListChangedNotification, ResourceUpdatedNotification, ResourceUpdatedNotificationParam,
     ServerNotification, ServerRequest, ToolListChangedNotification,
 };
@@ -136,6 +136,25 @@ fn no_client(what: &str) -> ErrorData {
     )
 }
 
+fn unexpected(what: &str) -> ErrorData {
+    ErrorData::internal_error(format!("{what}: unexpected answer from the client"), None)
+}
+
+impl UpstreamClient {
+    /// Passes a request the upstream made of its client on to the real
+    /// client (roots, sampling, elicitation), and returns its answer.
+    async fn ask_client(
+        &self,
+        what: &str,
+        request: ServerRequest,
+    ) -> Result<ClientResult, ErrorData> {
+        let peer = self.hub.downstream().ok_or_else(|| no_client(what))?;
+        peer.send_request(request)
+            .await
+            .map_err(|e| ErrorData::internal_error(format!("{what}: {e}"), None))
+    }
+}
+
 impl ClientHandler for UpstreamClient {
     fn get_info(&self) -> ClientConfig {
         let capabilities = self
@@ -154,20 +173,10 @@ impl ClientHandler for UpstreamClient {
         &self,
         _context: RequestContext<RoleClient>,
     ) -> Result<ListRootsResult, ErrorData> {
-        let peer = self
-            .hub
-            .downstream()
-            .ok_or_else(|| no_client("roots/list"))?;
-        match peer
-            .send_request(ServerRequest::ListRootsRequest(ListRootsRequest::default()))
-            .await
-        {
-            Ok(rmcp::model::ClientResult::ListRootsResult(r)) => Ok(r),
-            Ok(_) => Err(ErrorData::internal_error(
-                "roots/list: unexpected answer",
-                None,
-            )),
-            Err(e) => Err(ErrorData::internal_error(format!("roots/list: {e}"), None)),
+        let request = ServerRequest::ListRootsRequest(ListRootsRequest::default());
+        match self.ask_client("roots/list", request).await? {
+            ClientResult::ListRootsResult(r) => Ok(r),
+            _ => Err(unexpected("roots/list")),
         }
     }
 
@@ -176,25 +185,10 @@ impl ClientHandler for UpstreamClient {
         params: CreateMessageRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, ErrorData> {
-        let peer = self
-            .hub
-            .downstream()
-            .ok_or_else(|| no_client("sampling/createMessage"))?;
-        match peer
-            .send_request(ServerRequest::CreateMessageRequest(
-                CreateMessageRequest::new(params),
-            ))
-            .await
-        {
-            Ok(rmcp::model::ClientResult::CreateMessageResult(r)) => Ok(*r),
-            Ok(_) => Err(ErrorData::internal_error(
-                "sampling/createMessage: unexpected answer",
-                None,
-            )),
-            Err(e) => Err(ErrorData::internal_error(
-                format!("sampling/createMessage: {e}"),
-                None,
-            )),
+        let request = ServerRequest::CreateMessageRequest(CreateMessageRequest::new(params));
+        match self.ask_client("sampling/createMessage", request).await? {
+            ClientResult::CreateMessageResult(r) => Ok(*r),
+            _ => Err(unexpected("sampling/createMessage")),
         }
     }
 
@@ -203,23 +197,10 @@ impl ClientHandler for UpstreamClient {
         params: ElicitRequestParams,
         _context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, ErrorData> {
-        let peer = self
-            .hub
-            .downstream()
-            .ok_or_else(|| no_client("elicitation/create"))?;
-        match peer
-            .send_request(ServerRequest::ElicitRequest(ElicitRequest::new(params)))
-            .await
-        {
-            Ok(rmcp::model::ClientResult::ElicitResult(r)) => Ok(r),
-            Ok(_) => Err(ErrorData::internal_error(
-                "elicitation/create: unexpected answer",
-                None,
-            )),
-            Err(e) => Err(ErrorData::internal_error(
-                format!("elicitation/create: {e}"),
-                None,
-            )),
+        let request = ServerRequest::ElicitRequest(ElicitRequest::new(params));
+        match self.ask_client("elicitation/create", request).await? {
+            ClientResult::ElicitResult(r) => Ok(r),
+            _ => Err(unexpected("elicitation/create")),
         }
     }
 

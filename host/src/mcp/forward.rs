@@ -40,12 +40,13 @@ impl Payload for ToolAnswer {
 }
 
 /// Whether a tool is safe to call twice: the server says it only reads or
-/// is idempotent, or the config vouches for it.
-pub(crate) fn tool_is_idempotent(tool: Option<&Tool>, name: &str, retry_tools: &[String]) -> bool {
+/// is idempotent (`readOnlyHint`/`idempotentHint`), or `vouched` (the
+/// config's `retry-tools`) names it.
+pub fn tool_is_idempotent(tool: Option<&Tool>, name: &str, vouched: &[String]) -> bool {
     let annotated = tool
         .and_then(|t| t.annotations.as_ref())
         .is_some_and(|a| a.read_only_hint == Some(true) || a.idempotent_hint == Some(true));
-    annotated || retry_tools.iter().any(|t| t == name)
+    annotated || vouched.iter().any(|t| t == name)
 }
 
 /// A short digest of the arguments, so a cached fallback answers the same

@@ -36,7 +36,7 @@ use rmcp::ServiceExt as _;
 
 pub use classify::{UpstreamError, classify_tool_text, rpc_kind, tool_text};
 pub use config::{McpConfig, ServerSpec, default_status_socket};
-pub use forward::CALL_META_KEY;
+pub use forward::{CALL_META_KEY, tool_is_idempotent};
 pub use status::{CIRCUIT_GAUGE, GatewayStatus, UpstreamStatus, fetch as fetch_status};
 pub use upstream::UpstreamState;
 
