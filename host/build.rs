@@ -159,6 +159,9 @@ fn run() -> Result<()> {
     let bundled = bundled_rs(&guest_dir);
     write_if_changed(&out_dir.join("bundled.rs"), bundled.as_bytes())?;
     println!("cargo:rustc-env=MENDER_GUEST_DIR={}", guest_dir.display());
+    // For dependents' build scripts (`links = "mender-guests"`): mender-cli's
+    // tests load the same fixtures.
+    println!("cargo:dir={}", guest_dir.display());
     Ok(())
 }
 

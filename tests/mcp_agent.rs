@@ -1,4 +1,4 @@
-//! The rmcp example agent (`host/examples/mcp_agent.rs`) against a real
+//! The rmcp example agent (`host/mcp/examples/mcp_agent.rs`) against a real
 //! MCP server (`mcp-server-time`, installed by `tests/mcp/install`): its
 //! tool calls go through `mender::Runtime`, and a server that dies on
 //! start is started again by the retried attempt.
@@ -48,7 +48,7 @@ fn agent() -> PathBuf {
         }
         let release = bin.components().any(|c| c.as_os_str() == "release");
         let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "mender", "--example", "mcp_agent"])
+            .args(["build", "-p", "mender-mcp", "--example", "mcp_agent"])
             .args(release.then_some("--release"))
             .status()
             .unwrap();

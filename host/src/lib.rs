@@ -24,55 +24,42 @@
 
 #![deny(missing_docs)]
 
-mod admission;
-mod bindings;
-mod cache;
+mod api;
 mod call;
-mod clock;
 pub mod config;
+#[cfg(feature = "conformance")]
 pub mod conformance;
-mod engine;
-mod event;
-mod generation;
-mod guardrails;
+mod failure;
+mod host;
 mod layer;
-pub mod mcp;
-mod metrics;
-mod outcomes;
 mod pipeline;
 pub mod plugin;
-mod random;
 mod redact;
-mod reload;
-mod results;
-mod retry_budget;
 mod runtime;
-mod smoke;
-mod spec;
-pub mod state;
-mod watch;
 
-pub use cache::{CACHE_DIR_ENV, CacheStats};
-pub use config::{Config, ConfigError, Limits, OnFault};
-pub use event::{Classify, ErrorKind, Failure, HttpError, retry_after};
-pub use generation::ReloadReport;
-pub use guardrails::{Guardrails, RetryBudget, RetryRefusal};
+pub use api::{
+    Attempt, AttemptRecord, BoxFuture, CallError, CallSpec, CredentialProvider, GiveUp, Json,
+    Payload, PluginFault, Reply, ServedBy, Step,
+};
+pub use config::{
+    Config, ConfigError, DirGrant, DirMode, Guardrails, Limits, OnFault, QuarantinePolicy,
+    RetryBudget, RetryRefusal,
+};
+pub use failure::{Classify, ErrorKind, Failure, HttpError, retry_after};
+pub use host::metrics::PluginMetrics;
+pub use host::state;
+pub use host::state::StateStatus;
 pub use layer::{
     FALLBACK_HEADER, HttpPolicy, LayerPolicy, ResilienceError, ResilienceLayer, Resilient,
 };
-pub use metrics::PluginMetrics;
-pub use plugin::{
-    ComponentReport, DirGrant, DirMode, LoadError, PluginFault, QuarantinePolicy, WorldKind,
-    inspect,
-};
+pub use pipeline::generation::ReloadReport;
+pub use plugin::cache::{CACHE_DIR_ENV, CacheStats};
+pub use plugin::{ComponentReport, LoadError, WorldKind, inspect};
 pub use redact::{REDACTED, Redactor};
-pub use reload::ReloadStatus;
-pub use runtime::{
-    BoxFuture, BuildError, CredentialProvider, PluginStatus, Runtime, RuntimeBuilder,
-};
-pub use spec::{Attempt, AttemptRecord, CallError, CallSpec, Json, Payload, Reply, ServedBy, Step};
-pub use state::StateStatus;
-pub use watch::{DEBOUNCE, ReloadResult, WatchError, Watcher};
+pub use runtime::reload::ReloadStatus;
+#[cfg(feature = "watch")]
+pub use runtime::watch::{DEBOUNCE, ReloadResult, WatchError, Watcher};
+pub use runtime::{BuildError, PluginStatus, ReloadError, Runtime, RuntimeBuilder};
 
 /// The names of the plugins compiled into this build.
 pub fn bundled_plugins() -> impl Iterator<Item = &'static str> {

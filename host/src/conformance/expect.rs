@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::scenario::{Expect, OneOrMany};
-use crate::bindings::wit;
+use crate::plugin::bindings::wit;
 
 /// What a step produced.
 pub(crate) enum Observed {

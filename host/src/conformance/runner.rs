@@ -12,23 +12,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
 use super::expect::{Observed, check};
 use super::report::{Divergence, Report, ScenarioResult};
 use super::scenario::{CallSpec, EventSpec, Scenario, ScenarioFile, Step};
-use crate::bindings::wit;
-use crate::cache::ArtifactCache;
+use crate::plugin::bindings::wit;
+use crate::plugin::cache::ArtifactCache;
 use crate::config::Config;
-use crate::event::ErrorKind;
-use crate::metrics::PluginMetrics;
-use crate::outcomes::{Cursor, LeaseCell, ServiceStats};
-use crate::plugin::host_api::{HostShared, HostState};
-use crate::plugin::{self, LoadContext, Loaded, WorldKind};
-use crate::random::RandomSource;
-use crate::state::MemoryState;
+use crate::failure::ErrorKind;
+use crate::pipeline::outcomes::{Cursor, LeaseCell, ServiceStats};
+use crate::host::HostShared;
+use crate::plugin::host_api::HostState;
+use crate::plugin::{self, LoadContext, Loaded, Sandbox, WorldKind};
+use crate::host::state::MemoryState;
 
 /// Prefix that names a bundled plugin instead of a file.
 const BUNDLED_PREFIX: &str = "bundled:";
@@ -80,14 +78,13 @@ impl Subject {
                     bytes,
                 )
             };
-        let engine = crate::engine::new_engine().map_err(|e| format!("wasmtime engine: {e:#}"))?;
-        crate::engine::start_epoch_ticker(&engine);
-        let linker = plugin::new_linker(&engine).map_err(|e| format!("wasmtime linker: {e:#}"))?;
+        let Sandbox { engine, linker } =
+            Sandbox::new().map_err(|e| format!("wasmtime engine: {e:#}"))?;
         // The host's compiled-plugin cache: a Python or JavaScript component
         // takes seconds to compile, and the same one is often checked again.
         let cache = ArtifactCache::new(ArtifactCache::default_root().as_deref(), &engine);
         let component = cache
-            .get_or_compile(&engine, &crate::cache::sha256_hex(&bytes), || {
+            .get_or_compile(&engine, &crate::plugin::cache::sha256_hex(&bytes), || {
                 plugin::compile(&engine, &bytes)
             })
             .map_err(|e| format!("{origin}: {e}"))?;
@@ -212,14 +209,11 @@ impl Subject {
         scenario: &Scenario,
         config: Option<&toml::Table>,
     ) -> Result<Host, String> {
-        let shared = Arc::new(HostShared {
-            state: Arc::new(MemoryState::default()),
-            random: RandomSource::new(Some(seed)),
-            epoch: Instant::now(),
-            metrics: PluginMetrics::default(),
-            wall_at_epoch: plugin::wall_now(),
-            origin_ms: 0,
-        });
+        let shared = Arc::new(HostShared::live(
+            Arc::new(MemoryState::default()),
+            Some(seed),
+            false,
+        ));
         // The plugin's table as mender.toml has it, built as a value so
         // that nested config tables serialise correctly.
         let mut table = self.source.clone();

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::event::ErrorKind;
+use crate::failure::ErrorKind;
 
 /// The seed when a file names none: any fixed number makes runs
 /// replayable; 1 is the one the demo and tests use.
@@ -58,7 +58,7 @@ impl<'de> Deserialize<'de> for Millis {
         match Raw::deserialize(d)? {
             Raw::Number(n) => Ok(Millis(n)),
             Raw::Text(t) => humantime::parse_duration(&t)
-                .map(|d: Duration| Millis(crate::clock::duration_ms(d)))
+                .map(|d: Duration| Millis(crate::host::clock::duration_ms(d)))
                 .map_err(|e| serde::de::Error::custom(format!("`{t}`: {e}"))),
         }
     }

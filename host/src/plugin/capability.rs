@@ -10,37 +10,16 @@
 //! read-only or read-write, confined by cap-std (no `..` or symlink
 //! escape).
 
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rand_wasi::SeedableRng;
 use wasmtime_wasi::{FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder};
 
 use std::sync::Arc;
 
-use super::host_api::{CallClock, HostShared};
-
-/// Access to a host directory a plugin is granted.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DirMode {
-    /// Read files and list the directory.
-    ReadOnly,
-    /// Also create, write and remove.
-    ReadWrite,
-}
-
-/// One directory grant: `{ host = "cache", guest = "/cache", mode = "read-only" }`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DirGrant {
-    /// The directory on the host (relative paths resolve against the
-    /// config file's directory).
-    pub host: PathBuf,
-    /// Where the plugin sees it.
-    pub guest: String,
-    /// What the plugin may do there.
-    pub mode: DirMode,
-}
+use super::host_api::CallClock;
+use crate::config::{DirGrant, DirMode};
+use crate::host::HostShared;
 
 /// The WASI context of one instance.
 pub(crate) fn wasi_ctx(
@@ -115,9 +94,3 @@ impl HostMonotonicClock for HostClock {
     }
 }
 
-/// The real time now, as a duration since the UNIX epoch.
-pub(crate) fn wall_now() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-}

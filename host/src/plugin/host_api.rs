@@ -4,16 +4,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use tokio::time::Instant;
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::strategy::mender::plugin::{clock, log, metrics, random, state, types};
-use crate::clock::millis_since;
-use crate::metrics::PluginMetrics;
-use crate::random::RandomSource;
-use crate::state::{ScopedKey, StateStore};
+use crate::host::HostShared;
+use crate::host::state::ScopedKey;
+use crate::plugin::bindings::strategy::mender::plugin::{clock, log, metrics, random, state, types};
 
 /// Log lines one hook call may write; the rest are dropped (and counted),
 /// so a plugin in a loop cannot flood the agent's logs.
@@ -27,30 +24,6 @@ const STATE_KEY_BYTES: usize = 256;
 /// Largest state value, in bytes: state is for counters and small records,
 /// not for caching payloads.
 const STATE_VALUE_BYTES: usize = 64 * 1024;
-
-/// What every instance of every plugin shares with the host.
-pub(crate) struct HostShared {
-    /// Where `state` lives.
-    pub(crate) state: Arc<dyn StateStore>,
-    /// The seeded random source.
-    pub(crate) random: RandomSource,
-    /// Zero of the host clock.
-    pub(crate) epoch: Instant,
-    /// Plugin-defined metrics.
-    pub(crate) metrics: PluginMetrics,
-    /// Real time at `epoch`, for WASI's wall clock.
-    pub(crate) wall_at_epoch: std::time::Duration,
-    /// Host time at `epoch`: 0, or Unix time in ms when state is shared
-    /// between processes, so times plugins store (`open:<since>`) mean the
-    /// same in every process (see `state::redis`).
-    pub(crate) origin_ms: u64,
-}
-
-impl HostShared {
-    pub(crate) fn now_ms(&self) -> u64 {
-        self.origin_ms.saturating_add(millis_since(self.epoch))
-    }
-}
 
 /// The host clock as a plugin call sees it: the host's time when the call
 /// began plus real time since. Read through this, the clock is right on
@@ -77,7 +50,7 @@ impl CallClock {
     /// Host milliseconds now.
     pub(crate) fn now_ms(&self) -> u64 {
         let (ms, at) = *self.began.lock().unwrap_or_else(|p| p.into_inner());
-        ms.saturating_add(crate::clock::duration_ms(at.elapsed()))
+        ms.saturating_add(crate::host::clock::duration_ms(at.elapsed()))
     }
 }
 
@@ -297,17 +270,14 @@ impl metrics::Host for HostState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::MemoryState;
+    use crate::host::state::MemoryState;
 
     fn host_state() -> HostState {
-        let shared = Arc::new(HostShared {
-            state: Arc::new(MemoryState::default()),
-            random: RandomSource::new(Some(1)),
-            epoch: Instant::now(),
-            metrics: PluginMetrics::default(),
-            wall_at_epoch: std::time::Duration::ZERO,
-            origin_ms: 0,
-        });
+        let shared = Arc::new(HostShared::live(
+            Arc::new(MemoryState::default()),
+            Some(1),
+            false,
+        ));
         let mut s = HostState::new(
             "p".into(),
             shared,

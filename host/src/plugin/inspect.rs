@@ -1,7 +1,8 @@
 //! What a component is, for `mender check`: its world, imports and exports,
 //! and whether this host can run it.
 
-use super::{compile, new_linker, world_of};
+use super::sandbox::{new_engine, new_linker};
+use super::{compile, world_of};
 
 /// The world a plugin component implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +45,7 @@ impl ComponentReport {
 /// Compiles `bytes` and describes the component; `Err` when it is not a
 /// component at all.
 pub fn inspect(bytes: &[u8]) -> Result<ComponentReport, String> {
-    let engine = crate::engine::new_engine().map_err(|e| format!("{e:#}"))?;
+    let engine = new_engine().map_err(|e| format!("{e:#}"))?;
     let component = compile(&engine, bytes)?;
     let ty = component.component_type();
     let imports = ty.imports(&engine).map(|(n, _)| n.to_owned()).collect();

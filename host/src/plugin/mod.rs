@@ -1,31 +1,34 @@
 //! Plugins: loading a component, recognising its world, and calling its
 //! hooks through a pool of warm instances.
 
+pub(crate) mod bindings;
 pub(crate) mod bundled;
+pub(crate) mod cache;
 mod capability;
 pub(crate) mod host_api;
 mod inspect;
 mod pool;
 mod quarantine;
+pub(crate) mod sandbox;
+
+pub(crate) use sandbox::Sandbox;
 mod supervisor;
 mod world;
 
 use std::sync::Arc;
 
 use wasmtime::Engine;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 
-pub(crate) use capability::wall_now;
-pub use capability::{DirGrant, DirMode};
 pub use inspect::{ComponentReport, WorldKind, inspect};
-pub use pool::PluginFault;
-pub use quarantine::QuarantinePolicy;
 pub(crate) use supervisor::Counts;
 
-use crate::bindings::{fallback, strategy, wit};
-use crate::cache::ArtifactCache;
+use crate::api::PluginFault;
 use crate::config::{OnFault, PluginSource, PluginSpec};
-use host_api::{HostShared, HostState};
+use crate::host::HostShared;
+use bindings::{fallback, strategy, wit};
+use cache::ArtifactCache;
+use host_api::HostState;
 use pool::{Pool, Recipe};
 use supervisor::Supervisor;
 use world::{FALLBACK_EXPORT, STRATEGY_EXPORT, World};
@@ -40,17 +43,6 @@ pub struct LoadError {
     pub location: String,
     /// What is wrong.
     pub reason: String,
-}
-
-/// The linker every plugin is instantiated with: the host interfaces, and
-/// WASI p2 against a context that grants nothing unless configured (see
-/// `capability.rs`). A component importing anything else is refused at
-/// load.
-pub(crate) fn new_linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
-    let mut linker = Linker::new(engine);
-    strategy::StrategyPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    Ok(linker)
 }
 
 /// A strategy plugin, ready to call.
@@ -176,7 +168,7 @@ pub(crate) fn read_source(spec: &PluginSpec) -> Result<Source, LoadError> {
 
 impl Source {
     fn new(origin: String, bytes: std::borrow::Cow<'static, [u8]>) -> Source {
-        let sha256 = crate::cache::sha256_hex(&bytes);
+        let sha256 = crate::plugin::cache::sha256_hex(&bytes);
         Source {
             origin,
             bytes,

@@ -13,25 +13,18 @@ use std::time::Duration;
 
 use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap};
 
-use super::capability::{DirGrant, wasi_ctx};
-use super::host_api::{CallClock, HostShared, HostState};
+use super::capability::wasi_ctx;
+use crate::api::PluginFault;
+use crate::config::DirGrant;
+use super::host_api::{CallClock, HostState};
+use crate::host::HostShared;
 use super::world::World;
 use crate::config::Limits;
-use crate::engine::ticks_for;
+use crate::plugin::sandbox::ticks_for;
 
 /// Table elements per instance: enough for any real guest's function
 /// tables, small enough that a table-growth bomb stops early.
 const TABLE_ELEMENTS: usize = 100_000;
-
-/// Why a plugin could not answer.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("plugin `{plugin}` {reason}")]
-pub struct PluginFault {
-    /// The plugin's name.
-    pub plugin: String,
-    /// What went wrong, for people.
-    pub reason: String,
-}
 
 /// One instance and the store that owns it.
 struct Warm<W> {

@@ -9,35 +9,9 @@
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
-use crate::clock::duration_ms;
-
-/// When a plugin is quarantined and for how long.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QuarantinePolicy {
-    /// Faults within `window` that quarantine the plugin (0: never).
-    pub after: u32,
-    /// The window faults are counted in.
-    pub window: Duration,
-    /// How long the plugin stays benched.
-    pub cool_down: Duration,
-}
-
-impl Default for QuarantinePolicy {
-    fn default() -> Self {
-        QuarantinePolicy {
-            // Five faults: one is an accident, a few a coincidence, five in
-            // a minute a broken plugin.
-            after: 5,
-            window: Duration::from_secs(60),
-            // Thirty seconds: long enough to stop paying for a broken
-            // plugin on every call, short enough that a transient cause
-            // does not keep it out for long.
-            cool_down: Duration::from_secs(30),
-        }
-    }
-}
+use crate::config::QuarantinePolicy;
+use crate::host::clock::duration_ms;
 
 /// A plugin's fault history and quarantine state (host-clock ms).
 pub(crate) struct Quarantine {
@@ -106,6 +80,7 @@ impl Quarantine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn quarantines_after_n_faults_in_window_then_readmits() {

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::pool::PluginFault;
+use crate::api::PluginFault;
 use super::quarantine::{FaultEffect, Quarantine};
-use crate::bindings::wit;
+use crate::plugin::bindings::wit;
 use crate::config::Limits;
-use crate::plugin::host_api::HostShared;
+use crate::host::HostShared;
 
 /// Counts and guards the hook calls of one plugin.
 pub(crate) struct Supervisor {

@@ -5,7 +5,7 @@ use wasmtime::Store;
 use wasmtime::component::InstancePre;
 
 use super::host_api::HostState;
-use crate::bindings::{fallback, strategy, wit};
+use crate::plugin::bindings::{fallback, strategy, wit};
 
 /// The export interface of a world, versioned: how the host recognises
 /// which world a component implements.

@@ -1,0 +1,88 @@
+//! `mender check`: is this component a plugin this host can run? Is this
+//! config valid (its `[mcp]` servers too), and do all its plugins load?
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub(crate) fn run(files: &[PathBuf]) -> ExitCode {
+    let mut ok = true;
+    for file in files {
+        let result = if file.extension().is_some_and(|e| e == "toml") {
+            check_config(file)
+        } else {
+            check_component(file)
+        };
+        match result {
+            Ok(report) => out!("{report}"),
+            Err(e) => {
+                eprintln!("{}: error: {e}", file.display());
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn check_component(file: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
+    let report = mender::inspect(&bytes)?;
+    let mut out = String::new();
+    let world = report.world.clone()?;
+    report
+        .links
+        .clone()
+        .map_err(|e| format!("a {world} component this host cannot link: {e}"))?;
+    out.push_str(&format!("{}: ok, a {world} component\n", file.display()));
+    out.push_str(&format!("  exports: {}\n", report.exports.join(", ")));
+    out.push_str(&format!(
+        "  imports: {}",
+        if report.imports.is_empty() {
+            "(none)".to_owned()
+        } else {
+            report.imports.join(", ")
+        }
+    ));
+    Ok(out)
+}
+
+fn check_config(file: &Path) -> Result<String, String> {
+    let config = mender::Config::from_file(file).map_err(|e| e.to_string())?;
+    // `[mcp]` is the gateway's; a typo there would otherwise surface only
+    // when `mender mcp-proxy` starts.
+    let mcp = mender_mcp::McpConfig::from_file(file).map_err(|e| e.to_string())?;
+    let runtime = mender::Runtime::builder()
+        .config_file(file)
+        .and_then(|b| b.build())
+        .map_err(|e| e.to_string())?;
+    let mut out = format!(
+        "{}: ok, {} plugin(s), {} service(s)",
+        file.display(),
+        config.plugins.len(),
+        config.services.len()
+    );
+    for p in runtime.plugins() {
+        out.push_str(&format!("\n  plugin {}: {}", p.name, p.world));
+    }
+    for s in &config.services {
+        out.push_str(&format!(
+            "\n  service {}: strategies [{}], fallbacks [{}]",
+            s.name,
+            s.strategies.join(", "),
+            s.fallbacks.join(", ")
+        ));
+    }
+    for s in &mcp.servers {
+        out.push_str(&format!(
+            "\n  mcp server {}: `{}`{} -> service {}",
+            s.name,
+            s.command,
+            if s.optional { " (optional)" } else { "" },
+            s.service
+        ));
+    }
+    Ok(out)
+}

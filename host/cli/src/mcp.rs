@@ -1,0 +1,170 @@
+//! `mender mcp-proxy` (the resilient MCP gateway on stdio) and `mender
+//! status` (its health, from another terminal).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use mender_mcp::{GatewayStatus, McpConfig, McpProxy};
+use mender::{ReloadResult, Runtime};
+use tracing_subscriber::EnvFilter;
+
+/// `mender mcp-proxy --config F`: stdout is the MCP channel, so every log
+/// line goes to stderr (where MCP clients collect a server's logs).
+pub fn proxy(config: &Path) -> ExitCode {
+    // rmcp logs every message at info, and a peer's refusal (e.g. a client
+    // without roots) at warn; its errors are what matter here.
+    let filter =
+        EnvFilter::try_from_env("MENDER_LOG").unwrap_or_else(|_| EnvFilter::new("info,rmcp=error"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let mcp = match McpConfig::from_file(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mender mcp-proxy: config error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if mcp.servers.is_empty() {
+        eprintln!(
+            "mender mcp-proxy: {} has no [mcp.servers.*]: nothing to put the gateway in front of",
+            config.display()
+        );
+        return ExitCode::from(2);
+    }
+    let tokio = match tokio::runtime::Runtime::new() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("mender mcp-proxy: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tokio.block_on(async {
+        // Credentials handed to the servers are redacted wherever they echo
+        // them (stderr, error text, status).
+        let secrets: Vec<String> = mcp
+            .servers
+            .iter()
+            .flat_map(|s| s.secret_values().map(str::to_owned))
+            .collect();
+        let built = Runtime::builder().config_file(config).and_then(|b| {
+            secrets
+                .into_iter()
+                .fold(b, |b, s| b.secret(s))
+                .build()
+        });
+        let rt = match built {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("mender mcp-proxy: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        // Plugins and pipelines reload when the config or a plugin changes;
+        // a broken edit is refused and the previous version keeps serving.
+        let _watcher = rt
+            .watch(|result: ReloadResult| match result {
+                Ok(report) => tracing::info!("reloaded: {report:?}"),
+                Err(e) => tracing::warn!("reload refused, previous config still serving: {e}"),
+            })
+            .map_err(|e| tracing::warn!("not watching the config for changes: {e}"))
+            .ok();
+        let socket = mcp.status_socket.clone();
+        let proxy = match McpProxy::start(rt, mcp).await {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("mender mcp-proxy: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(status = %socket.display(), "gateway ready; `mender status --config {}` shows its health", config.display());
+        match proxy.serve_stdio().await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mender mcp-proxy: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// `mender status`: the health of the gateway started with the same
+/// config (or listening on `--socket`).
+pub fn status(config: Option<&Path>, socket: Option<PathBuf>, json: bool) -> ExitCode {
+    let socket = match (socket, config) {
+        (Some(s), _) => s,
+        (None, Some(c)) => match McpConfig::from_file(c) {
+            Ok(m) => m.status_socket,
+            Err(e) => {
+                eprintln!("mender status: config error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        (None, None) => {
+            eprintln!("mender status: give --config (the gateway's mender.toml) or --socket");
+            return ExitCode::from(2);
+        }
+    };
+    let fetched = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|t| t.block_on(mender_mcp::fetch_status(&socket)));
+    match fetched {
+        Ok(status) if json => {
+            out!(
+                "{}",
+                serde_json::to_string_pretty(&status).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(status) => {
+            print_table(&status);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mender status: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_table(status: &GatewayStatus) {
+    out!(
+        "mender mcp-proxy (pid {}, up {}s)",
+        status.pid,
+        status.uptime_s
+    );
+    out!(
+        "{:<16} {:<11} {:>8} {:>8} {:>6} {:<10} {:>6} {:>8}  last error",
+        "SERVER",
+        "STATE",
+        "FOR",
+        "PID",
+        "TOOLS",
+        "CIRCUIT",
+        "CALLS",
+        "RESTARTS"
+    );
+    for u in &status.upstreams {
+        let name = if u.optional {
+            format!("{} (opt)", u.name)
+        } else {
+            u.name.clone()
+        };
+        out!(
+            "{:<16} {:<11} {:>7}s {:>8} {:>6} {:<10} {:>6} {:>8}  {}",
+            name,
+            u.state,
+            u.state_for_s,
+            u.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+            u.tools,
+            u.circuit.as_deref().unwrap_or("-"),
+            format!("{}/{}", u.calls - u.failures, u.calls),
+            u.restarts,
+            u.last_error.as_deref().unwrap_or("-")
+        );
+    }
+}

@@ -1,0 +1,223 @@
+//! MCP failures as error events: what went wrong forwarding a request to an
+//! upstream server, and which [`ErrorKind`] that is.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use http::StatusCode;
+use regex::Regex;
+use rmcp::ServiceError;
+use rmcp::model::{CallToolResult, ContentBlock, ErrorCode, ErrorData};
+
+use mender::{Classify, ErrorKind, Failure};
+
+/// Why one attempt at an upstream request failed.
+#[derive(Debug, Clone)]
+pub enum UpstreamError {
+    /// The server could not be started (bad command, failed handshake).
+    Spawn(String),
+    /// The server is starting or restarting; nothing was sent.
+    NotReady(String),
+    /// The connection closed under the request (the server exited or was
+    /// killed).
+    Closed(String),
+    /// No answer within the per-call timeout.
+    Timeout(Duration),
+    /// A JSON-RPC error response.
+    Rpc(ErrorData),
+    /// The tool ran and reported failure (`isError: true`); kept whole so a
+    /// caller whose retries run out receives the server's own answer.
+    Tool(Box<CallToolResult>),
+    /// Anything else the SDK reported (send failure, bad response shape).
+    Other(String),
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamError::Spawn(m) => write!(f, "cannot start server: {m}"),
+            UpstreamError::NotReady(m) => write!(f, "server not ready: {m}"),
+            UpstreamError::Closed(m) => write!(f, "connection closed: {m}"),
+            UpstreamError::Timeout(t) => write!(f, "no answer within {t:?}"),
+            UpstreamError::Rpc(e) => write!(f, "JSON-RPC error {}: {}", e.code.0, e.message),
+            UpstreamError::Tool(r) => write!(f, "tool error: {}", tool_text(r)),
+            UpstreamError::Other(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for UpstreamError {}
+
+impl From<ServiceError> for UpstreamError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::McpError(data) => UpstreamError::Rpc(data),
+            ServiceError::TransportClosed => UpstreamError::Closed("transport closed".into()),
+            ServiceError::TransportSend(e) => UpstreamError::Closed(format!("send failed: {e}")),
+            ServiceError::Timeout { timeout } => UpstreamError::Timeout(timeout),
+            ServiceError::Cancelled { reason } => UpstreamError::Other(format!(
+                "cancelled: {}",
+                reason.as_deref().unwrap_or("no reason given")
+            )),
+            other => UpstreamError::Other(other.to_string()),
+        }
+    }
+}
+
+impl Classify for UpstreamError {
+    fn classify(&self) -> Failure {
+        let message = self.to_string();
+        match self {
+            UpstreamError::Spawn(_) | UpstreamError::NotReady(_) | UpstreamError::Closed(_) => {
+                Failure::new(ErrorKind::Connect, message)
+            }
+            UpstreamError::Timeout(_) => Failure::new(ErrorKind::Timeout, message),
+            UpstreamError::Rpc(e) => Failure::new(rpc_kind(e.code), message).with_status(e.code.0),
+            UpstreamError::Tool(r) => classify_tool_text(&tool_text(r)),
+            UpstreamError::Other(_) => Failure::new(ErrorKind::Unknown, message),
+        }
+    }
+}
+
+/// The kind a JSON-RPC error code implies.
+pub fn rpc_kind(code: ErrorCode) -> ErrorKind {
+    match code.0 {
+        // Malformed traffic or a method the server lacks: retrying the same
+        // bytes cannot help.
+        -32700 | -32600 | -32601 | -32022 | -32021 | -32020 => ErrorKind::Protocol,
+        // The arguments or the named resource are wrong: the caller's bug.
+        -32602 | -32002 => ErrorKind::Tool,
+        // The TypeScript SDK's RequestTimeout.
+        -32001 => ErrorKind::Timeout,
+        // An internal error is the server's trouble, like an HTTP 500.
+        -32603 => ErrorKind::Resource,
+        _ => ErrorKind::Unknown,
+    }
+}
+
+/// The text blocks of a tool result, joined.
+pub fn tool_text(r: &CallToolResult) -> String {
+    let texts: Vec<&str> = r
+        .content
+        .iter()
+        .filter_map(|c| match c {
+            ContentBlock::Text(t) => Some(t.text.as_str()),
+            _ => None,
+        })
+        .collect();
+    texts.join("\n")
+}
+
+static STATUS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(?:status(?:[ _-]?code)?|http(?:/[\d.]+)?|error)\s*[:=]?\s*(\d{3})\b")
+        .unwrap()
+});
+static RETRY_AFTER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?i)retry[ _-]after\D{0,3}(\d+(?:\.\d+)?)\s*(ms|s)?").unwrap());
+
+/// Classifies a tool's error text. Servers wrapping HTTP APIs report the
+/// upstream status in prose ("Failed to fetch … - status code 429"), so the
+/// status and any Retry-After hint are read from it; without one, keywords
+/// decide, and a plain tool error is `tool`.
+pub fn classify_tool_text(text: &str) -> Failure {
+    let lower = text.to_lowercase();
+    let retry_after = RETRY_AFTER.captures(text).and_then(|c| {
+        let n: f64 = c[1].parse().ok()?;
+        let ms = if c
+            .get(2)
+            .is_some_and(|u| u.as_str().eq_ignore_ascii_case("ms"))
+        {
+            n
+        } else {
+            n * 1000.0
+        };
+        Some(Duration::from_millis(ms as u64))
+    });
+    let status = STATUS
+        .captures(text)
+        .and_then(|c| c[1].parse::<u16>().ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .filter(|s| s.is_client_error() || s.is_server_error());
+    let kind = match status {
+        Some(s) => ErrorKind::from_http_status(s, retry_after.is_some()),
+        None if lower.contains("rate limit") || lower.contains("too many requests") => {
+            ErrorKind::RateLimited
+        }
+        None if [
+            "unauthorized",
+            "forbidden",
+            "expired token",
+            "token expired",
+            "invalid token",
+        ]
+        .iter()
+        .any(|k| lower.contains(k)) =>
+        {
+            ErrorKind::Auth
+        }
+        None if lower.contains("timed out") || lower.contains("timeout") => ErrorKind::Timeout,
+        None if lower.contains("connection refused") || lower.contains("connecterror") => {
+            ErrorKind::Connect
+        }
+        None => ErrorKind::Tool,
+    };
+    let mut failure = Failure::new(kind, format!("tool error: {text}"));
+    if let Some(s) = status {
+        failure = failure.with_status(i32::from(s.as_u16()));
+    }
+    if let Some(after) = retry_after {
+        failure = failure.with_retry_after(after);
+    }
+    failure
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_text_hints_pick_the_kind() {
+        let f = classify_tool_text("Failed to fetch http://x/ - status code 429");
+        assert_eq!((f.kind, f.status), (ErrorKind::RateLimited, Some(429)));
+        let f = classify_tool_text("HTTP 503: busy, retry after 7 s");
+        assert_eq!(f.kind, ErrorKind::RateLimited);
+        assert_eq!(f.retry_after, Some(Duration::from_secs(7)));
+        assert_eq!(classify_tool_text("status code 401").kind, ErrorKind::Auth);
+        assert_eq!(
+            classify_tool_text("status code 500").kind,
+            ErrorKind::Resource
+        );
+        assert_eq!(
+            classify_tool_text("GitHub: rate limit exceeded").kind,
+            ErrorKind::RateLimited
+        );
+        assert_eq!(
+            classify_tool_text("ReadTimeout('timed out')").kind,
+            ErrorKind::Timeout
+        );
+        assert_eq!(
+            classify_tool_text("no such file: a.txt").kind,
+            ErrorKind::Tool
+        );
+        // A number that is not a failing status is not one.
+        assert_eq!(
+            classify_tool_text("status code 200 but empty").kind,
+            ErrorKind::Tool
+        );
+    }
+
+    #[test]
+    fn rpc_codes_and_transport_errors() {
+        let e = UpstreamError::Rpc(ErrorData::new(ErrorCode::INVALID_PARAMS, "bad", None));
+        assert_eq!(e.classify().kind, ErrorKind::Tool);
+        assert_eq!(e.classify().status, Some(-32602));
+        assert_eq!(rpc_kind(ErrorCode::METHOD_NOT_FOUND), ErrorKind::Protocol);
+        assert_eq!(rpc_kind(ErrorCode::INTERNAL_ERROR), ErrorKind::Resource);
+        let closed = UpstreamError::from(ServiceError::TransportClosed);
+        assert_eq!(closed.classify().kind, ErrorKind::Connect);
+        let t = UpstreamError::from(ServiceError::Timeout {
+            timeout: Duration::from_secs(1),
+        });
+        assert_eq!(t.classify().kind, ErrorKind::Timeout);
+    }
+}

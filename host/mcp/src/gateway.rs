@@ -1,0 +1,395 @@
+//! The gateway as the client sees it: one MCP server whose tools, prompts
+//! and resources are the union of the upstreams', each request routed to
+//! the upstream that owns the name or URI.
+
+// Roots, sampling, logging and resources/subscribe are deprecated by the
+// 2026-07-28 protocol (SEP-2577) but are what handshake-era servers use
+// today; the gateway forwards them as they are.
+#![allow(deprecated)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientRequest, CompleteRequest,
+    CompleteRequestParams, CompleteResult, ContentBlock, ErrorData, GetPromptRequest,
+    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProtocolVersion, ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse,
+    Reference, ServerCapabilities, ServerConfig, ServerResult, SetLevelRequest,
+    SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams, UnsubscribeRequest,
+    UnsubscribeRequestParams,
+};
+use rmcp::service::RequestContext;
+use rmcp::{RoleServer, ServerHandler};
+
+use super::client::Hub;
+use super::forward;
+use super::upstream::{Catalog, Upstream, UpstreamState};
+use mender::Runtime;
+
+/// The downstream-facing MCP server.
+#[derive(Clone)]
+pub(crate) struct Gateway {
+    pub(crate) rt: Runtime,
+    pub(crate) upstreams: Arc<Vec<Arc<Upstream>>>,
+    pub(crate) hub: Arc<Hub>,
+}
+
+impl Gateway {
+    /// Upstreams whose offerings are listed: ready ones, and required ones
+    /// between restarts (their calls wait in the pipeline and are retried);
+    /// an optional server that is not ready is left out until it recovers.
+    fn listed(&self) -> impl Iterator<Item = (&Arc<Upstream>, Arc<Catalog>)> {
+        self.upstreams.iter().filter_map(|u| {
+            let ready = u.health(|h| h.state == UpstreamState::Ready);
+            if !ready && u.spec.optional {
+                return None;
+            }
+            u.catalog().map(|c| (u, c))
+        })
+    }
+
+    fn owner<F: Fn(&Catalog) -> bool>(&self, owns: F) -> Option<(&Arc<Upstream>, Arc<Catalog>)> {
+        self.listed().find(|(_, c)| owns(c))
+    }
+
+    /// The upstream for a resource URI: the one listing it, else the one
+    /// whose template's fixed prefix matches, else the only one with
+    /// resources at all.
+    fn resource_owner(&self, uri: &str) -> Option<&Arc<Upstream>> {
+        if let Some((u, _)) = self.owner(|c| c.resources.iter().any(|r| r.uri == uri)) {
+            return Some(u);
+        }
+        if let Some((u, _)) = self.owner(|c| {
+            c.templates.iter().any(|t| {
+                let prefix = t.uri_template.split('{').next().unwrap_or_default();
+                !prefix.is_empty() && uri.starts_with(prefix)
+            })
+        }) {
+            return Some(u);
+        }
+        let with_resources: Vec<_> = self
+            .upstreams
+            .iter()
+            .filter(|u| {
+                u.connection()
+                    .is_some_and(|c| c.info.capabilities.resources.is_some())
+            })
+            .collect();
+        (with_resources.len() == 1).then(|| with_resources[0])
+    }
+
+    /// A listed tool's definition as its upstream sent it.
+    pub(crate) fn raw_tool(&self, name: &str) -> Option<serde_json::Value> {
+        let (up, _) = self.owner(|c| c.tools.iter().any(|t| t.name == name))?;
+        up.raw_tools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    fn unknown(what: &str, name: &str) -> ErrorData {
+        ErrorData::invalid_params(
+            format!("no connected MCP server offers {what} `{name}`"),
+            None,
+        )
+    }
+}
+
+fn dedup_by<T>(items: impl Iterator<Item = T>, key: impl Fn(&T) -> String) -> Vec<T> {
+    let mut seen = HashSet::new();
+    items.filter(|i| seen.insert(key(i))).collect()
+}
+
+impl ServerHandler for Gateway {
+    fn get_info(&self) -> ServerConfig {
+        let mut caps = ServerCapabilities::default();
+        let mut instructions = Vec::new();
+        for up in self.upstreams.iter() {
+            let Some(conn) = up.connection() else {
+                continue;
+            };
+            let c = &conn.info.capabilities;
+            caps.tools = caps.tools.take().or_else(|| c.tools.clone());
+            caps.prompts = caps.prompts.take().or_else(|| c.prompts.clone());
+            caps.resources = caps.resources.take().or_else(|| c.resources.clone());
+            caps.completions = caps.completions.take().or_else(|| c.completions.clone());
+            #[allow(deprecated)]
+            {
+                caps.logging = caps.logging.take().or_else(|| c.logging.clone());
+            }
+            if let Some(i) = &conn.info.instructions {
+                instructions.push(i.clone());
+            }
+        }
+        // Servers come and go (an optional one recovers, a crashed one
+        // restarts with new tools): the client must be told to re-list.
+        let mut tools = caps.tools.take().unwrap_or_default();
+        tools.list_changed = Some(true);
+        caps.tools = Some(tools);
+        let mut info = ServerConfig::new(caps);
+        info.server_info = Implementation::new("mender-mcp-proxy", env!("CARGO_PKG_VERSION"));
+        if !instructions.is_empty() {
+            info.instructions = Some(instructions.join("\n\n"));
+        }
+        info
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        self.hub.set_downstream(&context.peer);
+        let tools = self.listed().flat_map(|(_, c)| c.tools.clone());
+        Ok(ListToolsResult::with_all_items(dedup_by(tools, |t| {
+            t.name.to_string()
+        })))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.hub.set_downstream(&context.peer);
+        let name = request.name.to_string();
+        let owner = self.owner(|c| c.tools.iter().any(|t| t.name == name));
+        let Some((up, catalog)) = owner else {
+            // A tool of an optional server that is down: say so plainly
+            // rather than "unknown tool".
+            if let Some(up) = self.upstreams.iter().find(|u| {
+                u.catalog()
+                    .is_some_and(|c| c.tools.iter().any(|t| t.name == name))
+            }) {
+                let error = up
+                    .health(|h| h.last_error.clone())
+                    .map(|e| e.0)
+                    .unwrap_or_default();
+                return Ok(CallToolResult::error(vec![ContentBlock::text(format!(
+                    "mender: MCP server `{}` (optional) is down: {error}",
+                    up.name()
+                ))])
+                .into());
+            }
+            return Err(Self::unknown("tool", &name));
+        };
+        let tool = catalog.tools.iter().find(|t| t.name == name).cloned();
+        let progress = context.meta.get_progress_token();
+        let call = forward::call_tool(&self.rt, up, tool.as_ref(), request, progress);
+        tokio::select! {
+            result = call => Ok(result.into()),
+            // Dropping the call cancels it upstream as well.
+            () = context.ct.cancelled() => Err(ErrorData::internal_error("cancelled by the client", None)),
+        }
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        self.hub.set_downstream(&context.peer);
+        let prompts = self.listed().flat_map(|(_, c)| c.prompts.clone());
+        Ok(ListPromptsResult::with_all_items(dedup_by(prompts, |p| {
+            p.name.clone()
+        })))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        self.hub.set_downstream(&context.peer);
+        let name = request.name.clone();
+        let (up, _) = self
+            .owner(|c| c.prompts.iter().any(|p| p.name == name))
+            .ok_or_else(|| Self::unknown("prompt", &name))?;
+        // A cached answer must be to the same prompt with the same arguments.
+        let key = format!(
+            "{name}:{}",
+            serde_json::to_string(&request.arguments).unwrap_or_default()
+        );
+        let req = ClientRequest::GetPromptRequest(GetPromptRequest::new(request));
+        match forward::read(&self.rt, up, "prompts/get", &key, req).await? {
+            ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
+            ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
+            _ => Err(ErrorData::internal_error(
+                "prompts/get: unexpected answer upstream",
+                None,
+            )),
+        }
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        self.hub.set_downstream(&context.peer);
+        let resources = self.listed().flat_map(|(_, c)| c.resources.clone());
+        Ok(ListResourcesResult::with_all_items(dedup_by(
+            resources,
+            |r| r.uri.clone(),
+        )))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        self.hub.set_downstream(&context.peer);
+        let templates = self.listed().flat_map(|(_, c)| c.templates.clone());
+        Ok(ListResourceTemplatesResult::with_all_items(dedup_by(
+            templates,
+            |t| t.uri_template.clone(),
+        )))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        self.hub.set_downstream(&context.peer);
+        let uri = request.uri.clone();
+        let up = self
+            .resource_owner(&uri)
+            .ok_or_else(|| Self::unknown("resource", &uri))?;
+        let req = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(request));
+        match forward::read(&self.rt, up, "resources/read", &uri, req).await? {
+            ServerResult::ReadResourceResult(r) => Ok(ReadResourceResponse::Complete(r)),
+            ServerResult::InputRequiredResult(r) => Ok(ReadResourceResponse::InputRequired(r)),
+            _ => Err(ErrorData::internal_error(
+                "resources/read: unexpected answer upstream",
+                None,
+            )),
+        }
+    }
+
+    #[allow(deprecated)]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let up = self
+            .resource_owner(&request.uri)
+            .ok_or_else(|| Self::unknown("resource", &request.uri))?;
+        let req = ClientRequest::SubscribeRequest(SubscribeRequest::new(request));
+        up.request(req, up.spec.call_timeout, None)
+            .await
+            .map(|_| ())
+            .map_err(as_rpc_error)
+    }
+
+    #[allow(deprecated)]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let up = self
+            .resource_owner(&request.uri)
+            .ok_or_else(|| Self::unknown("resource", &request.uri))?;
+        let req = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(request));
+        up.request(req, up.spec.call_timeout, None)
+            .await
+            .map(|_| ())
+            .map_err(as_rpc_error)
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let up = match &request.r#ref {
+            Reference::Prompt(p) => self
+                .owner(|c| c.prompts.iter().any(|x| x.name == p.name))
+                .map(|(u, _)| u),
+            Reference::Resource(r) => self.resource_owner(&r.uri),
+            _ => None,
+        };
+        let Some(up) = up else {
+            return Ok(CompleteResult::default());
+        };
+        let req = ClientRequest::CompleteRequest(CompleteRequest::new(request));
+        match up
+            .request(req, up.spec.call_timeout, None)
+            .await
+            .map_err(as_rpc_error)?
+        {
+            ServerResult::CompleteResult(r) => Ok(r),
+            _ => Err(ErrorData::internal_error(
+                "completion/complete: unexpected answer upstream",
+                None,
+            )),
+        }
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        for up in self.upstreams.iter() {
+            let logs = up
+                .connection()
+                .is_some_and(|c| c.info.capabilities.logging.is_some());
+            if logs {
+                let req = ClientRequest::SetLevelRequest(SetLevelRequest::new(request.clone()));
+                // One server refusing a level must not fail the others.
+                if let Err(e) = up.request(req, up.spec.call_timeout, None).await {
+                    tracing::warn!(server = %up.name(), "logging/setLevel: {e}");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
+        self.hub.set_downstream(&context.peer);
+        let Some(client) = context.peer.peer_info() else {
+            return;
+        };
+        if self.hub.offer_client_capabilities(&client) {
+            // Upstreams started before the client came, offering nothing;
+            // restart them so they see its roots/sampling/elicitation.
+            for up in self.upstreams.iter() {
+                up.recycle("to offer the client's roots, sampling or elicitation");
+            }
+        }
+    }
+
+    async fn on_roots_list_changed(
+        &self,
+        _context: rmcp::service::NotificationContext<RoleServer>,
+    ) {
+        for up in self.upstreams.iter() {
+            if let Some(conn) = up.connection() {
+                // A server that missed it re-asks for roots on its next need.
+                let _ = conn.peer.notify_roots_list_changed().await;
+            }
+        }
+    }
+
+    /// Handshake-era versions only: every upstream is spoken to through
+    /// the `initialize` handshake, and results are forwarded in that
+    /// era's shape, so the gateway does not claim the 2026-07-28 era.
+    fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
+        std::borrow::Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2025_11_25))
+    }
+}
+
+fn as_rpc_error(e: super::classify::UpstreamError) -> ErrorData {
+    match e {
+        super::classify::UpstreamError::Rpc(data) => data,
+        other => ErrorData::internal_error(format!("mender: {other}"), None),
+    }
+}

@@ -1,0 +1,183 @@
+//! A resilient MCP gateway: one MCP server (over stdio, to any MCP client)
+//! in front of upstream MCP servers run as supervised child processes.
+//!
+//! Each upstream is restarted with backoff when it exits or hangs; every
+//! `tools/call`, `resources/read` and `prompts/get` goes through the
+//! [`Runtime`] pipeline of the upstream's service, so the strategy plugins
+//! decide retries, fallbacks and circuit breaking, with failures classified
+//! from JSON-RPC codes, `isError` results (HTTP statuses and rate-limit
+//! hints in their text), timeouts and closed connections. Tools are retried
+//! only when the server annotates them read-only or idempotent, or the
+//! config vouches for them. See [`McpConfig`] for `[mcp]` in `mender.toml`.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use mender::Runtime;
+//! use mender_mcp::{McpConfig, McpProxy};
+//! let path = std::path::Path::new("mender.toml");
+//! let rt = Runtime::builder().config_file(path)?.build()?;
+//! let proxy = McpProxy::start(rt, McpConfig::from_file(path)?).await?;
+//! proxy.serve_stdio().await?;
+//! # Ok(()) }
+//! ```
+
+mod classify;
+mod client;
+mod config;
+mod forward;
+mod gateway;
+mod raw_tools;
+mod status;
+mod upstream;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rmcp::ServiceExt as _;
+
+pub use classify::{UpstreamError, classify_tool_text, rpc_kind, tool_text};
+pub use config::{McpConfig, ServerSpec, default_status_socket};
+pub use forward::{CALL_META_KEY, tool_is_idempotent};
+pub use status::{CIRCUIT_GAUGE, GatewayStatus, UpstreamStatus, fetch as fetch_status};
+pub use upstream::UpstreamState;
+
+use mender::Runtime;
+use client::Hub;
+use gateway::Gateway;
+use upstream::Upstream;
+
+/// Why the gateway could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// A server not marked `optional` failed its first start.
+    #[error("required MCP server `{server}` ({location}) failed to start: {error}")]
+    RequiredServer {
+        /// The server's name.
+        server: String,
+        /// Where it is configured (`file:line`).
+        location: String,
+        /// Why it failed.
+        error: String,
+    },
+    /// The client connection failed.
+    #[error("MCP client connection: {0}")]
+    Client(String),
+}
+
+/// A started gateway: upstreams supervised, status served, ready for a
+/// client.
+pub struct McpProxy {
+    gateway: Gateway,
+    started: Instant,
+    /// The status socket this gateway bound (removed when it stops).
+    status_socket: Option<std::path::PathBuf>,
+}
+
+impl McpProxy {
+    /// Starts every upstream and waits for each one's first start; a
+    /// required server that fails it fails the whole start (an optional one
+    /// is left to recover on its own). Must run inside a tokio runtime.
+    pub async fn start(rt: Runtime, config: McpConfig) -> Result<McpProxy, ProxyError> {
+        let hub = Arc::new(Hub::default());
+        let upstreams: Vec<Arc<Upstream>> = config
+            .servers
+            .iter()
+            .map(|s| Upstream::new(s.clone(), hub.clone(), rt.clone()))
+            .collect();
+        for up in &upstreams {
+            tokio::spawn(up.clone().supervise());
+        }
+        let mut waits = tokio::task::JoinSet::new();
+        for up in &upstreams {
+            let up = up.clone();
+            waits.spawn(async move { (up.first_start().await, up) });
+        }
+        while let Some(joined) = waits.join_next().await {
+            let Ok((outcome, up)) = joined else { continue };
+            match outcome {
+                Ok(()) => {}
+                Err(error) if up.spec.optional => {
+                    tracing::warn!(server = %up.name(), "optional MCP server is down, serving without it: {error}");
+                }
+                Err(error) => {
+                    return Err(ProxyError::RequiredServer {
+                        server: up.name().to_owned(),
+                        location: up.spec.location.clone(),
+                        error,
+                    });
+                }
+            }
+        }
+        let mut proxy = McpProxy {
+            gateway: Gateway {
+                rt,
+                upstreams: Arc::new(upstreams),
+                hub,
+            },
+            started: Instant::now(),
+            status_socket: None,
+        };
+        let (rt, ups, started) = (
+            proxy.gateway.rt.clone(),
+            proxy.gateway.upstreams.clone(),
+            proxy.started,
+        );
+        // Status is a convenience: a second gateway on the same config (two
+        // MCP clients each start one) still serves its client without it.
+        let socket = &config.status_socket;
+        match status::serve(socket, move || status::snapshot(&rt, &ups, started)).await {
+            Ok(()) => proxy.status_socket = Some(socket.clone()),
+            Err(e) => tracing::warn!(
+                "no status for `mender status` at {}: {e} (another gateway on this config has it)",
+                socket.display()
+            ),
+        }
+        Ok(proxy)
+    }
+
+    /// The gateway's health now.
+    pub fn status(&self) -> GatewayStatus {
+        status::snapshot(&self.gateway.rt, &self.gateway.upstreams, self.started)
+    }
+
+    /// Serves one MCP client on stdin/stdout until it disconnects.
+    pub async fn serve_stdio(self) -> Result<(), ProxyError> {
+        let (stdin, stdout) = rmcp::transport::stdio();
+        self.serve_io(stdin, stdout).await
+    }
+
+    /// Serves one MCP client speaking newline-delimited JSON-RPC on a byte
+    /// stream pair (stdio, a Unix socket, a pipe) until it disconnects.
+    /// Tool definitions reach it exactly as the upstreams sent them.
+    pub async fn serve_io<R, W>(self, reader: R, writer: W) -> Result<(), ProxyError>
+    where
+        R: tokio::io::AsyncRead + Send + Unpin + 'static,
+        W: tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let gateway = self.gateway.clone();
+        let lookup: raw_tools::RawLookup = Arc::new(move |name| gateway.raw_tool(name));
+        self.serve((reader, raw_tools::RewriteWriter::new(writer, lookup)))
+            .await
+    }
+
+    /// Serves one MCP client on `transport` (anything rmcp accepts as a
+    /// server transport) until it disconnects. Tool definitions pass
+    /// through rmcp's typed model here, which drops fields it does not
+    /// know; [`McpProxy::serve_io`] keeps them.
+    pub async fn serve<T, E, A>(self, transport: T) -> Result<(), ProxyError>
+    where
+        T: rmcp::transport::IntoTransport<rmcp::RoleServer, E, A>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let socket = self.status_socket.clone();
+        let served = match self.gateway.serve(transport).await {
+            Ok(running) => running.waiting().await.map(drop).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        // The socket would name a gateway that is gone.
+        if let Some(path) = socket {
+            let _ = std::fs::remove_file(path);
+        }
+        served.map_err(ProxyError::Client)
+    }
+}

@@ -1,0 +1,434 @@
+//! One upstream MCP server as a supervised child process: started, watched
+//! and restarted with backoff when it exits or hangs (its requests are in
+//! `request.rs`).
+
+use std::collections::VecDeque;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use rmcp::model::{Prompt, Resource, ResourceTemplate, ServerPeerInfo, Tool};
+use rmcp::service::{RunningService, ServiceExt as _};
+use rmcp::{Peer, RoleClient};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::sync::{Notify, watch};
+
+use crate::classify::UpstreamError;
+use crate::client::{Hub, UpstreamClient};
+use crate::config::ServerSpec;
+use crate::raw_tools::{RawTools, TapReader};
+
+mod request;
+
+/// Lines of a server's stderr kept to explain a failed start.
+const STDERR_TAIL: usize = 20;
+/// A server that stayed up this long has its restart delay reset: it was
+/// healthy, so its next crash is a new incident, not part of a crash loop.
+const HEALTHY_AFTER: Duration = Duration::from_secs(10);
+/// How long a server whose stdin was closed (a planned restart) may take
+/// to exit before it is killed.
+const EXIT_GRACE: Duration = Duration::from_secs(3);
+
+/// What an upstream offers, read after each (re)start and on its
+/// list-changed notifications.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Catalog {
+    pub(crate) tools: Vec<Tool>,
+    pub(crate) prompts: Vec<Prompt>,
+    pub(crate) resources: Vec<Resource>,
+    pub(crate) templates: Vec<ResourceTemplate>,
+}
+
+/// A live connection.
+pub(crate) struct Connection {
+    pub(crate) peer: Peer<RoleClient>,
+    pub(crate) info: ServerPeerInfo,
+    pub(crate) pid: Option<u32>,
+}
+
+/// Where an upstream is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpstreamState {
+    /// Spawning and handshaking.
+    Starting,
+    /// Serving requests.
+    Ready,
+    /// Exited or killed; waiting out the restart delay.
+    Restarting,
+    /// Failed to start; waiting out the restart delay.
+    Down,
+}
+
+#[derive(Debug)]
+pub(crate) struct Health {
+    pub(crate) state: UpstreamState,
+    pub(crate) restarts: u64,
+    pub(crate) last_error: Option<(String, &'static str)>,
+    pub(crate) since: Instant,
+}
+
+/// One supervised upstream server.
+pub(crate) struct Upstream {
+    pub(crate) spec: ServerSpec,
+    hub: Arc<Hub>,
+    /// For redacting what the server prints and says.
+    rt: mender::Runtime,
+    conn: ArcSwapOption<Connection>,
+    /// The last catalogue read; kept while the server restarts, so a
+    /// required server's tools stay listed (their calls wait and retry).
+    catalog: ArcSwapOption<Catalog>,
+    health: Mutex<Health>,
+    /// Bumped on every state change, for waiters (startup, tests).
+    changed: watch::Sender<u64>,
+    /// Wakes the supervisor to end the current process, for this reason
+    /// (`true`: a failure, counted and backed off; `false`: a planned
+    /// restart).
+    restart_now: Notify,
+    restart_reason: Mutex<Option<(String, bool)>>,
+    refresh: Arc<Notify>,
+    /// The tools as the server sent them (see `raw_tools`).
+    pub(crate) raw_tools: RawTools,
+    checking_hang: AtomicBool,
+    pub(crate) calls: AtomicU64,
+    pub(crate) failures: AtomicU64,
+}
+
+impl Upstream {
+    pub(crate) fn new(spec: ServerSpec, hub: Arc<Hub>, rt: mender::Runtime) -> Arc<Upstream> {
+        Arc::new(Upstream {
+            spec,
+            hub,
+            rt,
+            conn: ArcSwapOption::empty(),
+            catalog: ArcSwapOption::empty(),
+            health: Mutex::new(Health {
+                state: UpstreamState::Starting,
+                restarts: 0,
+                last_error: None,
+                since: Instant::now(),
+            }),
+            changed: watch::channel(0).0,
+            restart_now: Notify::new(),
+            restart_reason: Mutex::new(None),
+            refresh: Arc::new(Notify::new()),
+            raw_tools: RawTools::default(),
+            checking_hang: AtomicBool::new(false),
+            calls: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    pub(crate) fn connection(&self) -> Option<Arc<Connection>> {
+        self.conn.load_full()
+    }
+
+    pub(crate) fn catalog(&self) -> Option<Arc<Catalog>> {
+        self.catalog.load_full()
+    }
+
+    pub(crate) fn health<T>(&self, f: impl FnOnce(&Health) -> T) -> T {
+        f(&self.health.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn set_state(&self, state: UpstreamState, error: Option<(String, &'static str)>) {
+        {
+            let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+            h.state = state;
+            h.since = Instant::now();
+            if let Some((message, kind)) = error {
+                h.last_error = Some((self.rt.redact(&message), kind));
+            }
+            if state == UpstreamState::Restarting || state == UpstreamState::Down {
+                h.restarts += 1;
+            }
+        }
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// Waits until the upstream is ready or has failed to start once;
+    /// `Err` carries the start error.
+    pub(crate) async fn first_start(&self) -> Result<(), String> {
+        let mut rx = self.changed.subscribe();
+        loop {
+            let outcome = self.health(|h| match h.state {
+                UpstreamState::Ready => Some(Ok(())),
+                UpstreamState::Down => Some(Err(h
+                    .last_error
+                    .as_ref()
+                    .map_or_else(|| "failed to start".to_owned(), |e| e.0.clone()))),
+                _ => None,
+            });
+            if let Some(outcome) = outcome {
+                return outcome;
+            }
+            if rx.changed().await.is_err() {
+                return Err("supervisor ended".into());
+            }
+        }
+    }
+
+    /// Runs the server until the process ends: start, watch, restart.
+    pub(crate) async fn supervise(self: Arc<Self>) {
+        let mut failed_starts: u32 = 0;
+        loop {
+            self.set_state(UpstreamState::Starting, None);
+            let started = match self.start().await {
+                Ok(started) => started,
+                Err(e) => {
+                    let e = self.rt.redact(&e.to_string());
+                    tracing::warn!(server = %self.name(), command = %self.spec.command, "MCP server failed to start: {e}");
+                    self.set_state(UpstreamState::Down, Some((e.to_string(), "connect")));
+                    failed_starts += 1;
+                    tokio::time::sleep(self.restart_delay(failed_starts)).await;
+                    continue;
+                }
+            };
+            let (service, mut child) = started;
+            let up_since = Instant::now();
+            tracing::info!(server = %self.name(), pid = ?child.id(), "MCP server ready");
+            let (reason, failure) = self.serve_until_gone(service, &mut child).await;
+            self.conn.store(None);
+            // Reap it: it has exited, was killed, or gets a moment to exit
+            // on its closed stdin before it is killed.
+            if tokio::time::timeout(EXIT_GRACE, child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+            if !failure {
+                tracing::info!(server = %self.name(), "restarting MCP server {reason}");
+                continue;
+            }
+            tracing::warn!(server = %self.name(), "MCP server {reason}; restarting");
+            self.set_state(UpstreamState::Restarting, Some((reason, "connect")));
+            self.hub.lists_changed().await;
+            failed_starts = if up_since.elapsed() >= HEALTHY_AFTER {
+                0
+            } else {
+                failed_starts + 1
+            };
+            tokio::time::sleep(self.restart_delay(failed_starts.max(1))).await;
+        }
+    }
+
+    /// Restarts the server now, not as a failure (no backoff, not counted).
+    pub(crate) fn recycle(&self, why: &str) {
+        if self.connection().is_some() {
+            *self
+                .restart_reason
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some((why.to_owned(), false));
+            self.restart_now.notify_one();
+        }
+    }
+
+    /// Doubling per failure in a row, from `restart-backoff.base` up to its
+    /// `max`.
+    fn restart_delay(&self, failures: u32) -> Duration {
+        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
+        self.spec
+            .restart_base
+            .saturating_mul(factor)
+            .min(self.spec.restart_max)
+    }
+
+    /// Spawns the process, handshakes, reads its catalogue and publishes
+    /// the connection.
+    async fn start(
+        &self,
+    ) -> Result<
+        (
+            RunningService<RoleClient, UpstreamClient>,
+            tokio::process::Child,
+        ),
+        UpstreamError,
+    > {
+        let spec = &self.spec;
+        let mut cmd = tokio::process::Command::new(&spec.command);
+        cmd.args(&spec.args)
+            .envs(&spec.env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Whatever happens to the gateway's task, no server outlives it.
+            .kill_on_drop(true);
+        if let Some(cwd) = &spec.cwd {
+            cmd.current_dir(cwd);
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| UpstreamError::Spawn(format!("`{}`: {e}", spec.command)))?;
+        let (Some(stdin), Some(stdout), stderr) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(UpstreamError::Spawn("no stdio pipes to the child".into()));
+        };
+        let pid = child.id();
+        let transport = (TapReader::new(stdout, self.raw_tools.clone()), stdin);
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let stderr_done = stderr.map(|s| {
+            tokio::spawn(log_stderr(
+                spec.name.clone(),
+                s,
+                tail.clone(),
+                self.rt.clone(),
+            ))
+        });
+        let client = UpstreamClient {
+            server: spec.name.clone(),
+            hub: self.hub.clone(),
+            refresh: self.refresh.clone(),
+        };
+        let explain = |what: String| async {
+            // A server that dies at once says why on stderr; wait briefly
+            // for the pipe to drain so the message can include it.
+            if let Some(done) = stderr_done {
+                let _ = tokio::time::timeout(Duration::from_millis(300), done).await;
+            }
+            let tail: Vec<String> = tail
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .cloned()
+                .collect();
+            if tail.is_empty() {
+                UpstreamError::Spawn(what)
+            } else {
+                UpstreamError::Spawn(format!(
+                    "{what}; its stderr ended with: {}",
+                    tail.join(" | ")
+                ))
+            }
+        };
+        let service = match tokio::time::timeout(spec.start_timeout, client.serve(transport)).await
+        {
+            Ok(Ok(service)) => service,
+            Ok(Err(e)) => {
+                return Err(
+                    explain(format!("`{}` failed the MCP handshake: {e}", spec.command)).await,
+                );
+            }
+            Err(_) => {
+                return Err(explain(format!(
+                    "`{}` did not finish the MCP handshake within {:?}",
+                    spec.command, spec.start_timeout
+                ))
+                .await);
+            }
+        };
+        let peer = service.peer().clone();
+        let info = peer
+            .peer_info()
+            .map(|i| (*i).clone())
+            .ok_or_else(|| UpstreamError::Spawn("no server info after the handshake".into()))?;
+        let catalog = tokio::time::timeout(spec.start_timeout, read_catalog(&peer, &info))
+            .await
+            .map_err(|_| {
+                UpstreamError::Spawn(format!(
+                    "listing its tools took over {:?}",
+                    spec.start_timeout
+                ))
+            })??;
+        self.catalog.store(Some(Arc::new(catalog)));
+        self.conn
+            .store(Some(Arc::new(Connection { peer, info, pid })));
+        self.set_state(UpstreamState::Ready, None);
+        self.hub.lists_changed().await;
+        Ok((service, child))
+    }
+
+    /// Serves until the connection closes, or the process is killed as hung
+    /// or restarted on purpose; says why, and whether it was a failure.
+    async fn serve_until_gone(
+        &self,
+        service: RunningService<RoleClient, UpstreamClient>,
+        child: &mut tokio::process::Child,
+    ) -> (String, bool) {
+        let ct = service.cancellation_token();
+        let waiting = service.waiting();
+        tokio::pin!(waiting);
+        loop {
+            tokio::select! {
+                quit = &mut waiting => {
+                    return match quit {
+                        Ok(_) => ("exited (its stdout closed)".to_owned(), true),
+                        Err(e) => (format!("connection task failed: {e}"), true),
+                    };
+                }
+                () = self.restart_now.notified() => {
+                    let (reason, failure) = self
+                        .restart_reason
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take()
+                        .unwrap_or_else(|| ("on request".to_owned(), true));
+                    if failure {
+                        // SIGKILL (which also ends a SIGSTOPped process): a
+                        // hung server cannot be asked to leave.
+                        let _ = child.start_kill();
+                    }
+                    // Closing the session closes the server's stdin: after
+                    // a planned restart it exits on its own.
+                    ct.cancel();
+                    let _ = (&mut waiting).await;
+                    return (reason, failure);
+                }
+                () = self.refresh.notified() => {
+                    if let Some(conn) = self.connection()
+                        && let Ok(Ok(c)) = tokio::time::timeout(self.spec.call_timeout, read_catalog(&conn.peer, &conn.info)).await
+                    {
+                        self.catalog.store(Some(Arc::new(c)));
+                        self.hub.lists_changed().await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn read_catalog(
+    peer: &Peer<RoleClient>,
+    info: &ServerPeerInfo,
+) -> Result<Catalog, UpstreamError> {
+    let caps = &info.capabilities;
+    let mut catalog = Catalog::default();
+    if caps.tools.is_some() {
+        catalog.tools = peer.list_all_tools().await?;
+    }
+    if caps.prompts.is_some() {
+        catalog.prompts = peer.list_all_prompts().await?;
+    }
+    if caps.resources.is_some() {
+        catalog.resources = peer.list_all_resources().await?;
+        catalog.templates = peer.list_all_resource_templates().await?;
+    }
+    Ok(catalog)
+}
+
+/// Passes a server's stderr to the log, line by line, keeping the last few
+/// lines to explain a failed start.
+async fn log_stderr(
+    server: String,
+    stderr: tokio::process::ChildStderr,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    rt: mender::Runtime,
+) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let line = rt.redact(&line);
+        tracing::info!(target: "mender::mcp::upstream", server = %server, "{line}");
+        let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+        if t.len() == STDERR_TAIL {
+            t.pop_front();
+        }
+        t.push_back(line);
+    }
+}

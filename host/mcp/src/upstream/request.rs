@@ -1,0 +1,161 @@
+//! Asking an upstream one request on the client's behalf: waiting out a
+//! restart, the per-attempt timeout, progress routing, cancellation, and
+//! telling a hung server from a slow tool.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rmcp::model::{
+    CancelledNotification, CancelledNotificationParam, ClientRequest, PingRequest, ProgressToken,
+    ServerResult,
+};
+use rmcp::service::PeerRequestOptions;
+use rmcp::{Peer, RoleClient};
+
+use super::{Connection, Upstream};
+use crate::classify::UpstreamError;
+
+impl Upstream {
+    /// Sends one request and waits for its answer, within `timeout`. When
+    /// `progress` is given, the upstream's progress for it reaches the
+    /// client under the client's token. Dropping the future (the client
+    /// cancelled, the pipeline's deadline passed) cancels the request
+    /// upstream too.
+    pub(crate) async fn request(
+        self: &Arc<Self>,
+        request: ClientRequest,
+        timeout: Duration,
+        progress: Option<ProgressToken>,
+    ) -> Result<ServerResult, UpstreamError> {
+        let began = tokio::time::Instant::now();
+        let conn = self.wait_ready(timeout).await.ok_or_else(|| {
+            let (state, error) = self.health(|h| (h.state, h.last_error.clone()));
+            let state = format!("{state:?}").to_lowercase();
+            UpstreamError::NotReady(match error {
+                Some((e, _)) => format!(
+                    "`{}` still {state} after {timeout:?}; last: {e}",
+                    self.name()
+                ),
+                None => format!("`{}` still {state} after {timeout:?}", self.name()),
+            })
+        })?;
+        let timeout = timeout.saturating_sub(began.elapsed());
+        let handle = conn
+            .peer
+            .send_cancellable_request(request, PeerRequestOptions::with_timeout(timeout))
+            .await?;
+        let _route = progress.map(|client| {
+            self.hub
+                .route_progress(handle.progress_token.clone(), client)
+        });
+        let guard = CancelOnDrop {
+            peer: Some(conn.peer.clone()),
+            id: handle.id.clone(),
+            upstream: self.clone(),
+        };
+        let result = handle.await_response().await;
+        guard.disarm();
+        if _route.is_some() {
+            // Progress the server sent just before its answer is forwarded
+            // on its own task; let it go first, as it would without us.
+            tokio::task::yield_now().await;
+        }
+        let result = result.map_err(UpstreamError::from);
+        if let Err(UpstreamError::Timeout(_)) = &result {
+            self.check_hung();
+        }
+        result
+    }
+
+    /// The live connection, waiting up to `limit` for a (re)starting server:
+    /// a call that arrives while its server restarts after a crash should
+    /// be served by the new process, not fail at once.
+    async fn wait_ready(&self, limit: Duration) -> Option<Arc<Connection>> {
+        let mut rx = self.changed.subscribe();
+        let wait = async {
+            loop {
+                if let Some(conn) = self.connection() {
+                    return Some(conn);
+                }
+                if rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        };
+        tokio::time::timeout(limit, wait).await.ok().flatten()
+    }
+
+    /// After a timed-out call: if the server does not answer a ping either,
+    /// it is hung, not slow, and (unless configured otherwise) restarted.
+    fn check_hung(self: &Arc<Self>) {
+        if !self.spec.restart_on_hang || self.checking_hang.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Some(conn) = this.connection() {
+                let ping = conn.peer.send_request_with_option(
+                    ClientRequest::PingRequest(PingRequest::default()),
+                    PeerRequestOptions::with_timeout(this.spec.ping_timeout),
+                );
+                let answered = match ping.await {
+                    Ok(handle) => handle.await_response().await.is_ok(),
+                    Err(_) => false,
+                };
+                tracing::info!(
+                    server = %this.name(),
+                    answered,
+                    "a call went unanswered; pinged the server to tell a hang from a slow tool"
+                );
+                if !answered {
+                    *this
+                        .restart_reason
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some((
+                        format!(
+                            "was hung (a call timed out and a ping got no answer within {:?}); killed it",
+                            this.spec.ping_timeout
+                        ),
+                        true,
+                    ));
+                    this.restart_now.notify_one();
+                }
+            }
+            this.checking_hang.store(false, Ordering::Release);
+        });
+    }
+}
+
+/// Sends `notifications/cancelled` for a request whose answer nobody will
+/// wait for any more, and checks the server for a hang: the request was
+/// abandoned because a timer fired (the host's attempt timeout often beats
+/// the SDK's own, set to the same limit) or the client gave up waiting,
+/// and either may mean the server stopped answering. A ping to a healthy
+/// server costs little.
+struct CancelOnDrop {
+    peer: Option<Peer<RoleClient>>,
+    id: rmcp::model::RequestId,
+    upstream: Arc<Upstream>,
+}
+
+impl CancelOnDrop {
+    fn disarm(mut self) {
+        self.peer = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(peer) = self.peer.take() {
+            let notification = CancelledNotification::new(CancelledNotificationParam::new(
+                Some(self.id.clone()),
+                Some("cancelled by the caller".into()),
+            ));
+            tokio::spawn(async move {
+                let _ = peer.send_notification(notification.into()).await;
+            });
+            self.upstream.check_hung();
+        }
+    }
+}

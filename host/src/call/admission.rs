@@ -1,0 +1,92 @@
+//! Admission: may the next attempt start? Strategies with an `admit` hook
+//! are asked in order; a lease from an earlier `allow` answers natively,
+//! without a Wasm call, which is what keeps a successful call cheap.
+
+use std::time::Duration;
+
+use super::context::CallState;
+use super::min_opt;
+use crate::config::OnFault;
+use crate::failure::{ErrorKind, Failure};
+use crate::host::clock::duration_ms;
+use crate::plugin::bindings::wit;
+
+/// `wait` answers one attempt's admission may give before the host stops
+/// waiting and rejects the attempt: a limiter asking to wait forever must
+/// not hold a call forever, even without a deadline.
+const MAX_ADMISSION_WAITS: u32 = 16;
+
+/// Whether an attempt may start.
+pub(super) enum Gate {
+    /// Start, with this timeout if a grant set one.
+    Open { timeout: Option<Duration> },
+    /// Do not start: this is why.
+    Closed(Failure),
+}
+
+impl CallState<'_> {
+    /// Asks every admitting strategy, in order, whether attempt `number`
+    /// may start. Leases answer without a Wasm call.
+    pub(super) async fn admit(&self, number: u32) -> Gate {
+        let mut timeout = None;
+        let mut call: Option<wit::CallInfo> = None;
+        for slot in self.cx.pipeline.strategies.iter().filter(|s| s.admits()) {
+            let mut waits = 0;
+            loop {
+                let now = self.now_ms();
+                if let Some(leased) = slot.lease.try_admit(now) {
+                    timeout = min_opt(timeout, leased.timeout);
+                    break;
+                }
+                let call = call.get_or_insert_with(|| wit::CallInfo {
+                    service: self.cx.pipeline.service.to_string(),
+                    operation: self.spec.operation.to_string(),
+                    attempt: number,
+                    elapsed: duration_ms(self.started.elapsed()),
+                    deadline_left: self.deadline_left().map(duration_ms),
+                    idempotent: self.spec.idempotent,
+                    tags: self.spec.tags.clone(),
+                });
+                let recent = slot.cursor.take(&self.cx.pipeline.stats, &slot.lease);
+                let by = slot.plugin.name();
+                match slot.plugin.admit(&self.cx.pipeline.service, call, &recent) {
+                    Ok(wit::Admission::Allow(grant)) => {
+                        slot.lease.grant(&grant, now);
+                        timeout =
+                            min_opt(timeout, grant.attempt_timeout.map(Duration::from_millis));
+                        break;
+                    }
+                    Ok(wit::Admission::Reject(r)) => {
+                        let mut f = Failure::new(ErrorKind::Rejected, r.reason)
+                            .with_tag("rejected-by", &**by);
+                        f.retry_after = r.retry_after.map(Duration::from_millis);
+                        return Gate::Closed(f);
+                    }
+                    Ok(wit::Admission::Wait(ms)) => {
+                        let wait = Duration::from_millis(ms).min(self.cx.pipeline.guardrails.max_delay);
+                        waits += 1;
+                        if waits > MAX_ADMISSION_WAITS
+                            || self.deadline_left().is_some_and(|left| wait >= left)
+                        {
+                            return Gate::Closed(
+                                Failure::new(ErrorKind::Rejected, format!("{by} kept the attempt waiting past the deadline or {MAX_ADMISSION_WAITS} waits"))
+                                    .with_tag("rejected-by", &**by),
+                            );
+                        }
+                        tokio::time::sleep(wait).await;
+                    }
+                    Err(fault) => match slot.plugin.on_fault() {
+                        OnFault::FailOpen => break,
+                        OnFault::FailClosed => {
+                            return Gate::Closed(
+                                Failure::new(ErrorKind::Rejected, fault.to_string())
+                                    .with_tag("rejected-by", &**by),
+                            );
+                        }
+                    },
+                }
+            }
+        }
+        Gate::Open { timeout }
+    }
+}

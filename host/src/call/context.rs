@@ -1,0 +1,145 @@
+//! What a call needs from the runtime ([`CallContext`]: narrow, so the
+//! call path never sees the `Runtime`), and what it keeps while it runs
+//! ([`CallState`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::min_opt;
+use crate::api::{AttemptRecord, CallSpec, CredentialProvider, Payload, Reply, ServedBy, Step};
+use crate::failure::ErrorKind;
+use crate::host::HostShared;
+use crate::host::clock::duration_ms;
+use crate::host::results::ResultStore;
+use crate::pipeline::Pipeline;
+use crate::pipeline::retry_budget::RetryBudgets;
+use crate::plugin::bindings::wit;
+use crate::redact::Redactor;
+
+/// The runtime's parts one call uses.
+pub(crate) struct CallContext<'a> {
+    /// The service's pipeline, as live when the call started.
+    pub(crate) pipeline: Arc<Pipeline>,
+    /// The clock and the state store (retry budgets).
+    pub(crate) host: &'a HostShared,
+    pub(crate) redactor: &'a Redactor,
+    /// Answers recorded for cached fallbacks.
+    pub(crate) results: &'a ResultStore,
+    pub(crate) credentials: &'a HashMap<String, Arc<dyn CredentialProvider>>,
+    pub(crate) budgets: &'a RetryBudgets,
+}
+
+/// A call in progress.
+pub(crate) struct CallState<'a> {
+    pub(super) cx: CallContext<'a>,
+    pub(super) spec: &'a CallSpec,
+    pub(super) started: Instant,
+    /// `None`: no deadline (none configured, or one too far to represent).
+    pub(super) deadline: Option<Instant>,
+    pub(super) history: Vec<AttemptRecord>,
+    pub(super) refreshes: u32,
+}
+
+impl<'a> CallState<'a> {
+    /// Starts a call: its clock, its deadline, and its count against the
+    /// service's retry budget.
+    pub(super) fn start(cx: CallContext<'a>, spec: &'a CallSpec) -> Self {
+        let started = Instant::now();
+        // A deadline past what the clock can represent is no deadline.
+        let deadline = spec
+            .deadline
+            .or(cx.pipeline.guardrails.deadline)
+            .and_then(|d| started.checked_add(d));
+        if let Some(b) = &cx.pipeline.guardrails.retry_budget {
+            cx.budgets.count_call(cx.host, &cx.pipeline.service, b);
+        }
+        CallState {
+            cx,
+            spec,
+            started,
+            deadline,
+            history: Vec::new(),
+            refreshes: 0,
+        }
+    }
+
+    pub(super) fn deadline_left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+    }
+
+    pub(super) fn now_ms(&self) -> u64 {
+        self.cx.host.now_ms()
+    }
+
+    /// The attempt's timeout: the tightest of the admission grant's, the
+    /// service's, the call's, and what is left of the deadline.
+    pub(super) fn attempt_timeout(&self, granted: Option<Duration>) -> Option<Duration> {
+        let g = &self.cx.pipeline.guardrails;
+        let t = min_opt(min_opt(granted, g.attempt_timeout), self.spec.attempt_timeout);
+        min_opt(t, self.deadline_left())
+    }
+
+    /// The upstream answered: count it, record it for cached fallbacks,
+    /// and hand it back with the history of what came before.
+    pub(super) fn succeed<T: Payload>(self, value: T, took: Duration) -> Reply<T> {
+        let p = &self.cx.pipeline;
+        p.stats.record_success(duration_ms(took));
+        // Only an idempotent call's answer can stand in for a later one:
+        // replaying a write's result would claim a write that never
+        // happened.
+        if p.records_results && self.spec.idempotent {
+            if let Some(body) = value.encode() {
+                let now = self.now_ms();
+                self.cx
+                    .results
+                    .record(&p.service, self.result_key(), body, now);
+            }
+        }
+        Reply {
+            value,
+            served_by: ServedBy::Upstream,
+            history: self.history,
+        }
+    }
+
+    pub(super) fn result_key(&self) -> &str {
+        self.spec
+            .result_key
+            .as_deref()
+            .unwrap_or(&self.spec.operation)
+    }
+
+    /// The call's tags, then the failure's.
+    pub(super) fn tags(&self, extra: &[(String, String)]) -> Vec<(String, String)> {
+        self.spec.tags.iter().chain(extra).cloned().collect()
+    }
+
+    /// Records a handled attempt in the history (and the log).
+    pub(super) fn push(
+        &mut self,
+        event: &wit::ErrorEvent,
+        number: u32,
+        began: Instant,
+        took: Duration,
+        step: Step,
+    ) {
+        let kind = ErrorKind::from(event.kind);
+        tracing::info!(
+            service = %event.service, operation = %event.operation, attempt = number,
+            kind = %kind, step = ?step, "attempt handled"
+        );
+        self.history.push(AttemptRecord {
+            attempt: number,
+            started: began.saturating_duration_since(self.started),
+            took,
+            kind,
+            message: event.message.clone(),
+            status: event.status,
+            step,
+        });
+    }
+}

@@ -1,0 +1,190 @@
+//! After a failed attempt: the event the strategies see, what they
+//! decide, and what the guardrails let through.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::context::CallState;
+use crate::api::{GiveUp, Step};
+use crate::config::OnFault;
+use crate::failure::{ErrorKind, Failure};
+use crate::host::clock::duration_ms;
+use crate::plugin::bindings::wit;
+
+/// What the strategies decided about a failed attempt.
+pub(super) enum Verdict {
+    Retry {
+        by: Arc<str>,
+        delay: Duration,
+    },
+    Refresh {
+        by: Arc<str>,
+    },
+    Fallback {
+        by: Arc<str>,
+        answer: wit::FallbackAnswer,
+    },
+    Fail(GiveUp),
+}
+
+/// What the call does next, once the guardrails have had their say.
+pub(super) enum Next {
+    /// Another attempt, after `wait`; `step` says why.
+    Again { step: Step, wait: Duration },
+    /// Answer with a strategy's fallback.
+    Fallback {
+        by: Arc<str>,
+        answer: wit::FallbackAnswer,
+    },
+    /// No more attempts.
+    GiveUp(GiveUp),
+}
+
+impl CallState<'_> {
+    /// Counts a failed attempt, builds its (redacted) event, and asks the
+    /// strategies what to do.
+    pub(super) fn on_failure(&self, number: u32, failure: Failure) -> (wit::ErrorEvent, Verdict) {
+        let p = &self.cx.pipeline;
+        if failure.kind.reached_upstream() {
+            p.stats.record_failure(failure.kind);
+            for slot in &p.strategies {
+                slot.lease.on_failure();
+            }
+        }
+        let event = wit::ErrorEvent {
+            service: p.service.to_string(),
+            operation: self.spec.operation.to_string(),
+            kind: failure.kind.into(),
+            message: self.cx.redactor.redact(&failure.message),
+            status: failure.status,
+            retry_after: failure.retry_after.map(duration_ms),
+            attempt: number,
+            elapsed: duration_ms(self.started.elapsed()),
+            deadline_left: self.deadline_left().map(duration_ms),
+            idempotent: self.spec.idempotent,
+            tags: self.tags(&failure.tags),
+        };
+        tracing::debug!(
+            service = %event.service, operation = %event.operation, attempt = number,
+            kind = %failure.kind, status = ?event.status, message = %event.message,
+            "attempt failed"
+        );
+        let verdict = self.decide(&event);
+        (event, verdict)
+    }
+
+    /// Strategies in order until one answers other than `pass`.
+    fn decide(&self, event: &wit::ErrorEvent) -> Verdict {
+        let p = &self.cx.pipeline;
+        for slot in p.strategies.iter().filter(|s| s.decides()) {
+            let recent = slot.cursor.take(&p.stats, &slot.lease);
+            let by = slot.plugin.name().clone();
+            let decision = match slot.plugin.on_error(&p.service, event, &recent) {
+                Ok(d) => d,
+                Err(fault) => match slot.plugin.on_fault() {
+                    OnFault::FailOpen => continue,
+                    OnFault::FailClosed => return Verdict::Fail(GiveUp::PluginFault(fault)),
+                },
+            };
+            tracing::debug!(service = %event.service, attempt = event.attempt, plugin = %by, decision = ?decision, "decision");
+            return match decision {
+                wit::Decision::Pass => continue,
+                wit::Decision::Retry(ms) => Verdict::Retry {
+                    by,
+                    delay: Duration::from_millis(ms),
+                },
+                wit::Decision::Fallback(answer) => Verdict::Fallback { by, answer },
+                wit::Decision::Fail(reason) => Verdict::Fail(GiveUp::Strategy {
+                    plugin: by.to_string(),
+                    reason,
+                }),
+                wit::Decision::RefreshCredentials => Verdict::Refresh { by },
+            };
+        }
+        let kind = ErrorKind::from(event.kind);
+        Verdict::Fail(if p.strategies.iter().any(|s| s.decides()) {
+            GiveUp::NoRetry { kind }
+        } else {
+            GiveUp::NoStrategy { kind }
+        })
+    }
+
+    /// Holds the verdict against the guardrails and the retry budget, and
+    /// refreshes credentials when that is what was decided.
+    pub(super) async fn guard(&mut self, number: u32, verdict: Verdict) -> Next {
+        match verdict {
+            Verdict::Retry { by, delay } => match self.check_retry(number, delay) {
+                Ok(delay) => Next::Again {
+                    step: Step::Retry {
+                        by: by.to_string(),
+                        delay,
+                    },
+                    wait: delay,
+                },
+                Err(refusal) => Next::GiveUp(GiveUp::RetryRefused {
+                    plugin: by.to_string(),
+                    refusal,
+                }),
+            },
+            Verdict::Refresh { by } => match self.refresh(number, &by).await {
+                Ok(()) => Next::Again {
+                    step: Step::RefreshCredentials { by: by.to_string() },
+                    wait: Duration::ZERO,
+                },
+                Err(cause) => Next::GiveUp(cause),
+            },
+            Verdict::Fallback { by, answer } => Next::Fallback { by, answer },
+            Verdict::Fail(cause) => Next::GiveUp(cause),
+        }
+    }
+
+    /// The guardrails' verdict on a retry, then the budget's: the delay to
+    /// wait, or why not.
+    fn check_retry(
+        &self,
+        number: u32,
+        delay: Duration,
+    ) -> Result<Duration, crate::config::RetryRefusal> {
+        let p = &self.cx.pipeline;
+        let delay =
+            p.guardrails
+                .check_retry(number, self.spec.idempotent, delay, self.deadline_left())?;
+        if let Some(b) = &p.guardrails.retry_budget {
+            self.cx.budgets.spend_retry(self.cx.host, &p.service, b)?;
+        }
+        Ok(delay)
+    }
+
+    /// Refreshes credentials for a retry, within the guardrails.
+    async fn refresh(&mut self, number: u32, by: &str) -> Result<(), GiveUp> {
+        let p = self.cx.pipeline.clone();
+        let g = &p.guardrails;
+        if self.refreshes >= g.max_credential_refreshes {
+            return Err(GiveUp::RefreshLimit {
+                plugin: by.to_owned(),
+                max: g.max_credential_refreshes,
+            });
+        }
+        // An auth failure means the upstream refused before acting, so a
+        // retry after a refresh is safe even for non-idempotent operations;
+        // attempts and the deadline still bound it.
+        g.check_retry(number, true, Duration::ZERO, self.deadline_left())
+            .map_err(|refusal| GiveUp::RefreshRefused {
+                plugin: by.to_owned(),
+                refusal,
+            })?;
+        let Some(provider) = self.cx.credentials.get(&*p.service) else {
+            return Err(GiveUp::NoCredentialProvider {
+                plugin: by.to_owned(),
+                service: p.service.to_string(),
+            });
+        };
+        self.refreshes += 1;
+        provider
+            .refresh(&p.service)
+            .await
+            .map_err(|e| GiveUp::RefreshFailed {
+                message: self.cx.redactor.redact(&e),
+            })
+    }
+}

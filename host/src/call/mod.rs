@@ -1,0 +1,131 @@
+//! The path of one call, start to outcome, top to bottom:
+//!
+//! 1. **admit** (`admission.rs`): may the attempt start? Leases answer
+//!    without a Wasm call; strategies with an `admit` hook are asked.
+//! 2. **attempt**: the caller's closure, under the attempt's timeout.
+//! 3. **classify**: its error becomes a [`Failure`] (`Classify`).
+//! 4. **decide** (`decide.rs`): the failure becomes a redacted event; the
+//!    strategies are asked in order until one answers.
+//! 5. **guard** (`decide.rs`): the guardrails and the retry budget judge a
+//!    retry or a credential refresh.
+//! 6. **wait / refresh / fallback**, or give up (`outcome.rs`: fallback
+//!    handlers, then the error with the whole history).
+//!
+//! [`run`] is the only generic part (it runs the caller's closure);
+//! everything that talks to plugins is in non-generic helpers, so each
+//! call site does not get its own copy. The loop sees the runtime only
+//! through a [`CallContext`], and its strategies only through the
+//! pipeline's `Strategy`/`Fallback` traits, so `tests.rs` drives it with
+//! plain-Rust deciders.
+
+mod admission;
+mod context;
+mod decide;
+mod outcome;
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::api::{Attempt, CallError, CallSpec, Payload, Reply, Step};
+use crate::failure::{Classify, ErrorKind, Failure};
+use admission::Gate;
+pub(crate) use context::CallContext;
+use context::CallState;
+use decide::Next;
+
+/// Runs `attempt` under the pipeline in `cx` until it succeeds, a fallback
+/// answers, or the pipeline gives up.
+pub(crate) async fn run<T, E, F, Fut>(
+    cx: CallContext<'_>,
+    spec: &CallSpec,
+    mut attempt: F,
+) -> Result<Reply<T>, CallError<E>>
+where
+    T: Payload,
+    E: Classify,
+    F: FnMut(Attempt) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut call = CallState::start(cx, spec);
+    let mut number = 1;
+    loop {
+        // 1-3: admit, attempt, classify.
+        let (failure, last_error, began, took) = match call.admit(number).await {
+            Gate::Open { timeout } => {
+                let timeout = call.attempt_timeout(timeout);
+                let began = Instant::now();
+                let result = within(timeout, attempt(Attempt { number, timeout })).await;
+                let took = began.elapsed();
+                match result {
+                    Ok(value) => return Ok(call.succeed(value, took)),
+                    Err(AttemptError::Upstream(e)) => (e.classify(), Some(e), began, took),
+                    Err(AttemptError::Timeout(t)) => (
+                        Failure::new(ErrorKind::Timeout, format!("attempt timed out after {t:?}")),
+                        None,
+                        began,
+                        took,
+                    ),
+                }
+            }
+            Gate::Closed(failure) => (failure, None, Instant::now(), Duration::ZERO),
+        };
+
+        // 4: decide.
+        let (event, verdict) = call.on_failure(number, failure);
+
+        // 5-6: guard, then wait, refresh, fall back or give up.
+        match call.guard(number, verdict).await {
+            Next::Again { step, wait } => {
+                call.push(&event, number, began, took, step);
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+                number += 1;
+            }
+            Next::Fallback { by, answer } => {
+                call.push(&event, number, began, took, Step::Fallback { by: by.to_string() });
+                return call.answer_with(&by, answer, &event, last_error);
+            }
+            Next::GiveUp(cause) => {
+                let step = Step::Fail {
+                    reason: cause.to_string(),
+                    cause: cause.clone(),
+                };
+                call.push(&event, number, began, took, step);
+                return call.give_up(cause, &event, last_error);
+            }
+        }
+    }
+}
+
+/// How an attempt failed before it could be classified.
+enum AttemptError<E> {
+    Upstream(E),
+    Timeout(Duration),
+}
+
+/// Awaits `fut`, for at most `timeout`.
+async fn within<T, E>(
+    timeout: Option<Duration>,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, AttemptError<E>> {
+    match timeout {
+        Some(t) => match tokio::time::timeout(t, fut).await {
+            Ok(r) => r.map_err(AttemptError::Upstream),
+            Err(_) => Err(AttemptError::Timeout(t)),
+        },
+        None => fut.await.map_err(AttemptError::Upstream),
+    }
+}
+
+/// The smaller of two optional limits (`None`: no limit).
+fn min_opt(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}

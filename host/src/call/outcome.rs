@@ -1,0 +1,98 @@
+//! How a call that did not succeed ends: a strategy's fallback, a
+//! fallback handler's answer, or the error with the whole history.
+
+use std::time::Duration;
+
+use super::context::CallState;
+use crate::api::{CallError, GiveUp, Payload, Reply, ServedBy};
+use crate::config::OnFault;
+use crate::failure::ErrorKind;
+use crate::plugin::bindings::wit;
+
+impl CallState<'_> {
+    /// Answers the caller with a plugin's fallback.
+    pub(super) fn answer_with<T: Payload, E>(
+        self,
+        by: &str,
+        answer: wit::FallbackAnswer,
+        event: &wit::ErrorEvent,
+        last_error: Option<E>,
+    ) -> Result<Reply<T>, CallError<E>> {
+        match T::decode(&answer.body) {
+            Ok(value) => Ok(Reply {
+                value,
+                served_by: ServedBy::Fallback {
+                    plugin: by.to_owned(),
+                    age: answer.age.map(Duration::from_millis),
+                },
+                history: self.history,
+            }),
+            Err(error) => {
+                let cause = GiveUp::FallbackUndecodable {
+                    plugin: by.to_owned(),
+                    error,
+                };
+                self.fail(cause, event, last_error)
+            }
+        }
+    }
+
+    /// The strategies gave up: ask the fallback handlers, then fail.
+    pub(super) fn give_up<T: Payload, E>(
+        self,
+        cause: GiveUp,
+        event: &wit::ErrorEvent,
+        last_error: Option<E>,
+    ) -> Result<Reply<T>, CallError<E>> {
+        let p = self.cx.pipeline.clone();
+        for handler in &p.fallbacks {
+            let recorded = handler
+                .records_results()
+                .then(|| {
+                    self.cx
+                        .results
+                        .last(&p.service, self.result_key(), self.now_ms())
+                })
+                .flatten()
+                .map(|(body, age)| wit::RecordedResult { body, age });
+            match handler.serve(&p.service, event, recorded.as_ref()) {
+                Ok(Some(answer)) => {
+                    if let Some(last) = self.history.last() {
+                        tracing::info!(service = %event.service, plugin = %handler.name(), after = ?last.step, "fallback served");
+                    }
+                    return self.answer_with(handler.name(), answer, event, last_error);
+                }
+                Ok(None) => {}
+                Err(fault) => {
+                    if handler.on_fault() == OnFault::FailClosed {
+                        let cause = GiveUp::FallbackFault {
+                            first: Box::new(cause),
+                            fault,
+                        };
+                        return self.fail(cause, event, last_error);
+                    }
+                }
+            }
+        }
+        self.fail(cause, event, last_error)
+    }
+
+    fn fail<T, E>(
+        self,
+        cause: GiveUp,
+        event: &wit::ErrorEvent,
+        last_error: Option<E>,
+    ) -> Result<Reply<T>, CallError<E>> {
+        let reason = cause.to_string();
+        tracing::warn!(service = %event.service, operation = %event.operation, %reason, "call failed");
+        Err(CallError {
+            service: self.cx.pipeline.service.to_string(),
+            operation: self.spec.operation.to_string(),
+            reason,
+            cause,
+            kind: ErrorKind::from(event.kind),
+            last_error,
+            history: self.history,
+        })
+    }
+}

@@ -1,0 +1,462 @@
+//! The call loop against plain-Rust deciders: retry, guardrail, deadline,
+//! fallback and refresh ordering, without a Wasm component. (The same
+//! paths with real plugins are in tests/pipeline.rs and tests/guardrails.rs.)
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::{CallContext, run};
+use crate::api::{CallError, CallSpec, CredentialProvider, GiveUp, PluginFault, Reply, ServedBy, Step};
+use crate::config::{Guardrails, OnFault, RetryBudget, RetryRefusal};
+use crate::failure::{ErrorKind, Failure};
+use crate::host::HostShared;
+use crate::host::results::ResultStore;
+use crate::host::state::MemoryState;
+use crate::pipeline::retry_budget::RetryBudgets;
+use crate::pipeline::{Fallback, Pipeline, Strategy};
+use crate::plugin::bindings::wit;
+use crate::redact::Redactor;
+
+/// A strategy that answers from a script, and remembers what it saw.
+struct Scripted {
+    name: Arc<str>,
+    hooks: wit::Hooks,
+    on_fault: OnFault,
+    admissions: Mutex<VecDeque<Result<wit::Admission, PluginFault>>>,
+    decisions: Mutex<VecDeque<Result<wit::Decision, PluginFault>>>,
+    seen: Mutex<Vec<wit::ErrorEvent>>,
+}
+
+impl Scripted {
+    fn deciding(name: &str, decisions: Vec<wit::Decision>) -> Arc<Scripted> {
+        Arc::new(Scripted {
+            name: name.into(),
+            hooks: wit::Hooks::ON_ERROR,
+            on_fault: OnFault::FailOpen,
+            admissions: Mutex::default(),
+            decisions: Mutex::new(decisions.into_iter().map(Ok).collect()),
+            seen: Mutex::default(),
+        })
+    }
+
+    fn faulting(name: &str, on_fault: OnFault) -> Arc<Scripted> {
+        let fault = PluginFault {
+            plugin: name.into(),
+            reason: "trapped in on-error".into(),
+        };
+        Arc::new(Scripted {
+            name: name.into(),
+            hooks: wit::Hooks::ON_ERROR,
+            on_fault,
+            admissions: Mutex::default(),
+            decisions: Mutex::new(VecDeque::from([Err(fault)])),
+            seen: Mutex::default(),
+        })
+    }
+
+    fn admitting(name: &str, admissions: Vec<wit::Admission>) -> Arc<Scripted> {
+        Arc::new(Scripted {
+            name: name.into(),
+            hooks: wit::Hooks::ADMIT,
+            on_fault: OnFault::FailOpen,
+            admissions: Mutex::new(admissions.into_iter().map(Ok).collect()),
+            decisions: Mutex::default(),
+            seen: Mutex::default(),
+        })
+    }
+}
+
+impl Strategy for Scripted {
+    fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+    fn on_fault(&self) -> OnFault {
+        self.on_fault
+    }
+    fn hooks(&self) -> wit::Hooks {
+        self.hooks
+    }
+    fn admit(
+        &self,
+        _: &Arc<str>,
+        _: &wit::CallInfo,
+        _: &wit::Outcomes,
+    ) -> Result<wit::Admission, PluginFault> {
+        let next = self.admissions.lock().unwrap().pop_front();
+        next.unwrap_or(Ok(wit::Admission::Allow(wit::Grant {
+            attempt_timeout: None,
+            lease: None,
+        })))
+    }
+    fn on_error(
+        &self,
+        _: &Arc<str>,
+        event: &wit::ErrorEvent,
+        _: &wit::Outcomes,
+    ) -> Result<wit::Decision, PluginFault> {
+        self.seen.lock().unwrap().push(event.clone());
+        let next = self.decisions.lock().unwrap().pop_front();
+        next.unwrap_or(Ok(wit::Decision::Pass))
+    }
+}
+
+/// A fallback handler with a fixed answer.
+struct Canned {
+    name: Arc<str>,
+    body: Option<String>,
+}
+
+impl Fallback for Canned {
+    fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+    fn on_fault(&self) -> OnFault {
+        OnFault::FailOpen
+    }
+    fn records_results(&self) -> bool {
+        false
+    }
+    fn serve(
+        &self,
+        _: &Arc<str>,
+        _: &wit::ErrorEvent,
+        _: Option<&wit::RecordedResult>,
+    ) -> Result<Option<wit::FallbackAnswer>, PluginFault> {
+        Ok(self.body.clone().map(|body| wit::FallbackAnswer { body, age: None }))
+    }
+}
+
+/// The runtime's parts, for one test.
+struct Host {
+    shared: HostShared,
+    redactor: Redactor,
+    results: ResultStore,
+    credentials: HashMap<String, Arc<dyn CredentialProvider>>,
+    budgets: RetryBudgets,
+}
+
+impl Host {
+    fn new() -> Host {
+        let mut redactor = Redactor::default();
+        redactor.add_secret("hunter2-secret");
+        Host {
+            shared: HostShared::live(Arc::new(MemoryState::default()), Some(7), false),
+            redactor,
+            results: ResultStore::default(),
+            credentials: HashMap::new(),
+            budgets: RetryBudgets::default(),
+        }
+    }
+
+    fn context(&self, pipeline: &Arc<Pipeline>) -> CallContext<'_> {
+        CallContext {
+            pipeline: pipeline.clone(),
+            host: &self.shared,
+            redactor: &self.redactor,
+            results: &self.results,
+            credentials: &self.credentials,
+            budgets: &self.budgets,
+        }
+    }
+
+    /// A call whose attempts fail with `failures` in turn, then succeed.
+    async fn call(
+        &self,
+        pipeline: &Arc<Pipeline>,
+        spec: CallSpec,
+        failures: Vec<Failure>,
+    ) -> (Result<Reply<String>, CallError<Failure>>, u32) {
+        let failures = Mutex::new(VecDeque::from(failures));
+        let attempts = Mutex::new(0);
+        let result = run(self.context(pipeline), &spec, |_| {
+            *attempts.lock().unwrap() += 1;
+            let next = failures.lock().unwrap().pop_front();
+            async move {
+                match next {
+                    Some(f) => Err(f),
+                    None => Ok("fresh".to_owned()),
+                }
+            }
+        })
+        .await;
+        let n = *attempts.lock().unwrap();
+        (result, n)
+    }
+}
+
+fn pipeline(
+    guardrails: Guardrails,
+    strategies: Vec<Arc<dyn Strategy>>,
+    fallbacks: Vec<Arc<dyn Fallback>>,
+) -> Arc<Pipeline> {
+    Arc::new(Pipeline::of("svc", guardrails, strategies, fallbacks))
+}
+
+fn connect() -> Failure {
+    Failure::new(ErrorKind::Connect, "connection refused")
+}
+
+fn read() -> CallSpec {
+    CallSpec::new("svc", "read").idempotent(true)
+}
+
+#[tokio::test(start_paused = true)]
+async fn retries_what_a_strategy_asks_then_succeeds() {
+    let host = Host::new();
+    let backoff = Scripted::deciding("backoff", vec![wit::Decision::Retry(100), wit::Decision::Retry(200)]);
+    let p = pipeline(Guardrails::default(), vec![backoff.clone()], vec![]);
+    let (result, attempts) = host.call(&p, read(), vec![connect(), connect()]).await;
+    let reply = result.unwrap();
+    assert_eq!(attempts, 3);
+    assert_eq!(reply.served_by, ServedBy::Upstream);
+    let delays: Vec<_> = reply
+        .history
+        .iter()
+        .map(|r| match &r.step {
+            Step::Retry { delay, by } => (by.as_str(), *delay),
+            other => panic!("unexpected step {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        delays,
+        [("backoff", Duration::from_millis(100)), ("backoff", Duration::from_millis(200))]
+    );
+    // The second event knows it is the second attempt, and the first retry's
+    // wait has passed on the (virtual) clock.
+    let seen = backoff.seen.lock().unwrap();
+    assert_eq!(seen[1].attempt, 2);
+    assert!(seen[1].elapsed >= 100, "{}", seen[1].elapsed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_first_strategy_that_answers_decides() {
+    let host = Host::new();
+    let quiet = Scripted::deciding("quiet", vec![]);
+    let backoff = Scripted::deciding("backoff", vec![wit::Decision::Retry(1)]);
+    let never = Scripted::deciding("never", vec![wit::Decision::Fail("not me".into())]);
+    let p = pipeline(
+        Guardrails::default(),
+        vec![quiet.clone(), backoff, never.clone()],
+        vec![],
+    );
+    let (result, _) = host.call(&p, read(), vec![connect()]).await;
+    result.unwrap();
+    assert_eq!(quiet.seen.lock().unwrap().len(), 1, "a passing strategy is still asked");
+    assert!(never.seen.lock().unwrap().is_empty(), "nobody after the one that answered");
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_attempts_ends_the_call_with_a_typed_refusal() {
+    let host = Host::new();
+    let backoff = Scripted::deciding("backoff", vec![wit::Decision::Retry(1); 10]);
+    let g = Guardrails {
+        max_attempts: 2,
+        ..Guardrails::default()
+    };
+    let p = pipeline(g, vec![backoff], vec![]);
+    let (result, attempts) = host.call(&p, read(), vec![connect(); 5]).await;
+    let err = result.unwrap_err();
+    assert_eq!(attempts, 2);
+    assert_eq!(
+        err.cause,
+        GiveUp::RetryRefused {
+            plugin: "backoff".into(),
+            refusal: RetryRefusal::AttemptsExhausted(2)
+        }
+    );
+    assert_eq!(err.reason, "backoff asked to retry; guardrail: max-attempts (2) reached");
+    assert!(matches!(err.history.last().unwrap().step, Step::Fail { ref cause, .. } if *cause == err.cause));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_is_not_retried_unless_configured() {
+    let host = Host::new();
+    let backoff = Scripted::deciding("backoff", vec![wit::Decision::Retry(1)]);
+    let p = pipeline(Guardrails::default(), vec![backoff], vec![]);
+    let write = CallSpec::new("svc", "create");
+    let (result, attempts) = host.call(&p, write, vec![connect()]).await;
+    assert_eq!(attempts, 1);
+    assert!(matches!(
+        result.unwrap_err().cause,
+        GiveUp::RetryRefused { refusal: RetryRefusal::NotIdempotent, .. }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wait_past_the_deadline_is_refused_before_sleeping() {
+    let host = Host::new();
+    let backoff = Scripted::deciding("backoff", vec![wit::Decision::Retry(5_000)]);
+    let p = pipeline(Guardrails::default(), vec![backoff], vec![]);
+    let spec = read().deadline(Duration::from_secs(1));
+    let start = tokio::time::Instant::now();
+    let (result, _) = host.call(&p, spec, vec![connect()]).await;
+    assert!(matches!(
+        result.unwrap_err().cause,
+        GiveUp::RetryRefused { refusal: RetryRefusal::PastDeadline, .. }
+    ));
+    assert!(start.elapsed() < Duration::from_secs(1), "it gave up at once, without waiting");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_huge_deadline_is_no_deadline_not_a_panic() {
+    let host = Host::new();
+    let backoff = Scripted::deciding("backoff", vec![wit::Decision::Retry(10)]);
+    let p = pipeline(Guardrails::default(), vec![backoff.clone()], vec![]);
+    let spec = read().deadline(Duration::MAX);
+    let (result, attempts) = host.call(&p, spec, vec![connect()]).await;
+    result.unwrap();
+    assert_eq!(attempts, 2);
+    assert_eq!(backoff.seen.lock().unwrap()[0].deadline_left, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_attempt_timeout_classifies_a_hang_as_timeout() {
+    let host = Host::new();
+    let backoff = Scripted::deciding("backoff", vec![]);
+    let g = Guardrails {
+        attempt_timeout: Some(Duration::from_millis(50)),
+        ..Guardrails::default()
+    };
+    let p = pipeline(g, vec![backoff.clone()], vec![]);
+    let err = run(host.context(&p), &read(), |_| async {
+        std::future::pending::<Result<String, Failure>>().await
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Timeout);
+    assert_eq!(err.cause, GiveUp::NoRetry { kind: ErrorKind::Timeout });
+    assert_eq!(backoff.seen.lock().unwrap()[0].kind, wit::ErrorKind::Timeout);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fallback_handlers_answer_after_the_strategies_give_up() {
+    let host = Host::new();
+    let none: Arc<dyn Fallback> = Arc::new(Canned { name: "empty".into(), body: None });
+    let canned: Arc<dyn Fallback> = Arc::new(Canned { name: "static".into(), body: Some("stale".into()) });
+    let p = pipeline(Guardrails::default(), vec![], vec![none, canned]);
+    let (result, _) = host.call(&p, read(), vec![connect()]).await;
+    let reply = result.unwrap();
+    assert_eq!(reply.value, "stale");
+    assert_eq!(reply.served_by, ServedBy::Fallback { plugin: "static".into(), age: None });
+    // The history says why the strategies gave up before the fallback.
+    assert!(matches!(
+        &reply.history[0].step,
+        Step::Fail { cause: GiveUp::NoStrategy { kind: ErrorKind::Connect }, .. }
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fail_closed_fault_fails_the_call_and_fail_open_skips() {
+    let host = Host::new();
+    let open = Scripted::faulting("open", OnFault::FailOpen);
+    let backoff = Scripted::deciding("backoff", vec![wit::Decision::Retry(1)]);
+    let p = pipeline(Guardrails::default(), vec![open, backoff], vec![]);
+    let (result, attempts) = host.call(&p, read(), vec![connect()]).await;
+    result.unwrap();
+    assert_eq!(attempts, 2, "the faulting fail-open strategy was skipped");
+
+    let closed = Scripted::faulting("closed", OnFault::FailClosed);
+    let p = pipeline(Guardrails::default(), vec![closed], vec![]);
+    let (result, _) = host.call(&p, read(), vec![connect()]).await;
+    let err = result.unwrap_err();
+    assert!(matches!(err.cause, GiveUp::PluginFault(ref f) if f.plugin == "closed"));
+    assert_eq!(err.reason, "plugin `closed` trapped in on-error");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejection_reaches_the_strategies_as_rejected_and_is_not_counted() {
+    let host = Host::new();
+    let breaker = Scripted::admitting(
+        "breaker",
+        vec![wit::Admission::Reject(wit::Rejection {
+            reason: "circuit open".into(),
+            retry_after: Some(500),
+        })],
+    );
+    let backoff = Scripted::deciding("backoff", vec![wit::Decision::Retry(600)]);
+    let p = pipeline(Guardrails::default(), vec![breaker, backoff.clone()], vec![]);
+    let (result, attempts) = host.call(&p, read(), vec![]).await;
+    result.unwrap();
+    assert_eq!(attempts, 1, "the rejected attempt never ran");
+    let seen = backoff.seen.lock().unwrap();
+    assert_eq!(seen[0].kind, wit::ErrorKind::Rejected);
+    assert_eq!(seen[0].retry_after, Some(500));
+    assert!(seen[0].tags.contains(&("rejected-by".into(), "breaker".into())));
+}
+
+#[tokio::test(start_paused = true)]
+async fn refresh_calls_the_provider_once_then_the_guardrail_stops_it() {
+    let mut host = Host::new();
+    let refreshed = Arc::new(Mutex::new(0));
+    let counter = refreshed.clone();
+    host.credentials.insert(
+        "svc".into(),
+        Arc::new(move |_service: String| {
+            *counter.lock().unwrap() += 1;
+            async { Ok::<(), String>(()) }
+        }),
+    );
+    let auth = Scripted::deciding("auth", vec![wit::Decision::RefreshCredentials; 3]);
+    let p = pipeline(Guardrails::default(), vec![auth], vec![]);
+    let expired = || Failure::new(ErrorKind::Auth, "401 token expired");
+    // A write: a refresh is still allowed (the upstream refused before acting).
+    let write = CallSpec::new("svc", "create");
+    let (result, attempts) = host.call(&p, write, vec![expired(), expired()]).await;
+    let err = result.unwrap_err();
+    assert_eq!((attempts, *refreshed.lock().unwrap()), (2, 1));
+    assert_eq!(err.cause, GiveUp::RefreshLimit { plugin: "auth".into(), max: 1 });
+}
+
+#[tokio::test(start_paused = true)]
+async fn refresh_without_a_provider_says_so() {
+    let host = Host::new();
+    let auth = Scripted::deciding("auth", vec![wit::Decision::RefreshCredentials]);
+    let p = pipeline(Guardrails::default(), vec![auth], vec![]);
+    let (result, _) = host.call(&p, read(), vec![Failure::new(ErrorKind::Auth, "401")]).await;
+    assert_eq!(
+        result.unwrap_err().cause,
+        GiveUp::NoCredentialProvider { plugin: "auth".into(), service: "svc".into() }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_exhausted_budget_is_a_retry_refusal() {
+    let host = Host::new();
+    let backoff = Scripted::deciding("backoff", vec![wit::Decision::Retry(1); 10]);
+    let g = Guardrails {
+        retry_budget: Some(RetryBudget {
+            percent: 0,
+            min_retries: 1,
+            window: Duration::from_secs(10),
+        }),
+        ..Guardrails::default()
+    };
+    let p = pipeline(g, vec![backoff], vec![]);
+    let (first, _) = host.call(&p, read(), vec![connect()]).await;
+    first.unwrap();
+    let (second, attempts) = host.call(&p, read(), vec![connect()]).await;
+    assert_eq!(attempts, 1);
+    let err = second.unwrap_err();
+    assert!(
+        matches!(
+            err.cause,
+            GiveUp::RetryRefused { refusal: RetryRefusal::BudgetExhausted { retries: 1, .. }, .. }
+        ),
+        "{:?}",
+        err.cause
+    );
+    assert!(err.reason.contains("retry-budget exhausted"), "{}", err.reason);
+}
+
+#[tokio::test(start_paused = true)]
+async fn plugins_and_history_see_messages_redacted() {
+    let host = Host::new();
+    let backoff = Scripted::deciding("backoff", vec![]);
+    let p = pipeline(Guardrails::default(), vec![backoff.clone()], vec![]);
+    let leaky = Failure::new(ErrorKind::Auth, "token hunter2-secret rejected");
+    let (result, _) = host.call(&p, read(), vec![leaky]).await;
+    let err = result.unwrap_err();
+    assert!(!backoff.seen.lock().unwrap()[0].message.contains("hunter2"));
+    assert!(!err.history[0].message.contains("hunter2"));
+}

@@ -1,0 +1,219 @@
+//! Limits no plugin can exceed, and the checks that enforce them.
+//!
+//! A strategy proposes; the guardrails dispose. Whatever a plugin answers,
+//! a call makes at most `max_attempts` attempts, waits at most `max_delay`
+//! at a time, ends by its deadline, and never repeats a non-idempotent
+//! operation unless the configuration allows it.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::retry_budget::{RetryBudget, RetryBudgetToml};
+
+/// Guardrails for one service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Guardrails {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// Each attempt is cancelled (and classified `timeout`) after this.
+    pub attempt_timeout: Option<Duration>,
+    /// The whole call (attempts and waits) ends by this.
+    pub deadline: Option<Duration>,
+    /// The longest single wait a strategy may ask for; longer asks are
+    /// clamped to it.
+    pub max_delay: Duration,
+    /// Whether non-idempotent operations may be retried at all.
+    pub retry_non_idempotent: bool,
+    /// Credential refreshes per call.
+    pub max_credential_refreshes: u32,
+    /// Retries per service as a share of its calls (fleet-wide when the
+    /// service's state is in Redis); `None`: no budget.
+    pub retry_budget: Option<RetryBudget>,
+}
+
+impl Default for Guardrails {
+    fn default() -> Self {
+        Guardrails {
+            // One try and three retries: Polly's and most clients' default,
+            // and at most 4x the load on an upstream that is struggling.
+            max_attempts: 4,
+            // The MCP SDKs' own request timeout: wrapping a call never cuts
+            // it shorter than its client would, but a hung call still ends.
+            attempt_timeout: Some(Duration::from_secs(60)),
+            // Two full attempt timeouts: room for a slow attempt plus
+            // retries, yet an agent's step is never stuck for long.
+            deadline: Some(Duration::from_secs(120)),
+            // A single wait longer than this is better reported to the agent
+            // than slept through.
+            max_delay: Duration::from_secs(30),
+            // Repeating a non-idempotent operation (create, send, pay) can
+            // do it twice: only the configuration can allow that.
+            retry_non_idempotent: false,
+            // One refresh per call: a second 401 after a fresh token means
+            // the credentials are wrong, not stale.
+            max_credential_refreshes: 1,
+            // Off unless configured: a budget makes retries depend on
+            // other calls' history, which a single agent does not expect
+            // by default; fleets should turn it on (README).
+            retry_budget: None,
+        }
+    }
+}
+
+/// Optional guardrail settings as written in `mender.toml`; unset fields
+/// inherit.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GuardrailsToml {
+    max_attempts: Option<u32>,
+    #[serde(default, deserialize_with = "setting::duration_or_off")]
+    attempt_timeout: Option<Option<Duration>>,
+    #[serde(default, deserialize_with = "setting::duration_or_off")]
+    deadline: Option<Option<Duration>>,
+    #[serde(default, with = "humantime_serde")]
+    max_delay: Option<Duration>,
+    retry_non_idempotent: Option<bool>,
+    max_credential_refreshes: Option<u32>,
+    retry_budget: Option<RetryBudgetToml>,
+}
+
+impl GuardrailsToml {
+    /// `base` with the fields set here replaced.
+    pub(crate) fn apply(&self, base: &Guardrails) -> Result<Guardrails, String> {
+        let g = Guardrails {
+            max_attempts: self.max_attempts.unwrap_or(base.max_attempts),
+            attempt_timeout: self.attempt_timeout.unwrap_or(base.attempt_timeout),
+            deadline: self.deadline.unwrap_or(base.deadline),
+            max_delay: self.max_delay.unwrap_or(base.max_delay),
+            retry_non_idempotent: self
+                .retry_non_idempotent
+                .unwrap_or(base.retry_non_idempotent),
+            max_credential_refreshes: self
+                .max_credential_refreshes
+                .unwrap_or(base.max_credential_refreshes),
+            retry_budget: match &self.retry_budget {
+                Some(b) => b.resolve()?,
+                None => base.retry_budget,
+            },
+        };
+        if g.max_attempts == 0 {
+            return Err("max-attempts must be at least 1".into());
+        }
+        Ok(g)
+    }
+}
+
+/// Why the host refused a retry a strategy asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RetryRefusal {
+    /// The call already made `max_attempts` attempts.
+    AttemptsExhausted(u32),
+    /// The operation is not idempotent and retries of such are off.
+    NotIdempotent,
+    /// Waiting would end past the call's deadline.
+    PastDeadline,
+    /// The service's retry budget has no retry left in this window.
+    BudgetExhausted {
+        /// Retries taken in the window (fleet-wide on Redis).
+        retries: i64,
+        /// Calls counted in the window.
+        calls: i64,
+        /// The budget in force.
+        budget: RetryBudget,
+    },
+}
+
+impl std::fmt::Display for RetryRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RetryRefusal::AttemptsExhausted(n) => write!(f, "max-attempts ({n}) reached"),
+            RetryRefusal::NotIdempotent => {
+                f.write_str("operation is not idempotent (retry-non-idempotent = false)")
+            }
+            RetryRefusal::PastDeadline => f.write_str("the wait would end past the deadline"),
+            RetryRefusal::BudgetExhausted {
+                retries,
+                calls,
+                budget,
+            } => write!(
+                f,
+                "retry-budget exhausted ({retries} retries for {calls} calls in this {} window; \
+                 percent {}, min-retries {})",
+                humantime::format_duration(budget.window),
+                budget.percent,
+                budget.min_retries
+            ),
+        }
+    }
+}
+
+impl Guardrails {
+    /// Checks a retry after attempt `attempt` (from 1) with the asked
+    /// `delay`; returns the delay to actually wait (clamped to
+    /// `max_delay`).
+    pub fn check_retry(
+        &self,
+        attempt: u32,
+        idempotent: bool,
+        delay: Duration,
+        deadline_left: Option<Duration>,
+    ) -> Result<Duration, RetryRefusal> {
+        if attempt >= self.max_attempts {
+            return Err(RetryRefusal::AttemptsExhausted(self.max_attempts));
+        }
+        if !idempotent && !self.retry_non_idempotent {
+            return Err(RetryRefusal::NotIdempotent);
+        }
+        let delay = delay.min(self.max_delay);
+        if deadline_left.is_some_and(|left| delay >= left) {
+            return Err(RetryRefusal::PastDeadline);
+        }
+        Ok(delay)
+    }
+}
+
+mod setting {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    /// A humantime duration (`"250ms"`, `"30s"`), or `"off"` for none.
+    pub(super) fn duration_or_off<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<Duration>>, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.eq_ignore_ascii_case("off") {
+            return Ok(Some(None));
+        }
+        humantime::parse_duration(&s)
+            .map(|d| Some(Some(d)))
+            .map_err(|e| D::Error::custom(format!("`{s}` is not a duration or \"off\": {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_are_bounded() {
+        let g = Guardrails::default();
+        let s = Duration::from_secs;
+        assert_eq!(g.check_retry(1, true, s(1), None), Ok(s(1)));
+        assert_eq!(g.check_retry(1, true, s(3600), None), Ok(g.max_delay));
+        assert_eq!(
+            g.check_retry(4, true, s(1), None),
+            Err(RetryRefusal::AttemptsExhausted(4))
+        );
+        assert_eq!(
+            g.check_retry(1, false, s(1), None),
+            Err(RetryRefusal::NotIdempotent)
+        );
+        assert_eq!(
+            g.check_retry(1, true, s(5), Some(s(5))),
+            Err(RetryRefusal::PastDeadline)
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! The `[state]` table of `mender.toml`: where plugin state (and the retry
+//! budget) lives, globally and per service.
+//!
+//! ```toml
+//! [state]                          # every service
+//! backend = "redis"                # or "memory" (the default)
+//! url = "redis://cache.internal:6379/0"
+//! prefix = "mender"                # keys are prefix:plugin:service:key
+//! timeout = "50ms"                 # per Redis operation
+//!
+//! [services.search]
+//! state = { backend = "memory" }   # this service keeps its state local
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Keys are namespaced under this unless `prefix` says otherwise.
+const DEFAULT_PREFIX: &str = "mender";
+
+/// Longest a single Redis operation may take before the host falls back to
+/// local state. A round trip inside a data centre takes well under a
+/// millisecond; 50 ms is two orders of magnitude of headroom, yet a plugin
+/// hook (itself capped at 100 ms by default) still finishes in time.
+const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// Timeouts above this would let a slow Redis hold a hook past its own
+/// default limit (100 ms): refused at load.
+const MAX_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Where a service's state lives.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum StateBackend {
+    /// This process's memory (the default).
+    #[default]
+    Memory,
+    /// A Redis server shared by every process configured with it.
+    Redis(RedisSettings),
+}
+
+/// How to reach Redis.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RedisSettings {
+    /// `redis://[user:password@]host:port/db` (or `rediss://`, `redis+unix://`).
+    pub url: String,
+    /// The first part of every key.
+    pub prefix: String,
+    /// Connect, read and write timeout of one operation.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisSettings {
+    // The URL may carry a password: Debug output must not.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &shown_url(&self.url))
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// The validated `[state]` settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StateConfig {
+    /// For services without their own `state` table (and unlisted ones).
+    pub default: StateBackend,
+    /// Services whose `state` table differs, by name.
+    pub services: BTreeMap<String, StateBackend>,
+}
+
+impl StateConfig {
+    /// Whether any service keeps its state in Redis.
+    pub fn is_shared(&self) -> bool {
+        std::iter::once(&self.default)
+            .chain(self.services.values())
+            .any(|b| matches!(b, StateBackend::Redis(_)))
+    }
+}
+
+/// A `[state]` table as written; unset fields inherit (a service's from
+/// `[state]`, `[state]`'s from the defaults).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct StateToml {
+    backend: Option<BackendName>,
+    url: Option<String>,
+    prefix: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    timeout: Option<Duration>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum BackendName {
+    Memory,
+    Redis,
+}
+
+impl StateToml {
+    /// This table over `base` (the global table for a service's own).
+    pub(crate) fn over(&self, base: &StateToml) -> StateToml {
+        StateToml {
+            backend: self.backend.or(base.backend),
+            url: self.url.clone().or_else(|| base.url.clone()),
+            prefix: self.prefix.clone().or_else(|| base.prefix.clone()),
+            timeout: self.timeout.or(base.timeout),
+        }
+    }
+
+    /// The backend this table selects, or what is wrong with it.
+    pub(crate) fn backend(&self) -> Result<StateBackend, String> {
+        match self.backend.unwrap_or(BackendName::Memory) {
+            BackendName::Memory => Ok(StateBackend::Memory),
+            BackendName::Redis => {
+                let url = self
+                    .url
+                    .clone()
+                    .ok_or("backend = \"redis\" needs `url` (e.g. \"redis://127.0.0.1:6379/0\")")?;
+                check_redis_url(&url)?;
+                let prefix = self.prefix.clone().unwrap_or_else(|| DEFAULT_PREFIX.into());
+                if prefix.is_empty() || prefix.contains(char::is_whitespace) {
+                    return Err(format!(
+                        "`prefix` {prefix:?} must be non-empty, without spaces"
+                    ));
+                }
+                let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
+                if timeout.is_zero() || timeout > MAX_TIMEOUT {
+                    return Err(format!(
+                        "`timeout` must be between 1ms and {MAX_TIMEOUT:?} (got {timeout:?})"
+                    ));
+                }
+                Ok(StateBackend::Redis(RedisSettings {
+                    url,
+                    prefix,
+                    timeout,
+                }))
+            }
+        }
+    }
+}
+
+/// Whether this build can use `url` (parsing only, no network).
+#[cfg(feature = "redis")]
+fn check_redis_url(url: &str) -> Result<(), String> {
+    if redis::parse_redis_url(url).is_none() {
+        return Err(format!("`url` {} is not a redis:// URL", shown_url(url)));
+    }
+    // Catches what this build cannot use, such as `rediss://` (TLS is not
+    // compiled in).
+    if let Err(e) = redis::Client::open(url) {
+        return Err(format!("`url` {}: {e}", shown_url(url)));
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "redis"))]
+fn check_redis_url(_url: &str) -> Result<(), String> {
+    Err("backend = \"redis\" needs a mender built with the `redis` feature \
+         (the `mender` command has it; embedders: features = [\"redis\"])"
+        .into())
+}
+
+/// `url` without its password (and without anything at all if it does not
+/// parse), so it can be logged.
+#[cfg(feature = "redis")]
+pub(crate) fn shown_url(url: &str) -> String {
+    match redis::parse_redis_url(url) {
+        Some(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some(crate::redact::REDACTED));
+            }
+            u.to_string()
+        }
+        None => "<unparsable redis url>".into(),
+    }
+}
+
+/// Without the Redis client there is no URL parser: show the scheme only.
+#[cfg(not(feature = "redis"))]
+pub(crate) fn shown_url(url: &str) -> String {
+    let scheme = url.split_once("://").map_or("redis", |(s, _)| s);
+    format!("{scheme}://{}", crate::redact::REDACTED)
+}
+
+/// Resolves the global `[state]` table and the services' own `state`
+/// tables; an error carries the byte offset of the table at fault.
+pub(crate) fn resolve<'a>(
+    global: Option<&Spanned<StateToml>>,
+    services: impl Iterator<Item = (&'a String, Option<&'a Spanned<StateToml>>)>,
+) -> Result<StateConfig, (usize, String)> {
+    let base = global.map(|g| g.get_ref().clone()).unwrap_or_default();
+    let default = base.backend().map_err(|m| {
+        (
+            global.map_or(0, |g| g.span().start),
+            format!("[state]: {m}"),
+        )
+    })?;
+    let mut config = StateConfig {
+        default,
+        services: BTreeMap::new(),
+    };
+    for (name, own) in services {
+        let Some(own) = own else { continue };
+        let backend = own
+            .get_ref()
+            .over(&base)
+            .backend()
+            .map_err(|m| (own.span().start, format!("service `{name}`: state: {m}")))?;
+        if backend != config.default {
+            config.services.insert(name.clone(), backend);
+        }
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(text: &str) -> StateToml {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn service_table_inherits_the_global_one() {
+        let global = table("backend = \"redis\"\nurl = \"redis://h:1/\"\ntimeout = \"20ms\"");
+        let own = table("prefix = \"fleet\"");
+        let StateBackend::Redis(s) = own.over(&global).backend().unwrap() else {
+            panic!("expected redis")
+        };
+        assert_eq!(
+            (s.prefix.as_str(), s.timeout),
+            ("fleet", Duration::from_millis(20))
+        );
+        let local = table("backend = \"memory\"");
+        assert_eq!(local.over(&global).backend().unwrap(), StateBackend::Memory);
+    }
+
+    #[test]
+    fn mender_toml_errors_point_at_the_table() {
+        let parse = |t: &str| crate::Config::parse(t, "mender.toml", std::path::Path::new("."));
+        let e =
+            parse("[services.a]\nstrategies = []\nstate = { backend = \"redis\" }\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(
+            e.to_string()
+                .contains("service `a`: state: backend = \"redis\" needs `url`"),
+            "{e}"
+        );
+        let e = parse("\n[state]\nbackend = \"redis\"\nurl = \"redis://h/\"\ntimeout = \"0ms\"\n")
+            .unwrap_err();
+        assert!(e.to_string().starts_with("mender.toml:2:"), "{e}");
+        let e = parse("[state]\nbakend = \"redis\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let c = parse("[state]\nbackend = \"redis\"\nurl = \"redis://h/\"\n[services.a]\nstate = { backend = \"memory\" }\n[services.b]\n")
+            .unwrap();
+        assert!(c.state.is_shared());
+        assert_eq!(c.state.services.get("a"), Some(&StateBackend::Memory));
+        assert!(!c.state.services.contains_key("b"), "b inherits [state]");
+    }
+
+    #[test]
+    fn bad_tables_say_what_is_wrong() {
+        let e = table("backend = \"redis\"").backend().unwrap_err();
+        assert!(e.contains("needs `url`"), "{e}");
+        let e = table("backend = \"redis\"\nurl = \"http://x\"")
+            .backend()
+            .unwrap_err();
+        assert!(e.contains("not a redis:// URL"), "{e}");
+        let e = table("backend = \"redis\"\nurl = \"rediss://x/\"")
+            .backend()
+            .unwrap_err();
+        assert!(e.contains("TLS"), "{e}");
+        let e = table("backend = \"redis\"\nurl = \"redis://x/\"\ntimeout = \"5s\"")
+            .backend()
+            .unwrap_err();
+        assert!(e.contains("timeout"), "{e}");
+        let s = format!(
+            "{:?}",
+            table("backend = \"redis\"\nurl = \"redis://:pw123@x/\"")
+                .backend()
+                .unwrap()
+        );
+        assert!(!s.contains("pw123"), "{s}");
+    }
+}

@@ -1,0 +1,469 @@
+//! The Redis state backend: state shared by every agent process that points
+//! at the same Redis, so a breaker opened by one is open for all, and retry
+//! and rate budgets are fleet-wide.
+//!
+//! ## Why synchronous sockets with short timeouts
+//!
+//! [`StateStore`] is synchronous: it is called from inside a Wasm host call,
+//! which runs on the calling tokio task's thread (or a scoped thread for
+//! WASI plugins), and the plugin cannot continue until it has the answer.
+//! Whatever client we use, that thread waits for one reply. An async client
+//! would need a runtime to drive it, and waiting on it from a runtime
+//! thread either needs `block_on` (a panic inside tokio) or a channel to a
+//! background runtime (a second thread hop per operation, and a
+//! current-thread runtime could not drive a task spawned on itself while
+//! we wait). A plain `redis::Connection` with OS-level connect, read and
+//! write timeouts waits exactly as long as the reply takes, never longer
+//! than [`RedisSettings::timeout`], needs no runtime at all, and so works
+//! the same under a multi-thread runtime, a current-thread one, or none.
+//! Connections are kept in a small pool so concurrent hook calls do not
+//! queue on one socket.
+//!
+//! ## When Redis is in trouble
+//!
+//! The first operation that fails (refused, reset, timed out) marks the
+//! link down: it logs one warning (the URL without its password), the
+//! operation and every later one are served by a local [`MemoryState`], so
+//! a plugin always gets an answer, and a background thread reconnects with
+//! capped exponential backoff. Once a `PING` answers, shared state resumes.
+//! A Redis that fails again right after (up, but too slow for real work)
+//! gets a longer backoff each time instead of one timed-out operation per
+//! 100 ms.
+//! While down, operations cost no network wait at all. [`StateStatus`]
+//! reports all of this (see `Runtime::state_status`).
+//!
+//! ## Atomicity and expiry
+//!
+//! `increment` and `compare_and_swap` are Lua scripts, atomic across every
+//! process; `get`, `set` and `delete` are single commands. Keys are
+//! `prefix:plugin:service:key`. TTLs are set with `PX` and expire on the
+//! Redis server's clock (real time), whatever the host clock is.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use redis::{Client, Connection, RedisResult, Script};
+
+use crate::config::RedisSettings;
+use crate::config::state::shown_url;
+use super::{MemoryState, RetryAsk, RetryTake, ScopedKey, StateStatus, StateStore};
+
+/// Idle connections kept per Redis backend: one per core can be busy at
+/// once on a 2–4 core agent host; more would only hold sockets.
+const MAX_IDLE: usize = 4;
+/// First wait before reconnecting: a restart or a failover takes at least
+/// this long, and retrying sooner would only spin.
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+/// Longest wait between reconnection attempts: shared state resumes at most
+/// this long after Redis is back, and a dead Redis costs one connect attempt
+/// per this interval.
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// A link that goes down again within this long of coming back starts its
+/// next backoff where the last one ended (doubled), so a Redis that is up
+/// but too slow costs at most one timed-out operation per [`BACKOFF_MAX`].
+const FLAP_WINDOW: Duration = Duration::from_secs(10);
+
+/// `increment`: an absent key is created with the TTL (`ARGV[2]`, empty for
+/// none); a live key keeps its expiry; a non-integer value counts as 0.
+const INCREMENT_LUA: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if cur and not (string.match(cur, '^%-?%d+$') and string.len(cur) < 19) then
+  redis.call('SET', KEYS[1], '0', 'KEEPTTL')
+end
+local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+if not cur and ARGV[2] ~= '' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return n
+";
+
+/// `compare_and_swap`: `ARGV[1]` is `1` if a value is expected (`ARGV[2]`),
+/// `0` if the key must be absent; `ARGV[3]` the new value, `ARGV[4]` the TTL
+/// (empty for none; `0` stores an already-expired value, i.e. deletes).
+const COMPARE_AND_SWAP_LUA: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if ARGV[1] == '1' then
+  if cur ~= ARGV[2] then return 0 end
+elseif cur then
+  return 0
+end
+if ARGV[4] == '' then
+  redis.call('SET', KEYS[1], ARGV[3])
+elseif ARGV[4] == '0' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+end
+return 1
+";
+
+/// `take_retry`: `KEYS` = calls, retries counters; `ARGV` = new calls,
+/// percent, floor, TTL. Counters get the TTL when created. Returns
+/// `{taken, calls, retries}`.
+const TAKE_RETRY_LUA: &str = r"
+local function add(key, n)
+  local fresh = redis.call('EXISTS', key) == 0
+  local v = redis.call('INCRBY', key, n)
+  if fresh then redis.call('PEXPIRE', key, ARGV[4]) end
+  return v
+end
+local calls = add(KEYS[1], ARGV[1])
+local retries = tonumber(redis.call('GET', KEYS[2]) or '0')
+local allowed = math.max(tonumber(ARGV[3]), math.floor(math.max(calls, 0) * tonumber(ARGV[2]) / 100))
+if retries < allowed then
+  return {1, calls, add(KEYS[2], 1)}
+end
+return {0, calls, retries}
+";
+
+/// State in Redis, with a local fallback while Redis is unreachable.
+pub struct RedisState {
+    link: Arc<Link>,
+    local: MemoryState,
+    increment: Script,
+    compare_and_swap: Script,
+    take_retry: Script,
+}
+
+/// The connection side, shared with the reconnecting thread.
+struct Link {
+    client: Client,
+    settings: RedisSettings,
+    /// The URL with any password removed, for logs and status.
+    shown: String,
+    idle: Mutex<Vec<Connection>>,
+    up: AtomicBool,
+    reconnecting: AtomicBool,
+    /// Operations served by the local fallback.
+    fallback_ops: AtomicU64,
+    /// Times the link went down.
+    outages: AtomicU64,
+    /// When the link last came back, and the wait that preceded it: a
+    /// link that fails again soon after (a Redis that answers `PING` but is
+    /// too slow for real work) backs off further instead of flapping.
+    came_back: Mutex<Option<(std::time::Instant, Duration)>>,
+}
+
+impl RedisState {
+    /// A backend for `settings`. It connects now (bounded by the timeout);
+    /// if Redis is unreachable it starts on local state and keeps trying in
+    /// the background, so a down Redis never stops the agent from starting.
+    pub fn connect(settings: RedisSettings) -> Result<RedisState, String> {
+        let client = Client::open(settings.url.as_str())
+            .map_err(|e| format!("redis url {}: {e}", shown_url(&settings.url)))?;
+        let link = Arc::new(Link {
+            client,
+            shown: shown_url(&settings.url),
+            settings,
+            idle: Mutex::new(Vec::new()),
+            up: AtomicBool::new(true),
+            reconnecting: AtomicBool::new(false),
+            fallback_ops: AtomicU64::new(0),
+            outages: AtomicU64::new(0),
+            came_back: Mutex::new(None),
+        });
+        match link.open().and_then(|mut c| {
+            redis::cmd("PING").query::<()>(&mut c)?;
+            Ok(c)
+        }) {
+            Ok(c) => link.put(c),
+            Err(e) => Link::down(&link, &e),
+        }
+        Ok(RedisState {
+            link,
+            local: MemoryState::default(),
+            increment: Script::new(INCREMENT_LUA),
+            compare_and_swap: Script::new(COMPARE_AND_SWAP_LUA),
+            take_retry: Script::new(TAKE_RETRY_LUA),
+        })
+    }
+
+    fn redis_key(&self, key: &ScopedKey) -> String {
+        format!(
+            "{}:{}:{}:{}",
+            self.link.settings.prefix, key.plugin, key.service, key.key
+        )
+    }
+
+    /// Runs `op` on a pooled connection, or `None` (served locally) if
+    /// Redis is down, could not be reached (which marks it down), or
+    /// refused the operation.
+    fn run<T>(&self, op: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Option<T> {
+        if !self.link.up.load(Ordering::Acquire) {
+            self.link.fallback_ops.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        // Any failure to open a connection (refused, timed out, refused
+        // credentials) is an outage: retrying it on every operation would
+        // make each one wait.
+        let result = self.link.take().map_err(|e| (e, true)).and_then(|mut c| {
+            let r = op(&mut c);
+            match r {
+                Ok(v) => {
+                    self.link.put(c);
+                    Ok(v)
+                }
+                Err(e) => {
+                    let trouble = link_trouble(&e);
+                    // An error reply (say, a key of another type written by
+                    // someone else) leaves the connection usable.
+                    if !trouble {
+                        self.link.put(c);
+                    }
+                    Err((e, trouble))
+                }
+            }
+        });
+        match result {
+            Ok(v) => Some(v),
+            Err((e, trouble)) => {
+                if trouble {
+                    Link::down(&self.link, &e);
+                } else {
+                    tracing::debug!(target: "mender::state", redis = %self.link.shown, error = %e, "redis refused a state operation");
+                }
+                self.link.fallback_ops.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
+/// Whether an error is trouble with the link (refused, reset, timed out,
+/// unreadable) rather than the server's error reply to one command, after
+/// which the connection is still good.
+fn link_trouble(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_unrecoverable_error()
+}
+
+fn ttl_arg(ttl_ms: Option<u64>) -> String {
+    ttl_ms.map(|t| t.to_string()).unwrap_or_default()
+}
+
+impl StateStore for RedisState {
+    fn get(&self, key: &ScopedKey, now_ms: u64) -> Option<String> {
+        let k = self.redis_key(key);
+        self.run(|c| redis::cmd("GET").arg(&k).query::<Option<String>>(c))
+            .unwrap_or_else(|| self.local.get(key, now_ms))
+    }
+
+    fn set(&self, key: ScopedKey, value: String, ttl_ms: Option<u64>, now_ms: u64) {
+        let k = self.redis_key(&key);
+        let done = self.run(|c| match ttl_ms {
+            // PX 0 is an error in Redis; a zero TTL means "already expired".
+            Some(0) => redis::cmd("DEL").arg(&k).query::<()>(c),
+            Some(t) => redis::cmd("SET")
+                .arg(&k)
+                .arg(&value)
+                .arg("PX")
+                .arg(t)
+                .query(c),
+            None => redis::cmd("SET").arg(&k).arg(&value).query(c),
+        });
+        if done.is_none() {
+            self.local.set(key, value, ttl_ms, now_ms);
+        }
+    }
+
+    fn delete(&self, key: &ScopedKey) {
+        let k = self.redis_key(key);
+        if self
+            .run(|c| redis::cmd("DEL").arg(&k).query::<()>(c))
+            .is_none()
+        {
+            self.local.delete(key);
+        }
+    }
+
+    fn increment(&self, key: ScopedKey, delta: i64, ttl_ms: Option<u64>, now_ms: u64) -> i64 {
+        let k = self.redis_key(&key);
+        let ttl = ttl_arg(ttl_ms);
+        self.run(|c| self.increment.key(&k).arg(delta).arg(&ttl).invoke::<i64>(c))
+            .unwrap_or_else(|| self.local.increment(key, delta, ttl_ms, now_ms))
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: ScopedKey,
+        expected: Option<&str>,
+        value: String,
+        ttl_ms: Option<u64>,
+        now_ms: u64,
+    ) -> bool {
+        let k = self.redis_key(&key);
+        let ttl = ttl_arg(ttl_ms);
+        let stored = self.run(|c| {
+            self.compare_and_swap
+                .key(&k)
+                .arg(if expected.is_some() { "1" } else { "0" })
+                .arg(expected.unwrap_or(""))
+                .arg(&value)
+                .arg(&ttl)
+                .invoke::<bool>(c)
+        });
+        match stored {
+            Some(stored) => stored,
+            None => self
+                .local
+                .compare_and_swap(key, expected, value, ttl_ms, now_ms),
+        }
+    }
+
+    fn take_retry(&self, ask: RetryAsk, now_ms: u64) -> RetryTake {
+        let (calls, retries) = (self.redis_key(&ask.calls), self.redis_key(&ask.retries));
+        let taken = self.run(|c| {
+            self.take_retry
+                .key(&calls)
+                .key(&retries)
+                .arg(ask.new_calls)
+                .arg(ask.percent)
+                .arg(ask.floor)
+                .arg(ask.ttl_ms.max(1))
+                .invoke::<(i64, i64, i64)>(c)
+        });
+        match taken {
+            Some((taken, calls, retries)) => RetryTake {
+                taken: taken == 1,
+                calls,
+                retries,
+            },
+            None => self.local.take_retry(ask, now_ms),
+        }
+    }
+
+    fn status(&self) -> Vec<StateStatus> {
+        vec![StateStatus {
+            backend: "redis",
+            target: self.link.shown.clone(),
+            services: Vec::new(),
+            shared: self.link.up.load(Ordering::Acquire),
+            fallback_ops: self.link.fallback_ops.load(Ordering::Relaxed),
+            outages: self.link.outages.load(Ordering::Relaxed),
+        }]
+    }
+}
+
+impl Link {
+    fn open(&self) -> RedisResult<Connection> {
+        let t = self.settings.timeout;
+        let c = self.client.get_connection_with_timeout(t)?;
+        c.set_read_timeout(Some(t))?;
+        c.set_write_timeout(Some(t))?;
+        Ok(c)
+    }
+
+    fn take(&self) -> RedisResult<Connection> {
+        let pooled = lock(&self.idle).pop();
+        match pooled {
+            Some(c) => Ok(c),
+            None => self.open(),
+        }
+    }
+
+    fn put(&self, c: Connection) {
+        let mut idle = lock(&self.idle);
+        if idle.len() < MAX_IDLE {
+            idle.push(c);
+        }
+    }
+
+    /// Marks the link down (logging once per outage) and starts the
+    /// reconnecting thread if none runs.
+    fn down(link: &Arc<Link>, error: &redis::RedisError) {
+        // Connections opened before the outage may be half-dead: drop them
+        // all, the reconnecting thread opens fresh ones.
+        lock(&link.idle).clear();
+        if link.up.swap(false, Ordering::AcqRel) {
+            link.outages.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                target: "mender::state",
+                redis = %link.shown,
+                error = %error,
+                "redis state unreachable: using local state until it is back"
+            );
+        }
+        if !link.reconnecting.swap(true, Ordering::AcqRel) {
+            let weak = Arc::downgrade(link);
+            let spawned = std::thread::Builder::new()
+                .name("mender-redis-reconnect".into())
+                .spawn(move || reconnect(weak));
+            if spawned.is_err() {
+                link.reconnecting.store(false, Ordering::Release);
+            }
+        }
+    }
+}
+
+/// Tries to reconnect with capped exponential backoff until Redis answers
+/// or the backend is dropped.
+fn reconnect(link: Weak<Link>) {
+    let mut wait = match link.upgrade().and_then(|l| *lock(&l.came_back)) {
+        Some((at, last)) if at.elapsed() < FLAP_WINDOW => (last * 2).min(BACKOFF_MAX),
+        _ => BACKOFF_FIRST,
+    };
+    loop {
+        std::thread::sleep(wait);
+        let Some(link) = link.upgrade() else { return };
+        let ping = link.open().and_then(|mut c| {
+            redis::cmd("PING").query::<()>(&mut c)?;
+            Ok(c)
+        });
+        if let Ok(c) = ping {
+            *lock(&link.came_back) = Some((std::time::Instant::now(), wait));
+            link.put(c);
+            link.reconnecting.store(false, Ordering::Release);
+            link.up.store(true, Ordering::Release);
+            tracing::info!(target: "mender::state", redis = %link.shown, "redis state reachable again: shared state resumes");
+            return;
+        }
+        wait = (wait * 2).min(BACKOFF_MAX);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every critical section is a single assignment or Vec operation, so a
+    // poisoned lock holds consistent data.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_never_shown() {
+        let shown = shown_url("redis://user:hunter2@cache.internal:6380/2");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("cache.internal:6380"), "{shown}");
+        assert_eq!(shown_url("not a url"), "<unparsable redis url>");
+    }
+
+    #[test]
+    fn unreachable_redis_falls_back_without_waiting_again() {
+        // Port 1 on loopback: connection refused at once.
+        let store = RedisState::connect(RedisSettings {
+            url: "redis://127.0.0.1:1/".into(),
+            prefix: "t".into(),
+            timeout: Duration::from_millis(50),
+        })
+        .unwrap();
+        let key = ScopedKey {
+            plugin: "p".into(),
+            service: "s".into(),
+            key: "n".into(),
+        };
+        assert_eq!(store.increment(key.clone(), 2, None, 0), 2);
+        assert_eq!(store.increment(key.clone(), 3, None, 0), 5);
+        assert!(store.compare_and_swap(key.clone(), Some("5"), "x".into(), None, 0));
+        let s = &store.status()[0];
+        assert!(!s.shared);
+        assert_eq!(s.outages, 1);
+        assert!(s.fallback_ops >= 3);
+    }
+}
