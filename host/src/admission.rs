@@ -39,12 +39,12 @@ impl Flight<'_> {
                 }
                 let call = call.get_or_insert_with(|| wit::CallInfo {
                     service: self.p.service.to_string(),
-                    operation: self.spec.operation.to_string(),
+                    operation: self.operation(),
                     attempt: number,
                     elapsed: duration_ms(self.started.elapsed()),
                     deadline_left: self.deadline_left().map(duration_ms),
                     idempotent: self.spec.idempotent,
-                    tags: self.spec.tags.clone(),
+                    tags: self.tags(&[]),
                 });
                 let recent = slot.cursor.take(&self.p.stats, &slot.lease);
                 let by = &slot.plugin.name;

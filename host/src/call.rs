@@ -243,8 +243,21 @@ impl Flight<'_> {
         }
     }
 
-    fn tags(&self, extra: &[(String, String)]) -> Vec<(String, String)> {
-        self.spec.tags.iter().chain(extra).cloned().collect()
+    /// The call's tags and `extra` as plugins and logs see them: redacted.
+    pub(crate) fn tags(&self, extra: &[(String, String)]) -> Vec<(String, String)> {
+        let redactor = &self.rt.inner.redactor;
+        self.spec
+            .tags
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| redactor.redact_pair(k, v))
+            .collect()
+    }
+
+    /// The operation as plugins and logs see it: redacted (a URL's
+    /// `?api_key=…`).
+    pub(crate) fn operation(&self) -> String {
+        self.rt.inner.redactor.redact(&self.spec.operation)
     }
 
     /// Counts a failed attempt, builds its (redacted) event, and asks the
@@ -258,7 +271,7 @@ impl Flight<'_> {
         }
         let event = wit::ErrorEvent {
             service: self.p.service.to_string(),
-            operation: self.spec.operation.to_string(),
+            operation: self.operation(),
             kind: failure.kind.into(),
             message: self.rt.inner.redactor.redact(&failure.message),
             status: failure.status,
@@ -440,7 +453,7 @@ impl Flight<'_> {
         tracing::warn!(service = %event.service, operation = %event.operation, %reason, "call failed");
         Err(CallError {
             service: self.p.service.to_string(),
-            operation: self.spec.operation.to_string(),
+            operation: self.operation(),
             reason,
             kind: ErrorKind::from_wit(event.kind),
             last_error,
