@@ -32,6 +32,7 @@ mod clock;
 pub mod config;
 pub mod conformance;
 mod engine;
+mod escape;
 mod event;
 mod generation;
 mod guardrails;
@@ -43,6 +44,8 @@ mod pipeline;
 pub mod plugin;
 mod random;
 mod redact;
+mod redact_rules;
+mod redact_writer;
 mod reload;
 mod results;
 mod retry_budget;
@@ -54,6 +57,7 @@ mod watch;
 
 pub use cache::{CACHE_DIR_ENV, CacheStats};
 pub use config::{Config, ConfigError, Limits, OnFault};
+pub use escape::escape_control;
 pub use event::{Classify, ErrorKind, Failure, HttpError, retry_after};
 pub use generation::ReloadReport;
 pub use guardrails::{Guardrails, RetryBudget, RetryRefusal};
@@ -66,6 +70,7 @@ pub use plugin::{
     inspect,
 };
 pub use redact::{REDACTED, Redactor};
+pub use redact_writer::{RedactingLine, RedactingWriter};
 pub use reload::ReloadStatus;
 pub use runtime::{
     BoxFuture, BuildError, CredentialProvider, PluginStatus, Runtime, RuntimeBuilder,
