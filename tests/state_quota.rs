@@ -187,8 +187,8 @@ fn the_redis_quota_evicts_expired_keys_and_is_fleet_wide() {
         (5, "p", "s")
     );
     assert!(
-        !b.compare_and_swap_within(k("c"), None, "x".into(), None, 0, quota)
-            .is_ok()
+        b.compare_and_swap_within(k("c"), None, "x".into(), None, 0, quota)
+            .is_err()
     );
     // Too many bytes: refused, and nothing written.
     let e = b
