@@ -79,6 +79,67 @@ proptest! {
         prop_assert!(!r.redact(&text).contains(&secret));
     }
 
+    // A registered secret in the encodings it travels in: upper-cased,
+    // percent-encoded, JSON `\u` escapes, JSON-escaped `/` and `"`, split
+    // across lines.
+    #[test]
+    fn registered_secrets_never_survive_encoding(
+        secret in "[a-z0-9_./\"-]{6,30}",
+        around in "[ -~]{0,40}",
+        encoding in 0usize..6,
+        split in 1usize..6,
+    ) {
+        let mut r = Redactor::default();
+        r.add_secret(secret.clone());
+        let encoded = match encoding {
+            0 => secret.to_ascii_uppercase(),
+            1 => secret.bytes().map(|b| format!("%{b:02X}")).collect(),
+            2 => secret.chars().map(|c| format!("\\u{:04x}", u32::from(c))).collect(),
+            3 => secret.replace('/', "\\/").replace('"', "\\\""),
+            4 => {
+                let at = split.min(secret.len() - 1);
+                format!("{}\n{}", &secret[..at], &secret[at..])
+            }
+            _ => {
+                let at = split.min(secret.len() - 1);
+                format!("{}\\n{}", &secret[..at], &secret[at..])
+            }
+        };
+        let text = format!("{around} {encoded} {around}");
+        let out = r.redact(&text);
+        prop_assert!(!out.contains(&encoded), "{encoded:?} survived in {out:?}");
+    }
+
+    #[test]
+    fn more_token_shapes_never_survive(
+        prefix in "[ -~]{0,40}",
+        suffix in "[ -~]{0,40}",
+        body in "[A-Za-z0-9]{36}",
+        shape in 0usize..8,
+    ) {
+        let token = match shape {
+            0 => format!("sk_live_{}", &body[..24]),
+            1 => format!("glpat-{}", &body[..20]),
+            2 => format!("hf_{}", &body[..34]),
+            3 => format!("npm_{body}"),
+            4 => format!("https://hooks.slack.com/services/T0/B0/{body}"),
+            5 => format!("aws_secret_access_key={body}"),
+            6 => format!("{{\"Authorization\":\"Basic {body}\"}}"),
+            _ => format!("-----BEGIN EC PRIVATE KEY-----\n{body}\n-----END EC PRIVATE KEY-----"),
+        };
+        let text = format!("{prefix} {token} {suffix}");
+        let out = Redactor::default().redact(&text);
+        prop_assert!(!out.contains(&body[..20]), "{token} survived in {out}");
+    }
+
+    #[test]
+    fn bearer_tokens_in_base64_never_survive(body in "[A-Za-z0-9._-]{12,40}") {
+        let encoded = base64(format!("Bearer {body}").as_bytes());
+        let text = format!("header {encoded} sent");
+        let out = Redactor::default().redact(&text);
+        prop_assert!(!out.contains(&encoded), "{encoded} survived in {out}");
+    }
+
     #[test]
     fn any_http_response_classifies(status in 100u16..1000, retry_after in ".{0,40}") {
         let mut headers = HeaderMap::new();
@@ -136,4 +197,18 @@ proptest! {
             prop_assert!(!report.is_valid(), "{report:?}");
         }
     }
+}
+
+/// Standard base64 with padding, for the test above.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().fold(0u32, |n, b| (n << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+        }
+        out.push_str(&"=".repeat(3 - chunk.len()));
+    }
+    out
 }

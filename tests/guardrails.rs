@@ -234,3 +234,103 @@ strategies = ["echo"]
         "history is redacted too"
     );
 }
+
+/// Issue #15's leaks: secrets in the forms they travel in, in the message,
+/// the operation and the call's and failure's tags, never reach a plugin.
+#[tokio::test(start_paused = true)]
+async fn plugins_see_no_secret_in_any_encoding_operation_or_tag() {
+    let toml = r#"
+[plugins.echo]
+path = "{guests}/echo-strategy.wasm"
+[services.default]
+strategies = ["echo"]
+"#
+    .replace("{guests}", env!("MENDER_GUEST_DIR"));
+    let rt = mender::Runtime::builder()
+        .config_str(&toml, "test.toml")
+        .unwrap()
+        .secret("registered-secret-value")
+        .build()
+        .unwrap();
+    // (text in the message, the part that must not reach the plugin)
+    let leaks = [
+        ("registered%2Dsecret%2Dvalue", "secret%2Dvalue"),
+        ("REGISTERED-SECRET-VALUE", "SECRET-VALUE"),
+        ("registered-secret-\nvalue", "secret-\nvalue"),
+        ("registered-secret\\u002dvalue", "secret\\u002dvalue"),
+        (
+            "QmVhcmVyIGdocF9BQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWjAxMjM0NQ==",
+            "QmVhcmVy",
+        ),
+        (
+            "{\"Authorization\":\"Basic dXNlcjpodW50ZXIy\"}",
+            "dXNlcjpodW50ZXIy",
+        ),
+        (
+            "{\"Authorization\": \"token opaque-tok-3141\"}",
+            "opaque-tok-3141",
+        ),
+        ("{\"Authorization\": \"Bearer abc\\/def-2718\"}", "def-2718"),
+        (
+            "https://hooks.slack.com/services/T01/B02/slackhookpath99",
+            "slackhookpath99",
+        ),
+        ("postgres://app:p@ss-1618@db:5432/app", "ss-1618"),
+        ("redis://:redis-pass-1414@cache:6379", "redis-pass-1414"),
+        ("cb%3Faccess_token%3Denc-tok-1732%26x%3D1", "enc-tok-1732"),
+        (
+            "aws_secret_access_key=wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLE",
+            "wJalrXUtnFEMI",
+        ),
+        (
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+            "4eC39HqLyjWDarjtT1zdp7dc",
+        ),
+        ("glpat-abcdefghij0123456789", "abcdefghij0123456789"),
+        (
+            "hf_abcdefghijklmnopqrstuvwxyzABCDEFGH",
+            "abcdefghijklmnopqrstuvwxyzABCDEFGH",
+        ),
+        (
+            "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----",
+            "b3BlbnNzaC1rZXktdjEAAAAA",
+        ),
+    ];
+    let message: Vec<&str> = leaks.iter().map(|(text, _)| *text).collect();
+    let leaky = Failure::new(ErrorKind::Auth, message.join(" | "))
+        .with_status(401)
+        .with_tag("upstream-authorization", "Bearer failuretagsecret99");
+    let script = Script::failing(leaky, 1);
+    let spec = CallSpec::new("github", "GET /repos?api_key=opsecret-4242&page=2")
+        .tag("team", "infra")
+        .tag("x-api-key", "tagsecret-777")
+        .tag("note", "token=tagsecret-888");
+    let err = call(&rt, &script, spec).await.unwrap_err();
+    // echo-strategy fails the call with exactly what it was given.
+    let seen = &err.reason;
+    assert!(seen.contains("infra") && seen.contains("page=2"), "{seen}");
+    let json_newline = "secret-\\nvalue";
+    for (_, secret) in leaks {
+        assert!(
+            !seen.contains(secret),
+            "{secret:?} reached the plugin: {seen}"
+        );
+    }
+    assert!(!seen.contains(json_newline), "{seen}");
+    for secret in [
+        "opsecret-4242",
+        "tagsecret-777",
+        "tagsecret-888",
+        "failuretagsecret99",
+    ] {
+        assert!(
+            !seen.contains(secret),
+            "{secret} reached the plugin: {seen}"
+        );
+    }
+    assert!(
+        !err.operation.contains("opsecret-4242"),
+        "{}",
+        err.operation
+    );
+}

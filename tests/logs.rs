@@ -16,6 +16,8 @@ fn logs() {
     log_flood_is_capped();
     secrets_never_reach_the_logs();
     redis_password_never_reaches_the_logs();
+    plugin_text_cannot_forge_log_lines();
+    library_lines_pass_the_redacting_writer();
 }
 
 fn log_flood_is_capped() {
@@ -206,4 +208,84 @@ fn redis_password_never_reaches_the_logs() {
     );
     assert!(logs.contains("127.0.0.1:1"), "{logs}");
     assert!(!logs.contains("pw-hunter3"), "the password leaked:\n{logs}");
+}
+
+/// A plugin's log line and failure reason with `\n` and ANSI escapes: each
+/// stays on its one line, escaped, and no escape byte reaches the log.
+fn plugin_text_cannot_forge_log_lines() {
+    let (captured, subscriber) = Captured::subscriber();
+    tracing::subscriber::with_default(subscriber, || {
+        let toml = format!(
+            "[limits]\nquarantine-after = 0\n[plugins.hostile]\npath = \"{}/hostile-strategy.wasm\"\n\
+             config = {{ attack = \"log-injection\" }}\n[services.default]\nstrategies = [\"hostile\"]\n",
+            env!("MENDER_GUEST_DIR")
+        );
+        let rt = Runtime::builder()
+            .config_str(&toml, "t.toml")
+            .unwrap()
+            .build()
+            .unwrap();
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let script = Script::failing(fail(ErrorKind::Connect), 1);
+        let err = tokio
+            .block_on(rt.call(CallSpec::new("api", "get"), |_| script.next()))
+            .map(|r: Reply<String>| r.value)
+            .unwrap_err();
+        // The plugin failed the call with its reason: escaped there too.
+        assert!(
+            err.reason.contains("failing\\n2026-12-02"),
+            "{}",
+            err.reason
+        );
+        assert!(
+            !err.reason.contains('\n') && !err.reason.contains('\x1b'),
+            "{}",
+            err.reason
+        );
+    });
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("innocent\\n2026-12-02"),
+        "the plugin's line, escaped:\n{logs}"
+    );
+    assert!(
+        !logs.contains('\x1b'),
+        "an ANSI escape reached the log:\n{logs}"
+    );
+    for line in logs.lines() {
+        assert!(
+            !line.starts_with("2026-12-02T09:00:00.000000Z"),
+            "a forged line:\n{logs}"
+        );
+    }
+    assert!(logs.contains("\\u{1b}[31m"), "{logs}");
+}
+
+/// Lines from any crate, at any level, written through the redacting
+/// writer the CLI installs (rmcp logs raw JSON-RPC at trace).
+fn library_lines_pass_the_redacting_writer() {
+    let captured = Captured::default();
+    let mut redactor = mender::Redactor::default();
+    redactor.add_secret("upstream-secret-42");
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(mender::RedactingWriter::new(move || sink.clone(), redactor))
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::trace!(
+            target: "rmcp::service",
+            "received message: {{\"jsonrpc\":\"2.0\",\"id\":3,\"error\":{{\"code\":-32000,\"message\":\"auth failed for UPSTREAM-SECRET-42 with {{\\\"Authorization\\\":\\\"Bearer abc\\\\/def123456\\\"}}\"}}}}"
+        );
+        tracing::debug!(target: "redis", "connecting to redis://:cache-pass-7@10.0.0.5:6379/0");
+    });
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("rmcp::service"), "{logs}");
+    for secret in ["UPSTREAM-SECRET-42", "def123456", "cache-pass-7"] {
+        assert!(!logs.contains(secret), "{secret} leaked:\n{logs}");
+    }
 }

@@ -22,7 +22,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use mender::state::{RedisSettings, RedisState, RetryAsk, RetryTake, ScopedKey, StateStore};
+use mender::state::{
+    QuotaExceeded, RedisSettings, RedisState, RetryAsk, RetryTake, ScopedKey, StateQuota,
+    StateStore,
+};
 use mender::{CallSpec, ErrorKind, Failure, Runtime};
 use redis_server::RedisServer;
 
@@ -43,29 +46,45 @@ impl StateStore for Counted {
         self.tick();
         self.inner.get(key, now_ms)
     }
-    fn set(&self, key: ScopedKey, value: String, ttl_ms: Option<u64>, now_ms: u64) {
+    fn set_within(
+        &self,
+        key: ScopedKey,
+        value: String,
+        ttl_ms: Option<u64>,
+        now_ms: u64,
+        quota: StateQuota,
+    ) -> Result<(), QuotaExceeded> {
         self.tick();
-        self.inner.set(key, value, ttl_ms, now_ms)
+        self.inner.set_within(key, value, ttl_ms, now_ms, quota)
     }
     fn delete(&self, key: &ScopedKey) {
         self.tick();
         self.inner.delete(key)
     }
-    fn increment(&self, key: ScopedKey, delta: i64, ttl_ms: Option<u64>, now_ms: u64) -> i64 {
+    fn increment_within(
+        &self,
+        key: ScopedKey,
+        delta: i64,
+        ttl_ms: Option<u64>,
+        now_ms: u64,
+        quota: StateQuota,
+    ) -> Result<i64, QuotaExceeded> {
         self.tick();
-        self.inner.increment(key, delta, ttl_ms, now_ms)
+        self.inner
+            .increment_within(key, delta, ttl_ms, now_ms, quota)
     }
-    fn compare_and_swap(
+    fn compare_and_swap_within(
         &self,
         key: ScopedKey,
         expected: Option<&str>,
         value: String,
         ttl_ms: Option<u64>,
         now_ms: u64,
-    ) -> bool {
+        quota: StateQuota,
+    ) -> Result<bool, QuotaExceeded> {
         self.tick();
         self.inner
-            .compare_and_swap(key, expected, value, ttl_ms, now_ms)
+            .compare_and_swap_within(key, expected, value, ttl_ms, now_ms, quota)
     }
     fn take_retry(&self, ask: RetryAsk, now_ms: u64) -> RetryTake {
         self.tick();

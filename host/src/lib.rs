@@ -29,6 +29,7 @@ mod call;
 pub mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod escape;
 mod failure;
 mod host;
 mod layer;
@@ -45,6 +46,7 @@ pub use config::{
     Config, ConfigError, DirGrant, DirMode, Guardrails, Limits, OnFault, QuarantinePolicy,
     RetryBudget, RetryRefusal,
 };
+pub use escape::escape_control;
 pub use failure::{Classify, ErrorKind, Failure, HttpError, retry_after};
 pub use host::metrics::PluginMetrics;
 pub use host::state;
@@ -55,6 +57,8 @@ pub use layer::{
 pub use pipeline::generation::ReloadReport;
 pub use plugin::cache::{CACHE_DIR_ENV, CacheStats};
 pub use plugin::{ComponentReport, LoadError, WorldKind, inspect};
+#[cfg(feature = "log-writer")]
+pub use redact::RedactingWriter;
 pub use redact::{REDACTED, Redactor};
 pub use runtime::reload::ReloadStatus;
 #[cfg(feature = "watch")]

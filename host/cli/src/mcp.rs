@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use mender_mcp::{GatewayStatus, McpConfig, McpProxy};
-use mender::{ReloadResult, Runtime};
+use mender::{RedactingWriter, Redactor, ReloadResult, Runtime};
 use tracing_subscriber::EnvFilter;
 
 /// `mender mcp-proxy --config F`: stdout is the MCP channel, so every log
@@ -15,11 +15,6 @@ pub fn proxy(config: &Path) -> ExitCode {
     // without roots) at warn; its errors are what matter here.
     let filter =
         EnvFilter::try_from_env("MENDER_LOG").unwrap_or_else(|_| EnvFilter::new("info,rmcp=error"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
     let mcp = match McpConfig::from_file(config) {
         Ok(c) => c,
         Err(e) => {
@@ -27,6 +22,23 @@ pub fn proxy(config: &Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Credentials handed to the servers are redacted wherever they echo
+    // them (stderr, error text, status), and so is every log line of every
+    // crate: rmcp logs whole JSON-RPC messages at trace.
+    let secrets: Vec<String> = mcp
+        .servers
+        .iter()
+        .flat_map(|s| s.secret_values().map(str::to_owned))
+        .collect();
+    let mut redactor = Redactor::default();
+    for s in &secrets {
+        redactor.add_secret(s.clone());
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(RedactingWriter::new(std::io::stderr, redactor))
+        .with_ansi(false)
+        .init();
     if mcp.servers.is_empty() {
         eprintln!(
             "mender mcp-proxy: {} has no [mcp.servers.*]: nothing to put the gateway in front of",
@@ -42,13 +54,6 @@ pub fn proxy(config: &Path) -> ExitCode {
         }
     };
     tokio.block_on(async {
-        // Credentials handed to the servers are redacted wherever they echo
-        // them (stderr, error text, status).
-        let secrets: Vec<String> = mcp
-            .servers
-            .iter()
-            .flat_map(|s| s.secret_values().map(str::to_owned))
-            .collect();
         let built = Runtime::builder().config_file(config).and_then(|b| {
             secrets
                 .into_iter()

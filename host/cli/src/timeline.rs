@@ -64,6 +64,9 @@ impl Timeline {
         self.flush();
         self.last_shape = shape.to_owned();
         if !self.quiet {
+            // Reasons and log lines come from plugins: no raw newline or
+            // ANSI escape of theirs reaches the terminal.
+            let text = mender::escape_control(text);
             out!("{} {text}", secs(self.start.elapsed()));
         }
     }

@@ -40,12 +40,12 @@ impl CallState<'_> {
                 }
                 let call = call.get_or_insert_with(|| wit::CallInfo {
                     service: self.cx.pipeline.service.to_string(),
-                    operation: self.spec.operation.to_string(),
+                    operation: self.operation(),
                     attempt: number,
                     elapsed: duration_ms(self.started.elapsed()),
                     deadline_left: self.deadline_left().map(duration_ms),
                     idempotent: self.spec.idempotent,
-                    tags: self.spec.tags.clone(),
+                    tags: self.tags(&[]),
                 });
                 let recent = slot.cursor.take(&self.cx.pipeline.stats, &slot.lease);
                 let by = slot.plugin.name();

@@ -113,9 +113,21 @@ impl<'a> CallState<'a> {
             .unwrap_or(&self.spec.operation)
     }
 
-    /// The call's tags, then the failure's.
+    /// The call's tags and `extra` as plugins and logs see them: redacted.
     pub(super) fn tags(&self, extra: &[(String, String)]) -> Vec<(String, String)> {
-        self.spec.tags.iter().chain(extra).cloned().collect()
+        let redactor = self.cx.redactor;
+        self.spec
+            .tags
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| redactor.redact_pair(k, v))
+            .collect()
+    }
+
+    /// The operation as plugins and logs see it: redacted (a URL's
+    /// `?api_key=…`).
+    pub(super) fn operation(&self) -> String {
+        self.cx.redactor.redact(&self.spec.operation)
     }
 
     /// Records a handled attempt in the history (and the log).

@@ -53,7 +53,7 @@ impl CallState<'_> {
         }
         let event = wit::ErrorEvent {
             service: p.service.to_string(),
-            operation: self.spec.operation.to_string(),
+            operation: self.operation(),
             kind: failure.kind.into(),
             message: self.cx.redactor.redact(&failure.message),
             status: failure.status,

@@ -87,7 +87,7 @@ impl CallState<'_> {
         tracing::warn!(service = %event.service, operation = %event.operation, %reason, "call failed");
         Err(CallError {
             service: self.cx.pipeline.service.to_string(),
-            operation: self.spec.operation.to_string(),
+            operation: self.operation(),
             reason,
             cause,
             kind: ErrorKind::from(event.kind),

@@ -8,6 +8,8 @@
 //!
 //! [limits]                     # the plugin sandbox, every plugin
 //! hook-timeout = "100ms"
+//! state-kib = 1024             # state per (plugin, service): bytes...
+//! state-keys = 1024            # ...and keys
 //!
 //! [plugins.backoff]
 //! bundled = "exponential-backoff"   # or: path = "plugins/my.wasm"
@@ -37,12 +39,14 @@ pub(crate) mod guardrails;
 mod quarantine;
 mod retry_budget;
 pub(crate) mod state;
+mod state_quota;
 
 pub use grants::{DirGrant, DirMode};
 pub use guardrails::{Guardrails, RetryRefusal};
 pub use quarantine::QuarantinePolicy;
 pub use retry_budget::RetryBudget;
 pub use state::{RedisSettings, StateBackend, StateConfig};
+pub use state_quota::StateQuota;
 
 use guardrails::GuardrailsToml;
 use state::StateToml;
@@ -79,6 +83,9 @@ pub struct Limits {
     pub max_answer_bytes: usize,
     /// When a plugin that keeps faulting is benched.
     pub quarantine: QuarantinePolicy,
+    /// What the plugin may keep in state per service (`state-kib`,
+    /// `state-keys`; see [`crate::host::state::quota`]).
+    pub state_quota: StateQuota,
 }
 
 impl Default for Limits {
@@ -100,6 +107,8 @@ impl Default for Limits {
             // is generous and still bounds what a plugin can push on us.
             max_answer_bytes: 1 << 20,
             quarantine: QuarantinePolicy::default(),
+            // Reasons with the numbers, in `StateQuota::default`.
+            state_quota: StateQuota::default(),
         }
     }
 }
@@ -121,6 +130,8 @@ struct LimitsToml {
     quarantine_window: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     quarantine_for: Option<Duration>,
+    state_kib: Option<Spanned<u64>>,
+    state_keys: Option<Spanned<u64>>,
 }
 
 impl LimitsToml {
@@ -138,7 +149,39 @@ impl LimitsToml {
                 window: self.quarantine_window.unwrap_or(base.quarantine.window),
                 cool_down: self.quarantine_for.unwrap_or(base.quarantine.cool_down),
             },
+            state_quota: StateQuota {
+                max_bytes: self
+                    .state_kib
+                    .as_ref()
+                    .map_or(base.state_quota.max_bytes, |k| k.get_ref() << 10),
+                max_keys: self
+                    .state_keys
+                    .as_ref()
+                    .map_or(base.state_quota.max_keys, |k| *k.get_ref()),
+            },
         }
+    }
+
+    /// Refuses a state quota out of range, pointing at the value.
+    fn check_state_quota(&self, src: &Source<'_>, table: &str) -> Result<(), ConfigError> {
+        let ranges = [
+            ("state-kib", &self.state_kib, StateQuota::MAX_KIB),
+            ("state-keys", &self.state_keys, StateQuota::MAX_KEYS),
+        ];
+        for (name, value, max) in ranges {
+            if let Some(v) = value
+                && !(1..=max).contains(v.get_ref())
+            {
+                return Err(src.error(
+                    v.span().start,
+                    format!(
+                        "{table}: `{name}` must be between 1 and {max} (got {})",
+                        v.get_ref()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -331,6 +374,7 @@ impl Config {
             .guardrails
             .apply(&Guardrails::default())
             .map_err(|m| src.error(0, format!("[guardrails]: {m}")))?;
+        raw.limits.check_state_quota(&src, "[limits]")?;
         let limits = raw.limits.apply(&Limits::default());
 
         let mut plugins = Vec::new();
@@ -347,6 +391,8 @@ impl Config {
                     ));
                 }
             };
+            p.limits
+                .check_state_quota(&src, &format!("plugin `{name}`: limits"))?;
             let config_json = serde_json::to_string(&p.config)
                 .map_err(|e| src.error(offset, format!("plugin `{name}`: config: {e}")))?;
             let mut dirs = Vec::new();
@@ -528,6 +574,39 @@ guardrails = { max-attempts = 2 }
         let e = parse("[plugins.p]\npath = \"a.wasm\"\nbundled = \"b\"\n").unwrap_err();
         assert!(
             e.message.contains("exactly one of `path` or `bundled`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn state_quotas_are_read_and_range_checked() {
+        let c = parse(
+            "[limits]\nstate-kib = 64\n[plugins.p]\nbundled = \"b\"\nlimits = { state-keys = 10 }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.plugins[0].limits.state_quota,
+            StateQuota {
+                max_bytes: 64 << 10,
+                max_keys: 10
+            }
+        );
+        assert_eq!(
+            c.limits.state_quota.max_keys,
+            StateQuota::default().max_keys
+        );
+        let e = parse("[limits]\nstate-kib = 0\n").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 13), "{e}");
+        assert!(
+            e.message
+                .contains("[limits]: `state-kib` must be between 1 and 1048576 (got 0)"),
+            "{e}"
+        );
+        let e = parse("[plugins.p]\nbundled = \"b\"\nlimits = { state-keys = 99999999 }\n")
+            .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(
+            e.message.contains("plugin `p`: limits: `state-keys`"),
             "{e}"
         );
     }

@@ -23,7 +23,10 @@ pub struct PluginMetrics {
 
 fn series(plugin: &str, service: &str, name: &str) -> SeriesKey {
     let name = &name[..name.floor_char_boundary(NAME_BYTES)];
-    (plugin.to_owned(), service.to_owned(), name.to_owned())
+    // A name is printed in `status` and the demo's summary: no control
+    // characters (see `crate::escape`).
+    let name = crate::escape::escape_control(name).into_owned();
+    (plugin.to_owned(), service.to_owned(), name)
 }
 
 impl PluginMetrics {

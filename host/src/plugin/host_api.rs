@@ -9,7 +9,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::host::HostShared;
-use crate::host::state::ScopedKey;
+use crate::host::state::{QuotaExceeded, ScopedKey, StateQuota};
 use crate::plugin::bindings::strategy::mender::plugin::{clock, log, metrics, random, state, types};
 
 /// Log lines one hook call may write; the rest are dropped (and counted),
@@ -65,6 +65,9 @@ pub(crate) struct HostState {
     pub(crate) limits: StoreLimits,
     /// This instance's view of the host clock, shared with its WASI clocks.
     pub(crate) clock: Arc<CallClock>,
+    /// What this plugin may keep in state per service (`state-kib`,
+    /// `state-keys`).
+    pub(crate) state_quota: StateQuota,
     /// The deny-by-default WASI context (see `capability.rs`).
     wasi: WasiCtx,
     table: ResourceTable,
@@ -87,6 +90,7 @@ impl HostState {
             shared,
             limits,
             clock,
+            state_quota: StateQuota::default(),
             wasi,
             table: ResourceTable::new(),
             log_lines_left: LOG_LINES_PER_CALL,
@@ -149,13 +153,14 @@ impl HostState {
 }
 
 /// A log line cut to [`LOG_LINE_BYTES`] (on a character boundary), marked
-/// with `…` when cut.
+/// with `…` when cut, with its control characters escaped so one plugin
+/// line is one log line (see [`crate::escape`]).
 fn clip_log_line(mut message: String) -> String {
     if message.len() > LOG_LINE_BYTES {
         message.truncate(message.floor_char_boundary(LOG_LINE_BYTES));
         message.push('…');
     }
-    message
+    crate::escape::escape_owned(message)
 }
 
 impl types::Host for HostState {}
@@ -206,6 +211,12 @@ impl random::Host for HostState {
     }
 }
 
+/// A refused write, as the trap that faults the plugin: the message names
+/// the plugin, the service and the quota.
+fn over_quota(e: QuotaExceeded) -> wasmtime::Error {
+    wasmtime::Error::msg(e.to_string())
+}
+
 impl state::Host for HostState {
     fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         let key = self.key(key)?;
@@ -216,8 +227,10 @@ impl state::Host for HostState {
         self.write_budget(value.len())?;
         let key = self.key(key)?;
         let now = self.clock.now_ms();
-        self.shared.state.set(key, value, ttl, now);
-        Ok(())
+        self.shared
+            .state
+            .set_within(key, value, ttl, now, self.state_quota)
+            .map_err(over_quota)
     }
 
     fn delete(&mut self, key: String) -> wasmtime::Result<()> {
@@ -231,7 +244,10 @@ impl state::Host for HostState {
         self.write_budget(0)?;
         let key = self.key(key)?;
         let now = self.clock.now_ms();
-        Ok(self.shared.state.increment(key, delta, ttl, now))
+        self.shared
+            .state
+            .increment_within(key, delta, ttl, now, self.state_quota)
+            .map_err(over_quota)
     }
 
     fn compare_and_swap(
@@ -244,10 +260,10 @@ impl state::Host for HostState {
         self.write_budget(value.len())?;
         let key = self.key(key)?;
         let now = self.clock.now_ms();
-        Ok(self
-            .shared
+        self.shared
             .state
-            .compare_and_swap(key, expected.as_deref(), value, ttl, now))
+            .compare_and_swap_within(key, expected.as_deref(), value, ttl, now, self.state_quota)
+            .map_err(over_quota)
     }
 }
 
@@ -310,6 +326,23 @@ mod tests {
     }
 
     #[test]
+    fn writes_past_the_state_quota_fault_with_plugin_service_and_quota() {
+        let mut s = host_state();
+        s.state_quota = StateQuota {
+            max_bytes: 1 << 20,
+            max_keys: 8,
+        };
+        for i in 0..8 {
+            state::Host::set(&mut s, format!("k{i}"), "v".into(), None).unwrap();
+        }
+        let err = state::Host::increment(&mut s, "k8".into(), 1, None).unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("plugin `p`"), "{err}");
+        assert!(err.contains("service `svc`"), "{err}");
+        assert!(err.contains("1048576 bytes, 8 keys"), "{err}");
+    }
+
+    #[test]
     fn log_lines_are_counted_and_clipped() {
         let mut s = host_state();
         for _ in 0..LOG_LINES_PER_CALL + 5 {
@@ -320,5 +353,12 @@ mod tests {
         assert!(clipped.len() <= LOG_LINE_BYTES + '…'.len_utf8());
         assert!(clipped.ends_with('…'));
         assert_eq!(clip_log_line("short".into()), "short");
+    }
+
+    #[test]
+    fn log_lines_cannot_forge_lines_or_drive_the_terminal() {
+        let line = clip_log_line("ok\n2026-12-02T09:00:00Z  INFO forged\x1b[2J".into());
+        assert!(!line.contains('\n') && !line.contains('\x1b'), "{line:?}");
+        assert_eq!(line, "ok\\n2026-12-02T09:00:00Z  INFO forged\\u{1b}[2J");
     }
 }

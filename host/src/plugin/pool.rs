@@ -117,7 +117,8 @@ impl<W: World> Pool<W> {
         } else {
             wasmtime_wasi::WasiCtx::builder().build()
         };
-        let state = HostState::new(self.name.clone(), self.shared.clone(), limits, clock, wasi);
+        let mut state = HostState::new(self.name.clone(), self.shared.clone(), limits, clock, wasi);
+        state.state_quota = self.limits.state_quota;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
         store.set_epoch_deadline(ticks_for(self.limits.init_timeout));

@@ -66,7 +66,13 @@ impl Supervisor {
                     self.max_answer_bytes
                 ),
             }),
-            None => Ok(answer),
+            None => Ok(answer.escaped()),
+        });
+        // A trap's message carries the plugin's own text (a panic message):
+        // escaped like everything else a plugin writes.
+        let result = result.map_err(|mut fault| {
+            fault.reason = crate::escape::escape_owned(fault.reason);
+            fault
         });
         if let Err(fault) = &result {
             self.faults.fetch_add(1, Ordering::Relaxed);
@@ -100,9 +106,16 @@ impl Supervisor {
 /// A hook's answer, checked for size: text a plugin hands the host (a
 /// fallback body, a reason) must stay under the limit, or a plugin could
 /// push arbitrary amounts of memory into the agent.
-pub(crate) trait Answer {
+pub(crate) trait Answer: Sized {
     /// What is too large, said for people, if anything.
     fn oversized(&self, limit: usize) -> Option<String>;
+
+    /// The answer with the text that reaches logs and errors (reasons)
+    /// escaped (see [`crate::escape`]). A fallback body is the caller's
+    /// data and is left as it is.
+    fn escaped(self) -> Self {
+        self
+    }
 }
 
 fn check(what: &str, text: &str, limit: usize) -> Option<String> {
@@ -117,6 +130,13 @@ impl Answer for wit::Decision {
             _ => None,
         }
     }
+
+    fn escaped(self) -> Self {
+        match self {
+            wit::Decision::Fail(reason) => wit::Decision::Fail(crate::escape::escape_owned(reason)),
+            other => other,
+        }
+    }
 }
 
 impl Answer for wit::Admission {
@@ -124,6 +144,16 @@ impl Answer for wit::Admission {
         match self {
             wit::Admission::Reject(r) => check("rejection reason", &r.reason, limit),
             _ => None,
+        }
+    }
+
+    fn escaped(self) -> Self {
+        match self {
+            wit::Admission::Reject(mut r) => {
+                r.reason = crate::escape::escape_owned(r.reason);
+                wit::Admission::Reject(r)
+            }
+            other => other,
         }
     }
 }

@@ -193,19 +193,23 @@ impl Breaker {
         Step::Answer(self.closed_admission())
     }
 
-    /// The counted failures in a row, after `recent`. Uncounted failures
-    /// neither add to nor break a streak.
+    /// The counted failures in a row, after `recent`, across every process
+    /// sharing this state. Uncounted failures neither add to nor break a
+    /// streak.
+    ///
+    /// The streak is one atomic counter: each process adds the failures it
+    /// saw, so with state on Redis a fleet opens the circuit after
+    /// `failure-threshold` failures in all, not that many per process. A
+    /// success anywhere breaks the streak: the reporting process sets it to
+    /// the failures that came after its success (the host's
+    /// `consecutive-failures`, which is per process, bounds only those).
     fn update_streak(&self, store: &dyn Store, recent: &Outcomes, counted: u64, epoch: u64) -> u64 {
         if self.failure_threshold == 0 {
             return 0;
         }
         let key = format!("streak:{epoch}");
-        // The host's `consecutive-failures` (all kinds, since the last
-        // success) bounds our streak: after a success in this report, only
-        // failures after it can be in a row.
-        let bound = u64::from(recent.consecutive_failures);
         if recent.successes > 0 {
-            let streak = counted.min(bound);
+            let streak = counted.min(u64::from(recent.consecutive_failures));
             store.set_u64(&key, streak, None);
             return streak;
         }
@@ -213,12 +217,7 @@ impl Breaker {
             return store.get_u64(&key).unwrap_or(0);
         }
         let streak = store.increment(&key, i64::try_from(counted).unwrap_or(i64::MAX), None);
-        let streak = u64::try_from(streak).unwrap_or(0);
-        if streak > bound {
-            store.set_u64(&key, bound, None);
-            return bound;
-        }
-        streak
+        u64::try_from(streak).unwrap_or(0)
     }
 
     fn trip(&self, now: u64, reason: String) -> Step {

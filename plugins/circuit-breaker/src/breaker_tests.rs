@@ -102,6 +102,41 @@ fn a_success_ends_the_streak() {
     assert_eq!(verdict.transitions.len(), 1);
 }
 
+/// Processes sharing one store (state on Redis) pool their failures: each
+/// reports only its own, with its own (smaller) `consecutive-failures`, and
+/// the circuit opens once the fleet has seen `failure-threshold` in all.
+#[test]
+fn the_streak_is_shared_by_every_process() {
+    let store = MemoryStore::new();
+    let fleet: Vec<Breaker> = (0..3).map(|_| breaker("{}")).collect();
+    // 5 failures in all: 2 + 2 + 1, no process with more than 2 in a row.
+    let mut opened = 0;
+    for (process, n) in [(0, 2), (1, 2), (2, 1)] {
+        opened += fleet[process]
+            .admit(&store, 0, &failures(ErrorKind::Timeout, n, n))
+            .transitions
+            .len();
+    }
+    assert_eq!(
+        opened, 1,
+        "the fifth failure in the fleet opens the circuit"
+    );
+    let verdict = fleet[1].admit(&store, 0, &Outcomes::default());
+    assert_eq!(verdict.admission, rejected("circuit open", Some(30_000)));
+}
+
+/// A success in any process breaks the fleet's streak.
+#[test]
+fn a_success_anywhere_breaks_the_shared_streak() {
+    let store = MemoryStore::new();
+    let (a, b) = (breaker("{}"), breaker("{}"));
+    a.admit(&store, 0, &failures(ErrorKind::Timeout, 4, 4));
+    b.admit(&store, 0, &successes(1));
+    assert_eq!(store.get_u64("streak:0"), Some(0));
+    let verdict = a.admit(&store, 0, &failures(ErrorKind::Timeout, 1, 5));
+    assert!(verdict.transitions.is_empty(), "{:?}", verdict.transitions);
+}
+
 #[test]
 fn open_rejects_with_the_time_left() {
     let store = MemoryStore::new();

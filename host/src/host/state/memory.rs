@@ -1,20 +1,25 @@
 //! The in-memory state backend: one process, sharded locks.
+//!
+//! Entries are grouped by their (plugin, service) scope, and a scope lives
+//! in one shard, so the scope's size is known under the same lock that
+//! writes it: the quota (see [`super::quota`]) is checked and the write
+//! made in one step.
 
 use std::collections::HashMap;
 use std::collections::hash_map::{DefaultHasher, Entry};
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use super::{ScopedKey, StateStore};
+use super::{QuotaExceeded, ScopedKey, StateQuota, StateStore};
 
-/// Number of independently locked shards. Operations on one key are atomic
-/// because they hold its shard's lock; 16 shards keep two cores' worth of
-/// concurrent plugins from queueing on one lock.
+/// Number of independently locked shards. Operations on one scope are
+/// atomic because they hold its shard's lock; 16 shards keep two cores'
+/// worth of concurrent plugins from queueing on one lock.
 const SHARDS: usize = 16;
 
-/// Expired entries are swept from a shard once it holds this many entries
-/// more than after its last sweep, so memory stays bounded by live keys
-/// without a background task.
+/// Expired entries are swept from a scope once it holds this many entries
+/// more than after its last sweep (and whenever a write would break the
+/// quota), so memory stays bounded by live keys without a background task.
 const SWEEP_GROWTH: usize = 1024;
 
 struct Value {
@@ -29,22 +34,107 @@ impl Value {
     }
 }
 
+/// What a stored entry costs against the quota.
+fn size(key: &str, value: &str) -> u64 {
+    (key.len() + value.len()) as u64
+}
+
+/// One (plugin, service) scope's entries and their total size.
 #[derive(Default)]
-struct Shard {
-    map: HashMap<ScopedKey, Value>,
+struct Scope {
+    map: HashMap<String, Value>,
+    /// Sum of [`size`] over `map`, expired entries included until swept.
+    bytes: u64,
     len_after_sweep: usize,
 }
 
-impl Shard {
+impl Scope {
+    fn sweep(&mut self, now_ms: u64) {
+        let bytes = &mut self.bytes;
+        self.map.retain(|k, v| {
+            let live = v.live(now_ms);
+            if !live {
+                *bytes -= size(k, &v.text);
+            }
+            live
+        });
+        self.len_after_sweep = self.map.len();
+    }
+
     fn maybe_sweep(&mut self, now_ms: u64) {
         if self.map.len() >= self.len_after_sweep + SWEEP_GROWTH {
-            self.map.retain(|_, v| v.live(now_ms));
-            self.len_after_sweep = self.map.len();
+            self.sweep(now_ms);
         }
     }
 
-    fn live(&self, key: &ScopedKey, now_ms: u64) -> Option<&Value> {
+    fn live(&self, key: &str, now_ms: u64) -> Option<&Value> {
         self.map.get(key).filter(|v| v.live(now_ms))
+    }
+
+    /// Stores `value` at `key` if the quota allows (evicting expired
+    /// entries first when it would not).
+    fn put(
+        &mut self,
+        key: &ScopedKey,
+        value: Value,
+        now_ms: u64,
+        quota: StateQuota,
+    ) -> Result<(), QuotaExceeded> {
+        self.maybe_sweep(now_ms);
+        let check = |scope: &Scope| {
+            let old = scope.map.get(&key.key).map(|v| size(&key.key, &v.text));
+            let new = size(&key.key, &value.text);
+            let bytes = scope.bytes - old.unwrap_or(0) + new;
+            let keys = scope.map.len() as u64 + u64::from(old.is_none());
+            let refused = quota.refuses(bytes, keys, new > old.unwrap_or(0), old.is_none());
+            (refused, bytes, keys)
+        };
+        let (mut refused, mut bytes, mut keys) = check(self);
+        if refused {
+            self.sweep(now_ms);
+            (refused, bytes, keys) = check(self);
+        }
+        if refused {
+            return Err(QuotaExceeded {
+                plugin: key.plugin.to_string(),
+                service: key.service.to_string(),
+                quota,
+                bytes,
+                keys,
+            });
+        }
+        let added = size(&key.key, &value.text);
+        if let Some(old) = self.map.insert(key.key.clone(), value) {
+            self.bytes -= size(&key.key, &old.text);
+        }
+        self.bytes += added;
+        Ok(())
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some(old) = self.map.remove(key) {
+            self.bytes -= size(key, &old.text);
+        }
+    }
+}
+
+/// A shard: scopes by plugin, then service.
+#[derive(Default)]
+struct Shard {
+    scopes: HashMap<Arc<str>, HashMap<Arc<str>, Scope>>,
+}
+
+impl Shard {
+    fn scope(&self, key: &ScopedKey) -> Option<&Scope> {
+        self.scopes.get(&key.plugin)?.get(&key.service)
+    }
+
+    fn scope_mut(&mut self, key: &ScopedKey) -> &mut Scope {
+        self.scopes
+            .entry(key.plugin.clone())
+            .or_default()
+            .entry(key.service.clone())
+            .or_default()
     }
 }
 
@@ -64,10 +154,11 @@ impl Default for MemoryState {
 impl MemoryState {
     fn shard(&self, key: &ScopedKey) -> std::sync::MutexGuard<'_, Shard> {
         let mut h = DefaultHasher::new();
-        key.hash(&mut h);
+        (&*key.plugin, &*key.service).hash(&mut h);
         let shard = &self.shards[(h.finish() as usize) % SHARDS];
         // A panic while holding a shard cannot leave a half-written entry
-        // (every mutation is a single map operation), so poison is ignored.
+        // (every mutation completes its size accounting before anything
+        // can panic), so poison is ignored.
         shard.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -78,74 +169,89 @@ fn expiry(ttl_ms: Option<u64>, now_ms: u64) -> Option<u64> {
 
 impl StateStore for MemoryState {
     fn get(&self, key: &ScopedKey, now_ms: u64) -> Option<String> {
-        self.shard(key).live(key, now_ms).map(|v| v.text.clone())
+        let shard = self.shard(key);
+        let value = shard.scope(key)?.live(&key.key, now_ms)?;
+        Some(value.text.clone())
     }
 
-    fn set(&self, key: ScopedKey, value: String, ttl_ms: Option<u64>, now_ms: u64) {
+    fn set_within(
+        &self,
+        key: ScopedKey,
+        value: String,
+        ttl_ms: Option<u64>,
+        now_ms: u64,
+        quota: StateQuota,
+    ) -> Result<(), QuotaExceeded> {
         let mut shard = self.shard(&key);
-        shard.maybe_sweep(now_ms);
-        shard.map.insert(
-            key,
-            Value {
-                text: value,
-                expires_at: expiry(ttl_ms, now_ms),
-            },
-        );
+        let value = Value {
+            text: value,
+            expires_at: expiry(ttl_ms, now_ms),
+        };
+        shard.scope_mut(&key).put(&key, value, now_ms, quota)
     }
 
     fn delete(&self, key: &ScopedKey) {
-        self.shard(key).map.remove(key);
-    }
-
-    fn increment(&self, key: ScopedKey, delta: i64, ttl_ms: Option<u64>, now_ms: u64) -> i64 {
-        let mut shard = self.shard(&key);
-        shard.maybe_sweep(now_ms);
-        match shard.map.entry(key) {
-            Entry::Occupied(mut e) if e.get().live(now_ms) => {
-                let v = e.get_mut();
-                let next = v.text.parse::<i64>().unwrap_or(0).saturating_add(delta);
-                v.text = next.to_string();
-                next
-            }
-            Entry::Occupied(mut e) => {
-                e.insert(Value {
-                    text: delta.to_string(),
-                    expires_at: expiry(ttl_ms, now_ms),
-                });
-                delta
-            }
-            Entry::Vacant(e) => {
-                e.insert(Value {
-                    text: delta.to_string(),
-                    expires_at: expiry(ttl_ms, now_ms),
-                });
-                delta
+        let mut shard = self.shard(key);
+        let Some(services) = shard.scopes.get_mut(&key.plugin) else {
+            return;
+        };
+        if let Entry::Occupied(mut scope) = services.entry(key.service.clone()) {
+            scope.get_mut().remove(&key.key);
+            if scope.get().map.is_empty() {
+                scope.remove();
             }
         }
     }
 
-    fn compare_and_swap(
+    fn increment_within(
+        &self,
+        key: ScopedKey,
+        delta: i64,
+        ttl_ms: Option<u64>,
+        now_ms: u64,
+        quota: StateQuota,
+    ) -> Result<i64, QuotaExceeded> {
+        let mut shard = self.shard(&key);
+        let scope = shard.scope_mut(&key);
+        let value = match scope.live(&key.key, now_ms) {
+            Some(v) => {
+                let next = v.text.parse::<i64>().unwrap_or(0).saturating_add(delta);
+                Value {
+                    text: next.to_string(),
+                    expires_at: v.expires_at,
+                }
+            }
+            None => Value {
+                text: delta.to_string(),
+                expires_at: expiry(ttl_ms, now_ms),
+            },
+        };
+        let n = value.text.parse().unwrap_or(delta);
+        scope.put(&key, value, now_ms, quota)?;
+        Ok(n)
+    }
+
+    fn compare_and_swap_within(
         &self,
         key: ScopedKey,
         expected: Option<&str>,
         value: String,
         ttl_ms: Option<u64>,
         now_ms: u64,
-    ) -> bool {
+        quota: StateQuota,
+    ) -> Result<bool, QuotaExceeded> {
         let mut shard = self.shard(&key);
-        let current = shard.live(&key, now_ms).map(|v| v.text.as_str());
+        let scope = shard.scope_mut(&key);
+        let current = scope.live(&key.key, now_ms).map(|v| v.text.as_str());
         if current != expected {
-            return false;
+            return Ok(false);
         }
-        shard.maybe_sweep(now_ms);
-        shard.map.insert(
-            key,
-            Value {
-                text: value,
-                expires_at: expiry(ttl_ms, now_ms),
-            },
-        );
-        true
+        let value = Value {
+            text: value,
+            expires_at: expiry(ttl_ms, now_ms),
+        };
+        scope.put(&key, value, now_ms, quota)?;
+        Ok(true)
     }
 }
 
@@ -185,6 +291,57 @@ mod tests {
         assert!(s.compare_and_swap(key("probe"), None, "taken".into(), None, 0));
         assert!(!s.compare_and_swap(key("probe"), None, "taken".into(), None, 0));
         assert!(s.compare_and_swap(key("probe"), Some("taken"), "free".into(), None, 0));
+    }
+
+    #[test]
+    fn the_quota_bounds_a_scope_and_expired_keys_make_room() {
+        let s = MemoryState::default();
+        let quota = StateQuota {
+            max_bytes: 100,
+            max_keys: 3,
+        };
+        // 3 keys of 1 + 20 bytes: 63 bytes.
+        for k in ["a", "b", "c"] {
+            s.set_within(key(k), "v".repeat(20), Some(10), 0, quota)
+                .unwrap();
+        }
+        let e = s
+            .set_within(key("d"), "v".into(), None, 5, quota)
+            .unwrap_err();
+        assert_eq!(
+            (e.keys, e.plugin.as_str(), e.service.as_str()),
+            (4, "p", "s")
+        );
+        assert!(
+            e.to_string()
+                .contains("plugin `p` exceeded its state quota for service `s`"),
+            "{e}"
+        );
+        // Overwriting and deleting never break it; growing a value does.
+        s.set_within(key("a"), "v".into(), Some(5), 5, quota)
+            .unwrap();
+        let e = s
+            .set_within(key("b"), "v".repeat(90), None, 5, quota)
+            .unwrap_err();
+        assert!(e.bytes > 100, "{e}");
+        assert!(s.increment_within(key("n"), 1, None, 5, quota).is_err());
+        assert!(
+            s.compare_and_swap_within(key("n"), None, "x".into(), None, 5, quota)
+                .is_err()
+        );
+        // Once the keys expire, they are evicted to make room.
+        for k in ["d", "e", "f"] {
+            s.set_within(key(k), "v".repeat(30), None, 10, quota)
+                .unwrap();
+        }
+        assert_eq!(s.get(&key("a"), 10), None);
+        // Other scopes have their own quota.
+        let mut other = key("d");
+        other.service = "t".into();
+        s.set_within(other, "v".into(), None, 10, quota).unwrap();
+        // Without a quota, nothing is refused.
+        s.set(key("g"), "v".repeat(200), None, 10);
+        assert_eq!(s.get(&key("g"), 10).map(|v| v.len()), Some(200));
     }
 
     #[test]

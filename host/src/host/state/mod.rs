@@ -4,15 +4,20 @@
 //! the store sees a [`ScopedKey`]. The in-memory backend is the default;
 //! [`RedisState`] shares state between agent processes, chosen per service
 //! by the `[state]` table of `mender.toml` (see [`StateConfig`]). Plugins do not
-//! notice which one serves them.
+//! notice which one serves them. Every plugin write counts against the
+//! scope's [`StateQuota`] (see [`quota`]), on both backends.
 
 mod memory;
+pub mod quota;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod redis_quota;
 mod routed;
 
 pub use crate::config::{RedisSettings, StateBackend, StateConfig};
 pub use memory::MemoryState;
+pub use quota::{QuotaExceeded, StateQuota};
 #[cfg(feature = "redis")]
 pub use redis::RedisState;
 pub use routed::RoutedState;
@@ -32,17 +37,58 @@ pub struct ScopedKey {
 
 /// A key/value store with per-key atomic operations and TTLs. Times are
 /// milliseconds on the host clock (see `host/clock.rs`).
+///
+/// The writes come in two forms: `*_within` counts against a
+/// [`StateQuota`] for the key's (plugin, service) scope and refuses what
+/// would exceed it (what plugins use); `set`, `increment` and
+/// `compare_and_swap` are the same without a bound.
 pub trait StateStore: Send + Sync + 'static {
     /// The value at `key`, if present and not expired.
     fn get(&self, key: &ScopedKey, now_ms: u64) -> Option<String>;
     /// Store a value, expiring `ttl_ms` from now if given.
-    fn set(&self, key: ScopedKey, value: String, ttl_ms: Option<u64>, now_ms: u64);
+    fn set_within(
+        &self,
+        key: ScopedKey,
+        value: String,
+        ttl_ms: Option<u64>,
+        now_ms: u64,
+        quota: StateQuota,
+    ) -> Result<(), QuotaExceeded>;
     /// Remove a key.
     fn delete(&self, key: &ScopedKey);
     /// Add `delta` to the integer at `key` (absent, expired or non-integer
     /// counts as 0); `ttl_ms` applies only when the key is created.
-    fn increment(&self, key: ScopedKey, delta: i64, ttl_ms: Option<u64>, now_ms: u64) -> i64;
+    fn increment_within(
+        &self,
+        key: ScopedKey,
+        delta: i64,
+        ttl_ms: Option<u64>,
+        now_ms: u64,
+        quota: StateQuota,
+    ) -> Result<i64, QuotaExceeded>;
     /// Store `value` only if the current value equals `expected`.
+    fn compare_and_swap_within(
+        &self,
+        key: ScopedKey,
+        expected: Option<&str>,
+        value: String,
+        ttl_ms: Option<u64>,
+        now_ms: u64,
+        quota: StateQuota,
+    ) -> Result<bool, QuotaExceeded>;
+
+    /// [`set_within`](StateStore::set_within) without a quota.
+    fn set(&self, key: ScopedKey, value: String, ttl_ms: Option<u64>, now_ms: u64) {
+        let unbounded = self.set_within(key, value, ttl_ms, now_ms, StateQuota::UNLIMITED);
+        debug_assert!(unbounded.is_ok());
+    }
+    /// [`increment_within`](StateStore::increment_within) without a quota.
+    fn increment(&self, key: ScopedKey, delta: i64, ttl_ms: Option<u64>, now_ms: u64) -> i64 {
+        self.increment_within(key, delta, ttl_ms, now_ms, StateQuota::UNLIMITED)
+            .unwrap_or(0)
+    }
+    /// [`compare_and_swap_within`](StateStore::compare_and_swap_within)
+    /// without a quota.
     fn compare_and_swap(
         &self,
         key: ScopedKey,
@@ -50,7 +96,10 @@ pub trait StateStore: Send + Sync + 'static {
         value: String,
         ttl_ms: Option<u64>,
         now_ms: u64,
-    ) -> bool;
+    ) -> bool {
+        self.compare_and_swap_within(key, expected, value, ttl_ms, now_ms, StateQuota::UNLIMITED)
+            .unwrap_or(false)
+    }
     /// The health of each shared backend behind this store (none for
     /// process memory).
     fn status(&self) -> Vec<StateStatus> {

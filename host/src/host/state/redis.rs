@@ -34,10 +34,12 @@
 //!
 //! ## Atomicity and expiry
 //!
-//! `increment` and `compare_and_swap` are Lua scripts, atomic across every
-//! process; `get`, `set` and `delete` are single commands. Keys are
-//! `prefix:plugin:service:key`. TTLs are set with `PX` and expire on the
-//! Redis server's clock (real time), whatever the host clock is.
+//! Every write (`set`, `increment`, `compare_and_swap`, `delete`) is one
+//! Lua script that also keeps the scope's quota accounting and evicts its
+//! expired keys (see [`super::redis_quota`]), atomic across every process;
+//! `get` is a single command. Keys are `prefix:plugin:service:key`. TTLs
+//! are set with `PX` and expire on the Redis server's clock (real time),
+//! whatever the host clock is.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -47,7 +49,10 @@ use redis::{Client, Connection, RedisResult, Script};
 
 use crate::config::RedisSettings;
 use crate::config::state::shown_url;
-use super::{MemoryState, RetryAsk, RetryTake, ScopedKey, StateStatus, StateStore};
+use super::redis_quota::{QuotaScript, Write, Written};
+use super::{
+    MemoryState, QuotaExceeded, RetryAsk, RetryTake, ScopedKey, StateQuota, StateStatus, StateStore,
+};
 
 /// Idle connections kept per Redis backend: one per core can be busy at
 /// once on a 2–4 core agent host; more would only hold sockets.
@@ -63,40 +68,6 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// next backoff where the last one ended (doubled), so a Redis that is up
 /// but too slow costs at most one timed-out operation per [`BACKOFF_MAX`].
 const FLAP_WINDOW: Duration = Duration::from_secs(10);
-
-/// `increment`: an absent key is created with the TTL (`ARGV[2]`, empty for
-/// none); a live key keeps its expiry; a non-integer value counts as 0.
-const INCREMENT_LUA: &str = r"
-local cur = redis.call('GET', KEYS[1])
-if cur and not (string.match(cur, '^%-?%d+$') and string.len(cur) < 19) then
-  redis.call('SET', KEYS[1], '0', 'KEEPTTL')
-end
-local n = redis.call('INCRBY', KEYS[1], ARGV[1])
-if not cur and ARGV[2] ~= '' then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return n
-";
-
-/// `compare_and_swap`: `ARGV[1]` is `1` if a value is expected (`ARGV[2]`),
-/// `0` if the key must be absent; `ARGV[3]` the new value, `ARGV[4]` the TTL
-/// (empty for none; `0` stores an already-expired value, i.e. deletes).
-const COMPARE_AND_SWAP_LUA: &str = r"
-local cur = redis.call('GET', KEYS[1])
-if ARGV[1] == '1' then
-  if cur ~= ARGV[2] then return 0 end
-elseif cur then
-  return 0
-end
-if ARGV[4] == '' then
-  redis.call('SET', KEYS[1], ARGV[3])
-elseif ARGV[4] == '0' then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
-end
-return 1
-";
 
 /// `take_retry`: `KEYS` = calls, retries counters; `ARGV` = new calls,
 /// percent, floor, TTL. Counters get the TTL when created. Returns
@@ -121,8 +92,7 @@ return {0, calls, retries}
 pub struct RedisState {
     link: Arc<Link>,
     local: MemoryState,
-    increment: Script,
-    compare_and_swap: Script,
+    write: QuotaScript,
     take_retry: Script,
 }
 
@@ -173,8 +143,7 @@ impl RedisState {
         Ok(RedisState {
             link,
             local: MemoryState::default(),
-            increment: Script::new(INCREMENT_LUA),
-            compare_and_swap: Script::new(COMPARE_AND_SWAP_LUA),
+            write: QuotaScript::new(),
             take_retry: Script::new(TAKE_RETRY_LUA),
         })
     }
@@ -184,6 +153,23 @@ impl RedisState {
             "{}:{}:{}:{}",
             self.link.settings.prefix, key.plugin, key.service, key.key
         )
+    }
+
+    /// Runs an accounted write on Redis; `None` if it must be served
+    /// locally (see [`RedisState::run`]).
+    fn write(
+        &self,
+        key: &ScopedKey,
+        write: Write<'_>,
+        ttl_ms: Option<u64>,
+        quota: StateQuota,
+    ) -> Option<Written> {
+        let k = self.redis_key(key);
+        let scope = format!(
+            "{}:{}:{}",
+            self.link.settings.prefix, key.plugin, key.service
+        );
+        self.run(|c| self.write.run(c, (&k, &scope), key, &write, ttl_ms, quota))
     }
 
     /// Runs `op` on a pooled connection, or `None` (served locally) if
@@ -241,10 +227,6 @@ fn link_trouble(e: &redis::RedisError) -> bool {
         || e.is_unrecoverable_error()
 }
 
-fn ttl_arg(ttl_ms: Option<u64>) -> String {
-    ttl_ms.map(|t| t.to_string()).unwrap_or_default()
-}
-
 impl StateStore for RedisState {
     fn get(&self, key: &ScopedKey, now_ms: u64) -> Option<String> {
         let k = self.redis_key(key);
@@ -252,65 +234,65 @@ impl StateStore for RedisState {
             .unwrap_or_else(|| self.local.get(key, now_ms))
     }
 
-    fn set(&self, key: ScopedKey, value: String, ttl_ms: Option<u64>, now_ms: u64) {
-        let k = self.redis_key(&key);
-        let done = self.run(|c| match ttl_ms {
-            // PX 0 is an error in Redis; a zero TTL means "already expired".
-            Some(0) => redis::cmd("DEL").arg(&k).query::<()>(c),
-            Some(t) => redis::cmd("SET")
-                .arg(&k)
-                .arg(&value)
-                .arg("PX")
-                .arg(t)
-                .query(c),
-            None => redis::cmd("SET").arg(&k).arg(&value).query(c),
-        });
-        if done.is_none() {
-            self.local.set(key, value, ttl_ms, now_ms);
+    fn set_within(
+        &self,
+        key: ScopedKey,
+        value: String,
+        ttl_ms: Option<u64>,
+        now_ms: u64,
+        quota: StateQuota,
+    ) -> Result<(), QuotaExceeded> {
+        match self.write(&key, Write::Set { value: &value }, ttl_ms, quota) {
+            Some(Written::Refused(e)) => Err(e),
+            Some(_) => Ok(()),
+            None => self.local.set_within(key, value, ttl_ms, now_ms, quota),
         }
     }
 
     fn delete(&self, key: &ScopedKey) {
-        let k = self.redis_key(key);
-        if self
-            .run(|c| redis::cmd("DEL").arg(&k).query::<()>(c))
-            .is_none()
-        {
+        let written = self.write(key, Write::Delete, None, StateQuota::UNLIMITED);
+        if written.is_none() {
             self.local.delete(key);
         }
     }
 
-    fn increment(&self, key: ScopedKey, delta: i64, ttl_ms: Option<u64>, now_ms: u64) -> i64 {
-        let k = self.redis_key(&key);
-        let ttl = ttl_arg(ttl_ms);
-        self.run(|c| self.increment.key(&k).arg(delta).arg(&ttl).invoke::<i64>(c))
-            .unwrap_or_else(|| self.local.increment(key, delta, ttl_ms, now_ms))
+    fn increment_within(
+        &self,
+        key: ScopedKey,
+        delta: i64,
+        ttl_ms: Option<u64>,
+        now_ms: u64,
+        quota: StateQuota,
+    ) -> Result<i64, QuotaExceeded> {
+        match self.write(&key, Write::Increment { delta }, ttl_ms, quota) {
+            Some(Written::Done(n)) => Ok(n),
+            Some(Written::Refused(e)) => Err(e),
+            Some(Written::Mismatch) | None => self
+                .local
+                .increment_within(key, delta, ttl_ms, now_ms, quota),
+        }
     }
 
-    fn compare_and_swap(
+    fn compare_and_swap_within(
         &self,
         key: ScopedKey,
         expected: Option<&str>,
         value: String,
         ttl_ms: Option<u64>,
         now_ms: u64,
-    ) -> bool {
-        let k = self.redis_key(&key);
-        let ttl = ttl_arg(ttl_ms);
-        let stored = self.run(|c| {
-            self.compare_and_swap
-                .key(&k)
-                .arg(if expected.is_some() { "1" } else { "0" })
-                .arg(expected.unwrap_or(""))
-                .arg(&value)
-                .arg(&ttl)
-                .invoke::<bool>(c)
-        });
-        match stored {
-            Some(stored) => stored,
+        quota: StateQuota,
+    ) -> Result<bool, QuotaExceeded> {
+        let write = Write::CompareAndSwap {
+            expected,
+            value: &value,
+        };
+        match self.write(&key, write, ttl_ms, quota) {
+            Some(Written::Done(_)) => Ok(true),
+            Some(Written::Mismatch) => Ok(false),
+            Some(Written::Refused(e)) => Err(e),
             None => self
                 .local
-                .compare_and_swap(key, expected, value, ttl_ms, now_ms),
+                .compare_and_swap_within(key, expected, value, ttl_ms, now_ms, quota),
         }
     }
 

@@ -5,8 +5,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{MemoryState, RetryAsk, RetryTake, ScopedKey, StateStatus, StateStore};
 use crate::config::{StateBackend, StateConfig};
+use super::{
+    MemoryState, QuotaExceeded, RetryAsk, RetryTake, ScopedKey, StateQuota,
+    StateStatus, StateStore,
+};
 
 /// Routes keys by service to their backend.
 pub struct RoutedState {
@@ -29,7 +32,13 @@ impl RoutedState {
             let store: Arc<dyn StateStore> = match b {
                 StateBackend::Memory => Arc::new(MemoryState::default()),
                 #[cfg(feature = "redis")]
+                #[cfg(feature = "redis")]
                 StateBackend::Redis(s) => Arc::new(super::RedisState::connect(s.clone())?),
+                // Config validation refuses a Redis backend in such a build.
+                #[cfg(not(feature = "redis"))]
+                StateBackend::Redis(_) => {
+                    return Err("this build of mender has no Redis support".into());
+                }
                 // Config validation refuses a Redis backend in such a build.
                 #[cfg(not(feature = "redis"))]
                 StateBackend::Redis(_) => {
@@ -70,28 +79,45 @@ impl StateStore for RoutedState {
         self.store(key).get(key, now_ms)
     }
 
-    fn set(&self, key: ScopedKey, value: String, ttl_ms: Option<u64>, now_ms: u64) {
-        self.store(&key).set(key, value, ttl_ms, now_ms);
+    fn set_within(
+        &self,
+        key: ScopedKey,
+        value: String,
+        ttl_ms: Option<u64>,
+        now_ms: u64,
+        quota: StateQuota,
+    ) -> Result<(), QuotaExceeded> {
+        self.store(&key)
+            .set_within(key, value, ttl_ms, now_ms, quota)
     }
 
     fn delete(&self, key: &ScopedKey) {
         self.store(key).delete(key);
     }
 
-    fn increment(&self, key: ScopedKey, delta: i64, ttl_ms: Option<u64>, now_ms: u64) -> i64 {
-        self.store(&key).increment(key, delta, ttl_ms, now_ms)
+    fn increment_within(
+        &self,
+        key: ScopedKey,
+        delta: i64,
+        ttl_ms: Option<u64>,
+        now_ms: u64,
+        quota: StateQuota,
+    ) -> Result<i64, QuotaExceeded> {
+        self.store(&key)
+            .increment_within(key, delta, ttl_ms, now_ms, quota)
     }
 
-    fn compare_and_swap(
+    fn compare_and_swap_within(
         &self,
         key: ScopedKey,
         expected: Option<&str>,
         value: String,
         ttl_ms: Option<u64>,
         now_ms: u64,
-    ) -> bool {
+        quota: StateQuota,
+    ) -> Result<bool, QuotaExceeded> {
         self.store(&key)
-            .compare_and_swap(key, expected, value, ttl_ms, now_ms)
+            .compare_and_swap_within(key, expected, value, ttl_ms, now_ms, quota)
     }
 
     fn take_retry(&self, ask: RetryAsk, now_ms: u64) -> RetryTake {

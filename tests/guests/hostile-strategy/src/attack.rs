@@ -22,6 +22,8 @@ pub enum Attack {
     ReadEnv,
     Socket,
     WallClock,
+    LogInjection,
+    StateGrowth,
 }
 
 /// What an attack that returns leaves for its hook to answer.
@@ -67,6 +69,8 @@ pub fn run(attack: Attack) -> Answer {
         Attack::ReadEnv => read_env(),
         Attack::Socket => socket(),
         Attack::WallClock => wall_clock(),
+        Attack::LogInjection => log_injection(),
+        Attack::StateGrowth => state_growth(),
     }
 }
 
@@ -124,6 +128,38 @@ fn state_flood() -> Answer {
     let value = "S".repeat(STATE_VALUE_BYTES);
     for key in 0..STATE_KEYS {
         state::set(&format!("flood-{key}"), &value, None);
+    }
+    Answer::Behave
+}
+
+/// A forged log line: what a log line starting at the plugin's `\n` would
+/// look like in the agent's log, coloured red and clearing the screen.
+pub const FORGED_LINE: &str =
+    "2026-12-02T09:00:00.000000Z  INFO mender::call: forged \x1b[31mall clear\x1b[0m\x1b[2J";
+
+/// Log a line with an embedded newline and ANSI escapes, then fail with a
+/// reason holding the same. The host must escape both: one plugin line is
+/// one log line, and no escape reaches a terminal raw.
+fn log_injection() -> Answer {
+    log::warn(&format!("innocent\n{FORGED_LINE}\r\n{FORGED_LINE}"));
+    Answer::Report(format!("failing\n{FORGED_LINE}"))
+}
+
+/// Values `state-growth` writes: the largest the host accepts.
+const GROWTH_VALUE_BYTES: usize = 64 << 10;
+/// New keys per call: with the counter's increment, the 256 state writes
+/// the host allows one hook call.
+const GROWTH_KEYS_PER_CALL: usize = 255;
+
+/// Write 255 new 64 KiB keys on every call (16 MiB each), never the same
+/// key twice, then behave. The per-call write budget does not stop this;
+/// the host's state quota per (plugin, service) must, with a fault, or
+/// the host grows without bound.
+fn state_growth() -> Answer {
+    let round = state::increment("growth-round", 1, None);
+    let value = "G".repeat(GROWTH_VALUE_BYTES);
+    for key in 0..GROWTH_KEYS_PER_CALL {
+        state::set(&format!("growth-{round}-{key}"), &value, None);
     }
     Answer::Behave
 }

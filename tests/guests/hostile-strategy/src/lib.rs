@@ -21,6 +21,8 @@
 //! | `read-env`      | reads `HOME` and counts the env, answers the same |
 //! | `socket`        | connects to `127.0.0.1:9`, answers the same       |
 //! | `wall-clock`    | `SystemTime::now()`, `Instant::now()` (traps)     |
+//! | `log-injection` | logs and fails with `\n` and ANSI escapes        |
+//! | `state-growth`  | 255 new 64 KiB state keys per call, then behaves  |
 //!
 //! An attack that returns answers through the hook it ran in: on-error
 //! `fail(text)` (`fallback(body)` for huge-fallback, `retry(u64::MAX)` for
