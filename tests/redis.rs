@@ -12,6 +12,9 @@ mod common;
 #[path = "common/redis_server.rs"]
 mod redis_server;
 
+// Where redis_server.rs finds the shared helpers.
+use common::tools;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};

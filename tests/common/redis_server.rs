@@ -3,7 +3,8 @@
 //!
 //! Without `redis-server` installed the tests print a clear skip line,
 //! unless `MENDER_REQUIRE_REDIS=1` (set by `./test`), which fails them.
-//! Included with `#[path]` beside `mod common`.
+//! Included with `#[path]` (by tests/redis.rs and host/benches/redis_state.rs);
+//! the includer provides `tools` (tests/common/tools.rs) at its crate root.
 
 #![allow(dead_code)]
 
@@ -11,7 +12,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::tools::{Suite, require_or_skip};
+use crate::tools::{Suite, require_or_skip};
 
 /// A running (or stopped) redis-server owned by the test.
 pub struct RedisServer {
