@@ -84,7 +84,8 @@ def main():
     ap.add_argument("--lock", required=True, help="the workspace Cargo.lock")
     ap.add_argument("--extism-lock", required=True)
     ap.add_argument("--out", required=True, help="path without extension")
-    ap.add_argument("--readme", help="also put the table in this README, between the markers")
+    ap.add_argument("--doc", help="also put the table in this Markdown file (docs/benchmarks.md), "
+                    "between the bench-results markers")
     args = ap.parse_args()
 
     est = estimates(args.criterion)
@@ -312,17 +313,16 @@ def main():
         },
         "memory": memory,
     }, indent=2) + "\n")
-    if args.readme:
-        readme = pathlib.Path(args.readme)
-        text = readme.read_text()
+    if args.doc:
+        doc = pathlib.Path(args.doc)
+        text = doc.read_text()
         begin, end = "<!-- bench-results:begin -->", "<!-- bench-results:end -->"
         if begin not in text or end not in text:
-            sys.exit(f"{readme} has no {begin} ... {end} markers")
+            sys.exit(f"{doc} has no {begin} ... {end} markers")
         head, rest = text.split(begin, 1)
         _, tail = rest.split(end, 1)
-        # Section headings one level down, under the README's own heading.
-        body = md.replace("\n### ", "\n#### ")
-        readme.write_text(f"{head}{begin}\n{body}\n{end}{tail}")
+        # The table's ### sections sit under the file's "## The latest run".
+        doc.write_text(f"{head}{begin}\n{md}\n{end}{tail}")
     print(md)
     missing = [k for k in ["floor/on_error_noop", "error_path/pipeline3", "happy/bare_call",
                            "extism/backoff_on_error", "floor_no_async/on_error_noop"] if k not in est]

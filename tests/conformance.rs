@@ -8,14 +8,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::tools::workspace;
 use mender::conformance::{ScenarioFile, Subject};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
 
 fn scenarios(plugin: &str) -> PathBuf {
     workspace().join("plugins").join(plugin).join("conformance")

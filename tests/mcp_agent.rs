@@ -2,32 +2,34 @@
 //! MCP server (`mcp-server-time`, installed by `tests/mcp/install`): its
 //! tool calls go through `mender::Runtime`, and a server that dies on
 //! start is started again by the retried attempt.
+//!
+//! Without the MCP test tools each test prints a `skipped: …` line and
+//! passes, unless `MENDER_REQUIRE_MCP=1` (set by `./test`): then it fails.
+
+#[path = "common/tools.rs"]
+mod tools;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
+use tools::{Suite, require_or_skip, workspace};
 
-/// `mcp-server-time` from the test venv, or `None` (skip) when it is not
-/// installed and CI does not require it.
+/// `mcp-server-time` from the test venv, or `None` (after saying so) when
+/// it is not installed and not required.
 fn time_server() -> Option<PathBuf> {
-    let bin = root().join("target/mcp-tools/venv/bin/mcp-server-time");
+    let tools = std::env::var_os("MENDER_MCP_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target/mcp-tools"));
+    let bin = tools.join("venv/bin/mcp-server-time");
     if bin.exists() {
         return Some(bin);
     }
-    assert!(
-        std::env::var_os("MENDER_REQUIRE_MCP").is_none(),
-        "{} is missing: run tests/mcp/install",
-        bin.display()
-    );
-    eprintln!(
-        "skipped: {} is missing (run tests/mcp/install)",
-        bin.display()
+    require_or_skip(
+        Suite::Mcp,
+        &format!(
+            "{} is missing (run tests/mcp/install or ./test)",
+            bin.display()
+        ),
     );
     None
 }
@@ -171,4 +173,15 @@ fn only_a_call_known_to_be_safe_is_repeated() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("failed attempt 4: connect"), "{stdout}");
     assert_eq!(starts(dir.path()), 4);
+}
+
+/// Without the MCP tools a test skips, saying so past the harness's
+/// capture, unless MENDER_REQUIRE_MCP=1, which fails it.
+#[test]
+fn without_the_tools_a_test_skips_unless_required() {
+    tools::assert_skips_unless_required(
+        Suite::Mcp,
+        "a_tool_call_through_the_runtime_answers",
+        &[("MENDER_MCP_TOOLS", "/nonexistent")],
+    );
 }

@@ -8,23 +8,20 @@
 //! `tests/mcp/install` puts the tools in `target/mcp-tools/`. Without them
 //! each test prints a `skipped: …` line (to the terminal, past the test
 //! harness's capture) and passes, unless `MENDER_REQUIRE_MCP=1` (set by
-//! .ci/run): then it fails.
+//! `./test`): then it fails.
 
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+#[path = "common/tools.rs"]
+mod tools;
+
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
+
+use tools::{Suite, require_or_skip, workspace};
 
 /// The scenarios kill, stop and time servers: run one file at a time, so
 /// two suites never share the 2 cores while timeouts are being measured.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
 
 /// The venv's Python, or `None` (after saying so) when the tools are not
 /// installed and not required.
@@ -37,16 +34,13 @@ fn python() -> Option<PathBuf> {
     if python.exists() && everything.exists() {
         return Some(python);
     }
-    let message = format!(
-        "the MCP test tools are not installed in {} (run tests/mcp/install)",
-        tools.display()
+    require_or_skip(
+        Suite::Mcp,
+        &format!(
+            "the MCP test tools are not installed in {} (run tests/mcp/install or ./test)",
+            tools.display()
+        ),
     );
-    if std::env::var("MENDER_REQUIRE_MCP").is_ok_and(|v| v == "1") {
-        panic!("MENDER_REQUIRE_MCP=1, but {message}");
-    }
-    // Straight to stderr: libtest captures print macros of passing tests,
-    // and a skip must never be silent.
-    let _ = writeln!(std::io::stderr(), "skipped: {message}");
     None
 }
 
@@ -105,4 +99,15 @@ fn upstreams_that_cannot_start() {
 #[test]
 fn sampling_roots_logs_and_cancellation_are_forwarded() {
     pytest("test_forwarding.py");
+}
+
+/// Without the MCP tools a test skips, saying so past the harness's
+/// capture, unless MENDER_REQUIRE_MCP=1, which fails it.
+#[test]
+fn without_the_tools_a_test_skips_unless_required() {
+    tools::assert_skips_unless_required(
+        Suite::Mcp,
+        "listings_pass_through",
+        &[("MENDER_MCP_TOOLS", "/nonexistent")],
+    );
 }

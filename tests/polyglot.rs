@@ -5,24 +5,17 @@
 //! `plugins/build-polyglot` builds them into `target/polyglot/`. When a
 //! component is missing, each test prints a `skipped: …` line (to the
 //! terminal, past the test harness's capture) and returns, unless
-//! `MENDER_REQUIRE_POLYGLOT=1` (set by .ci/run): then it fails.
+//! `MENDER_REQUIRE_POLYGLOT=1` (set by `./test`): then it fails.
 
 mod common;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::tools::{Suite, require_or_skip, workspace};
 use common::{Script, fail};
 use mender::conformance::ScenarioFile;
 use mender::{CallSpec, ErrorKind, Failure, Runtime, ServedBy, Step};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_owned()
-}
 
 /// The built component, or `None` (after saying so) when it is missing and
 /// not required.
@@ -34,16 +27,13 @@ fn component(name: &str) -> Option<PathBuf> {
     if path.exists() {
         return Some(path);
     }
-    let message = format!(
-        "{name}: {} was not built (run plugins/build-polyglot or .ci/run)",
-        path.display()
+    require_or_skip(
+        Suite::Polyglot,
+        &format!(
+            "{name}: {} was not built (run plugins/build-polyglot or ./test)",
+            path.display()
+        ),
     );
-    if std::env::var("MENDER_REQUIRE_POLYGLOT").is_ok_and(|v| v == "1") {
-        panic!("MENDER_REQUIRE_POLYGLOT=1, but {message}");
-    }
-    // Straight to stderr: libtest captures print macros of passing tests,
-    // and a skip must never be silent.
-    let _ = writeln!(std::io::stderr(), "skipped: {message}");
     None
 }
 
@@ -254,5 +244,16 @@ async fn c_fixed_schedule_in_the_host() {
     assert!(
         bad.contains("plugin `schedule`") && bad.contains("expected {}"),
         "{bad}"
+    );
+}
+
+/// Without a built component a test skips, saying so past the harness's
+/// capture, unless MENDER_REQUIRE_POLYGLOT=1, which fails it.
+#[test]
+fn without_its_component_a_test_skips_unless_required() {
+    common::tools::assert_skips_unless_required(
+        Suite::Polyglot,
+        "c_fixed_schedule_conforms",
+        &[("MENDER_POLYGLOT_DIR", "/nonexistent")],
     );
 }

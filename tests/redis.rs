@@ -5,11 +5,15 @@
 //!
 //! These run on real time (Redis expires keys on its own clock), with
 //! short, generous intervals. Without `redis-server` they print
-//! "skipped: redis-server not installed", unless `MENDER_REQUIRE_REDIS=1`.
+//! "skipped: …: redis-server not installed", unless `MENDER_REQUIRE_REDIS=1`
+//! (set by `./test`).
 
 mod common;
 #[path = "common/redis_server.rs"]
 mod redis_server;
+
+// Where redis_server.rs finds the shared helpers.
+use common::tools;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -551,4 +555,15 @@ fn a_redis_too_slow_for_writes_is_not_retried_in_a_tight_loop() {
     // than one timed-out write every 100 ms (15 in 1.5 s).
     assert!((2..=6).contains(&outages), "{outages} outages");
     assert!(slowest < Duration::from_secs(1), "{slowest:?}");
+}
+
+/// Without redis-server a test skips, saying so past the harness's
+/// capture, unless MENDER_REQUIRE_REDIS=1, which fails it.
+#[test]
+fn without_redis_server_a_test_skips_unless_required() {
+    common::tools::assert_skips_unless_required(
+        common::tools::Suite::Redis,
+        "the_retry_budget_is_fleet_wide",
+        &[("PATH", "/nonexistent")],
+    );
 }

@@ -40,22 +40,23 @@ impl Kind {
         }
     }
 
+    /// Every kind, in WIT order (tests/contract.rs checks it against the WIT).
+    pub const ALL: [Kind; 10] = [
+        Kind::Connect,
+        Kind::Timeout,
+        Kind::RateLimited,
+        Kind::Auth,
+        Kind::Tool,
+        Kind::Protocol,
+        Kind::Resource,
+        Kind::Cancelled,
+        Kind::Rejected,
+        Kind::Unknown,
+    ];
+
     /// The kind named `name` (the WIT name), if any.
     pub fn parse(name: &str) -> Option<Kind> {
-        [
-            Kind::Connect,
-            Kind::Timeout,
-            Kind::RateLimited,
-            Kind::Auth,
-            Kind::Tool,
-            Kind::Protocol,
-            Kind::Resource,
-            Kind::Cancelled,
-            Kind::Rejected,
-            Kind::Unknown,
-        ]
-        .into_iter()
-        .find(|k| k.name() == name)
+        Kind::ALL.into_iter().find(|k| k.name() == name)
     }
 
     fn retried(self) -> bool {

@@ -16,6 +16,8 @@
 
 #[path = "../../tests/common/redis_server.rs"]
 mod redis_server;
+#[path = "../../tests/common/tools.rs"]
+mod tools;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

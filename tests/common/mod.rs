@@ -1,7 +1,10 @@
 //! Helpers shared by the integration tests: guest fixtures built by
-//! host/build.rs, runtimes from inline TOML, and a scripted upstream.
+//! host/build.rs, runtimes from inline TOML, and a scripted upstream; and
+//! (in `tools`) the workspace root and the skip-or-require rule.
 
 #![allow(dead_code)]
+
+pub mod tools;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;

@@ -2,14 +2,17 @@
 //! on drop, restartable on the same port (to test an outage and recovery).
 //!
 //! Without `redis-server` installed the tests print a clear skip line,
-//! unless `MENDER_REQUIRE_REDIS=1` (set by `.ci/run`), which fails them.
+//! unless `MENDER_REQUIRE_REDIS=1` (set by `./test`), which fails them.
+//! Included with `#[path]` (by tests/redis.rs and host/benches/redis_state.rs);
+//! the includer provides `tools` (tests/common/tools.rs) at its crate root.
 
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::tools::{Suite, require_or_skip};
 
 /// A running (or stopped) redis-server owned by the test.
 pub struct RedisServer {
@@ -32,15 +35,7 @@ impl RedisServer {
             .status()
             .is_ok_and(|s| s.success());
         if !installed {
-            if std::env::var("MENDER_REQUIRE_REDIS").as_deref() == Ok("1") {
-                panic!("{test}: redis-server not installed, and MENDER_REQUIRE_REDIS=1");
-            }
-            // Straight to stderr, past the test harness's capture (which
-            // only takes `print!`/`eprint!`), so the skip is seen.
-            let _ = writeln!(
-                std::io::stderr(),
-                "{test}: skipped: redis-server not installed"
-            );
+            require_or_skip(Suite::Redis, &format!("{test}: redis-server not installed"));
             return None;
         }
         let port = TcpListener::bind("127.0.0.1:0")
