@@ -24,6 +24,10 @@ pytestmark = pytest.mark.anyio
 # A URI server-everything accepts a subscription to but neither lists nor
 # matches with a template: only "the one server with resources" owns it.
 UNLISTED_URI = "test://mender/unlisted"
+# Calls started this far apart, each running a second.
+CALLS, STAGGER = 12, 0.2
+# And quick ones, this far apart.
+ECHOES, BURST = 150, 0.01
 
 
 def counted_everything(workdir: Path, spawns: Path) -> dict[str, object]:
@@ -46,21 +50,37 @@ async def test_a_call_right_after_initialize_is_not_cut_off(workdir: Path) -> No
     async with proxy(mender_toml(workdir, servers), **CAPABLE) as p:
         results: dict[str, types.CallToolResult] = {}
 
-        async def long_running() -> None:
-            results["long"] = await p.client.call_tool("trigger-long-running-operation", {"duration": 2, "steps": 2})
+        async def long_running(i: int) -> None:
+            await anyio.sleep(i * STAGGER)
+            results[f"long{i}"] = await p.client.call_tool("trigger-long-running-operation", {"duration": 1, "steps": 1})
 
-        async def write() -> None:
-            results["write"] = await p.client.call_tool("slow_write", {"note": "w1", "seconds": 1.5})
+        async def write(i: int) -> None:
+            await anyio.sleep(i * STAGGER)
+            results[f"w{i}"] = await p.client.call_tool("slow_write", {"note": f"w{i}", "seconds": 1})
 
-        with anyio.fail_after(30):
+        async def echo(i: int) -> None:
+            await anyio.sleep(i * BURST)
+            results[f"echo{i}"] = await p.client.call_tool("echo", {"message": f"e{i}"})
+
+        # Calls spread over the first seconds, so that some are in flight
+        # and some are being sent whenever a restart after `initialize`
+        # would happen.
+        with anyio.fail_after(60):
             async with anyio.create_task_group() as tg:
-                tg.start_soon(long_running)
-                tg.start_soon(write)
-        assert not results["long"].is_error, text(results["long"])
-        assert "completed" in text(results["long"]).lower(), text(results["long"])
-        assert text(results["write"]) == "wrote w1", text(results["write"])
-        # The write ran once, on one process.
-        assert [line.split()[-1] for line in log.read_text().splitlines()] == ["w1"], log.read_text()
+                for i in range(CALLS):
+                    tg.start_soon(long_running, i)
+                    tg.start_soon(write, i)
+                for i in range(ECHOES):
+                    tg.start_soon(echo, i)
+        for i in range(ECHOES):
+            assert not results[f"echo{i}"].is_error, text(results[f"echo{i}"])
+        for i in range(CALLS):
+            long = results[f"long{i}"]
+            assert not long.is_error and "completed" in text(long).lower(), text(long)
+            assert text(results[f"w{i}"]) == f"wrote w{i}", text(results[f"w{i}"])
+        # Each write ran once.
+        notes = sorted(line.split()[-1] for line in log.read_text().splitlines())
+        assert notes == sorted(f"w{i}" for i in range(CALLS)), log.read_text()
 
         # The client's capabilities reached the one process there is.
         tools = {t.name for t in (await p.client.list_tools()).tools}

@@ -319,11 +319,16 @@ impl McpConfig {
                     ));
                 }
             }
-            for (key, list) in [("allow-tools", &s.allow_tools), ("deny-tools", &s.deny_tools)] {
+            for (key, list) in [
+                ("allow-tools", &s.allow_tools),
+                ("deny-tools", &s.deny_tools),
+            ] {
                 let Some(list) = list else { continue };
-                if let Some(bad) = list.get_ref().iter().find(|p| {
-                    p.is_empty() || p.trim_end_matches('*').contains('*')
-                }) {
+                if let Some(bad) = list
+                    .get_ref()
+                    .iter()
+                    .find(|p| p.is_empty() || p.trim_end_matches('*').contains('*'))
+                {
                     return Err(error(
                         list.span().start,
                         format!(
@@ -332,8 +337,16 @@ impl McpConfig {
                     ));
                 }
             }
-            let allow_tools = s.allow_tools.as_ref().map(|l| l.get_ref().clone()).unwrap_or_default();
-            let deny_tools = s.deny_tools.as_ref().map(|l| l.get_ref().clone()).unwrap_or_default();
+            let allow_tools = s
+                .allow_tools
+                .as_ref()
+                .map(|l| l.get_ref().clone())
+                .unwrap_or_default();
+            let deny_tools = s
+                .deny_tools
+                .as_ref()
+                .map(|l| l.get_ref().clone())
+                .unwrap_or_default();
             if let Some(both) = allow_tools.iter().find(|t| deny_tools.contains(t))
                 && let Some(deny) = &s.deny_tools
             {
@@ -359,7 +372,11 @@ impl McpConfig {
                 restart_base,
                 restart_max,
                 location: format!("{origin}:{line}"),
-                prefix: s.prefix.as_ref().map(|p| p.get_ref().clone()).unwrap_or_default(),
+                prefix: s
+                    .prefix
+                    .as_ref()
+                    .map(|p| p.get_ref().clone())
+                    .unwrap_or_default(),
                 allow_tools,
                 deny_tools,
                 redact_results: s.redact_results,
@@ -441,7 +458,8 @@ mod tests {
         assert!(!s.offers_tool("get_secret") && !s.offers_tool("delete"));
         assert_eq!(c.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
 
-        let both = "[mcp.servers.x]\ncommand = \"a\"\nallow-tools = [\"a\"]\ndeny-tools = [\"a\"]\n";
+        let both =
+            "[mcp.servers.x]\ncommand = \"a\"\nallow-tools = [\"a\"]\ndeny-tools = [\"a\"]\n";
         let e = McpConfig::parse(both, "m.toml", Path::new(".")).unwrap_err();
         assert_eq!(e.line, 4, "{e}");
         let bad = "[mcp.servers.x]\ncommand = \"a\"\nprefix = \"a b\"\n";

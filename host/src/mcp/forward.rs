@@ -261,7 +261,10 @@ pub(crate) async fn read(
                     None,
                 ),
             };
-            up.call_failed(&format!("{operation} {key}: {}", error.message), e.kind.as_str());
+            up.call_failed(
+                &format!("{operation} {key}: {}", error.message),
+                e.kind.as_str(),
+            );
             Err(scrub::error(&up.rt, &up.secrets, error))
         }
     }

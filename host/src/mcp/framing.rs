@@ -199,9 +199,10 @@ fn check_line(line: &[u8]) -> Option<Vec<u8>> {
             // A method rmcp models, with params that do not fit: the
             // request is well-formed, its params are not.
             if !id.is_null()
-                && let Some(why) = value.get("method").and_then(Value::as_str).and_then(|m| {
-                    params_error(m, &value)
-                })
+                && let Some(why) = value
+                    .get("method")
+                    .and_then(Value::as_str)
+                    .and_then(|m| params_error(m, &value))
             {
                 return Some(error(id, -32602, &why));
             }
@@ -221,7 +222,9 @@ fn check_line(line: &[u8]) -> Option<Vec<u8>> {
 /// a request as an unknown custom method and answers -32601).
 fn params_error(method: &str, message: &Value) -> Option<String> {
     fn fits<T: serde::de::DeserializeOwned>(request: Value) -> Option<String> {
-        serde_json::from_value::<T>(request).err().map(|e| e.to_string())
+        serde_json::from_value::<T>(request)
+            .err()
+            .map(|e| e.to_string())
     }
     let request = json!({
         "method": method,
@@ -266,16 +269,35 @@ mod tests {
     #[test]
     fn bad_lines_get_the_spec_answers() {
         let a = answer("{not json\n").unwrap();
-        assert_eq!((a["id"].clone(), a["error"]["code"].clone()), (Value::Null, json!(-32700)));
-        assert_eq!(check_line(b"\xff\xfe\n").map(|a| a.len() > 0), Some(true));
+        assert_eq!(
+            (a["id"].clone(), a["error"]["code"].clone()),
+            (Value::Null, json!(-32700))
+        );
+        let a: Value = serde_json::from_slice(&check_line(b"\xff\xfe\n").unwrap()).unwrap();
+        assert_eq!(
+            (a["id"].clone(), a["error"]["code"].clone()),
+            (Value::Null, json!(-32700))
+        );
         let a = answer(r#"{"jsonrpc":"2.0","id":3,"method":"tools/call"}"#).unwrap();
-        assert_eq!((a["id"].clone(), a["error"]["code"].clone()), (json!(3), json!(-32602)));
+        assert_eq!(
+            (a["id"].clone(), a["error"]["code"].clone()),
+            (json!(3), json!(-32602))
+        );
         let a = answer(r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"x","arguments":[1]}}"#).unwrap();
         assert_eq!(a["error"]["code"], -32602, "{a}");
         let a = answer(r#"{"jsonrpc":"2.0","id":true}"#).unwrap();
-        assert_eq!((a["id"].clone(), a["error"]["code"].clone()), (Value::Null, json!(-32600)));
-        assert!(answer(r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"x"}}"#).is_none());
+        assert_eq!(
+            (a["id"].clone(), a["error"]["code"].clone()),
+            (Value::Null, json!(-32600))
+        );
+        assert!(
+            answer(r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"x"}}"#)
+                .is_none()
+        );
         assert!(answer(r#"{"jsonrpc":"2.0","id":6,"method":"vendor/thing"}"#).is_none());
-        assert_eq!(id_in_prefix(br#"{"jsonrpc":"2.0","id":"a\"b","method":"x","params":{"#), json!("a\"b"));
+        assert_eq!(
+            id_in_prefix(br#"{"jsonrpc":"2.0","id":"a\"b","method":"x","params":{"#),
+            json!("a\"b")
+        );
     }
 }

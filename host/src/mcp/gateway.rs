@@ -11,15 +11,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult, ClientRequest, CompleteRequest,
-    CompleteRequestParams, CompleteResult, ContentBlock, ErrorData, GetPromptRequest,
-    GetPromptRequestParams, GetPromptResponse, Implementation, InitializeRequestParams,
-    InitializeResult, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ProtocolVersion, ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse,
-    Reference, ServerCapabilities, ServerConfig, ServerResult, SetLevelRequest,
-    SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams, UnsubscribeRequest,
-    UnsubscribeRequestParams,
+    CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult, ClientRequest,
+    CompleteRequest, CompleteRequestParams, CompleteResult, ContentBlock, ErrorData,
+    GetPromptRequest, GetPromptRequestParams, GetPromptResponse, Implementation,
+    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+    ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse, Reference,
+    ServerCapabilities, ServerConfig, ServerResult, SetLevelRequest, SetLevelRequestParams,
+    SubscribeRequest, SubscribeRequestParams, UnsubscribeRequest, UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler};
@@ -47,9 +46,8 @@ impl Gateway {
     /// an optional server that is not ready is left out until it recovers.
     fn listed(&self) -> impl Iterator<Item = (&Arc<Upstream>, Arc<Catalog>)> {
         self.upstreams.iter().filter_map(|u| {
-            let ready = u.health(|h| {
-                matches!(h.state, UpstreamState::Ready | UpstreamState::Unresponsive)
-            });
+            let ready =
+                u.health(|h| matches!(h.state, UpstreamState::Ready | UpstreamState::Unresponsive));
             if !ready && u.spec.optional {
                 return None;
             }
@@ -239,13 +237,12 @@ impl ServerHandler for Gateway {
                 request.name = own.to_owned().into();
                 let req = ClientRequest::CallToolRequest(CallToolRequest::new(request));
                 return match up.request(req, up.spec.call_timeout, None).await {
-                    Ok(ServerResult::CallToolResult(r)) => Ok(super::scrub::result(
-                        &up.rt,
-                        &up.secrets,
-                        up.spec.redact_results,
-                        r,
-                    )
-                    .into()),
+                    Ok(ServerResult::CallToolResult(r)) => {
+                        Ok(
+                            super::scrub::result(&up.rt, &up.secrets, up.spec.redact_results, r)
+                                .into(),
+                        )
+                    }
                     Ok(_) => Err(ErrorData::internal_error(
                         "tools/call: unexpected answer upstream",
                         None,

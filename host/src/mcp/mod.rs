@@ -98,8 +98,8 @@ async fn launch(upstreams: &[Arc<Upstream>]) -> Result<(), ProxyError> {
     Ok(())
 }
 
-/// A started gateway: upstreams supervised, status served, ready for a
-/// client.
+/// A started gateway: status served, ready for a client (whose
+/// `initialize` starts the upstreams).
 pub struct McpProxy {
     gateway: Gateway,
     started: Instant,

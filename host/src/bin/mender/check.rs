@@ -119,5 +119,10 @@ fn find_command(command: &str, cwd: Option<&Path>) -> Result<PathBuf, String> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(command))
         .find(|p| runnable(p))
-        .ok_or_else(|| format!("`{command}` is not on the PATH ({})", path.to_string_lossy()))
+        .ok_or_else(|| {
+            format!(
+                "`{command}` is not on the PATH ({})",
+                path.to_string_lossy()
+            )
+        })
 }

@@ -124,7 +124,10 @@ impl Upstream {
                 } else {
                     this.set_state(
                         UpstreamState::Unresponsive,
-                        Some(("hung: a call timed out and a ping got no answer".into(), "timeout")),
+                        Some((
+                            "hung: a call timed out and a ping got no answer".into(),
+                            "timeout",
+                        )),
                     );
                     *this
                         .restart_reason
