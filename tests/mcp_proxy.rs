@@ -110,4 +110,42 @@ fn without_the_tools_a_test_skips_unless_required() {
         "listings_pass_through",
         &[("MENDER_MCP_TOOLS", "/nonexistent")],
     );
+#[test]
+fn upstreams_start_once_with_the_clients_capabilities() {
+    pytest("test_session_start.py");
+}
+
+#[test]
+fn secrets_never_reach_the_client() {
+    pytest("test_secrets.py");
+}
+
+#[test]
+fn bad_client_messages_are_answered() {
+    pytest("test_wire.py");
+}
+
+#[test]
+fn unknown_names_are_answered_by_the_upstream() {
+    pytest("test_unknown_names.py");
+}
+
+#[test]
+fn progress_is_monotonic_across_retries() {
+    pytest("test_progress.py");
+}
+
+#[test]
+fn tool_names_prefix_allow_deny_and_collisions() {
+    pytest("test_tool_names.py");
+}
+
+#[test]
+fn status_shows_failed_calls_and_hung_servers() {
+    pytest("test_status_ux.py");
+}
+
+#[test]
+fn conformance_verdicts_match_direct() {
+    pytest("test_conformance.py");
 }

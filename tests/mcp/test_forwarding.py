@@ -1,9 +1,9 @@
 """What the proxy forwards besides tool calls: requests an upstream sends
 the client (sampling, roots, elicitation), log messages, and the client's cancellation of
-a call in flight. Upstreams start before the client connects; once it has,
-they are restarted to see its capabilities, so a server that adds tools per
-client capability (server-everything does) lists the same tools through the
-proxy as directly."""
+a call in flight. Upstreams start on the client's `initialize`, offered its
+capabilities, so a server that adds tools per client capability
+(server-everything does) lists the same tools through the proxy as
+directly."""
 
 from __future__ import annotations
 
@@ -48,8 +48,8 @@ async def test_sampling_roots_and_elicitation_requests_reach_the_client(workdir:
     assert "trigger-sampling-request" in [t["name"] for t in want], "the server offers it to a sampling client"
 
     async with proxy(mender_toml(workdir, {"everything": spec}), **CAPABLE) as p:
-        # The restart that shows the upstream the client's capabilities
-        # ends with a list change; until then the old tools are listed.
+        # The upstream started knowing the client's capabilities; the
+        # wait only guards against a slow first listing.
         async def listing() -> list[dict[str, Any]]:
             return dumped((await p.client.list_tools()).tools)
 

@@ -83,6 +83,46 @@ fn check_config(file: &Path) -> Result<String, String> {
             if s.optional { " (optional)" } else { "" },
             s.service
         ));
+        // A warning, not an error: the MCP client that starts the gateway
+        // may give it another PATH than this shell's.
+        if let Err(why) = find_command(&s.command, s.cwd.as_deref()) {
+            out.push_str(&format!(
+                "\n    warning: mcp server {} ({}): {why}",
+                s.name, s.location
+            ));
+        }
     }
     Ok(out)
+}
+
+/// Where `command` would be run from, as the gateway would spawn it: a
+/// path (relative to the server's `cwd`) or a name looked up on the PATH.
+fn find_command(command: &str, cwd: Option<&Path>) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let runnable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if command.contains('/') {
+        let path = match cwd {
+            Some(dir) if Path::new(command).is_relative() => dir.join(command),
+            _ => PathBuf::from(command),
+        };
+        return if runnable(&path) {
+            Ok(path)
+        } else if path.exists() {
+            Err(format!("`{}` is not an executable file", path.display()))
+        } else {
+            Err(format!("`{}` does not exist", path.display()))
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(command))
+        .find(|p| runnable(p))
+        .ok_or_else(|| {
+            format!(
+                "`{command}` is not on the PATH ({})",
+                path.to_string_lossy()
+            )
+        })
 }

@@ -143,7 +143,7 @@ fn print_table(status: &GatewayStatus) {
         status.uptime_s
     );
     out!(
-        "{:<16} {:<11} {:>8} {:>8} {:>6} {:<10} {:>6} {:>8}  last error",
+        "{:<16} {:<12} {:>8} {:>8} {:>6} {:<10} {:>6} {:>8}  last error",
         "SERVER",
         "STATE",
         "FOR",
@@ -154,13 +154,22 @@ fn print_table(status: &GatewayStatus) {
         "RESTARTS"
     );
     for u in &status.upstreams {
+        // The process's trouble first; else why calls are failing.
+        let last_error = match (&u.last_error, &u.last_call_error) {
+            (Some(e), _) => e.clone(),
+            (None, Some(e)) => format!(
+                "call failed ({}): {e}",
+                u.last_call_error_kind.as_deref().unwrap_or("error")
+            ),
+            (None, None) => "-".to_owned(),
+        };
         let name = if u.optional {
             format!("{} (opt)", u.name)
         } else {
             u.name.clone()
         };
         out!(
-            "{:<16} {:<11} {:>7}s {:>8} {:>6} {:<10} {:>6} {:>8}  {}",
+            "{:<16} {:<12} {:>7}s {:>8} {:>6} {:<10} {:>6} {:>8}  {}",
             name,
             u.state,
             u.state_for_s,
@@ -169,7 +178,7 @@ fn print_table(status: &GatewayStatus) {
             u.circuit.as_deref().unwrap_or("-"),
             format!("{}/{}", u.calls - u.failures, u.calls),
             u.restarts,
-            u.last_error.as_deref().unwrap_or("-")
+            last_error
         );
     }
 }

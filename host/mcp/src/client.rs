@@ -31,6 +31,10 @@ pub(crate) struct Hub {
     /// Upstream progress token (the gateway's own, one per forwarded
     /// request) -> the token the downstream client chose.
     progress: Mutex<HashMap<ProgressToken, ProgressToken>>,
+    /// The highest progress sent to the client, per client token, across
+    /// all attempts of its call: the spec says progress MUST increase, and
+    /// a retried attempt starts again from zero.
+    sent: Mutex<HashMap<ProgressToken, f64>>,
     /// What the gateway offers upstream servers on the client's behalf: the
     /// client's own roots, sampling and elicitation (none before it
     /// connects), so a server sees the same client through the gateway as
@@ -48,17 +52,13 @@ impl Hub {
     }
 
     /// Takes the client's roots, sampling and elicitation capabilities as
-    /// what upstreams are offered; `true` when that changed what they were
-    /// started with (so they must be restarted to see it).
-    pub(crate) fn offer_client_capabilities(&self, client: &InitializeRequestParams) -> bool {
+    /// what upstreams are offered (set before they start).
+    pub(crate) fn offer_client_capabilities(&self, client: &InitializeRequestParams) {
         let mut offered = ClientCapabilities::default();
         offered.roots = client.capabilities.roots.clone();
         offered.sampling = client.capabilities.sampling.clone();
         offered.elicitation = client.capabilities.elicitation.clone();
-        let mut slot = self.offered.write().unwrap_or_else(|p| p.into_inner());
-        let changed = *slot != offered;
-        *slot = offered;
-        changed
+        *self.offered.write().unwrap_or_else(|p| p.into_inner()) = offered;
     }
 
     pub(crate) fn downstream(&self) -> Option<Peer<RoleServer>> {
@@ -82,6 +82,27 @@ impl Hub {
         ProgressRoute {
             hub: self.clone(),
             token: upstream,
+        }
+    }
+
+    /// Forgets a finished call's progress.
+    pub(crate) fn progress_done(&self, client: &ProgressToken) {
+        self.sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(client);
+    }
+
+    /// Whether `value` moves the client's progress forward (and records
+    /// it if so).
+    fn advances(&self, client: &ProgressToken, value: f64) -> bool {
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        match sent.get(client) {
+            Some(last) if value <= *last => false,
+            _ => {
+                sent.insert(client.clone(), value);
+                true
+            }
         }
     }
 
@@ -123,6 +144,9 @@ impl Drop for ProgressRoute {
 /// The client handler of one upstream connection.
 pub(crate) struct UpstreamClient {
     pub(crate) server: String,
+    /// Credentials to take out of its log messages and progress text, per
+    /// its `redact-results` (`None`: pass them as sent).
+    pub(crate) secrets: Option<std::sync::Arc<[String]>>,
     pub(crate) hub: Arc<Hub>,
     /// Asks the supervisor to re-read the server's lists (it then tells the
     /// client through [`Hub::lists_changed`]).
@@ -218,8 +242,15 @@ impl ClientHandler for UpstreamClient {
             .cloned();
         // Progress for a request the client did not ask progress for (or
         // that already ended) has nowhere to go.
-        if let Some(token) = client_token {
+        // A retried attempt's progress below what the client has seen is
+        // dropped, not sent backwards.
+        if let Some(token) = client_token
+            && self.hub.advances(&token, params.progress)
+        {
             params.progress_token = token;
+            if let (Some(secrets), Some(message)) = (&self.secrets, params.message.as_mut()) {
+                *message = super::scrub::secrets_only(message, secrets);
+            }
             self.hub
                 .notify(ProgressNotification::new(params).into())
                 .await;
@@ -228,10 +259,13 @@ impl ClientHandler for UpstreamClient {
 
     async fn on_logging_message(
         &self,
-        params: LoggingMessageNotificationParam,
+        mut params: LoggingMessageNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
         tracing::debug!(server = %self.server, level = ?params.level, "upstream log message");
+        if let Some(secrets) = &self.secrets {
+            params = super::scrub::result_secrets(secrets, params);
+        }
         self.hub
             .notify(LoggingMessageNotification::new(params).into())
             .await;

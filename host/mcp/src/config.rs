@@ -13,6 +13,10 @@
 //! call-timeout = "30s"
 //! retry-tools = ["create_issue"]    # retry even though not annotated idempotent
 //! service = "github"                # the [services.*] pipeline (default: the name)
+//! prefix = "gh_"                    # its tools listed as gh_<name>
+//! allow-tools = ["search_*"]        # only these tools (exact names, or a `*` suffix)
+//! deny-tools = ["delete_repo"]      # never these
+//! redact-results = "secrets"        # "secrets" (default), "all" or "none"
 //! ```
 
 use std::collections::BTreeMap;
@@ -40,6 +44,11 @@ const DEFAULT_RESTART_BASE: Duration = Duration::from_millis(250);
 /// Restart delay cap: a server that stays broken is still retried twice a
 /// minute, so it comes back on its own once fixed.
 const DEFAULT_RESTART_MAX: Duration = Duration::from_secs(30);
+/// The largest client message accepted: rmcp's own default, so a payload
+/// acceptable over its HTTP transport is acceptable here.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Below this not even an `initialize` with a long client description fits.
+const MIN_MAX_MESSAGE_BYTES: usize = 4096;
 
 /// The gateway's settings: the upstream servers and where status is served.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -48,6 +57,23 @@ pub struct McpConfig {
     pub servers: Vec<ServerSpec>,
     /// Where `mender status` asks for the gateway's health (a Unix socket).
     pub status_socket: PathBuf,
+    /// The largest message (one line) the client may send; a longer one is
+    /// answered with an error (`max-message-bytes`).
+    pub max_message_bytes: usize,
+}
+
+/// What of an upstream's own results is redacted before the client sees
+/// them (`redact-results`). Mender's own text is always fully redacted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RedactResults {
+    /// The credentials the config hands the server (`env`, `args`).
+    #[default]
+    Secrets,
+    /// Those, plus anything that looks like a credential (as in logs).
+    All,
+    /// Nothing: the results pass through as the server sent them.
+    None,
 }
 
 /// One upstream MCP server, run as a child process over stdio.
@@ -87,32 +113,73 @@ pub struct ServerSpec {
     pub restart_max: Duration,
     /// `file:line` of its table, for messages.
     pub location: String,
+    /// Put before each of its tool names as the client sees them.
+    pub prefix: String,
+    /// When not empty, only these tools are offered (names as the server
+    /// gives them; a trailing `*` matches any rest).
+    pub allow_tools: Vec<String>,
+    /// Tools never offered (same patterns).
+    pub deny_tools: Vec<String>,
+    /// What of its results is redacted.
+    pub redact_results: RedactResults,
 }
 
 impl ServerSpec {
     /// The values of `env` entries whose names say they are credentials
     /// (`*TOKEN*`, `*KEY*`, `*SECRET*`, `*PASSWORD*`, `*AUTH*`,
-    /// `*CREDENTIAL*`, `*COOKIE*`): register them with
+    /// `*CREDENTIAL*`, `*COOKIE*`), and the same in `args`: the value of
+    /// `--api-key=V` or `API_KEY=V`, and the argument after a flag such as
+    /// `--token` or `-password`. Register them with
     /// `RuntimeBuilder::secret`, as `mender mcp-proxy` does, so they are
-    /// redacted wherever a server echoes them (its stderr, its errors).
+    /// redacted wherever a server echoes them (its stderr, its errors,
+    /// its results).
     pub fn secret_values(&self) -> impl Iterator<Item = &str> {
-        const WORDS: [&str; 7] = [
-            "TOKEN",
-            "KEY",
-            "SECRET",
-            "PASSWORD",
-            "AUTH",
-            "CREDENTIAL",
-            "COOKIE",
-        ];
-        self.env
+        let from_env = self
+            .env
             .iter()
-            .filter(|(k, _)| {
-                let k = k.to_ascii_uppercase();
-                WORDS.iter().any(|w| k.contains(w))
-            })
-            .map(|(_, v)| v.as_str())
+            .filter(|(k, _)| names_a_secret(k))
+            .map(|(_, v)| v.as_str());
+        let mut from_args = Vec::new();
+        let mut after_flag = false;
+        for arg in &self.args {
+            if after_flag && !arg.starts_with('-') {
+                from_args.push(arg.as_str());
+            }
+            after_flag = false;
+            match arg.split_once('=') {
+                Some((name, value)) if names_a_secret(name) => from_args.push(value),
+                Some(_) => {}
+                None => after_flag = arg.starts_with('-') && names_a_secret(arg),
+            }
+        }
+        from_env.chain(from_args).filter(|v| !v.is_empty())
     }
+
+    /// Whether the server offers `tool` (its own name), per `allow-tools`
+    /// and `deny-tools`.
+    pub fn offers_tool(&self, tool: &str) -> bool {
+        let matches = |pattern: &String| match pattern.strip_suffix('*') {
+            Some(start) => tool.starts_with(start),
+            None => tool == pattern,
+        };
+        (self.allow_tools.is_empty() || self.allow_tools.iter().any(matches))
+            && !self.deny_tools.iter().any(matches)
+    }
+}
+
+/// Whether a variable or flag name says it holds a credential.
+fn names_a_secret(name: &str) -> bool {
+    const WORDS: [&str; 7] = [
+        "TOKEN",
+        "KEY",
+        "SECRET",
+        "PASSWORD",
+        "AUTH",
+        "CREDENTIAL",
+        "COOKIE",
+    ];
+    let name = name.to_ascii_uppercase();
+    WORDS.iter().any(|w| name.contains(w))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,6 +192,7 @@ struct FileToml {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct McpToml {
     status_socket: Option<String>,
+    max_message_bytes: Option<Spanned<usize>>,
     #[serde(default)]
     servers: BTreeMap<String, Spanned<ServerToml>>,
 }
@@ -155,6 +223,11 @@ struct ServerToml {
     service: Option<String>,
     #[serde(default)]
     restart_backoff: BackoffToml,
+    prefix: Option<Spanned<String>>,
+    allow_tools: Option<Spanned<Vec<String>>>,
+    deny_tools: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    redact_results: RedactResults,
 }
 
 fn yes() -> bool {
@@ -230,6 +303,58 @@ impl McpConfig {
                     ));
                 }
             }
+            if let Some(prefix) = &s.prefix {
+                let ok = !prefix.get_ref().is_empty()
+                    && prefix
+                        .get_ref()
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-./".contains(c));
+                if !ok {
+                    return Err(error(
+                        prefix.span().start,
+                        format!(
+                            "mcp server `{name}`: prefix {:?} must be letters, digits, `_`, `-`, `.` or `/` (a valid tool name start)",
+                            prefix.get_ref()
+                        ),
+                    ));
+                }
+            }
+            for (key, list) in [
+                ("allow-tools", &s.allow_tools),
+                ("deny-tools", &s.deny_tools),
+            ] {
+                let Some(list) = list else { continue };
+                if let Some(bad) = list
+                    .get_ref()
+                    .iter()
+                    .find(|p| p.is_empty() || p.trim_end_matches('*').contains('*'))
+                {
+                    return Err(error(
+                        list.span().start,
+                        format!(
+                            "mcp server `{name}`: {key} entry {bad:?} must be a tool name, or a name start followed by one `*`"
+                        ),
+                    ));
+                }
+            }
+            let allow_tools = s
+                .allow_tools
+                .as_ref()
+                .map(|l| l.get_ref().clone())
+                .unwrap_or_default();
+            let deny_tools = s
+                .deny_tools
+                .as_ref()
+                .map(|l| l.get_ref().clone())
+                .unwrap_or_default();
+            if let Some(both) = allow_tools.iter().find(|t| deny_tools.contains(t))
+                && let Some(deny) = &s.deny_tools
+            {
+                return Err(error(
+                    deny.span().start,
+                    format!("mcp server `{name}`: {both:?} is in both allow-tools and deny-tools"),
+                ));
+            }
             let (line, _) = src.line_col(offset);
             servers.push(ServerSpec {
                 name: name.clone(),
@@ -247,15 +372,37 @@ impl McpConfig {
                 restart_base,
                 restart_max,
                 location: format!("{origin}:{line}"),
+                prefix: s
+                    .prefix
+                    .as_ref()
+                    .map(|p| p.get_ref().clone())
+                    .unwrap_or_default(),
+                allow_tools,
+                deny_tools,
+                redact_results: s.redact_results,
             });
         }
         let status_socket = match raw.status_socket {
             Some(p) => base_dir.join(p),
             None => default_status_socket(Path::new(origin)),
         };
+        let max_message_bytes = match raw.max_message_bytes {
+            Some(n) if *n.get_ref() < MIN_MAX_MESSAGE_BYTES => {
+                return Err(error(
+                    n.span().start,
+                    format!(
+                        "mcp: max-message-bytes ({}) must be at least {MIN_MAX_MESSAGE_BYTES}",
+                        n.get_ref()
+                    ),
+                ));
+            }
+            Some(n) => *n.get_ref(),
+            None => DEFAULT_MAX_MESSAGE_BYTES,
+        };
         Ok(McpConfig {
             servers,
             status_socket,
+            max_message_bytes,
         })
     }
 }
@@ -297,6 +444,31 @@ mod tests {
         let zero = "[mcp.servers.x]\ncommand = \"a\"\nping-timeout = \"0s\"\n";
         let e = McpConfig::parse(zero, "m.toml", Path::new(".")).unwrap_err();
         assert!(e.to_string().contains("`x`: ping-timeout"), "{e}");
+    }
+
+    #[test]
+    fn secrets_in_args_and_tool_lists() {
+        let text = "[mcp.servers.x]\ncommand = \"a\"\nargs = [\"--api-key\", \"k-123456\", \"--token=t-654321\", \"--verbose\", \"plain\", \"PASSWORD=p-abcdef\"]\nenv = { GH_TOKEN = \"g-000000\", HOME = \"/h\" }\nallow-tools = [\"get_*\", \"echo\"]\ndeny-tools = [\"get_secret\"]\n";
+        let c = McpConfig::parse(text, "m.toml", Path::new(".")).unwrap();
+        let s = &c.servers[0];
+        let mut secrets: Vec<&str> = s.secret_values().collect();
+        secrets.sort_unstable();
+        assert_eq!(secrets, ["g-000000", "k-123456", "p-abcdef", "t-654321"]);
+        assert!(s.offers_tool("echo") && s.offers_tool("get_time"));
+        assert!(!s.offers_tool("get_secret") && !s.offers_tool("delete"));
+        assert_eq!(c.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
+
+        let both =
+            "[mcp.servers.x]\ncommand = \"a\"\nallow-tools = [\"a\"]\ndeny-tools = [\"a\"]\n";
+        let e = McpConfig::parse(both, "m.toml", Path::new(".")).unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        let bad = "[mcp.servers.x]\ncommand = \"a\"\nprefix = \"a b\"\n";
+        let e = McpConfig::parse(bad, "m.toml", Path::new(".")).unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.to_string().contains("prefix"), "{e}");
+        let small = "[mcp]\nmax-message-bytes = 10\n";
+        let e = McpConfig::parse(small, "m.toml", Path::new(".")).unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::classify::UpstreamError;
+use super::scrub;
 use super::upstream::Upstream;
 use mender::{AttemptRecord, CallError, CallSpec, Payload, Reply, Runtime, ServedBy, Step};
 
@@ -101,14 +102,24 @@ pub(crate) async fn call_tool(
             }
         })
         .await;
-    match outcome {
+    if let Some(token) = &progress {
+        up.hub.progress_done(token);
+    }
+    let result = match outcome {
         Ok(reply) => answered(&up.spec.service, reply),
         Err(e) => {
             up.failures
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            gave_up(up, e)
+            let kind = e.kind.as_str().to_owned();
+            let r = gave_up(up, e);
+            up.call_failed(
+                &format!("tools/call {name}: {}", super::classify::tool_text(&r)),
+                &kind,
+            );
+            r
         }
-    }
+    };
+    scrub::result(&up.rt, &up.secrets, up.spec.redact_results, result)
 }
 
 fn answered(service: &str, reply: Reply<ToolAnswer>) -> CallToolResult {
@@ -143,6 +154,9 @@ fn gave_up(up: &Upstream, e: CallError<UpstreamError>) -> CallToolResult {
                 e.reason,
                 cause
             );
+            // The cause quotes the server (its JSON-RPC error message),
+            // which may hold a credential it was given.
+            let text = scrub::text(&up.rt, &up.secrets, &text);
             let mut r = CallToolResult::error(vec![ContentBlock::text(text)]);
             annotate(&mut r, service, "none", &e.history, Some(&e.reason));
             r
@@ -224,11 +238,16 @@ pub(crate) async fn read(
         })
         .await;
     match outcome {
-        Ok(reply) => Ok(reply.value.0),
+        Ok(reply) => Ok(scrub::result(
+            &up.rt,
+            &up.secrets,
+            up.spec.redact_results,
+            reply.value.0,
+        )),
         Err(e) => {
             up.failures
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            Err(match e.last_error {
+            let error = match e.last_error {
                 Some(UpstreamError::Rpc(data)) => data,
                 other => rmcp::ErrorData::internal_error(
                     format!(
@@ -241,7 +260,12 @@ pub(crate) async fn read(
                     ),
                     None,
                 ),
-            })
+            };
+            up.call_failed(
+                &format!("{operation} {key}: {}", error.message),
+                e.kind.as_str(),
+            );
+            Err(scrub::error(&up.rt, &up.secrets, error))
         }
     }
 }

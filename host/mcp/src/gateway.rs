@@ -11,14 +11,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ClientRequest, CompleteRequest,
-    CompleteRequestParams, CompleteResult, ContentBlock, ErrorData, GetPromptRequest,
-    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
-    ProtocolVersion, ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse,
-    Reference, ServerCapabilities, ServerConfig, ServerResult, SetLevelRequest,
-    SetLevelRequestParams, SubscribeRequest, SubscribeRequestParams, UnsubscribeRequest,
-    UnsubscribeRequestParams,
+    CallToolRequest, CallToolRequestParams, CallToolResponse, CallToolResult, ClientRequest,
+    CompleteRequest, CompleteRequestParams, CompleteResult, ContentBlock, ErrorData,
+    GetPromptRequest, GetPromptRequestParams, GetPromptResponse, Implementation,
+    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProtocolVersion,
+    ReadResourceRequest, ReadResourceRequestParams, ReadResourceResponse, Reference,
+    ServerCapabilities, ServerConfig, ServerResult, SetLevelRequest, SetLevelRequestParams,
+    SubscribeRequest, SubscribeRequestParams, UnsubscribeRequest, UnsubscribeRequestParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler};
@@ -34,6 +34,10 @@ pub(crate) struct Gateway {
     pub(crate) rt: Runtime,
     pub(crate) upstreams: Arc<Vec<Arc<Upstream>>>,
     pub(crate) hub: Arc<Hub>,
+    /// Tool collisions already warned about.
+    pub(crate) warned: Arc<std::sync::Mutex<HashSet<String>>>,
+    /// The upstreams' first start, run once, on the client's `initialize`.
+    pub(crate) launched: Arc<tokio::sync::OnceCell<Result<(), super::ProxyError>>>,
 }
 
 impl Gateway {
@@ -42,7 +46,8 @@ impl Gateway {
     /// an optional server that is not ready is left out until it recovers.
     fn listed(&self) -> impl Iterator<Item = (&Arc<Upstream>, Arc<Catalog>)> {
         self.upstreams.iter().filter_map(|u| {
-            let ready = u.health(|h| h.state == UpstreamState::Ready);
+            let ready =
+                u.health(|h| matches!(h.state, UpstreamState::Ready | UpstreamState::Unresponsive));
             if !ready && u.spec.optional {
                 return None;
             }
@@ -69,25 +74,71 @@ impl Gateway {
         }) {
             return Some(u);
         }
+        // From the catalogue, which outlives a restart: a server between
+        // processes still owns its resources (the request waits for it).
         let with_resources: Vec<_> = self
-            .upstreams
-            .iter()
-            .filter(|u| {
-                u.connection()
-                    .is_some_and(|c| c.info.capabilities.resources.is_some())
-            })
+            .listed()
+            .filter(|(_, c)| c.caps.resources.is_some())
             .collect();
-        (with_resources.len() == 1).then(|| with_resources[0])
+        (with_resources.len() == 1).then(|| with_resources[0].0)
     }
 
     /// A listed tool's definition as its upstream sent it.
     pub(crate) fn raw_tool(&self, name: &str) -> Option<serde_json::Value> {
         let (up, _) = self.owner(|c| c.tools.iter().any(|t| t.name == name))?;
-        up.raw_tools
+        let mut raw = up
+            .raw_tools
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+            .get(up.own_tool_name(name)?)
+            .cloned()?;
+        // Under the name the client knows it by (the server's `prefix`).
+        raw["name"] = name.into();
+        Some(raw)
+    }
+
+    /// The one upstream that could own a name no server lists: a request
+    /// for it is forwarded there to answer as it would directly. `None`
+    /// when none or several could.
+    fn sole<F: Fn(&Catalog) -> bool>(&self, could: F) -> Option<&Arc<Upstream>> {
+        let mut candidates = self.listed().filter(|(_, c)| could(c)).map(|(u, _)| u);
+        let first = candidates.next()?;
+        candidates.next().is_none().then_some(first)
+    }
+
+    /// Logs, once per name, each tool one server hides from another (the
+    /// first server in config order is listed; the others' are not).
+    fn warn_collisions(&self) {
+        let mut owners: std::collections::HashMap<String, &str> = Default::default();
+        for (up, catalog) in self.listed() {
+            for tool in &catalog.tools {
+                match owners.get(tool.name.as_ref()) {
+                    None => {
+                        owners.insert(tool.name.to_string(), up.name());
+                    }
+                    Some(first) if *first != up.name() => {
+                        let key = format!("{}\0{}\0{first}", tool.name, up.name());
+                        let fresh = self
+                            .warned
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(key);
+                        if fresh {
+                            tracing::warn!(
+                                tool = %tool.name,
+                                listed = %first,
+                                hidden = %up.name(),
+                                "tool name collision: MCP server `{}`'s tool `{}` is hidden by server `{first}`'s \
+                                 (the first server in name order wins); give one of them a `prefix`",
+                                up.name(),
+                                tool.name
+                            );
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
     }
 
     fn unknown(what: &str, name: &str) -> ErrorData {
@@ -143,6 +194,7 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         self.hub.set_downstream(&context.peer);
+        self.warn_collisions();
         let tools = self.listed().flat_map(|(_, c)| c.tools.clone());
         Ok(ListToolsResult::with_all_items(dedup_by(tools, |t| {
             t.name.to_string()
@@ -151,13 +203,15 @@ impl ServerHandler for Gateway {
 
     async fn call_tool(
         &self,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         self.hub.set_downstream(&context.peer);
         let name = request.name.to_string();
-        let owner = self.owner(|c| c.tools.iter().any(|t| t.name == name));
-        let Some((up, catalog)) = owner else {
+        let owner = self
+            .owner(|c| c.tools.iter().any(|t| t.name == name))
+            .map(|(u, c)| (u, c.tools.iter().find(|t| t.name == name).cloned()));
+        let Some((up, tool)) = owner else {
             // A tool of an optional server that is down: say so plainly
             // rather than "unknown tool".
             if let Some(up) = self.upstreams.iter().find(|u| {
@@ -174,9 +228,33 @@ impl ServerHandler for Gateway {
                 ))])
                 .into());
             }
+            // A tool no server lists (a typo, one it hides): the one server
+            // that could own it answers, as it would directly.
+            if let Some(up) = self.sole(|c| c.caps.tools.is_some())
+                && let Some(own) = up.own_tool_name(&name)
+                && up.spec.offers_tool(own)
+            {
+                request.name = own.to_owned().into();
+                let req = ClientRequest::CallToolRequest(CallToolRequest::new(request));
+                return match up.request(req, up.spec.call_timeout, None).await {
+                    Ok(ServerResult::CallToolResult(r)) => {
+                        Ok(
+                            super::scrub::result(&up.rt, &up.secrets, up.spec.redact_results, r)
+                                .into(),
+                        )
+                    }
+                    Ok(_) => Err(ErrorData::internal_error(
+                        "tools/call: unexpected answer upstream",
+                        None,
+                    )),
+                    Err(e) => Err(as_rpc_error(up, e)),
+                };
+            }
             return Err(Self::unknown("tool", &name));
         };
-        let tool = catalog.tools.iter().find(|t| t.name == name).cloned();
+        if let Some(own) = up.own_tool_name(&name) {
+            request.name = own.to_owned().into();
+        }
         let progress = context.meta.get_progress_token();
         let call = forward::call_tool(&self.rt, up, tool.as_ref(), request, progress);
         tokio::select! {
@@ -284,7 +362,7 @@ impl ServerHandler for Gateway {
         up.request(req, up.spec.call_timeout, None)
             .await
             .map(|_| ())
-            .map_err(as_rpc_error)
+            .map_err(|e| as_rpc_error(up, e))
     }
 
     #[allow(deprecated)]
@@ -300,7 +378,7 @@ impl ServerHandler for Gateway {
         up.request(req, up.spec.call_timeout, None)
             .await
             .map(|_| ())
-            .map_err(as_rpc_error)
+            .map_err(|e| as_rpc_error(up, e))
     }
 
     async fn complete(
@@ -308,23 +386,35 @@ impl ServerHandler for Gateway {
         request: CompleteRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
+        let completes = |c: &Catalog| c.caps.completions.is_some();
         let up = match &request.r#ref {
             Reference::Prompt(p) => self
                 .owner(|c| c.prompts.iter().any(|x| x.name == p.name))
-                .map(|(u, _)| u),
-            Reference::Resource(r) => self.resource_owner(&r.uri),
+                .map(|(u, _)| u)
+                .or_else(|| self.sole(completes)),
+            Reference::Resource(r) => self.resource_owner(&r.uri).or_else(|| self.sole(completes)),
             _ => None,
         };
         let Some(up) = up else {
-            return Ok(CompleteResult::default());
+            let (what, name) = match &request.r#ref {
+                Reference::Prompt(p) => ("prompt", p.name.clone()),
+                Reference::Resource(r) => ("resource", r.uri.clone()),
+                _ => ("reference", String::new()),
+            };
+            return Err(Self::unknown(what, &name));
         };
         let req = ClientRequest::CompleteRequest(CompleteRequest::new(request));
         match up
             .request(req, up.spec.call_timeout, None)
             .await
-            .map_err(as_rpc_error)?
+            .map_err(|e| as_rpc_error(up, e))?
         {
-            ServerResult::CompleteResult(r) => Ok(r),
+            ServerResult::CompleteResult(r) => Ok(super::scrub::result(
+                &up.rt,
+                &up.secrets,
+                up.spec.redact_results,
+                r,
+            )),
             _ => Err(ErrorData::internal_error(
                 "completion/complete: unexpected answer upstream",
                 None,
@@ -353,18 +443,31 @@ impl ServerHandler for Gateway {
         Ok(())
     }
 
+    /// Starts the upstreams now that the client's capabilities are known,
+    /// so each is offered its roots, sampling and elicitation from its
+    /// first `initialize` on (never restarted to learn them), and answers
+    /// with their combined capabilities once they are up.
+    async fn initialize(
+        &self,
+        request: InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<InitializeResult, ErrorData> {
+        context.peer.set_peer_info(request.clone());
+        self.hub.set_downstream(&context.peer);
+        self.hub.offer_client_capabilities(&request);
+        let upstreams = self.upstreams.clone();
+        let launched = self
+            .launched
+            .get_or_init(|| async move { super::launch(&upstreams).await })
+            .await;
+        if let Err(e) = launched {
+            return Err(ErrorData::internal_error(format!("mender: {e}"), None));
+        }
+        self.negotiate_initialize(&request)
+    }
+
     async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
         self.hub.set_downstream(&context.peer);
-        let Some(client) = context.peer.peer_info() else {
-            return;
-        };
-        if self.hub.offer_client_capabilities(&client) {
-            // Upstreams started before the client came, offering nothing;
-            // restart them so they see its roots/sampling/elicitation.
-            for up in self.upstreams.iter() {
-                up.recycle("to offer the client's roots, sampling or elicitation");
-            }
-        }
     }
 
     async fn on_roots_list_changed(
@@ -387,9 +490,11 @@ impl ServerHandler for Gateway {
     }
 }
 
-fn as_rpc_error(e: super::classify::UpstreamError) -> ErrorData {
-    match e {
+/// An upstream failure as the JSON-RPC error the client gets, redacted.
+fn as_rpc_error(up: &Upstream, e: super::classify::UpstreamError) -> ErrorData {
+    let error = match e {
         super::classify::UpstreamError::Rpc(data) => data,
         other => ErrorData::internal_error(format!("mender: {other}"), None),
-    }
+    };
+    super::scrub::error(&up.rt, &up.secrets, error)
 }

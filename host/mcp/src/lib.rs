@@ -25,8 +25,10 @@ mod classify;
 mod client;
 mod config;
 mod forward;
+mod framing;
 mod gateway;
 mod raw_tools;
+mod scrub;
 mod status;
 mod upstream;
 
@@ -36,7 +38,9 @@ use std::time::Instant;
 use rmcp::ServiceExt as _;
 
 pub use classify::{UpstreamError, classify_tool_text, rpc_kind, tool_text};
-pub use config::{McpConfig, ServerSpec, default_status_socket};
+pub use config::{
+    DEFAULT_MAX_MESSAGE_BYTES, McpConfig, RedactResults, ServerSpec, default_status_socket,
+};
 pub use forward::{CALL_META_KEY, tool_is_idempotent};
 pub use status::{CIRCUIT_GAUGE, GatewayStatus, UpstreamStatus, fetch as fetch_status};
 pub use upstream::UpstreamState;
@@ -47,7 +51,7 @@ use gateway::Gateway;
 use upstream::Upstream;
 
 /// Why the gateway could not start or serve.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum ProxyError {
     /// A server not marked `optional` failed its first start.
     #[error("required MCP server `{server}` ({location}) failed to start: {error}")]
@@ -64,19 +68,53 @@ pub enum ProxyError {
     Client(String),
 }
 
-/// A started gateway: upstreams supervised, status served, ready for a
-/// client.
+/// Starts every upstream's supervisor and waits for each one's first start;
+/// a required server that fails it fails the whole launch (an optional one
+/// is left to recover on its own).
+async fn launch(upstreams: &[Arc<Upstream>]) -> Result<(), ProxyError> {
+    for up in upstreams {
+        tokio::spawn(up.clone().supervise());
+    }
+    let mut waits = tokio::task::JoinSet::new();
+    for up in upstreams {
+        let up = up.clone();
+        waits.spawn(async move { (up.first_start().await, up) });
+    }
+    while let Some(joined) = waits.join_next().await {
+        let Ok((outcome, up)) = joined else { continue };
+        match outcome {
+            Ok(()) => {}
+            Err(error) if up.spec.optional => {
+                tracing::warn!(server = %up.name(), "optional MCP server is down, serving without it: {error}");
+            }
+            Err(error) => {
+                return Err(ProxyError::RequiredServer {
+                    server: up.name().to_owned(),
+                    location: up.spec.location.clone(),
+                    error,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A started gateway: status served, ready for a client (whose
+/// `initialize` starts the upstreams).
 pub struct McpProxy {
     gateway: Gateway,
     started: Instant,
     /// The status socket this gateway bound (removed when it stops).
     status_socket: Option<std::path::PathBuf>,
+    max_message_bytes: usize,
 }
 
 impl McpProxy {
-    /// Starts every upstream and waits for each one's first start; a
-    /// required server that fails it fails the whole start (an optional one
-    /// is left to recover on its own). Must run inside a tokio runtime.
+    /// Prepares every upstream and serves status. The servers themselves
+    /// start when the client sends `initialize`, so each is spawned once,
+    /// already offered the client's roots, sampling and elicitation (a
+    /// restart to show them later would cut off calls in flight). Must run
+    /// inside a tokio runtime.
     pub async fn start(rt: Runtime, config: McpConfig) -> Result<McpProxy, ProxyError> {
         let hub = Arc::new(Hub::default());
         let upstreams: Vec<Arc<Upstream>> = config
@@ -84,38 +122,17 @@ impl McpProxy {
             .iter()
             .map(|s| Upstream::new(s.clone(), hub.clone(), rt.clone()))
             .collect();
-        for up in &upstreams {
-            tokio::spawn(up.clone().supervise());
-        }
-        let mut waits = tokio::task::JoinSet::new();
-        for up in &upstreams {
-            let up = up.clone();
-            waits.spawn(async move { (up.first_start().await, up) });
-        }
-        while let Some(joined) = waits.join_next().await {
-            let Ok((outcome, up)) = joined else { continue };
-            match outcome {
-                Ok(()) => {}
-                Err(error) if up.spec.optional => {
-                    tracing::warn!(server = %up.name(), "optional MCP server is down, serving without it: {error}");
-                }
-                Err(error) => {
-                    return Err(ProxyError::RequiredServer {
-                        server: up.name().to_owned(),
-                        location: up.spec.location.clone(),
-                        error,
-                    });
-                }
-            }
-        }
         let mut proxy = McpProxy {
             gateway: Gateway {
                 rt,
                 upstreams: Arc::new(upstreams),
                 hub,
+                warned: Arc::default(),
+                launched: Arc::default(),
             },
             started: Instant::now(),
             status_socket: None,
+            max_message_bytes: config.max_message_bytes,
         };
         let (rt, ups, started) = (
             proxy.gateway.rt.clone(),
@@ -156,8 +173,26 @@ impl McpProxy {
     {
         let gateway = self.gateway.clone();
         let lookup: raw_tools::RawLookup = Arc::new(move |name| gateway.raw_tool(name));
-        self.serve((reader, raw_tools::RewriteWriter::new(writer, lookup)))
-            .await
+        let writer = raw_tools::RewriteWriter::new(writer, lookup);
+        // rmcp reads the checked lines and writes into a pipe the output
+        // task drains, so answers to bad lines go out between its own.
+        let (rmcp_in, checked) = tokio::io::duplex(64 * 1024);
+        let (rmcp_out, to_client) = tokio::io::duplex(64 * 1024);
+        let (answers, answered) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(framing::check_input(
+            reader,
+            checked,
+            answers,
+            self.max_message_bytes,
+        ));
+        let output = tokio::spawn(framing::write_output(to_client, writer, answered));
+        // The checker bounds every line already.
+        let transport = rmcp::transport::async_rw::AsyncRwTransport::new_server(rmcp_in, rmcp_out)
+            .with_max_line_length(usize::MAX);
+        let served = self.serve(transport).await;
+        // Whatever rmcp wrote last still reaches the client.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), output).await;
+        served
     }
 
     /// Serves one MCP client on `transport` (anything rmcp accepts as a
@@ -170,14 +205,25 @@ impl McpProxy {
         E: std::error::Error + Send + Sync + 'static,
     {
         let socket = self.status_socket.clone();
+        let launched = self.gateway.launched.clone();
         let served = match self.gateway.serve(transport).await {
-            Ok(running) => running.waiting().await.map(drop).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+            Ok(running) => running
+                .waiting()
+                .await
+                .map(drop)
+                .map_err(|e| ProxyError::Client(e.to_string())),
+            Err(e) => Err(ProxyError::Client(e.to_string())),
+        };
+        // A required server that failed its first start is why the session
+        // ended: say that rather than "initialize failed".
+        let served = match launched.get() {
+            Some(Err(e)) => Err(e.clone()),
+            _ => served,
         };
         // The socket would name a gateway that is gone.
         if let Some(path) = socket {
             let _ = std::fs::remove_file(path);
         }
-        served.map_err(ProxyError::Client)
+        served
     }
 }

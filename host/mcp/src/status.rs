@@ -32,7 +32,8 @@ pub struct GatewayStatus {
 pub struct UpstreamStatus {
     /// Its name in `[mcp.servers.*]`.
     pub name: String,
-    /// `starting`, `ready`, `restarting` or `down`.
+    /// `starting`, `ready`, `unresponsive` (a call and a ping after it went
+    /// unanswered: hung), `restarting` or `down`.
     pub state: String,
     /// Seconds in that state.
     pub state_for_s: u64,
@@ -48,6 +49,13 @@ pub struct UpstreamStatus {
     pub last_error: Option<String>,
     /// That failure's kind.
     pub last_error_kind: Option<String>,
+    /// The last call that failed for good (after retries): what the
+    /// client was told.
+    #[serde(default)]
+    pub last_call_error: Option<String>,
+    /// That failure's kind (`timeout`, `rate-limited`, …).
+    #[serde(default)]
+    pub last_call_error_kind: Option<String>,
     /// The service's circuit, as its breaker last reported it (`None`
     /// without a breaker, or before its first transition: closed).
     pub circuit: Option<String>,
@@ -66,8 +74,15 @@ pub(crate) fn snapshot(
     let upstreams = upstreams
         .iter()
         .map(|u| {
-            let (state, since, restarts, last_error) =
-                u.health(|h| (h.state, h.since, h.restarts, h.last_error.clone()));
+            let (state, since, restarts, last_error, last_call_error) = u.health(|h| {
+                (
+                    h.state,
+                    h.since,
+                    h.restarts,
+                    h.last_error.clone(),
+                    h.last_call_error.clone(),
+                )
+            });
             let circuit = gauges
                 .iter()
                 .find(|((_, service, name), _)| *service == u.spec.service && name == CIRCUIT_GAUGE)
@@ -85,7 +100,7 @@ pub(crate) fn snapshot(
                     .unwrap_or_default(),
                 state_for_s: since.elapsed().as_secs(),
                 optional: u.spec.optional,
-                pid: if state == UpstreamState::Ready {
+                pid: if matches!(state, UpstreamState::Ready | UpstreamState::Unresponsive) {
                     u.connection().and_then(|c| c.pid)
                 } else {
                     None
@@ -94,6 +109,8 @@ pub(crate) fn snapshot(
                 tools: u.catalog().map_or(0, |c| c.tools.len()),
                 last_error: last_error.as_ref().map(|e| e.0.clone()),
                 last_error_kind: last_error.map(|e| e.1.to_owned()),
+                last_call_error: last_call_error.as_ref().map(|e| e.0.clone()),
+                last_call_error_kind: last_call_error.map(|e| e.1),
                 circuit,
                 calls: u.calls.load(Ordering::Relaxed),
                 failures: u.failures.load(Ordering::Relaxed),

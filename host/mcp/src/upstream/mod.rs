@@ -17,7 +17,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::classify::UpstreamError;
 use crate::client::{Hub, UpstreamClient};
-use crate::config::ServerSpec;
+use crate::config::{RedactResults, ServerSpec};
 use crate::raw_tools::{RawTools, TapReader};
 
 mod request;
@@ -39,6 +39,10 @@ pub(crate) struct Catalog {
     pub(crate) prompts: Vec<Prompt>,
     pub(crate) resources: Vec<Resource>,
     pub(crate) templates: Vec<ResourceTemplate>,
+    /// What the server declared (kept across restarts, unlike the
+    /// connection): a server may serve resources it does not list, or
+    /// complete arguments of prompts the client did not see.
+    pub(crate) caps: rmcp::model::ServerCapabilities,
 }
 
 /// A live connection.
@@ -60,6 +64,10 @@ pub enum UpstreamState {
     Restarting,
     /// Failed to start; waiting out the restart delay.
     Down,
+    /// Running, but a call went unanswered and so did a ping after it:
+    /// hung (killed and restarted unless `restart-on-hang = false`). Back
+    /// to ready when it answers again.
+    Unresponsive,
 }
 
 #[derive(Debug)]
@@ -68,14 +76,20 @@ pub(crate) struct Health {
     pub(crate) restarts: u64,
     pub(crate) last_error: Option<(String, &'static str)>,
     pub(crate) since: Instant,
+    /// The last call that failed for good (after the pipeline's retries),
+    /// and its kind; redacted.
+    pub(crate) last_call_error: Option<(String, String)>,
 }
 
 /// One supervised upstream server.
 pub(crate) struct Upstream {
     pub(crate) spec: ServerSpec,
-    hub: Arc<Hub>,
+    pub(crate) hub: Arc<Hub>,
     /// For redacting what the server prints and says.
-    rt: mender::Runtime,
+    pub(crate) rt: mender::Runtime,
+    /// The credentials its config hands it, longest first: redacted from
+    /// its results (see `scrub`).
+    pub(crate) secrets: Arc<[String]>,
     conn: ArcSwapOption<Connection>,
     /// The last catalogue read; kept while the server restarts, so a
     /// required server's tools stay listed (their calls wait and retry).
@@ -98,10 +112,20 @@ pub(crate) struct Upstream {
 
 impl Upstream {
     pub(crate) fn new(spec: ServerSpec, hub: Arc<Hub>, rt: mender::Runtime) -> Arc<Upstream> {
+        // Shorter values would destroy text without protecting anything
+        // (the runtime's redactor draws the same line).
+        let mut secrets: Vec<String> = spec
+            .secret_values()
+            .filter(|s| s.len() >= 4)
+            .map(str::to_owned)
+            .collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
         Arc::new(Upstream {
             spec,
             hub,
             rt,
+            secrets: secrets.into(),
             conn: ArcSwapOption::empty(),
             catalog: ArcSwapOption::empty(),
             health: Mutex::new(Health {
@@ -109,6 +133,7 @@ impl Upstream {
                 restarts: 0,
                 last_error: None,
                 since: Instant::now(),
+                last_call_error: None,
             }),
             changed: watch::channel(0).0,
             restart_now: Notify::new(),
@@ -125,6 +150,11 @@ impl Upstream {
         &self.spec.name
     }
 
+    /// The server's own name for a tool the client knows as `listed`.
+    pub(crate) fn own_tool_name<'a>(&self, listed: &'a str) -> Option<&'a str> {
+        listed.strip_prefix(self.spec.prefix.as_str())
+    }
+
     pub(crate) fn connection(&self) -> Option<Arc<Connection>> {
         self.conn.load_full()
     }
@@ -137,7 +167,22 @@ impl Upstream {
         f(&self.health.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    fn set_state(&self, state: UpstreamState, error: Option<(String, &'static str)>) {
+    /// Records a call that failed for good, for `mender status`.
+    pub(crate) fn call_failed(&self, message: &str, kind: &str) {
+        let message = crate::scrub::text(&self.rt, &self.secrets, message);
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        h.last_call_error = Some((message, kind.to_owned()));
+    }
+
+    /// A server marked unresponsive answered again.
+    pub(crate) fn answered(&self) {
+        if self.health(|h| h.state == UpstreamState::Unresponsive) {
+            tracing::info!(server = %self.name(), "MCP server answers again");
+            self.set_state(UpstreamState::Ready, None);
+        }
+    }
+
+    pub(crate) fn set_state(&self, state: UpstreamState, error: Option<(String, &'static str)>) {
         {
             let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
             h.state = state;
@@ -219,17 +264,6 @@ impl Upstream {
         }
     }
 
-    /// Restarts the server now, not as a failure (no backoff, not counted).
-    pub(crate) fn recycle(&self, why: &str) {
-        if self.connection().is_some() {
-            *self
-                .restart_reason
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = Some((why.to_owned(), false));
-            self.restart_now.notify_one();
-        }
-    }
-
     /// Doubling per failure in a row, from `restart-backoff.base` up to its
     /// `max`.
     fn restart_delay(&self, failures: u32) -> Duration {
@@ -284,6 +318,7 @@ impl Upstream {
         });
         let client = UpstreamClient {
             server: spec.name.clone(),
+            secrets: (spec.redact_results != RedactResults::None).then(|| self.secrets.clone()),
             hub: self.hub.clone(),
             refresh: self.refresh.clone(),
         };
@@ -329,7 +364,7 @@ impl Upstream {
             .peer_info()
             .map(|i| (*i).clone())
             .ok_or_else(|| UpstreamError::Spawn("no server info after the handshake".into()))?;
-        let catalog = tokio::time::timeout(spec.start_timeout, read_catalog(&peer, &info))
+        let catalog = tokio::time::timeout(spec.start_timeout, read_catalog(spec, &peer, &info))
             .await
             .map_err(|_| {
                 UpstreamError::Spawn(format!(
@@ -383,7 +418,7 @@ impl Upstream {
                 }
                 () = self.refresh.notified() => {
                     if let Some(conn) = self.connection()
-                        && let Ok(Ok(c)) = tokio::time::timeout(self.spec.call_timeout, read_catalog(&conn.peer, &conn.info)).await
+                        && let Ok(Ok(c)) = tokio::time::timeout(self.spec.call_timeout, read_catalog(&self.spec, &conn.peer, &conn.info)).await
                     {
                         self.catalog.store(Some(Arc::new(c)));
                         self.hub.lists_changed().await;
@@ -394,14 +429,31 @@ impl Upstream {
     }
 }
 
+/// What the server offers the client: its tools as `allow-tools` and
+/// `deny-tools` leave them, named with its `prefix`.
 async fn read_catalog(
+    spec: &ServerSpec,
     peer: &Peer<RoleClient>,
     info: &ServerPeerInfo,
 ) -> Result<Catalog, UpstreamError> {
     let caps = &info.capabilities;
-    let mut catalog = Catalog::default();
+    let mut catalog = Catalog {
+        caps: caps.clone(),
+        ..Catalog::default()
+    };
     if caps.tools.is_some() {
-        catalog.tools = peer.list_all_tools().await?;
+        catalog.tools = peer
+            .list_all_tools()
+            .await?
+            .into_iter()
+            .filter(|t| spec.offers_tool(&t.name))
+            .map(|mut t| {
+                if !spec.prefix.is_empty() {
+                    t.name = format!("{}{}", spec.prefix, t.name).into();
+                }
+                t
+            })
+            .collect();
     }
     if caps.prompts.is_some() {
         catalog.prompts = peer.list_all_prompts().await?;

@@ -13,7 +13,7 @@ use rmcp::model::{
 use rmcp::service::PeerRequestOptions;
 use rmcp::{Peer, RoleClient};
 
-use super::{Connection, Upstream};
+use super::{Connection, Upstream, UpstreamState};
 use crate::classify::UpstreamError;
 
 impl Upstream {
@@ -62,8 +62,11 @@ impl Upstream {
             tokio::task::yield_now().await;
         }
         let result = result.map_err(UpstreamError::from);
-        if let Err(UpstreamError::Timeout(_)) = &result {
-            self.check_hung();
+        match &result {
+            Err(UpstreamError::Timeout(_)) => self.check_hung(),
+            Err(UpstreamError::Closed(_)) => {}
+            // Any answer at all: the server is not hung.
+            _ => self.answered(),
         }
         result
     }
@@ -89,7 +92,7 @@ impl Upstream {
     /// After a timed-out call: if the server does not answer a ping either,
     /// it is hung, not slow, and (unless configured otherwise) restarted.
     fn check_hung(self: &Arc<Self>) {
-        if !self.spec.restart_on_hang || self.checking_hang.swap(true, Ordering::AcqRel) {
+        if self.checking_hang.swap(true, Ordering::AcqRel) {
             return;
         }
         let this = self.clone();
@@ -108,7 +111,24 @@ impl Upstream {
                     answered,
                     "a call went unanswered; pinged the server to tell a hang from a slow tool"
                 );
-                if !answered {
+                if answered {
+                    this.answered();
+                } else if !this.spec.restart_on_hang {
+                    let why = format!(
+                        "unresponsive: a call timed out and a ping got no answer within {:?} \
+                         (restart-on-hang = false: left running)",
+                        this.spec.ping_timeout
+                    );
+                    tracing::warn!(server = %this.name(), "MCP server {why}");
+                    this.set_state(UpstreamState::Unresponsive, Some((why, "timeout")));
+                } else {
+                    this.set_state(
+                        UpstreamState::Unresponsive,
+                        Some((
+                            "hung: a call timed out and a ping got no answer".into(),
+                            "timeout",
+                        )),
+                    );
                     *this
                         .restart_reason
                         .lock()
