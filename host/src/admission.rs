@@ -48,7 +48,11 @@ impl Flight<'_> {
                 });
                 let recent = slot.cursor.take(&self.p.stats, &slot.lease);
                 let by = &slot.plugin.name;
-                match slot.plugin.admit(&self.p.service, call, &recent) {
+                let admission = slot
+                    .plugin
+                    .admit_within(self.deadline_left(), &self.p.service, call, &recent)
+                    .await;
+                match admission {
                     Ok(wit::Admission::Allow(grant)) => {
                         slot.lease.grant(&grant, now);
                         timeout =

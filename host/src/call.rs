@@ -78,7 +78,13 @@ impl Runtime {
     {
         let p = self.pipeline(&spec.service);
         let started = Instant::now();
-        let deadline = spec.deadline.or(p.guardrails.deadline).map(|d| started + d);
+        // A deadline too far away for the clock to represent (a config's
+        // "500000000000y", `Duration::MAX`) is no deadline: saturate, never
+        // overflow.
+        let deadline = spec
+            .deadline
+            .or(p.guardrails.deadline)
+            .and_then(|d| started.checked_add(d));
         let mut f = Flight {
             rt: self,
             p,
@@ -138,7 +144,7 @@ impl Runtime {
                 Gate::Closed(failure) => (failure, None, Instant::now(), Duration::ZERO),
             };
 
-            let (event, verdict) = f.on_failure(number, failure);
+            let (event, verdict) = f.on_failure(number, failure).await;
             let step = match verdict {
                 Verdict::Retry { by, delay } => {
                     match f.p.guardrails.check_retry(
@@ -195,7 +201,7 @@ impl Runtime {
                             reason: reason.clone(),
                         },
                     );
-                    return f.give_up(reason, &event, last_error);
+                    return f.give_up(reason, &event, last_error).await;
                 }
             }
         }
@@ -249,7 +255,7 @@ impl Flight<'_> {
 
     /// Counts a failed attempt, builds its (redacted) event, and asks the
     /// strategies what to do.
-    fn on_failure(&self, number: u32, failure: Failure) -> (wit::ErrorEvent, Verdict) {
+    async fn on_failure(&self, number: u32, failure: Failure) -> (wit::ErrorEvent, Verdict) {
         if failure.kind.reached_upstream() {
             self.p.stats.record_failure(failure.kind);
             for slot in &self.p.strategies {
@@ -274,16 +280,20 @@ impl Flight<'_> {
             kind = %failure.kind, status = ?event.status, message = %event.message,
             "attempt failed"
         );
-        let verdict = self.decide(&event);
+        let verdict = self.decide(&event).await;
         (event, verdict)
     }
 
     /// Strategies in order until one answers other than `pass`.
-    fn decide(&self, event: &wit::ErrorEvent) -> Verdict {
+    async fn decide(&self, event: &wit::ErrorEvent) -> Verdict {
         for slot in self.p.strategies.iter().filter(|s| s.decides()) {
             let recent = slot.cursor.take(&self.p.stats, &slot.lease);
             let by = slot.plugin.name.clone();
-            let decision = match slot.plugin.on_error(&self.p.service, event, &recent) {
+            let decision = match slot
+                .plugin
+                .on_error_within(self.deadline_left(), &self.p.service, event, &recent)
+                .await
+            {
                 Ok(d) => d,
                 Err(fault) => match slot.plugin.on_fault {
                     OnFault::FailOpen => continue,
@@ -395,7 +405,7 @@ impl Flight<'_> {
     }
 
     /// The strategies gave up: ask the fallback handlers, then fail.
-    fn give_up<T: Payload, E>(
+    async fn give_up<T: Payload, E>(
         self,
         reason: String,
         event: &wit::ErrorEvent,
@@ -412,7 +422,15 @@ impl Flight<'_> {
                 })
                 .flatten()
                 .map(|(body, age)| wit::RecordedResult { body, age });
-            match handler.serve(&self.p.service, event, recorded.as_ref()) {
+            let served = handler
+                .serve_within(
+                    self.deadline_left(),
+                    &self.p.service,
+                    event,
+                    recorded.as_ref(),
+                )
+                .await;
+            match served {
                 Ok(Some(answer)) => {
                     if let Some(last) = self.history.last() {
                         tracing::info!(service = %event.service, plugin = %handler.name, after = ?last.step, "fallback served");

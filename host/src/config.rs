@@ -34,6 +34,7 @@ use toml::Spanned;
 
 use crate::guardrails::{Guardrails, GuardrailsToml};
 use crate::plugin::{DirGrant, DirMode, QuarantinePolicy};
+use crate::ranges::{self, TomlDuration};
 use crate::state::StateConfig;
 use crate::state::config::StateToml;
 
@@ -95,40 +96,57 @@ impl Default for Limits {
 }
 
 /// Optional limit settings as written in `mender.toml` (`[limits]` or a
-/// plugin's `limits` table); unset fields inherit.
+/// plugin's `limits` table); unset fields inherit. Spanned, so a value out
+/// of its range (`ranges.rs`) is refused where it is written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct LimitsToml {
-    #[serde(default, with = "humantime_serde")]
-    hook_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    init_timeout: Option<Duration>,
-    memory_mib: Option<usize>,
-    pool_size: Option<usize>,
-    max_answer_kib: Option<usize>,
-    quarantine_after: Option<u32>,
-    #[serde(default, with = "humantime_serde")]
-    quarantine_window: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    quarantine_for: Option<Duration>,
+    hook_timeout: Option<Spanned<TomlDuration>>,
+    init_timeout: Option<Spanned<TomlDuration>>,
+    memory_mib: Option<Spanned<u64>>,
+    pool_size: Option<Spanned<u64>>,
+    max_answer_kib: Option<Spanned<u64>>,
+    quarantine_after: Option<Spanned<u64>>,
+    quarantine_window: Option<Spanned<TomlDuration>>,
+    quarantine_for: Option<Spanned<TomlDuration>>,
 }
 
 impl LimitsToml {
-    fn apply(&self, base: &Limits) -> Limits {
-        Limits {
-            hook_timeout: self.hook_timeout.unwrap_or(base.hook_timeout),
-            init_timeout: self.init_timeout.unwrap_or(base.init_timeout),
-            memory_bytes: self.memory_mib.map_or(base.memory_bytes, |m| m << 20),
-            pool_size: self.pool_size.unwrap_or(base.pool_size).max(1),
-            max_answer_bytes: self
-                .max_answer_kib
-                .map_or(base.max_answer_bytes, |k| k << 10),
+    /// `base` with the fields set here replaced; `Err` carries the byte
+    /// offset of a value out of range, and why.
+    fn apply(&self, base: &Limits) -> Result<Limits, (usize, String)> {
+        // Every range's maximum fits a usize and shifts without overflow.
+        let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        Ok(Limits {
+            hook_timeout: ranges::HOOK_TIMEOUT
+                .check("hook-timeout", self.hook_timeout.as_ref())?
+                .unwrap_or(base.hook_timeout),
+            init_timeout: ranges::INIT_TIMEOUT
+                .check("init-timeout", self.init_timeout.as_ref())?
+                .unwrap_or(base.init_timeout),
+            memory_bytes: ranges::MEMORY_MIB
+                .check("memory-mib", self.memory_mib.as_ref())?
+                .map_or(base.memory_bytes, |m| size(m) << 20),
+            pool_size: ranges::POOL_SIZE
+                .check("pool-size", self.pool_size.as_ref())?
+                .map_or(base.pool_size, size),
+            max_answer_bytes: ranges::MAX_ANSWER_KIB
+                .check("max-answer-kib", self.max_answer_kib.as_ref())?
+                .map_or(base.max_answer_bytes, |k| size(k) << 10),
             quarantine: QuarantinePolicy {
-                after: self.quarantine_after.unwrap_or(base.quarantine.after),
-                window: self.quarantine_window.unwrap_or(base.quarantine.window),
-                cool_down: self.quarantine_for.unwrap_or(base.quarantine.cool_down),
+                after: ranges::QUARANTINE_AFTER
+                    .check("quarantine-after", self.quarantine_after.as_ref())?
+                    .map_or(base.quarantine.after, |n| {
+                        u32::try_from(n).unwrap_or(u32::MAX)
+                    }),
+                window: ranges::QUARANTINE_TIME
+                    .check("quarantine-window", self.quarantine_window.as_ref())?
+                    .unwrap_or(base.quarantine.window),
+                cool_down: ranges::QUARANTINE_TIME
+                    .check("quarantine-for", self.quarantine_for.as_ref())?
+                    .unwrap_or(base.quarantine.cool_down),
             },
-        }
+        })
     }
 }
 
@@ -317,7 +335,10 @@ impl Config {
             .guardrails
             .apply(&Guardrails::default())
             .map_err(|m| src.error(0, format!("[guardrails]: {m}")))?;
-        let limits = raw.limits.apply(&Limits::default());
+        let limits = raw
+            .limits
+            .apply(&Limits::default())
+            .map_err(|(offset, m)| src.error(offset, format!("[limits]: {m}")))?;
 
         let mut plugins = Vec::new();
         for (name, spanned) in &raw.plugins {
@@ -364,7 +385,9 @@ impl Config {
                 name: name.clone(),
                 source,
                 on_fault: p.on_fault,
-                limits: p.limits.apply(&limits),
+                limits: p.limits.apply(&limits).map_err(|(offset, m)| {
+                    src.error(offset, format!("plugin `{name}`: limits: {m}"))
+                })?,
                 dirs,
                 config_json,
                 location: format!("{origin}:{line}"),

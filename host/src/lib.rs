@@ -42,6 +42,7 @@ mod outcomes;
 mod pipeline;
 pub mod plugin;
 mod random;
+mod ranges;
 mod redact;
 mod reload;
 mod results;

@@ -5,10 +5,10 @@
 use std::sync::{Arc, Mutex};
 
 use tokio::time::Instant;
-use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::limiter::InstanceLimiter;
 use crate::bindings::strategy::mender::plugin::{clock, log, metrics, random, state, types};
 use crate::clock::millis_since;
 use crate::metrics::PluginMetrics;
@@ -88,8 +88,9 @@ pub(crate) struct HostState {
     /// The service of the hook call in progress (scopes `state`).
     pub(crate) service: Arc<str>,
     pub(crate) shared: Arc<HostShared>,
-    /// Memory and table caps for this instance.
-    pub(crate) limits: StoreLimits,
+    /// Memory and table caps for this instance, summed over its
+    /// memories and tables.
+    pub(crate) limits: InstanceLimiter,
     /// This instance's view of the host clock, shared with its WASI clocks.
     pub(crate) clock: Arc<CallClock>,
     /// The deny-by-default WASI context (see `capability.rs`).
@@ -104,7 +105,7 @@ impl HostState {
     pub(crate) fn new(
         plugin: Arc<str>,
         shared: Arc<HostShared>,
-        limits: StoreLimits,
+        limits: InstanceLimiter,
         clock: Arc<CallClock>,
         wasi: WasiCtx,
     ) -> Self {
@@ -311,7 +312,7 @@ mod tests {
         let mut s = HostState::new(
             "p".into(),
             shared,
-            StoreLimits::default(),
+            InstanceLimiter::new(usize::MAX),
             Arc::new(CallClock::new()),
             WasiCtx::builder().build(),
         );
