@@ -53,6 +53,8 @@ fn wrong_world_in_a_pipeline_is_refused() {
     );
     assert!(e.contains("is a fallback-plugin"), "{e}");
     assert!(e.contains("service `api`"), "{e}");
+    // Where the service names it: line 4, column 15.
+    assert!(e.contains("(bad.toml:4:15)"), "{e}");
 }
 
 #[test]
@@ -147,4 +149,30 @@ async fn a_strategy_written_by_hand_in_wat_decides() {
         e.contains("rejected its config: fixed-retry takes no config"),
         "{e}"
     );
+}
+
+/// A plugin path must name a regular file: a FIFO is refused at once
+/// (opening it used to wait forever for a writer) and so is a device.
+#[cfg(unix)]
+#[test]
+fn special_files_as_plugin_paths_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("p.wasm");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = std::time::Instant::now();
+    let e = build_err(&format!("[plugins.p]\npath = \"{}\"\n", fifo.display()));
+    assert!(e.contains("plugin `p`"), "{e}");
+    assert!(e.contains("is not a regular file (a FIFO)"), "{e}");
+    let e = build_err("[plugins.z]\npath = \"/dev/zero\"\n");
+    assert!(
+        e.contains("is not a regular file (a character device)"),
+        "{e}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
 }

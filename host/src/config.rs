@@ -191,6 +191,9 @@ pub struct ServiceSpec {
     pub fallbacks: Vec<String>,
     /// The service's guardrails (global ones with its overrides).
     pub guardrails: Guardrails,
+    /// Where each plugin is named in `strategies` or `fallbacks`
+    /// (`file:line:column`), for errors found after parsing.
+    pub plugin_locations: BTreeMap<String, String>,
 }
 
 /// A validated configuration.
@@ -420,6 +423,13 @@ impl Config {
                     })
                     .collect()
             };
+            let mut plugin_locations = BTreeMap::new();
+            for entry in s.strategies.iter().chain(&s.fallbacks) {
+                let (line, column) = src.line_col(entry.span().start);
+                plugin_locations
+                    .entry(entry.get_ref().clone())
+                    .or_insert_with(|| format!("{origin}:{line}:{column}"));
+            }
             let strategies = check(&s.strategies)?;
             let fallbacks = check(&s.fallbacks)?;
             let service_guardrails = match &s.guardrails {
@@ -434,6 +444,7 @@ impl Config {
                 strategies,
                 fallbacks,
                 guardrails: service_guardrails,
+                plugin_locations,
             });
         }
 
@@ -539,5 +550,36 @@ guardrails = { max-attempts = 2 }
             e.message.contains("exactly one of `path` or `bundled`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn out_of_range_limits_are_refused_where_written() {
+        let e = parse("[limits]\nmemory-mib = 17592186044416\n").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 14), "{e}");
+        assert!(
+            e.message
+                .contains("`memory-mib` = 17592186044416 is out of range: allowed 1 to 16384"),
+            "{e}"
+        );
+        let e = parse("[limits]\nhook-timeout = \"0s\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("allowed \"1ms\" to \"1m\""), "{e}");
+        let e = parse("[plugins.p]\nbundled = \"x\"\nlimits = { init-timeout = \"0s\" }\n")
+            .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(
+            e.message.starts_with("plugin `p`: limits: `init-timeout`"),
+            "{e}"
+        );
+        let e = parse("[limits]\n\npool-size = 0\n").unwrap_err();
+        assert_eq!((e.line, e.column), (3, 13), "{e}");
+        assert!(e.message.contains("allowed 1 to 1024"), "{e}");
+        let e = parse("[limits]\nmax-answer-kib = 18446744073709551615\n").unwrap_err();
+        assert!(e.message.contains("`max-answer-kib`"), "{e}");
+        // The bounds themselves are accepted.
+        let c =
+            parse("[limits]\nmemory-mib = 16384\npool-size = 1\nhook-timeout = \"1ms\"\n").unwrap();
+        assert_eq!(c.limits.memory_bytes, 16384 << 20);
+        assert_eq!(c.limits.pool_size, 1);
     }
 }
