@@ -53,6 +53,8 @@ const FIXTURES: &[&str] = &[
     "naive-backoff",
     // A strategy that answers without work: the floor in host/benches.
     "noop-strategy",
+    // A strategy whose instances after the first take 5 s to init.
+    "slow-init-strategy",
 ];
 
 /// The crates under `tests/guests-wasi/`: fixtures that probe the WASI

@@ -123,3 +123,105 @@ fn demo_is_deterministic_and_shows_recovery() {
         "the token must be redacted:\n{first}"
     );
 }
+
+fn wat_fixture(name: &str) -> String {
+    format!(
+        "{}/../tests/guests-wat/{name}.wasm",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// `check FILE.wasm` starts the component under the limits, as loading
+/// would: one that links but can never start is reported as failing.
+#[test]
+fn check_starts_the_component_under_the_limits() {
+    let (ok, out, err) = mender(&["check", &wat_fixture("fixed-retry")]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("starts: instantiates and accepts an empty config"),
+        "{out}"
+    );
+
+    let (ok, _, err) = mender(&["check", &wat_fixture("hostile-huge-memory")]);
+    assert!(!ok);
+    assert!(
+        err.contains("cannot start under the default [limits]"),
+        "{err}"
+    );
+    assert!(err.contains("exceeded its memory limit"), "{err}");
+
+    // With a config beside it, its [limits] apply: a short init-timeout
+    // stops the looping start function quickly.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mender.toml");
+    std::fs::write(&config, "[limits]\ninit-timeout = \"300ms\"\n").unwrap();
+    let (ok, _, err) = mender(&[
+        "check",
+        config.to_str().unwrap(),
+        &wat_fixture("hostile-looping-start"),
+    ]);
+    assert!(!ok);
+    assert!(
+        err.contains("cannot start under its config's [limits]"),
+        "{err}"
+    );
+    assert!(
+        err.contains("exceeded its deadline of 300ms instantiating"),
+        "{err}"
+    );
+}
+
+/// A FIFO named as a plugin fails `check` at once instead of hanging.
+#[cfg(unix)]
+#[test]
+fn check_refuses_a_fifo_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("p.wasm");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let config = dir.path().join("mender.toml");
+    std::fs::write(&config, "[plugins.p]\npath = \"p.wasm\"\n").unwrap();
+    for file in [&fifo, &config] {
+        let (ok, _, err) = mender(&["check", file.to_str().unwrap()]);
+        assert!(!ok);
+        assert!(err.contains("is not a regular file (a FIFO)"), "{err}");
+    }
+}
+
+/// `demo --config` names the pipeline its config sets up, not the
+/// embedded one's.
+#[test]
+fn demo_prints_the_configured_pipeline() {
+    let (ok, out, err) = mender(&["demo", "--seed", "1", "--quiet"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("pipeline (demo): breaker → backoff, then fallbacks cached → static"),
+        "{out}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mine.toml");
+    std::fs::write(
+        &config,
+        "[plugins.backoff]\nbundled = \"exponential-backoff\"\n[services.default]\nstrategies = [\"backoff\"]\n",
+    )
+    .unwrap();
+    let (ok, out, err) = mender(&[
+        "demo",
+        "--seed",
+        "1",
+        "--quiet",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("pipeline (default): backoff, then fallbacks none"),
+        "{out}"
+    );
+    assert!(!out.contains("breaker"), "{out}");
+}

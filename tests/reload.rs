@@ -531,3 +531,36 @@ fn demo_watch_reloads_a_running_process() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// A plugin path that becomes a FIFO fails the reload at once (opening it
+/// used to wait forever for a writer, holding the reload lock, so no later
+/// reload could apply); the old version keeps serving, and a later fix
+/// applies.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_fifo_as_plugin_path_fails_the_reload_at_once() {
+    let s = setup("exponential-backoff");
+    let rt = build(&s);
+    std::fs::remove_file(&s.plugin).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&s.plugin)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let bound = Duration::from_secs(20);
+    let _ = tokio::time::timeout(bound, rt.reload())
+        .await
+        .expect("the reload returns instead of waiting on the FIFO");
+    let error = rt.reload_status().error.expect("the reload reports it");
+    assert!(error.contains("is not a regular file (a FIFO)"), "{error}");
+
+    std::fs::remove_file(&s.plugin).unwrap();
+    install("exponential-backoff", &s.plugin);
+    tokio::time::timeout(bound, rt.reload())
+        .await
+        .expect("the reload lock is free")
+        .unwrap();
+    assert_eq!(rt.reload_status().error, None);
+}

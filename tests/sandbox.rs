@@ -331,3 +331,67 @@ strategies = ["hostile"]
         .map(|r: Reply<String>| r.value);
     assert_eq!(status().hook_calls, 8, "called again after the cool-down");
 }
+
+/// Making a new instance for a call (instantiation and `init`) is bounded
+/// by the call's deadline, not only by `init-timeout`, and runs off the
+/// async runtime's threads: on this single-threaded runtime, a task beside
+/// the call keeps running while the plugin's slow `init` is cut off.
+#[tokio::test]
+async fn a_new_instance_is_bounded_by_the_calls_deadline_and_blocks_no_task() {
+    let toml = format!(
+        r#"
+[limits]
+init-timeout = "30s"
+[plugins.slow]
+path = "{}/slow-init-strategy.wasm"
+[services.default]
+strategies = ["slow"]
+"#,
+        env!("MENDER_GUEST_DIR")
+    );
+    let rt = Runtime::builder()
+        .config_str(&toml, "slow.toml")
+        .unwrap()
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The first instance traps in its first on-error and is dropped, so
+    // the pool is empty: the next call's on-error needs a new instance,
+    // whose init takes 5 s.
+    let script = Script::failing(fail(ErrorKind::Connect), 1);
+    let first = rt
+        .call(CallSpec::new("api", "get"), |_| script.next())
+        .await
+        .map(|r: Reply<String>| r.value)
+        .unwrap_err();
+    assert!(first.reason.contains("no strategy"), "{}", first.reason);
+
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let ticker = tokio::spawn({
+        let ticks = ticks.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                ticks.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    let script = Script::failing(fail(ErrorKind::Connect), 1);
+    let started = Instant::now();
+    let err = rt
+        .call(
+            CallSpec::new("api", "get").deadline(Duration::from_secs(1)),
+            |_| script.next(),
+        )
+        .await
+        .map(|r: Reply<String>| r.value)
+        .unwrap_err();
+    let took = started.elapsed();
+    let ticked = ticks.load(Ordering::SeqCst);
+    ticker.abort();
+    // Well under the 5 s init, generously over the 1 s deadline.
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    // ~50 ticks in a second; blocked, there would be none until the end.
+    assert!(ticked >= 5, "the runtime's other task ran {ticked} times");
+    // The plugin was cut off (fail-open: no opinion), so nothing retried.
+    assert!(err.reason.contains("no strategy"), "{}", err.reason);
+}

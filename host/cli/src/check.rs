@@ -6,11 +6,20 @@ use std::process::ExitCode;
 
 pub(crate) fn run(files: &[PathBuf]) -> ExitCode {
     let mut ok = true;
+    let is_config = |f: &PathBuf| f.extension().is_some_and(|e| e == "toml");
+    // Components start under the limits they would be loaded with: those
+    // of the config checked beside them, if any.
+    let limits = files
+        .iter()
+        .filter(|f| is_config(f))
+        .find_map(|f| mender::Config::from_file(f).ok())
+        .map(|c| (c.limits, "its config's [limits]"))
+        .unwrap_or((mender::Limits::default(), "the default [limits]"));
     for file in files {
-        let result = if file.extension().is_some_and(|e| e == "toml") {
+        let result = if is_config(file) {
             check_config(file)
         } else {
-            check_component(file)
+            check_component(file, &limits)
         };
         match result {
             Ok(report) => out!("{report}"),
@@ -27,8 +36,11 @@ pub(crate) fn run(files: &[PathBuf]) -> ExitCode {
     }
 }
 
-fn check_component(file: &Path) -> Result<String, String> {
-    let bytes = std::fs::read(file).map_err(|e| format!("cannot read: {e}"))?;
+fn check_component(
+    file: &Path,
+    (limits, which): &(mender::Limits, &str),
+) -> Result<String, String> {
+    let bytes = mender::plugin::read_component(file)?;
     let report = mender::inspect(&bytes)?;
     let mut out = String::new();
     let world = report.world.clone()?;
@@ -36,6 +48,11 @@ fn check_component(file: &Path) -> Result<String, String> {
         .links
         .clone()
         .map_err(|e| format!("a {world} component this host cannot link: {e}"))?;
+    // Linking is not starting: instantiate and `init` it under the limits,
+    // as loading it would (a start function that loops, a memory over the
+    // limit, fail here rather than at the first load).
+    let started = mender::plugin::trial_start(&bytes, limits)
+        .map_err(|e| format!("a {world} component that cannot start under {which}: {e}"))?;
     out.push_str(&format!("{}: ok, a {world} component\n", file.display()));
     out.push_str(&format!("  exports: {}\n", report.exports.join(", ")));
     out.push_str(&format!(
@@ -46,6 +63,14 @@ fn check_component(file: &Path) -> Result<String, String> {
             report.imports.join(", ")
         }
     ));
+    match started {
+        mender::plugin::TrialStart::Started => {
+            out.push_str(&format!("\n  starts: instantiates and accepts an empty config under {which}"))
+        }
+        mender::plugin::TrialStart::NeedsConfig(why) => out.push_str(&format!(
+            "\n  starts: instantiates under {which}; init refuses an empty config ({why}), so give it one in mender.toml"
+        )),
+    }
     Ok(out)
 }
 

@@ -93,6 +93,45 @@ pub(crate) fn build_runtime(
         .build()
 }
 
+/// The pipeline the demo's calls go through, as configured: the service's
+/// own, or the `default` service's.
+fn pipeline_header(config: Option<&Path>) -> String {
+    let parsed = match config {
+        Some(path) => mender::Config::from_file(path),
+        None => mender::Config::parse(DEMO_CONFIG, "<embedded demo.toml>", Path::new(".")),
+    };
+    // The runtime was built from the same file, so it parses.
+    let Ok(parsed) = parsed else {
+        return "pipeline: (config unreadable)".to_owned();
+    };
+    let service = parsed
+        .services
+        .iter()
+        .find(|s| s.name == SERVICE)
+        .or_else(|| {
+            parsed
+                .services
+                .iter()
+                .find(|s| s.name == mender::config::DEFAULT_SERVICE)
+        });
+    let Some(service) = service else {
+        return format!("pipeline: none (no service `{SERVICE}` or `default` is configured)");
+    };
+    let list = |names: &[String]| {
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(" → ")
+        }
+    };
+    format!(
+        "pipeline ({}): {}, then fallbacks {}",
+        service.name,
+        list(&service.strategies),
+        list(&service.fallbacks)
+    )
+}
+
 async fn drive(seed: u64, config: Option<&Path>, quiet: bool) -> ExitCode {
     let upstream = Arc::new(FlakyUpstream::new(seed));
     let runtime = match build_runtime(seed, config, &upstream) {
@@ -113,7 +152,7 @@ async fn drive(seed: u64, config: Option<&Path>, quiet: bool) -> ExitCode {
         phases.join(" → "),
         TOKEN_ROTATES_AT.as_secs()
     );
-    out!("pipeline: breaker → backoff, then fallbacks cached → static\n");
+    out!("{}\n", pipeline_header(config));
     timeline::start(quiet);
 
     let mut rng = SmallRng::seed_from_u64(seed);

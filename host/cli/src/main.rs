@@ -66,7 +66,9 @@ enum Command {
         print_config: bool,
     },
     /// Validate plugin components (`.wasm`) or a whole config (`.toml`,
-    /// loading every plugin it names). Exits non-zero on any problem.
+    /// loading every plugin it names). A component is instantiated and its
+    /// `init` run under the `[limits]` of the first valid config given, or
+    /// the defaults. Exits non-zero on any problem.
     Check {
         /// Files to check.
         #[arg(required = true)]

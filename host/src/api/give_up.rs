@@ -14,6 +14,9 @@ pub struct PluginFault {
     pub plugin: String,
     /// What went wrong, for people.
     pub reason: String,
+    /// The call's deadline, not the plugin's own limit, stopped it: the
+    /// call is out of time, and the plugin is not to blame (no quarantine).
+    pub(crate) cut_off: bool,
 }
 
 /// Why the pipeline gave up on a call.

@@ -49,7 +49,12 @@ impl CallState<'_> {
                 });
                 let recent = slot.cursor.take(&self.cx.pipeline.stats, &slot.lease);
                 let by = slot.plugin.name();
-                match slot.plugin.admit(&self.cx.pipeline.service, call, &recent) {
+                let admission = slot
+                    .plugin
+                    .clone()
+                    .admit(self.deadline_left(), &self.cx.pipeline.service, call, &recent)
+                    .await;
+                match admission {
                     Ok(wit::Admission::Allow(grant)) => {
                         slot.lease.grant(&grant, now);
                         timeout =

@@ -43,7 +43,11 @@ pub(super) enum Next {
 impl CallState<'_> {
     /// Counts a failed attempt, builds its (redacted) event, and asks the
     /// strategies what to do.
-    pub(super) fn on_failure(&self, number: u32, failure: Failure) -> (wit::ErrorEvent, Verdict) {
+    pub(super) async fn on_failure(
+        &self,
+        number: u32,
+        failure: Failure,
+    ) -> (wit::ErrorEvent, Verdict) {
         let p = &self.cx.pipeline;
         if failure.kind.reached_upstream() {
             p.stats.record_failure(failure.kind);
@@ -69,17 +73,22 @@ impl CallState<'_> {
             kind = %failure.kind, status = ?event.status, message = %event.message,
             "attempt failed"
         );
-        let verdict = self.decide(&event);
+        let verdict = self.decide(&event).await;
         (event, verdict)
     }
 
     /// Strategies in order until one answers other than `pass`.
-    fn decide(&self, event: &wit::ErrorEvent) -> Verdict {
+    async fn decide(&self, event: &wit::ErrorEvent) -> Verdict {
         let p = &self.cx.pipeline;
         for slot in p.strategies.iter().filter(|s| s.decides()) {
             let recent = slot.cursor.take(&p.stats, &slot.lease);
             let by = slot.plugin.name().clone();
-            let decision = match slot.plugin.on_error(&p.service, event, &recent) {
+            let decision = match slot
+                .plugin
+                .clone()
+                .on_error(self.deadline_left(), &p.service, event, &recent)
+                .await
+            {
                 Ok(d) => d,
                 Err(fault) => match slot.plugin.on_fault() {
                     OnFault::FailOpen => continue,

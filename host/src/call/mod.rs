@@ -75,7 +75,7 @@ where
         };
 
         // 4: decide.
-        let (event, verdict) = call.on_failure(number, failure);
+        let (event, verdict) = call.on_failure(number, failure).await;
 
         // 5-6: guard, then wait, refresh, fall back or give up.
         match call.guard(number, verdict).await {
@@ -96,7 +96,7 @@ where
                     cause: cause.clone(),
                 };
                 call.push(&event, number, began, took, step);
-                return call.give_up(cause, &event, last_error);
+                return call.give_up(cause, &event, last_error).await;
             }
         }
     }

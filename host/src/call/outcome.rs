@@ -38,7 +38,7 @@ impl CallState<'_> {
     }
 
     /// The strategies gave up: ask the fallback handlers, then fail.
-    pub(super) fn give_up<T: Payload, E>(
+    pub(super) async fn give_up<T: Payload, E>(
         self,
         cause: GiveUp,
         event: &wit::ErrorEvent,
@@ -55,7 +55,11 @@ impl CallState<'_> {
                 })
                 .flatten()
                 .map(|(body, age)| wit::RecordedResult { body, age });
-            match handler.serve(&p.service, event, recorded.as_ref()) {
+            let served = handler
+                .clone()
+                .serve(self.deadline_left(), &p.service, event, recorded.as_ref())
+                .await;
+            match served {
                 Ok(Some(answer)) => {
                     if let Some(last) = self.history.last() {
                         tracing::info!(service = %event.service, plugin = %handler.name(), after = ?last.step, "fallback served");

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{CallContext, run};
-use crate::api::{CallError, CallSpec, CredentialProvider, GiveUp, PluginFault, Reply, ServedBy, Step};
+use crate::api::{
+    BoxFuture, CallError, CallSpec, CredentialProvider, GiveUp, PluginFault, Reply, ServedBy, Step,
+};
 use crate::config::{Guardrails, OnFault, RetryBudget, RetryRefusal};
 use crate::failure::{ErrorKind, Failure};
 use crate::host::HostShared;
@@ -44,6 +46,7 @@ impl Scripted {
         let fault = PluginFault {
             plugin: name.into(),
             reason: "trapped in on-error".into(),
+            cut_off: false,
         };
         Arc::new(Scripted {
             name: name.into(),
@@ -77,27 +80,31 @@ impl Strategy for Scripted {
     fn hooks(&self) -> wit::Hooks {
         self.hooks
     }
-    fn admit(
-        &self,
-        _: &Arc<str>,
-        _: &wit::CallInfo,
-        _: &wit::Outcomes,
-    ) -> Result<wit::Admission, PluginFault> {
+    fn admit<'a>(
+        self: Arc<Self>,
+        _: Option<Duration>,
+        _: &'a Arc<str>,
+        _: &'a wit::CallInfo,
+        _: &'a wit::Outcomes,
+    ) -> BoxFuture<'a, Result<wit::Admission, PluginFault>> {
         let next = self.admissions.lock().unwrap().pop_front();
-        next.unwrap_or(Ok(wit::Admission::Allow(wit::Grant {
-            attempt_timeout: None,
-            lease: None,
-        })))
+        Box::pin(std::future::ready(next.unwrap_or(Ok(
+            wit::Admission::Allow(wit::Grant {
+                attempt_timeout: None,
+                lease: None,
+            }),
+        ))))
     }
-    fn on_error(
-        &self,
-        _: &Arc<str>,
-        event: &wit::ErrorEvent,
-        _: &wit::Outcomes,
-    ) -> Result<wit::Decision, PluginFault> {
+    fn on_error<'a>(
+        self: Arc<Self>,
+        _: Option<Duration>,
+        _: &'a Arc<str>,
+        event: &'a wit::ErrorEvent,
+        _: &'a wit::Outcomes,
+    ) -> BoxFuture<'a, Result<wit::Decision, PluginFault>> {
         self.seen.lock().unwrap().push(event.clone());
         let next = self.decisions.lock().unwrap().pop_front();
-        next.unwrap_or(Ok(wit::Decision::Pass))
+        Box::pin(std::future::ready(next.unwrap_or(Ok(wit::Decision::Pass))))
     }
 }
 
@@ -117,13 +124,15 @@ impl Fallback for Canned {
     fn records_results(&self) -> bool {
         false
     }
-    fn serve(
-        &self,
-        _: &Arc<str>,
-        _: &wit::ErrorEvent,
-        _: Option<&wit::RecordedResult>,
-    ) -> Result<Option<wit::FallbackAnswer>, PluginFault> {
-        Ok(self.body.clone().map(|body| wit::FallbackAnswer { body, age: None }))
+    fn serve<'a>(
+        self: Arc<Self>,
+        _: Option<Duration>,
+        _: &'a Arc<str>,
+        _: &'a wit::ErrorEvent,
+        _: Option<&'a wit::RecordedResult>,
+    ) -> BoxFuture<'a, Result<Option<wit::FallbackAnswer>, PluginFault>> {
+        let answer = self.body.clone().map(|body| wit::FallbackAnswer { body, age: None });
+        Box::pin(std::future::ready(Ok(answer)))
     }
 }
 

@@ -37,6 +37,7 @@ use toml::Spanned;
 mod grants;
 pub(crate) mod guardrails;
 mod quarantine;
+pub(crate) mod ranges;
 mod retry_budget;
 pub(crate) mod state;
 mod state_quota;
@@ -50,6 +51,8 @@ pub use state_quota::StateQuota;
 
 use guardrails::GuardrailsToml;
 use state::StateToml;
+
+use ranges::TomlDuration;
 
 /// The name of the service whose pipeline serves services not listed.
 pub const DEFAULT_SERVICE: &str = "default";
@@ -114,40 +117,57 @@ impl Default for Limits {
 }
 
 /// Optional limit settings as written in `mender.toml` (`[limits]` or a
-/// plugin's `limits` table); unset fields inherit.
+/// plugin's `limits` table); unset fields inherit. Spanned, so a value out
+/// of its range (`ranges.rs`) is refused where it is written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct LimitsToml {
-    #[serde(default, with = "humantime_serde")]
-    hook_timeout: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    init_timeout: Option<Duration>,
-    memory_mib: Option<usize>,
-    pool_size: Option<usize>,
-    max_answer_kib: Option<usize>,
-    quarantine_after: Option<u32>,
-    #[serde(default, with = "humantime_serde")]
-    quarantine_window: Option<Duration>,
-    #[serde(default, with = "humantime_serde")]
-    quarantine_for: Option<Duration>,
+    hook_timeout: Option<Spanned<TomlDuration>>,
+    init_timeout: Option<Spanned<TomlDuration>>,
+    memory_mib: Option<Spanned<u64>>,
+    pool_size: Option<Spanned<u64>>,
+    max_answer_kib: Option<Spanned<u64>>,
+    quarantine_after: Option<Spanned<u64>>,
+    quarantine_window: Option<Spanned<TomlDuration>>,
+    quarantine_for: Option<Spanned<TomlDuration>>,
     state_kib: Option<Spanned<u64>>,
     state_keys: Option<Spanned<u64>>,
 }
 
 impl LimitsToml {
-    fn apply(&self, base: &Limits) -> Limits {
-        Limits {
-            hook_timeout: self.hook_timeout.unwrap_or(base.hook_timeout),
-            init_timeout: self.init_timeout.unwrap_or(base.init_timeout),
-            memory_bytes: self.memory_mib.map_or(base.memory_bytes, |m| m << 20),
-            pool_size: self.pool_size.unwrap_or(base.pool_size).max(1),
-            max_answer_bytes: self
-                .max_answer_kib
-                .map_or(base.max_answer_bytes, |k| k << 10),
+    /// `base` with the fields set here replaced; `Err` carries the byte
+    /// offset of a value out of range, and why.
+    fn apply(&self, base: &Limits) -> Result<Limits, (usize, String)> {
+        // Every range's maximum fits a usize and shifts without overflow.
+        let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        Ok(Limits {
+            hook_timeout: ranges::HOOK_TIMEOUT
+                .check("hook-timeout", self.hook_timeout.as_ref())?
+                .unwrap_or(base.hook_timeout),
+            init_timeout: ranges::INIT_TIMEOUT
+                .check("init-timeout", self.init_timeout.as_ref())?
+                .unwrap_or(base.init_timeout),
+            memory_bytes: ranges::MEMORY_MIB
+                .check("memory-mib", self.memory_mib.as_ref())?
+                .map_or(base.memory_bytes, |m| size(m) << 20),
+            pool_size: ranges::POOL_SIZE
+                .check("pool-size", self.pool_size.as_ref())?
+                .map_or(base.pool_size, size),
+            max_answer_bytes: ranges::MAX_ANSWER_KIB
+                .check("max-answer-kib", self.max_answer_kib.as_ref())?
+                .map_or(base.max_answer_bytes, |k| size(k) << 10),
             quarantine: QuarantinePolicy {
-                after: self.quarantine_after.unwrap_or(base.quarantine.after),
-                window: self.quarantine_window.unwrap_or(base.quarantine.window),
-                cool_down: self.quarantine_for.unwrap_or(base.quarantine.cool_down),
+                after: ranges::QUARANTINE_AFTER
+                    .check("quarantine-after", self.quarantine_after.as_ref())?
+                    .map_or(base.quarantine.after, |n| {
+                        u32::try_from(n).unwrap_or(u32::MAX)
+                    }),
+                window: ranges::QUARANTINE_TIME
+                    .check("quarantine-window", self.quarantine_window.as_ref())?
+                    .unwrap_or(base.quarantine.window),
+                cool_down: ranges::QUARANTINE_TIME
+                    .check("quarantine-for", self.quarantine_for.as_ref())?
+                    .unwrap_or(base.quarantine.cool_down),
             },
             state_quota: StateQuota {
                 max_bytes: self
@@ -159,7 +179,7 @@ impl LimitsToml {
                     .as_ref()
                     .map_or(base.state_quota.max_keys, |k| *k.get_ref()),
             },
-        }
+        })
     }
 
     /// Refuses a state quota out of range, pointing at the value.
@@ -226,6 +246,9 @@ pub struct ServiceSpec {
     pub fallbacks: Vec<String>,
     /// The service's guardrails (global ones with its overrides).
     pub guardrails: Guardrails,
+    /// Where each plugin is named in `strategies` or `fallbacks`
+    /// (`file:line:column`), for errors found after parsing.
+    pub plugin_locations: BTreeMap<String, String>,
 }
 
 /// A validated configuration.
@@ -375,7 +398,10 @@ impl Config {
             .apply(&Guardrails::default())
             .map_err(|m| src.error(0, format!("[guardrails]: {m}")))?;
         raw.limits.check_state_quota(&src, "[limits]")?;
-        let limits = raw.limits.apply(&Limits::default());
+        let limits = raw
+            .limits
+            .apply(&Limits::default())
+            .map_err(|(offset, m)| src.error(offset, format!("[limits]: {m}")))?;
 
         let mut plugins = Vec::new();
         for (name, spanned) in &raw.plugins {
@@ -424,7 +450,9 @@ impl Config {
                 name: name.clone(),
                 source,
                 on_fault: p.on_fault,
-                limits: p.limits.apply(&limits),
+                limits: p.limits.apply(&limits).map_err(|(offset, m)| {
+                    src.error(offset, format!("plugin `{name}`: limits: {m}"))
+                })?,
                 dirs,
                 config_json,
                 location: format!("{origin}:{line}"),
@@ -457,6 +485,13 @@ impl Config {
                     })
                     .collect()
             };
+            let mut plugin_locations = BTreeMap::new();
+            for entry in s.strategies.iter().chain(&s.fallbacks) {
+                let (line, column) = src.line_col(entry.span().start);
+                plugin_locations
+                    .entry(entry.get_ref().clone())
+                    .or_insert_with(|| format!("{origin}:{line}:{column}"));
+            }
             let strategies = check(&s.strategies)?;
             let fallbacks = check(&s.fallbacks)?;
             let service_guardrails = match &s.guardrails {
@@ -471,6 +506,7 @@ impl Config {
                 strategies,
                 fallbacks,
                 guardrails: service_guardrails,
+                plugin_locations,
             });
         }
 
@@ -609,5 +645,36 @@ guardrails = { max-attempts = 2 }
             e.message.contains("plugin `p`: limits: `state-keys`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn out_of_range_limits_are_refused_where_written() {
+        let e = parse("[limits]\nmemory-mib = 17592186044416\n").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 14), "{e}");
+        assert!(
+            e.message
+                .contains("`memory-mib` = 17592186044416 is out of range: allowed 1 to 16384"),
+            "{e}"
+        );
+        let e = parse("[limits]\nhook-timeout = \"0s\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("allowed \"1ms\" to \"1m\""), "{e}");
+        let e = parse("[plugins.p]\nbundled = \"x\"\nlimits = { init-timeout = \"0s\" }\n")
+            .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(
+            e.message.starts_with("plugin `p`: limits: `init-timeout`"),
+            "{e}"
+        );
+        let e = parse("[limits]\n\npool-size = 0\n").unwrap_err();
+        assert_eq!((e.line, e.column), (3, 13), "{e}");
+        assert!(e.message.contains("allowed 1 to 1024"), "{e}");
+        let e = parse("[limits]\nmax-answer-kib = 18446744073709551615\n").unwrap_err();
+        assert!(e.message.contains("`max-answer-kib`"), "{e}");
+        // The bounds themselves are accepted.
+        let c =
+            parse("[limits]\nmemory-mib = 16384\npool-size = 1\nhook-timeout = \"1ms\"\n").unwrap();
+        assert_eq!(c.limits.memory_bytes, 16384 << 20);
+        assert_eq!(c.limits.pool_size, 1);
     }
 }

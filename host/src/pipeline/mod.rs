@@ -57,7 +57,11 @@ impl Template {
     ) -> Result<Template, LoadError> {
         let misplaced = |name: &str, is: &str, list: &str| LoadError {
             plugin: name.to_owned(),
-            location: config_origin.to_owned(),
+            location: spec
+                .plugin_locations
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| config_origin.to_owned()),
             reason: format!(
                 "is a {is}, but service `{}` lists it in `{list}`",
                 spec.name

@@ -5,10 +5,15 @@
 //! how the call loop is unit-tested without a component (`call/tests.rs`)
 //! and how a host could ship a native strategy. Either way the pipeline,
 //! its leases and counters, and the call loop treat them alike.
+//!
+//! Hooks are asynchronous and take the time the call has left (`budget`):
+//! a Wasm plugin answers inline when a warm instance is at hand, and makes
+//! a new one off the runtime's threads, never past the call's deadline.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::api::PluginFault;
+use crate::api::{BoxFuture, PluginFault};
 use crate::config::OnFault;
 use crate::plugin::bindings::wit;
 use crate::plugin::{FallbackPlugin, StrategyPlugin};
@@ -22,20 +27,22 @@ pub(crate) trait Strategy: Send + Sync + 'static {
     fn on_fault(&self) -> OnFault;
     /// Which hooks it implements.
     fn hooks(&self) -> wit::Hooks;
-    /// May this attempt start?
-    fn admit(
-        &self,
-        service: &Arc<str>,
-        call: &wit::CallInfo,
-        recent: &wit::Outcomes,
-    ) -> Result<wit::Admission, PluginFault>;
-    /// What to do about this failure?
-    fn on_error(
-        &self,
-        service: &Arc<str>,
-        event: &wit::ErrorEvent,
-        recent: &wit::Outcomes,
-    ) -> Result<wit::Decision, PluginFault>;
+    /// May this attempt start? Within `budget`, if the call has a deadline.
+    fn admit<'a>(
+        self: Arc<Self>,
+        budget: Option<Duration>,
+        service: &'a Arc<str>,
+        call: &'a wit::CallInfo,
+        recent: &'a wit::Outcomes,
+    ) -> BoxFuture<'a, Result<wit::Admission, PluginFault>>;
+    /// What to do about this failure? Within `budget`, likewise.
+    fn on_error<'a>(
+        self: Arc<Self>,
+        budget: Option<Duration>,
+        service: &'a Arc<str>,
+        event: &'a wit::ErrorEvent,
+        recent: &'a wit::Outcomes,
+    ) -> BoxFuture<'a, Result<wit::Decision, PluginFault>>;
 }
 
 /// A fallback handler: answers instead of the upstream once the
@@ -47,13 +54,14 @@ pub(crate) trait Fallback: Send + Sync + 'static {
     fn on_fault(&self) -> OnFault;
     /// Whether it wants successful results recorded (a cached fallback).
     fn records_results(&self) -> bool;
-    /// An answer for this failed call, if it has one.
-    fn serve(
-        &self,
-        service: &Arc<str>,
-        event: &wit::ErrorEvent,
-        recorded: Option<&wit::RecordedResult>,
-    ) -> Result<Option<wit::FallbackAnswer>, PluginFault>;
+    /// An answer for this failed call, if it has one, within `budget`.
+    fn serve<'a>(
+        self: Arc<Self>,
+        budget: Option<Duration>,
+        service: &'a Arc<str>,
+        event: &'a wit::ErrorEvent,
+        recorded: Option<&'a wit::RecordedResult>,
+    ) -> BoxFuture<'a, Result<Option<wit::FallbackAnswer>, PluginFault>>;
 }
 
 impl Strategy for StrategyPlugin {
@@ -66,21 +74,23 @@ impl Strategy for StrategyPlugin {
     fn hooks(&self) -> wit::Hooks {
         self.hooks
     }
-    fn admit(
-        &self,
-        service: &Arc<str>,
-        call: &wit::CallInfo,
-        recent: &wit::Outcomes,
-    ) -> Result<wit::Admission, PluginFault> {
-        StrategyPlugin::admit(self, service, call, recent)
+    fn admit<'a>(
+        self: Arc<Self>,
+        budget: Option<Duration>,
+        service: &'a Arc<str>,
+        call: &'a wit::CallInfo,
+        recent: &'a wit::Outcomes,
+    ) -> BoxFuture<'a, Result<wit::Admission, PluginFault>> {
+        Box::pin(async move { self.admit_within(budget, service, call, recent).await })
     }
-    fn on_error(
-        &self,
-        service: &Arc<str>,
-        event: &wit::ErrorEvent,
-        recent: &wit::Outcomes,
-    ) -> Result<wit::Decision, PluginFault> {
-        StrategyPlugin::on_error(self, service, event, recent)
+    fn on_error<'a>(
+        self: Arc<Self>,
+        budget: Option<Duration>,
+        service: &'a Arc<str>,
+        event: &'a wit::ErrorEvent,
+        recent: &'a wit::Outcomes,
+    ) -> BoxFuture<'a, Result<wit::Decision, PluginFault>> {
+        Box::pin(async move { self.on_error_within(budget, service, event, recent).await })
     }
 }
 
@@ -94,12 +104,13 @@ impl Fallback for FallbackPlugin {
     fn records_results(&self) -> bool {
         self.records_results
     }
-    fn serve(
-        &self,
-        service: &Arc<str>,
-        event: &wit::ErrorEvent,
-        recorded: Option<&wit::RecordedResult>,
-    ) -> Result<Option<wit::FallbackAnswer>, PluginFault> {
-        FallbackPlugin::serve(self, service, event, recorded)
+    fn serve<'a>(
+        self: Arc<Self>,
+        budget: Option<Duration>,
+        service: &'a Arc<str>,
+        event: &'a wit::ErrorEvent,
+        recorded: Option<&'a wit::RecordedResult>,
+    ) -> BoxFuture<'a, Result<Option<wit::FallbackAnswer>, PluginFault>> {
+        Box::pin(async move { self.serve_within(budget, service, event, recorded).await })
     }
 }

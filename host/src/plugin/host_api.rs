@@ -4,10 +4,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use wasmtime::StoreLimits;
+use tokio::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::limiter::InstanceLimiter;
 use crate::host::HostShared;
 use crate::host::state::{QuotaExceeded, ScopedKey, StateQuota};
 use crate::plugin::bindings::strategy::mender::plugin::{clock, log, metrics, random, state, types};
@@ -61,8 +62,9 @@ pub(crate) struct HostState {
     /// The service of the hook call in progress (scopes `state`).
     pub(crate) service: Arc<str>,
     pub(crate) shared: Arc<HostShared>,
-    /// Memory and table caps for this instance.
-    pub(crate) limits: StoreLimits,
+    /// Memory and table caps for this instance, summed over its
+    /// memories and tables.
+    pub(crate) limits: InstanceLimiter,
     /// This instance's view of the host clock, shared with its WASI clocks.
     pub(crate) clock: Arc<CallClock>,
     /// What this plugin may keep in state per service (`state-kib`,
@@ -80,7 +82,7 @@ impl HostState {
     pub(crate) fn new(
         plugin: Arc<str>,
         shared: Arc<HostShared>,
-        limits: StoreLimits,
+        limits: InstanceLimiter,
         clock: Arc<CallClock>,
         wasi: WasiCtx,
     ) -> Self {
@@ -297,7 +299,7 @@ mod tests {
         let mut s = HostState::new(
             "p".into(),
             shared,
-            StoreLimits::default(),
+            InstanceLimiter::new(usize::MAX),
             Arc::new(CallClock::new()),
             WasiCtx::builder().build(),
         );

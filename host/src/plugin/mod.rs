@@ -5,23 +5,29 @@ pub(crate) mod bindings;
 pub(crate) mod bundled;
 pub(crate) mod cache;
 mod capability;
+mod file;
 pub(crate) mod host_api;
 mod inspect;
+mod limiter;
 mod pool;
 mod quarantine;
 pub(crate) mod sandbox;
 
 pub(crate) use sandbox::Sandbox;
 mod supervisor;
+mod trial;
 mod world;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
+pub use file::{MAX_COMPONENT_BYTES, read_component};
 pub use inspect::{ComponentReport, WorldKind, inspect};
 pub(crate) use supervisor::Counts;
+pub use trial::{TrialStart, trial_start};
 
 use crate::api::PluginFault;
 use crate::config::{OnFault, PluginSource, PluginSpec};
@@ -29,7 +35,7 @@ use crate::host::HostShared;
 use bindings::{fallback, strategy, wit};
 use cache::ArtifactCache;
 use host_api::HostState;
-use pool::{Pool, Recipe};
+use pool::{Pool, Recipe, Warm};
 use supervisor::Supervisor;
 use world::{FALLBACK_EXPORT, STRATEGY_EXPORT, World};
 
@@ -64,30 +70,101 @@ pub(crate) struct FallbackPlugin {
 }
 
 impl StrategyPlugin {
+    /// `admit` on this thread, with no call deadline: for the smoke check
+    /// and the conformance kit, which run off the async runtime.
     pub(crate) fn admit(
         &self,
         service: &Arc<str>,
         call: &wit::CallInfo,
         recent: &wit::Outcomes,
     ) -> Result<wit::Admission, PluginFault> {
+        self.admit_on(None, None, service, call, recent)
+    }
+
+    /// `admit` for a live call with `budget` left before its deadline.
+    pub(crate) async fn admit_within(
+        self: &Arc<Self>,
+        budget: Option<Duration>,
+        service: &Arc<str>,
+        call: &wit::CallInfo,
+        recent: &wit::Outcomes,
+    ) -> Result<wit::Admission, PluginFault> {
+        match placement(&self.supervisor, &self.pool) {
+            Placement::Here(warm) => self.admit_on(warm, budget, service, call, recent),
+            Placement::Blocking => {
+                let (me, service, call, recent) =
+                    (self.clone(), service.clone(), call.clone(), recent.clone());
+                off_worker(&self.name, move || {
+                    me.admit_on(None, budget, &service, &call, &recent)
+                })
+                .await
+            }
+        }
+    }
+
+    fn admit_on(
+        &self,
+        warm: Option<Warm<strategy::StrategyPlugin>>,
+        budget: Option<Duration>,
+        service: &Arc<str>,
+        call: &wit::CallInfo,
+        recent: &wit::Outcomes,
+    ) -> Result<wit::Admission, PluginFault> {
         self.supervisor.run(|| {
-            self.pool.call(service, "admit", |b, store| {
+            self.pool.call(warm, budget, service, "admit", |b, store| {
                 b.mender_plugin_strategy().call_admit(store, call, recent)
             })
         })
     }
 
+    /// `on-error` on this thread, with no call deadline (see
+    /// [`admit`](Self::admit)).
     pub(crate) fn on_error(
         &self,
         service: &Arc<str>,
         event: &wit::ErrorEvent,
         recent: &wit::Outcomes,
     ) -> Result<wit::Decision, PluginFault> {
+        self.on_error_on(None, None, service, event, recent)
+    }
+
+    /// `on-error` for a live call with `budget` left before its deadline:
+    /// on this thread when an instance is warm, else on tokio's blocking
+    /// pool, because making an instance may take up to `init-timeout`.
+    pub(crate) async fn on_error_within(
+        self: &Arc<Self>,
+        budget: Option<Duration>,
+        service: &Arc<str>,
+        event: &wit::ErrorEvent,
+        recent: &wit::Outcomes,
+    ) -> Result<wit::Decision, PluginFault> {
+        match placement(&self.supervisor, &self.pool) {
+            Placement::Here(warm) => self.on_error_on(warm, budget, service, event, recent),
+            Placement::Blocking => {
+                let (me, service, event, recent) =
+                    (self.clone(), service.clone(), event.clone(), recent.clone());
+                off_worker(&self.name, move || {
+                    me.on_error_on(None, budget, &service, &event, &recent)
+                })
+                .await
+            }
+        }
+    }
+
+    fn on_error_on(
+        &self,
+        warm: Option<Warm<strategy::StrategyPlugin>>,
+        budget: Option<Duration>,
+        service: &Arc<str>,
+        event: &wit::ErrorEvent,
+        recent: &wit::Outcomes,
+    ) -> Result<wit::Decision, PluginFault> {
         self.supervisor.run(|| {
-            self.pool.call(service, "on-error", |b, store| {
-                b.mender_plugin_strategy()
-                    .call_on_error(store, event, recent)
-            })
+            self.pool
+                .call(warm, budget, service, "on-error", |b, store| {
+                    b.mender_plugin_strategy()
+                        .call_on_error(store, event, recent)
+                })
         })
     }
 
@@ -97,14 +174,53 @@ impl StrategyPlugin {
 }
 
 impl FallbackPlugin {
+    /// `serve` on this thread, with no call deadline (see
+    /// [`StrategyPlugin::admit`]).
     pub(crate) fn serve(
         &self,
         service: &Arc<str>,
         event: &wit::ErrorEvent,
         recorded: Option<&wit::RecordedResult>,
     ) -> Result<Option<wit::FallbackAnswer>, PluginFault> {
+        self.serve_on(None, None, service, event, recorded)
+    }
+
+    /// `serve` for a live call with `budget` left before its deadline (see
+    /// [`StrategyPlugin::on_error_within`]).
+    pub(crate) async fn serve_within(
+        self: &Arc<Self>,
+        budget: Option<Duration>,
+        service: &Arc<str>,
+        event: &wit::ErrorEvent,
+        recorded: Option<&wit::RecordedResult>,
+    ) -> Result<Option<wit::FallbackAnswer>, PluginFault> {
+        match placement(&self.supervisor, &self.pool) {
+            Placement::Here(warm) => self.serve_on(warm, budget, service, event, recorded),
+            Placement::Blocking => {
+                let (me, service, event, recorded) = (
+                    self.clone(),
+                    service.clone(),
+                    event.clone(),
+                    recorded.cloned(),
+                );
+                off_worker(&self.name, move || {
+                    me.serve_on(None, budget, &service, &event, recorded.as_ref())
+                })
+                .await
+            }
+        }
+    }
+
+    fn serve_on(
+        &self,
+        warm: Option<Warm<fallback::FallbackPlugin>>,
+        budget: Option<Duration>,
+        service: &Arc<str>,
+        event: &wit::ErrorEvent,
+        recorded: Option<&wit::RecordedResult>,
+    ) -> Result<Option<wit::FallbackAnswer>, PluginFault> {
         self.supervisor.run(|| {
-            self.pool.call(service, "serve", |b, store| {
+            self.pool.call(warm, budget, service, "serve", |b, store| {
                 b.mender_plugin_fallback_handler()
                     .call_serve(store, event, recorded)
             })
@@ -113,6 +229,48 @@ impl FallbackPlugin {
 
     pub(crate) fn counts(&self) -> Counts {
         self.supervisor.counts()
+    }
+}
+
+/// Where a live call's hook runs.
+enum Placement<W> {
+    /// On the calling task's thread: with this warm instance, or with none
+    /// when the plugin is quarantined (the supervisor answers without it).
+    Here(Option<Warm<W>>),
+    /// On the blocking pool: a new instance must be made first.
+    Blocking,
+}
+
+fn placement<W: World>(supervisor: &Supervisor, pool: &Pool<W>) -> Placement<W> {
+    if supervisor.quarantined() {
+        return Placement::Here(None);
+    }
+    match pool.take_idle() {
+        Some(warm) => Placement::Here(Some(warm)),
+        None => Placement::Blocking,
+    }
+}
+
+/// Runs `f` on tokio's blocking pool (or here, outside a runtime). The
+/// plugin work in `f` is bounded by its epoch deadline, so the blocking
+/// thread is released in time even if the caller stops waiting.
+async fn off_worker<R: Send + 'static>(
+    plugin: &str,
+    f: impl FnOnce() -> Result<R, PluginFault> + Send + 'static,
+) -> Result<R, PluginFault> {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return f();
+    };
+    match runtime.spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => Err(PluginFault {
+                plugin: plugin.to_owned(),
+                reason: format!("could not run: {e}"),
+                cut_off: false,
+            }),
+        },
     }
 }
 
@@ -145,8 +303,7 @@ pub(crate) fn read_source(spec: &PluginSpec) -> Result<Source, LoadError> {
     match &spec.source {
         PluginSource::Path(p) => {
             let origin = p.display().to_string();
-            let bytes =
-                std::fs::read(p).map_err(|e| error(spec, &origin, format!("cannot read: {e}")))?;
+            let bytes = read_component(p).map_err(|reason| error(spec, &origin, reason))?;
             Ok(Source::new(origin, bytes.into()))
         }
         PluginSource::Bundled(name) => {

@@ -7,27 +7,35 @@
 //! instances are created and dropped after use. An instance whose call
 //! failed is never reused: a trapped instance cannot be entered again, and
 //! one that misbehaved may hold poisoned memory.
+//!
+//! A call's deadline bounds every piece of plugin work done for it: a hook,
+//! and the instantiation and `init` of a new instance, each stop at the
+//! configured limit or when the call's time runs out, whichever is first
+//! (the `budget` below). Making a new instance can take up to
+//! `init-timeout`, so callers on the async path run it on tokio's blocking
+//! pool (see `StrategyPlugin::on_error_within`), never on a runtime worker.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wasmtime::{Engine, Store, StoreLimitsBuilder, Trap};
+use wasmtime::{Engine, Store, Trap};
 
 use super::capability::wasi_ctx;
+use super::host_api::{CallClock, HostState};
 use crate::api::PluginFault;
 use crate::config::DirGrant;
-use super::host_api::{CallClock, HostState};
 use crate::host::HostShared;
+use super::limiter::InstanceLimiter;
 use super::world::World;
 use crate::config::Limits;
 use crate::plugin::sandbox::ticks_for;
 
-/// Table elements per instance: enough for any real guest's function
-/// tables, small enough that a table-growth bomb stops early.
-const TABLE_ELEMENTS: usize = 100_000;
+/// How a fault from `init` refusing the plugin's config begins: the trial
+/// start (`trial.rs`) tells it from a component that cannot start at all.
+pub(crate) const REJECTED_CONFIG: &str = "rejected its config: ";
 
 /// One instance and the store that owns it.
-struct Warm<W> {
+pub(crate) struct Warm<W> {
     store: Store<HostState>,
     bindings: W,
 }
@@ -86,7 +94,7 @@ impl<W: World> Pool<W> {
             off_runtime,
             idle: Mutex::new(Vec::new()),
         };
-        let (warm, info) = pool.fresh()?;
+        let (warm, info) = pool.fresh(None)?;
         pool.put_back(warm);
         Ok((pool, info))
     }
@@ -95,18 +103,20 @@ impl<W: World> Pool<W> {
         PluginFault {
             plugin: self.name.to_string(),
             reason: reason.into(),
+            cut_off: false,
         }
     }
 
-    /// A new instance, initialised with the plugin's config.
-    fn fresh(&self) -> Result<(Warm<W>, W::Info), PluginFault> {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.limits.memory_bytes)
-            .table_elements(TABLE_ELEMENTS)
-            // Report a refused memory.grow as a trap naming the limit,
-            // instead of letting the guest see -1 and abort obscurely.
-            .trap_on_grow_failure(true)
-            .build();
+    /// An idle instance, if one is warm.
+    pub(crate) fn take_idle(&self) -> Option<Warm<W>> {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+    }
+
+    /// A new instance, initialised with the plugin's config, within
+    /// `init-timeout` and the call's `budget`.
+    fn fresh(&self, budget: Option<Duration>) -> Result<(Warm<W>, W::Info), PluginFault> {
+        let limit = Limit::new(self.limits.init_timeout, budget);
+        let limits = InstanceLimiter::new(self.limits.memory_bytes);
         let clock = Arc::new(CallClock::new());
         clock.begin(self.shared.now_ms());
         // Only a component that imports WASI gets a configured context: the
@@ -121,7 +131,7 @@ impl<W: World> Pool<W> {
         state.state_quota = self.limits.state_quota;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(ticks_for(self.limits.init_timeout));
+        store.set_epoch_deadline(ticks_for(limit.time));
         let (pre, config) = (&self.pre, &self.config_json);
         let started = off_runtime(self.off_runtime, || {
             let bindings = W::instantiate(pre, &mut store).map_err(|e| (e, "instantiating"))?;
@@ -130,9 +140,8 @@ impl<W: World> Pool<W> {
                 .map_err(|e| (e, "in init"))?;
             Ok::<_, (wasmtime::Error, &str)>((bindings, info))
         });
-        let (bindings, info) = started
-            .map_err(|(e, during)| self.fault(describe(&e, during, self.limits.init_timeout)))?;
-        let info = info.map_err(|msg| self.fault(format!("rejected its config: {msg}")))?;
+        let (bindings, info) = started.map_err(|(e, during)| limit.fault(self, &e, during))?;
+        let info = info.map_err(|msg| self.fault(format!("{REJECTED_CONFIG}{msg}")))?;
         Ok((Warm { store, bindings }, info))
     }
 
@@ -143,22 +152,26 @@ impl<W: World> Pool<W> {
         }
     }
 
-    /// Runs one hook on a warm instance on behalf of `service`, within the
-    /// hook deadline. `hook` names the hook in fault reasons.
+    /// Runs one hook on behalf of `service` on `warm`, or on an idle
+    /// instance, or on a new one; within the hook deadline and the call's
+    /// `budget`. `hook` names the hook in fault reasons.
     pub(crate) fn call<R: Send>(
         &self,
+        warm: Option<Warm<W>>,
+        budget: Option<Duration>,
         service: &Arc<str>,
         hook: &str,
         f: impl FnOnce(&W, &mut Store<HostState>) -> wasmtime::Result<R> + Send,
     ) -> Result<R, PluginFault> {
-        let taken = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut warm = match taken {
+        let mut warm = match warm.or_else(|| self.take_idle()) {
             Some(w) => w,
-            None => self.fresh()?.0,
+            None => self.fresh(budget)?.0,
         };
+        // What is left after making an instance is measured by the caller;
+        // here the budget is at most what it was, which is safe.
+        let limit = Limit::new(self.limits.hook_timeout, budget);
         warm.store.data_mut().begin_call(service);
-        warm.store
-            .set_epoch_deadline(ticks_for(self.limits.hook_timeout));
+        warm.store.set_epoch_deadline(ticks_for(limit.time));
         let Warm { store, bindings } = &mut warm;
         let result = off_runtime(self.off_runtime, || f(bindings, store));
         warm.store.data_mut().end_call();
@@ -167,12 +180,53 @@ impl<W: World> Pool<W> {
                 self.put_back(warm);
                 Ok(value)
             }
-            Err(e) => Err(self.fault(describe(
-                &e,
-                &format!("in {hook}"),
-                self.limits.hook_timeout,
-            ))),
+            Err(e) => Err(limit.fault(self, &e, &format!("in {hook}"))),
         }
+    }
+}
+
+/// The least time plugin work gets when the call has (almost) none left:
+/// a decision asked for after the deadline (a fallback can still serve)
+/// must not be lost to a race with the epoch ticker, which could otherwise
+/// interrupt even a hook of microseconds. So plugin work may end at most
+/// this (plus one epoch tick) past the call's deadline.
+const BUDGET_FLOOR: Duration = Duration::from_millis(20);
+
+/// The time a piece of plugin work may take: its configured limit, or the
+/// call's remaining time if that is shorter.
+struct Limit {
+    time: Duration,
+    /// Whether `time` is the call's remaining time rather than the limit.
+    by_call: bool,
+}
+
+impl Limit {
+    fn new(configured: Duration, budget: Option<Duration>) -> Limit {
+        match budget.map(|left| left.max(BUDGET_FLOOR)) {
+            Some(left) if left < configured => Limit {
+                time: left,
+                by_call: true,
+            },
+            _ => Limit {
+                time: configured,
+                by_call: false,
+            },
+        }
+    }
+
+    /// The fault for `err`, which happened `during` this work.
+    fn fault<W: World>(&self, pool: &Pool<W>, err: &wasmtime::Error, during: &str) -> PluginFault {
+        let interrupted = matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt));
+        if interrupted && self.by_call {
+            return PluginFault {
+                cut_off: true,
+                ..pool.fault(format!(
+                    "was stopped by the call's deadline ({:?} left) {during}",
+                    self.time
+                ))
+            };
+        }
+        pool.fault(describe(err, during, self.time))
     }
 }
 
@@ -200,8 +254,11 @@ fn describe(err: &wasmtime::Error, during: &str, deadline: Duration) -> String {
         return format!("{what} {during}");
     }
     let text = format!("{err:#}");
-    if text.contains("forcing trap when growing memory") || text.contains("memory minimum size") {
+    if text.contains("memory limit:") || text.contains("memory minimum size") {
         return format!("exceeded its memory limit {during} ({text})");
+    }
+    if text.contains("table limit:") || text.contains("count too high") {
+        return format!("exceeded its resource limits {during} ({text})");
     }
     format!("failed {during}: {text}")
 }

@@ -102,9 +102,30 @@ pub(crate) fn start_epoch_ticker(engine: &Engine) {
 /// How many epoch ticks cover `deadline`: rounded up, plus one, because
 /// the current tick may be almost over when the deadline is set. A plugin
 /// is never stopped before its deadline, and at most one tick after.
+/// Saturates at [`MAX_TICKS`]: wasmtime adds the ticks to the current
+/// epoch without checking for overflow.
 pub(crate) fn ticks_for(deadline: Duration) -> u64 {
     let tick = epoch_tick().as_nanos().max(1);
-    (deadline.as_nanos().div_ceil(tick) as u64).saturating_add(1)
+    u64::try_from(deadline.as_nanos().div_ceil(tick))
+        .unwrap_or(MAX_TICKS)
+        .saturating_add(1)
+        .min(MAX_TICKS)
+}
+
+/// The most ticks a deadline may be: centuries at any tick, and far from
+/// overflowing when added to the engine's epoch.
+const MAX_TICKS: u64 = 1 << 62;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_saturate() {
+        assert_eq!(ticks_for(Duration::MAX), MAX_TICKS);
+        assert!(ticks_for(Duration::ZERO) >= 1);
+        assert!(ticks_for(Duration::from_secs(1)) >= 100);
+    }
 }
 
 /// The linker every plugin is instantiated with: the host interfaces, and

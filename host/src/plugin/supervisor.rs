@@ -43,6 +43,11 @@ impl Supervisor {
         }
     }
 
+    /// Whether the plugin is benched now.
+    pub(crate) fn quarantined(&self) -> bool {
+        self.quarantine.active(self.shared.now_ms()).is_some()
+    }
+
     /// Runs a hook call unless the plugin is quarantined, and turns an
     /// answer that breaks the limits into a fault.
     pub(crate) fn run<R: Answer>(
@@ -55,6 +60,7 @@ impl Supervisor {
             return Err(PluginFault {
                 plugin: self.name.to_string(),
                 reason: format!("is quarantined for {} ms more", until - now),
+                cut_off: false,
             });
         }
         self.calls.fetch_add(1, Ordering::Relaxed);
@@ -65,6 +71,7 @@ impl Supervisor {
                     "answered {what}, over the limit of {} bytes",
                     self.max_answer_bytes
                 ),
+                cut_off: false,
             }),
             None => Ok(answer.escaped()),
         });
@@ -76,6 +83,11 @@ impl Supervisor {
         });
         if let Err(fault) = &result {
             self.faults.fetch_add(1, Ordering::Relaxed);
+            if fault.cut_off {
+                // The call ran out of time, not the plugin: no quarantine.
+                tracing::debug!(target: "mender::plugin", plugin = %self.name, "{fault}");
+                return result;
+            }
             tracing::warn!(target: "mender::plugin", plugin = %self.name, "{fault}");
             if let FaultEffect::Quarantined { faults, until_ms } =
                 self.quarantine.record_fault(self.shared.now_ms())

@@ -1,0 +1,25 @@
+;; One core module with 20 linear memories of 16 MiB each (multi-memory):
+;; 320 MiB if `memory-mib = 16` capped each memory on its own and any
+;; number of memories were allowed.
+  (core module $hoard
+    (memory 256)
+    (memory 256)
+    (memory 256)
+    (memory 256)
+    (memory 256)
+    (memory 256)
+    (memory 256)
+    (memory 256)
+    (memory 256)
+    (memory 256)
+    (memory 256)
+    (memory 256)
+    (memory 256)
+    (memory 256)
+    (memory 256)
+    (memory 256)
+    (memory 256)
+    (memory 256)
+    (memory 256)
+    (memory 256))
+  (core instance (instantiate $hoard))
