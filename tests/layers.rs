@@ -106,7 +106,12 @@ fn modules_name_only_lower_layers() {
     let mut edges: BTreeMap<(String, String), usize> = BTreeMap::new();
     for file in &files {
         let rel = file.strip_prefix(&root).unwrap();
-        let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+        let first = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
         let module = first.trim_end_matches(".rs").to_string();
         if module == "lib" {
             continue;
@@ -170,12 +175,8 @@ fn no_module_is_over_the_line_limit() {
         .iter()
         .filter_map(|file| {
             let n = code_lines(&std::fs::read_to_string(file).unwrap()).len();
-            (n > MAX_LINES).then(|| {
-                format!(
-                    "{}: {n} lines",
-                    file.strip_prefix(&root).unwrap().display()
-                )
-            })
+            (n > MAX_LINES)
+                .then(|| format!("{}: {n} lines", file.strip_prefix(&root).unwrap().display()))
         })
         .collect();
     long.sort();
@@ -197,5 +198,8 @@ fn the_checker_finds_names_in_groups_and_paths() {
         named_modules("let x = crate::plugin::sandbox::ticks_for(d) + crate::redact::f();"),
         ["plugin", "redact"]
     );
-    assert_eq!(code_lines("a\n// crate::x\n#[cfg(test)]\nmod tests {\n"), ["a", ""]);
+    assert_eq!(
+        code_lines("a\n// crate::x\n#[cfg(test)]\nmod tests {\n"),
+        ["a", ""]
+    );
 }

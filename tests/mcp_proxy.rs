@@ -110,6 +110,8 @@ fn without_the_tools_a_test_skips_unless_required() {
         "listings_pass_through",
         &[("MENDER_MCP_TOOLS", "/nonexistent")],
     );
+}
+
 #[test]
 fn upstreams_start_once_with_the_clients_capabilities() {
     pytest("test_session_start.py");

@@ -311,7 +311,6 @@ impl std::fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

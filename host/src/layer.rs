@@ -23,9 +23,9 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::api::{AttemptRecord, CallSpec, Payload, ServedBy};
 use crate::failure::{Classify, ErrorKind, Failure, HttpError};
 use crate::runtime::Runtime;
-use crate::api::{AttemptRecord, CallSpec, Payload, ServedBy};
 
 /// The header [`HttpPolicy`] puts on a response that a fallback plugin
 /// answered, naming the plugin.

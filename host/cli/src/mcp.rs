@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use mender_mcp::{GatewayStatus, McpConfig, McpProxy};
 use mender::{RedactingWriter, Redactor, ReloadResult, Runtime};
+use mender_mcp::{GatewayStatus, McpConfig, McpProxy};
 use tracing_subscriber::EnvFilter;
 
 /// `mender mcp-proxy --config F`: stdout is the MCP channel, so every log

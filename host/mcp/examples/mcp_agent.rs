@@ -13,8 +13,8 @@
 
 use std::sync::Arc;
 
-use mender_mcp::UpstreamError;
 use mender::{CallSpec, Json, Runtime};
+use mender_mcp::UpstreamError;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::RunningService;
 use rmcp::transport::TokioChildProcess;

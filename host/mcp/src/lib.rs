@@ -45,9 +45,9 @@ pub use forward::{CALL_META_KEY, tool_is_idempotent};
 pub use status::{CIRCUIT_GAUGE, GatewayStatus, UpstreamStatus, fetch as fetch_status};
 pub use upstream::UpstreamState;
 
-use mender::Runtime;
 use client::Hub;
 use gateway::Gateway;
+use mender::Runtime;
 use upstream::Upstream;
 
 /// Why the gateway could not start or serve.

@@ -107,7 +107,10 @@ impl std::fmt::Display for GiveUp {
                 write!(f, "{plugin} asked to retry; guardrail: {refusal}")
             }
             GiveUp::RefreshRefused { plugin, refusal } => {
-                write!(f, "{plugin} asked to refresh credentials; guardrail: {refusal}")
+                write!(
+                    f,
+                    "{plugin} asked to refresh credentials; guardrail: {refusal}"
+                )
             }
             GiveUp::RefreshLimit { plugin, max } => write!(
                 f,

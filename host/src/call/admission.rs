@@ -52,7 +52,12 @@ impl CallState<'_> {
                 let admission = slot
                     .plugin
                     .clone()
-                    .admit(self.deadline_left(), &self.cx.pipeline.service, call, &recent)
+                    .admit(
+                        self.deadline_left(),
+                        &self.cx.pipeline.service,
+                        call,
+                        &recent,
+                    )
                     .await;
                 match admission {
                     Ok(wit::Admission::Allow(grant)) => {
@@ -68,7 +73,8 @@ impl CallState<'_> {
                         return Gate::Closed(f);
                     }
                     Ok(wit::Admission::Wait(ms)) => {
-                        let wait = Duration::from_millis(ms).min(self.cx.pipeline.guardrails.max_delay);
+                        let wait =
+                            Duration::from_millis(ms).min(self.cx.pipeline.guardrails.max_delay);
                         waits += 1;
                         if waits > MAX_ADMISSION_WAITS
                             || self.deadline_left().is_some_and(|left| wait >= left)

@@ -79,7 +79,10 @@ impl<'a> CallState<'a> {
     /// service's, the call's, and what is left of the deadline.
     pub(super) fn attempt_timeout(&self, granted: Option<Duration>) -> Option<Duration> {
         let g = &self.cx.pipeline.guardrails;
-        let t = min_opt(min_opt(granted, g.attempt_timeout), self.spec.attempt_timeout);
+        let t = min_opt(
+            min_opt(granted, g.attempt_timeout),
+            self.spec.attempt_timeout,
+        );
         min_opt(t, self.deadline_left())
     }
 

@@ -87,7 +87,13 @@ where
                 number += 1;
             }
             Next::Fallback { by, answer } => {
-                call.push(&event, number, began, took, Step::Fallback { by: by.to_string() });
+                call.push(
+                    &event,
+                    number,
+                    began,
+                    took,
+                    Step::Fallback { by: by.to_string() },
+                );
                 return call.answer_with(&by, answer, &event, last_error);
             }
             Next::GiveUp(cause) => {

@@ -131,7 +131,10 @@ impl Fallback for Canned {
         _: &'a wit::ErrorEvent,
         _: Option<&'a wit::RecordedResult>,
     ) -> BoxFuture<'a, Result<Option<wit::FallbackAnswer>, PluginFault>> {
-        let answer = self.body.clone().map(|body| wit::FallbackAnswer { body, age: None });
+        let answer = self
+            .body
+            .clone()
+            .map(|body| wit::FallbackAnswer { body, age: None });
         Box::pin(std::future::ready(Ok(answer)))
     }
 }
@@ -213,7 +216,10 @@ fn read() -> CallSpec {
 #[tokio::test(start_paused = true)]
 async fn retries_what_a_strategy_asks_then_succeeds() {
     let host = Host::new();
-    let backoff = Scripted::deciding("backoff", vec![wit::Decision::Retry(100), wit::Decision::Retry(200)]);
+    let backoff = Scripted::deciding(
+        "backoff",
+        vec![wit::Decision::Retry(100), wit::Decision::Retry(200)],
+    );
     let p = pipeline(Guardrails::default(), vec![backoff.clone()], vec![]);
     let (result, attempts) = host.call(&p, read(), vec![connect(), connect()]).await;
     let reply = result.unwrap();
@@ -229,7 +235,10 @@ async fn retries_what_a_strategy_asks_then_succeeds() {
         .collect();
     assert_eq!(
         delays,
-        [("backoff", Duration::from_millis(100)), ("backoff", Duration::from_millis(200))]
+        [
+            ("backoff", Duration::from_millis(100)),
+            ("backoff", Duration::from_millis(200))
+        ]
     );
     // The second event knows it is the second attempt, and the first retry's
     // wait has passed on the (virtual) clock.
@@ -251,8 +260,15 @@ async fn the_first_strategy_that_answers_decides() {
     );
     let (result, _) = host.call(&p, read(), vec![connect()]).await;
     result.unwrap();
-    assert_eq!(quiet.seen.lock().unwrap().len(), 1, "a passing strategy is still asked");
-    assert!(never.seen.lock().unwrap().is_empty(), "nobody after the one that answered");
+    assert_eq!(
+        quiet.seen.lock().unwrap().len(),
+        1,
+        "a passing strategy is still asked"
+    );
+    assert!(
+        never.seen.lock().unwrap().is_empty(),
+        "nobody after the one that answered"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -274,8 +290,13 @@ async fn max_attempts_ends_the_call_with_a_typed_refusal() {
             refusal: RetryRefusal::AttemptsExhausted(2)
         }
     );
-    assert_eq!(err.reason, "backoff asked to retry; guardrail: max-attempts (2) reached");
-    assert!(matches!(err.history.last().unwrap().step, Step::Fail { ref cause, .. } if *cause == err.cause));
+    assert_eq!(
+        err.reason,
+        "backoff asked to retry; guardrail: max-attempts (2) reached"
+    );
+    assert!(
+        matches!(err.history.last().unwrap().step, Step::Fail { ref cause, .. } if *cause == err.cause)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -288,7 +309,10 @@ async fn a_write_is_not_retried_unless_configured() {
     assert_eq!(attempts, 1);
     assert!(matches!(
         result.unwrap_err().cause,
-        GiveUp::RetryRefused { refusal: RetryRefusal::NotIdempotent, .. }
+        GiveUp::RetryRefused {
+            refusal: RetryRefusal::NotIdempotent,
+            ..
+        }
     ));
 }
 
@@ -302,9 +326,15 @@ async fn a_wait_past_the_deadline_is_refused_before_sleeping() {
     let (result, _) = host.call(&p, spec, vec![connect()]).await;
     assert!(matches!(
         result.unwrap_err().cause,
-        GiveUp::RetryRefused { refusal: RetryRefusal::PastDeadline, .. }
+        GiveUp::RetryRefused {
+            refusal: RetryRefusal::PastDeadline,
+            ..
+        }
     ));
-    assert!(start.elapsed() < Duration::from_secs(1), "it gave up at once, without waiting");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "it gave up at once, without waiting"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -334,24 +364,49 @@ async fn the_attempt_timeout_classifies_a_hang_as_timeout() {
     .await
     .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Timeout);
-    assert_eq!(err.cause, GiveUp::NoRetry { kind: ErrorKind::Timeout });
-    assert_eq!(backoff.seen.lock().unwrap()[0].kind, wit::ErrorKind::Timeout);
+    assert_eq!(
+        err.cause,
+        GiveUp::NoRetry {
+            kind: ErrorKind::Timeout
+        }
+    );
+    assert_eq!(
+        backoff.seen.lock().unwrap()[0].kind,
+        wit::ErrorKind::Timeout
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn fallback_handlers_answer_after_the_strategies_give_up() {
     let host = Host::new();
-    let none: Arc<dyn Fallback> = Arc::new(Canned { name: "empty".into(), body: None });
-    let canned: Arc<dyn Fallback> = Arc::new(Canned { name: "static".into(), body: Some("stale".into()) });
+    let none: Arc<dyn Fallback> = Arc::new(Canned {
+        name: "empty".into(),
+        body: None,
+    });
+    let canned: Arc<dyn Fallback> = Arc::new(Canned {
+        name: "static".into(),
+        body: Some("stale".into()),
+    });
     let p = pipeline(Guardrails::default(), vec![], vec![none, canned]);
     let (result, _) = host.call(&p, read(), vec![connect()]).await;
     let reply = result.unwrap();
     assert_eq!(reply.value, "stale");
-    assert_eq!(reply.served_by, ServedBy::Fallback { plugin: "static".into(), age: None });
+    assert_eq!(
+        reply.served_by,
+        ServedBy::Fallback {
+            plugin: "static".into(),
+            age: None
+        }
+    );
     // The history says why the strategies gave up before the fallback.
     assert!(matches!(
         &reply.history[0].step,
-        Step::Fail { cause: GiveUp::NoStrategy { kind: ErrorKind::Connect }, .. }
+        Step::Fail {
+            cause: GiveUp::NoStrategy {
+                kind: ErrorKind::Connect
+            },
+            ..
+        }
     ));
 }
 
@@ -384,14 +439,22 @@ async fn a_rejection_reaches_the_strategies_as_rejected_and_is_not_counted() {
         })],
     );
     let backoff = Scripted::deciding("backoff", vec![wit::Decision::Retry(600)]);
-    let p = pipeline(Guardrails::default(), vec![breaker, backoff.clone()], vec![]);
+    let p = pipeline(
+        Guardrails::default(),
+        vec![breaker, backoff.clone()],
+        vec![],
+    );
     let (result, attempts) = host.call(&p, read(), vec![]).await;
     result.unwrap();
     assert_eq!(attempts, 1, "the rejected attempt never ran");
     let seen = backoff.seen.lock().unwrap();
     assert_eq!(seen[0].kind, wit::ErrorKind::Rejected);
     assert_eq!(seen[0].retry_after, Some(500));
-    assert!(seen[0].tags.contains(&("rejected-by".into(), "breaker".into())));
+    assert!(
+        seen[0]
+            .tags
+            .contains(&("rejected-by".into(), "breaker".into()))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -414,7 +477,13 @@ async fn refresh_calls_the_provider_once_then_the_guardrail_stops_it() {
     let (result, attempts) = host.call(&p, write, vec![expired(), expired()]).await;
     let err = result.unwrap_err();
     assert_eq!((attempts, *refreshed.lock().unwrap()), (2, 1));
-    assert_eq!(err.cause, GiveUp::RefreshLimit { plugin: "auth".into(), max: 1 });
+    assert_eq!(
+        err.cause,
+        GiveUp::RefreshLimit {
+            plugin: "auth".into(),
+            max: 1
+        }
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -422,10 +491,15 @@ async fn refresh_without_a_provider_says_so() {
     let host = Host::new();
     let auth = Scripted::deciding("auth", vec![wit::Decision::RefreshCredentials]);
     let p = pipeline(Guardrails::default(), vec![auth], vec![]);
-    let (result, _) = host.call(&p, read(), vec![Failure::new(ErrorKind::Auth, "401")]).await;
+    let (result, _) = host
+        .call(&p, read(), vec![Failure::new(ErrorKind::Auth, "401")])
+        .await;
     assert_eq!(
         result.unwrap_err().cause,
-        GiveUp::NoCredentialProvider { plugin: "auth".into(), service: "svc".into() }
+        GiveUp::NoCredentialProvider {
+            plugin: "auth".into(),
+            service: "svc".into()
+        }
     );
 }
 
@@ -450,12 +524,19 @@ async fn an_exhausted_budget_is_a_retry_refusal() {
     assert!(
         matches!(
             err.cause,
-            GiveUp::RetryRefused { refusal: RetryRefusal::BudgetExhausted { retries: 1, .. }, .. }
+            GiveUp::RetryRefused {
+                refusal: RetryRefusal::BudgetExhausted { retries: 1, .. },
+                ..
+            }
         ),
         "{:?}",
         err.cause
     );
-    assert!(err.reason.contains("retry-budget exhausted"), "{}", err.reason);
+    assert!(
+        err.reason.contains("retry-budget exhausted"),
+        "{}",
+        err.reason
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -121,7 +121,11 @@ impl LimitsToml {
     }
 
     /// Refuses a state quota out of range, pointing at the value.
-    pub(super) fn check_state_quota(&self, src: &Source<'_>, table: &str) -> Result<(), ConfigError> {
+    pub(super) fn check_state_quota(
+        &self,
+        src: &Source<'_>,
+        table: &str,
+    ) -> Result<(), ConfigError> {
         let ranges = [
             ("state-kib", &self.state_kib, StateQuota::MAX_KIB),
             ("state-keys", &self.state_keys, StateQuota::MAX_KEYS),

@@ -159,9 +159,11 @@ fn check_redis_url(url: &str) -> Result<(), String> {
 
 #[cfg(not(feature = "redis"))]
 fn check_redis_url(_url: &str) -> Result<(), String> {
-    Err("backend = \"redis\" needs a mender built with the `redis` feature \
+    Err(
+        "backend = \"redis\" needs a mender built with the `redis` feature \
          (the `mender` command has it; embedders: features = [\"redis\"])"
-        .into())
+            .into(),
+    )
 }
 
 /// `url` without its password (and without anything at all if it does not

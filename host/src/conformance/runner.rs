@@ -18,15 +18,15 @@ use wasmtime::component::{Component, Linker};
 use super::expect::{Observed, check};
 use super::report::{Divergence, Report, ScenarioResult};
 use super::scenario::{CallSpec, EventSpec, Scenario, ScenarioFile, Step};
-use crate::plugin::bindings::wit;
-use crate::plugin::cache::ArtifactCache;
 use crate::config::Config;
 use crate::failure::ErrorKind;
-use crate::pipeline::outcomes::{Cursor, LeaseCell, ServiceStats};
 use crate::host::HostShared;
+use crate::host::state::MemoryState;
+use crate::pipeline::outcomes::{Cursor, LeaseCell, ServiceStats};
+use crate::plugin::bindings::wit;
+use crate::plugin::cache::ArtifactCache;
 use crate::plugin::host_api::HostState;
 use crate::plugin::{self, LoadContext, Loaded, Sandbox, WorldKind};
-use crate::host::state::MemoryState;
 
 /// Prefix that names a bundled plugin instead of a file.
 const BUNDLED_PREFIX: &str = "bundled:";

@@ -12,8 +12,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::*};
 use std::time::Duration;
 
-use crate::plugin::bindings::wit;
 use crate::failure::ErrorKind;
+use crate::plugin::bindings::wit;
 
 /// Running totals of one service's attempts.
 #[derive(Default)]

@@ -93,4 +93,3 @@ impl HostMonotonicClock for HostClock {
         u64::try_from(self.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 }
-

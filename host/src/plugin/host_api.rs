@@ -11,7 +11,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::limiter::InstanceLimiter;
 use crate::host::HostShared;
 use crate::host::state::{QuotaExceeded, ScopedKey, StateQuota};
-use crate::plugin::bindings::strategy::mender::plugin::{clock, log, metrics, random, state, types};
+use crate::plugin::bindings::strategy::mender::plugin::{
+    clock, log, metrics, random, state, types,
+};
 
 /// Log lines one hook call may write; the rest are dropped (and counted),
 /// so a plugin in a loop cannot flood the agent's logs.

@@ -22,12 +22,12 @@ use wasmtime::{Engine, Store, Trap};
 
 use super::capability::wasi_ctx;
 use super::host_api::{CallClock, HostState};
-use crate::api::PluginFault;
-use crate::config::DirGrant;
-use crate::host::HostShared;
 use super::limiter::InstanceLimiter;
 use super::world::World;
+use crate::api::PluginFault;
+use crate::config::DirGrant;
 use crate::config::Limits;
+use crate::host::HostShared;
 use crate::plugin::sandbox::ticks_for;
 
 /// How a fault from `init` refusing the plugin's config begins: the trial

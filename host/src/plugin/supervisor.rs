@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::api::PluginFault;
 use super::quarantine::{FaultEffect, Quarantine};
-use crate::plugin::bindings::wit;
+use crate::api::PluginFault;
 use crate::config::Limits;
 use crate::host::HostShared;
+use crate::plugin::bindings::wit;
 
 /// Counts and guards the hook calls of one plugin.
 pub(crate) struct Supervisor {

@@ -111,9 +111,9 @@ impl RuntimeBuilder {
         let state: Arc<dyn StateStore> = match self.state {
             Some(store) => store,
             None if !self.config.state.is_shared() => Arc::new(MemoryState::default()),
-            None => Arc::new(
-                RoutedState::from_config(&self.config.state).map_err(BuildError::state)?,
-            ),
+            None => {
+                Arc::new(RoutedState::from_config(&self.config.state).map_err(BuildError::state)?)
+            }
         };
         // Shared state means several processes: their clocks must agree.
         let fleet = self.config.state.is_shared() || !state.status().is_empty();

@@ -206,4 +206,3 @@ pub struct PluginStatus {
     /// How long the current quarantine lasts still, if one is in force.
     pub quarantined_for_ms: Option<u64>,
 }
-

@@ -17,9 +17,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::{ReloadError, Runtime};
 use crate::config::Config;
 use crate::pipeline::generation::ReloadReport;
-use super::{ReloadError, Runtime};
 
 /// Where a runtime's configuration comes from, so a reload can read it
 /// again.

@@ -17,10 +17,10 @@ use std::time::Duration;
 use notify_debouncer_full::notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 
+use super::{ReloadError, Runtime};
 use crate::config::PluginSource;
 use crate::pipeline::generation::ReloadReport;
 use crate::runtime::reload::ConfigSource;
-use super::{ReloadError, Runtime};
 
 /// Quiet time before a reload: long enough to cover the steps of one save
 /// or one `cargo build`, short enough to feel immediate.

@@ -47,12 +47,12 @@ use std::time::Duration;
 
 use redis::{Client, Connection, RedisResult, Script};
 
-use crate::config::RedisSettings;
-use crate::config::state::shown_url;
 use super::redis_quota::{QuotaScript, Write, Written};
 use super::{
     MemoryState, QuotaExceeded, RetryAsk, RetryTake, ScopedKey, StateQuota, StateStatus, StateStore,
 };
+use crate::config::RedisSettings;
+use crate::config::state::shown_url;
 
 /// Idle connections kept per Redis backend: one per core can be busy at
 /// once on a 2–4 core agent host; more would only hold sockets.
@@ -412,7 +412,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // poisoned lock holds consistent data.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
-
 
 #[cfg(test)]
 mod tests {

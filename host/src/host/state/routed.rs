@@ -5,11 +5,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::{StateBackend, StateConfig};
 use super::{
-    MemoryState, QuotaExceeded, RetryAsk, RetryTake, ScopedKey, StateQuota,
-    StateStatus, StateStore,
+    MemoryState, QuotaExceeded, RetryAsk, RetryTake, ScopedKey, StateQuota, StateStatus, StateStore,
 };
+use crate::config::{StateBackend, StateConfig};
 
 /// Routes keys by service to their backend.
 pub struct RoutedState {
