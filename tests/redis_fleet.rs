@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::runtime;
+use common::tools;
 use mender::{CallSpec, ErrorKind, Failure, Runtime};
 use redis_server::RedisServer;
 

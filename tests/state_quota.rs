@@ -11,6 +11,7 @@ mod redis_server;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use common::tools;
 use common::{Script, fail};
 use mender::state::{RedisSettings, RedisState, ScopedKey, StateQuota, StateStore};
 use mender::{CallSpec, ErrorKind, Failure, Reply, Runtime};

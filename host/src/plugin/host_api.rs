@@ -4,7 +4,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use tokio::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
