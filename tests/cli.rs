@@ -125,10 +125,10 @@ fn demo_is_deterministic_and_shows_recovery() {
 }
 
 fn wat_fixture(name: &str) -> String {
-    format!(
-        "{}/../tests/guests-wat/{name}.wasm",
-        env!("CARGO_MANIFEST_DIR")
-    )
+    common::tools::workspace()
+        .join(format!("tests/guests-wat/{name}.wasm"))
+        .display()
+        .to_string()
 }
 
 /// `check FILE.wasm` starts the component under the limits, as loading

@@ -173,6 +173,8 @@ fn no_module_is_over_the_line_limit() {
     rust_files(&root, &mut files);
     let mut long: Vec<String> = files
         .iter()
+        // A `tests.rs` is a unit-test module: as long as its cases need.
+        .filter(|file| !file.ends_with("tests.rs"))
         .filter_map(|file| {
             let n = code_lines(&std::fs::read_to_string(file).unwrap()).len();
             (n > MAX_LINES)

@@ -217,7 +217,7 @@ mod tests {
 
     #[test]
     fn wasmtime_version_matches_the_pin() {
-        let manifest = include_str!("../../Cargo.toml");
+        let manifest = include_str!("../../../Cargo.toml");
         let pin = format!("wasmtime = {{ version = \"={}\"", wasmtime_version());
         assert!(
             manifest.contains(&pin),
