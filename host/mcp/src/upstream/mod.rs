@@ -417,11 +417,22 @@ impl Upstream {
                     return (reason, failure);
                 }
                 () = self.refresh.notified() => {
-                    if let Some(conn) = self.connection()
-                        && let Ok(Ok(c)) = tokio::time::timeout(self.spec.call_timeout, read_catalog(&self.spec, &conn.peer, &conn.info)).await
-                    {
-                        self.catalog.store(Some(Arc::new(c)));
-                        self.hub.lists_changed().await;
+                    let Some(conn) = self.connection() else { continue };
+                    let read = tokio::time::timeout(
+                        self.spec.call_timeout,
+                        read_catalog(&self.spec, &conn.peer, &conn.info),
+                    );
+                    // Reading the lists of a server that just hung would
+                    // hold this loop for a whole call-timeout: a restart
+                    // asked for meanwhile (the hang check) goes first.
+                    tokio::select! {
+                        read = read => {
+                            if let Ok(Ok(c)) = read {
+                                self.catalog.store(Some(Arc::new(c)));
+                                self.hub.lists_changed().await;
+                            }
+                        }
+                        () = self.restart_now.notified() => self.restart_now.notify_one(),
                     }
                 }
             }
