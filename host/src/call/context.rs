@@ -94,13 +94,14 @@ impl<'a> CallState<'a> {
         // Only an idempotent call's answer can stand in for a later one:
         // replaying a write's result would claim a write that never
         // happened.
-        if p.records_results && self.spec.idempotent {
-            if let Some(body) = value.encode() {
-                let now = self.now_ms();
-                self.cx
-                    .results
-                    .record(&p.service, self.result_key(), body, now);
-            }
+        if p.records_results
+            && self.spec.idempotent
+            && let Some(body) = value.encode()
+        {
+            let now = self.now_ms();
+            self.cx
+                .results
+                .record(&p.service, self.result_key(), body, now);
         }
         Reply {
             value,

@@ -9,6 +9,10 @@ use crate::config::OnFault;
 use crate::failure::ErrorKind;
 use crate::plugin::bindings::wit;
 
+// `CallError` is what `Runtime::call` returns by value (its public type,
+// with the whole history and the typed cause); boxing it here would only
+// move the allocation.
+#[allow(clippy::result_large_err)]
 impl CallState<'_> {
     /// Answers the caller with a plugin's fallback.
     pub(super) fn answer_with<T: Payload, E>(

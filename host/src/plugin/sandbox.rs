@@ -116,6 +116,17 @@ pub(crate) fn ticks_for(deadline: Duration) -> u64 {
 /// overflowing when added to the engine's epoch.
 const MAX_TICKS: u64 = 1 << 62;
 
+/// The linker every plugin is instantiated with: the host interfaces, and
+/// WASI p2 against a context that grants nothing unless configured (see
+/// `capability.rs`). A component importing anything else is refused at
+/// load.
+pub(crate) fn new_linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    strategy::StrategyPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    Ok(linker)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,15 +137,4 @@ mod tests {
         assert!(ticks_for(Duration::ZERO) >= 1);
         assert!(ticks_for(Duration::from_secs(1)) >= 100);
     }
-}
-
-/// The linker every plugin is instantiated with: the host interfaces, and
-/// WASI p2 against a context that grants nothing unless configured (see
-/// `capability.rs`). A component importing anything else is refused at
-/// load.
-pub(crate) fn new_linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
-    let mut linker = Linker::new(engine);
-    strategy::StrategyPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    Ok(linker)
 }
