@@ -31,13 +31,7 @@ impl RoutedState {
             let store: Arc<dyn StateStore> = match b {
                 StateBackend::Memory => Arc::new(MemoryState::default()),
                 #[cfg(feature = "redis")]
-                #[cfg(feature = "redis")]
                 StateBackend::Redis(s) => Arc::new(super::RedisState::connect(s.clone())?),
-                // Config validation refuses a Redis backend in such a build.
-                #[cfg(not(feature = "redis"))]
-                StateBackend::Redis(_) => {
-                    return Err("this build of mender has no Redis support".into());
-                }
                 // Config validation refuses a Redis backend in such a build.
                 #[cfg(not(feature = "redis"))]
                 StateBackend::Redis(_) => {
