@@ -219,14 +219,16 @@ def mender_status(config: Path, *extra: str) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def proxy(config: Path, **client_args: Any) -> AsyncIterator[Proxy]:
-    """A connected client whose server is `mender mcp-proxy --config config`.
+async def proxy(config: Path, proxy_env: dict[str, str] | None = None, **client_args: Any) -> AsyncIterator[Proxy]:
+    """A connected client whose server is `mender mcp-proxy --config config`
+    (with `proxy_env` added to its environment).
 
     The proxy's stderr (its logs) goes to a file next to the config and is
     printed when the block ends, so pytest shows it for a failing test.
     """
     stderr_path = config.parent / "proxy.stderr"
     env = {k: v for k, v in os.environ.items() if k in ("RUST_LOG", "RUST_BACKTRACE")}
+    env.update(proxy_env or {})
     params = StdioServerParameters(
         command=mender_bin(),
         args=["mcp-proxy", "--config", str(config)],

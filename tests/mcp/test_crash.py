@@ -116,13 +116,35 @@ async def test_a_write_killed_mid_call_is_not_retried(workdir: Path) -> None:
         # The proxy restarts the server anyway; the next call goes through.
         after = await p.wait_for(
             "a restarted writes server",
-            lambda: (u := p.upstream("writes"))["state"] == "ready" and u["pid"] != before["pid"] and u,
+            lambda: (u := p.upstream("writes"))["state"] == "ready" and u["pid"] and u["pid"] != before["pid"] and u,
         )
         assert after["restarts"] >= 1, after
         r = await p.client.call_tool("slow_write", {"note": "second"})
         assert not r.is_error, text(r)
         assert text(r) == "wrote second"
         assert [line.split()[1] for line in log.read_text().splitlines()] == ["first", "second"]
+
+
+async def test_status_never_shows_a_gone_server_as_ready(workdir: Path) -> None:
+    # The server closes its stdout but lives on for 5 s: from the moment
+    # its transport is gone, status says "restarting" (and counts the
+    # restart), never "ready" with no process behind it.
+    log = workdir / "writes.log"
+    async with proxy(mender_toml(workdir, {"writes": write_server(log, **RESTART)})) as p:
+        before = await p.wait_ready("writes")
+        with anyio.fail_after(10):
+            r = await p.client.call_tool("hang_up", {})
+        assert r.is_error, text(r)
+        seen = []
+        for _ in range(10):
+            u = p.upstream("writes")
+            seen.append((u["state"], u["pid"], u["restarts"]))
+            # Ready is right only for the old process (not noticed yet) or
+            # for its replacement.
+            old = u["pid"] == before["pid"]
+            assert u["state"] != "ready" or old or (u["pid"] and u["restarts"] >= 1), seen
+            await anyio.sleep(0.1)
+        assert any(s == "restarting" and n >= 1 for s, _, n in seen), seen
 
 
 async def test_no_call_in_flight_is_lost_to_a_crash(workdir: Path) -> None:

@@ -12,7 +12,10 @@ Built on the `mcp` package's own server, run as
 `python write_server.py` from the test venv.
 """
 
+import fcntl
 import os
+import threading
+import time
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -33,6 +36,28 @@ async def slow_write(note: str, seconds: float = 0.0) -> str:
             log.write(f"cancelled {note}\n")
         raise
     return f"wrote {note}"
+
+
+# A server that hangs up without exiting: its stdout closes at once, but a
+# non-daemon thread keeps the process alive for 5 s, longer than the
+# proxy's grace for an exit. What `mender status` says in that window is
+# what a test checks.
+@server.tool(description="Close stdout, then linger 5 s before exiting.")
+def hang_up() -> str:
+    threading.Thread(target=time.sleep, args=(5,)).start()
+    # The stdio transport writes to a private duplicate of the stdout pipe
+    # (fd 1 itself is diverted to stderr): close every write end of a pipe
+    # other than stderr's, so the proxy reads end-of-file.
+    stderr = os.readlink("/proc/self/fd/2")
+    for fd in map(int, os.listdir("/proc/self/fd")):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            writes = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY
+        except OSError:
+            continue
+        if target.startswith("pipe:") and target != stderr and writes:
+            os.close(fd)
+    return "hung up"
 
 
 if __name__ == "__main__":

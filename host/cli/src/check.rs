@@ -102,15 +102,17 @@ fn check_config(file: &Path) -> Result<String, String> {
     }
     for s in &mcp.servers {
         out.push_str(&format!(
-            "\n  mcp server {}: `{}`{} -> service {}",
+            "\n  mcp server {}: {}{} -> service {}",
             s.name,
-            s.command,
+            s.target(),
             if s.optional { " (optional)" } else { "" },
             s.service
         ));
         // A warning, not an error: the MCP client that starts the gateway
         // may give it another PATH than this shell's.
-        if let Err(why) = find_command(&s.command, s.cwd.as_deref()) {
+        if s.http.is_none()
+            && let Err(why) = find_command(&s.command, s.cwd.as_deref())
+        {
             out.push_str(&format!(
                 "\n    warning: mcp server {} ({}): {why}",
                 s.name, s.location

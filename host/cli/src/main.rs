@@ -11,6 +11,7 @@ macro_rules! out {
     }};
 }
 
+mod call;
 mod check;
 mod conformance;
 mod demo;
@@ -87,6 +88,10 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// A one-shot MCP client through mender: connect to TARGET (a URL or a
+    /// server in --config), list its tools, or call one (--tool) through
+    /// the pipeline. Exits 1 when the call fails.
+    Call(call::Args),
     /// The health of a running `mender mcp-proxy`: each upstream's state,
     /// restarts, circuit and last error.
     Status {
@@ -133,6 +138,7 @@ fn main() -> ExitCode {
         Command::Check { files } => check::run(&files),
         Command::Conformance(args) => conformance::run(args),
         Command::McpProxy { config } => mcp::proxy(&config),
+        Command::Call(args) => call::run(args),
         Command::Status {
             config,
             socket,

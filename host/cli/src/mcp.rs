@@ -100,8 +100,8 @@ pub fn proxy(config: &Path) -> ExitCode {
 pub fn status(config: Option<&Path>, socket: Option<PathBuf>, json: bool) -> ExitCode {
     let socket = match (socket, config) {
         (Some(s), _) => s,
-        (None, Some(c)) => match McpConfig::from_file(c) {
-            Ok(m) => m.status_socket,
+        (None, Some(c)) => match mender_mcp::status_socket_of(c) {
+            Ok(socket) => socket,
             Err(e) => {
                 eprintln!("mender status: config error: {e}");
                 return ExitCode::from(2);

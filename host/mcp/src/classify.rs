@@ -25,6 +25,15 @@ pub enum UpstreamError {
     Timeout(Duration),
     /// A JSON-RPC error response.
     Rpc(ErrorData),
+    /// A remote server answered with an HTTP error status (429, 5xx, 401…).
+    Http {
+        /// The status code.
+        status: u16,
+        /// Its `Retry-After`, as sent (seconds or an HTTP date).
+        retry_after: Option<String>,
+        /// What the transport said.
+        message: String,
+    },
     /// The tool ran and reported failure (`isError: true`); kept whole so a
     /// caller whose retries run out receives the server's own answer.
     Tool(Box<CallToolResult>),
@@ -40,6 +49,7 @@ impl std::fmt::Display for UpstreamError {
             UpstreamError::Closed(m) => write!(f, "connection closed: {m}"),
             UpstreamError::Timeout(t) => write!(f, "no answer within {t:?}"),
             UpstreamError::Rpc(e) => write!(f, "JSON-RPC error {}: {}", e.code.0, e.message),
+            UpstreamError::Http { message, .. } => f.write_str(message),
             UpstreamError::Tool(r) => write!(f, "tool error: {}", tool_text(r)),
             UpstreamError::Other(m) => f.write_str(m),
         }
@@ -53,7 +63,8 @@ impl From<ServiceError> for UpstreamError {
         match e {
             ServiceError::McpError(data) => UpstreamError::Rpc(data),
             ServiceError::TransportClosed => UpstreamError::Closed("transport closed".into()),
-            ServiceError::TransportSend(e) => UpstreamError::Closed(format!("send failed: {e}")),
+            ServiceError::TransportSend(e) => from_http(&*e.error)
+                .unwrap_or_else(|| UpstreamError::Closed(format!("send failed: {}", error_chain(&e)))),
             ServiceError::Timeout { timeout } => UpstreamError::Timeout(timeout),
             ServiceError::Cancelled { reason } => UpstreamError::Other(format!(
                 "cancelled: {}",
@@ -73,10 +84,82 @@ impl Classify for UpstreamError {
             }
             UpstreamError::Timeout(_) => Failure::new(ErrorKind::Timeout, message),
             UpstreamError::Rpc(e) => Failure::new(rpc_kind(e.code), message).with_status(e.code.0),
+            UpstreamError::Http {
+                status,
+                retry_after,
+                ..
+            } => {
+                let after = retry_after.as_deref().and_then(parse_retry_after);
+                let kind = StatusCode::from_u16(*status).map_or(ErrorKind::Unknown, |s| {
+                    ErrorKind::from_http_status(s, after.is_some())
+                });
+                let mut failure = Failure::new(kind, message).with_status(i32::from(*status));
+                if let Some(after) = after {
+                    failure = failure.with_retry_after(after);
+                }
+                failure
+            }
             UpstreamError::Tool(r) => classify_tool_text(&tool_text(r)),
             UpstreamError::Other(_) => Failure::new(ErrorKind::Unknown, message),
         }
     }
+}
+
+/// An error and its sources, `: `-joined: reqwest's own message ("error
+/// sending request") says nothing of the cause ("Connection refused",
+/// "invalid peer certificate") that its sources carry.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// What a remote server's HTTP transport reported, when it is a status
+/// the pipeline should see (a 429's `Retry-After` included), a timeout,
+/// or a refused/reset connection.
+fn from_http(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<UpstreamError> {
+    use rmcp::transport::streamable_http_client::StreamableHttpError;
+    let e = e.downcast_ref::<StreamableHttpError<reqwest::Error>>()?;
+    let message = error_chain(e);
+    Some(match e {
+        StreamableHttpError::HttpStatus(s) => UpstreamError::Http {
+            status: s.status,
+            retry_after: s.retry_after.clone(),
+            message,
+        },
+        StreamableHttpError::AuthRequired(_) => UpstreamError::Http {
+            status: 401,
+            retry_after: None,
+            message,
+        },
+        StreamableHttpError::InsufficientScope(_) => UpstreamError::Http {
+            status: 403,
+            retry_after: None,
+            message,
+        },
+        StreamableHttpError::Client(c) if c.is_timeout() => {
+            UpstreamError::Other(format!("timed out: {message}"))
+        }
+        _ => UpstreamError::Closed(message),
+    })
+}
+
+/// `Retry-After` as seconds or an HTTP date, read as the core reads it.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_str(value).ok()?,
+    );
+    mender::retry_after(&headers)
 }
 
 /// The kind a JSON-RPC error code implies.

@@ -39,7 +39,8 @@ use rmcp::ServiceExt as _;
 
 pub use classify::{UpstreamError, classify_tool_text, rpc_kind, tool_text};
 pub use config::{
-    DEFAULT_MAX_MESSAGE_BYTES, McpConfig, RedactResults, ServerSpec, default_status_socket,
+    DEFAULT_MAX_MESSAGE_BYTES, HttpEndpoint, McpConfig, RedactResults, ServerSpec,
+    default_status_socket, status_socket_of,
 };
 pub use forward::{CALL_META_KEY, tool_is_idempotent};
 pub use status::{CIRCUIT_GAUGE, GatewayStatus, UpstreamStatus, fetch as fetch_status};

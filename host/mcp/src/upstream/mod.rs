@@ -1,9 +1,7 @@
-//! One upstream MCP server as a supervised child process: started, watched
-//! and restarted with backoff when it exits or hangs (its requests are in
-//! `request.rs`).
+//! One upstream MCP server, supervised: a child process (or a session with
+//! a remote server, `http.rs`) started, watched and restarted with backoff
+//! when it exits or hangs (its requests are in `request.rs`).
 
-use std::collections::VecDeque;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,18 +10,17 @@ use arc_swap::ArcSwapOption;
 use rmcp::model::{Prompt, Resource, ResourceTemplate, ServerPeerInfo, Tool};
 use rmcp::service::{RunningService, ServiceExt as _};
 use rmcp::{Peer, RoleClient};
-use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::sync::{Notify, watch};
 
 use crate::classify::UpstreamError;
 use crate::client::{Hub, UpstreamClient};
 use crate::config::{RedactResults, ServerSpec};
-use crate::raw_tools::{RawTools, TapReader};
+use crate::raw_tools::RawTools;
 
+mod http;
 mod request;
+mod stdio;
 
-/// Lines of a server's stderr kept to explain a failed start.
-const STDERR_TAIL: usize = 20;
 /// A server that stayed up this long has its restart delay reset: it was
 /// healthy, so its next crash is a new incident, not part of a crash loop.
 const HEALTHY_AFTER: Duration = Duration::from_secs(10);
@@ -228,7 +225,7 @@ impl Upstream {
                 Ok(started) => started,
                 Err(e) => {
                     let e = self.rt.redact(&e.to_string());
-                    tracing::warn!(server = %self.name(), command = %self.spec.command, "MCP server failed to start: {e}");
+                    tracing::warn!(server = %self.name(), target = %self.spec.target(), "MCP server failed to start: {e}");
                     self.set_state(UpstreamState::Down, Some((e.to_string(), "connect")));
                     failed_starts += 1;
                     tokio::time::sleep(self.restart_delay(failed_starts)).await;
@@ -237,23 +234,31 @@ impl Upstream {
             };
             let (service, mut child) = started;
             let up_since = Instant::now();
-            tracing::info!(server = %self.name(), pid = ?child.id(), "MCP server ready");
-            let (reason, failure) = self.serve_until_gone(service, &mut child).await;
+            tracing::info!(server = %self.name(), pid = ?child.as_ref().and_then(|c| c.id()), "MCP server ready");
+            let (reason, failure) = self.serve_until_gone(service, child.as_mut()).await;
+            // The state changes before the connection goes and before the
+            // reaping below (up to EXIT_GRACE): status must never show a
+            // server as ready with no process behind it.
+            if failure {
+                tracing::warn!(server = %self.name(), "MCP server {reason}; restarting");
+                self.set_state(UpstreamState::Restarting, Some((reason, "connect")));
+            } else {
+                tracing::info!(server = %self.name(), "restarting MCP server {reason}");
+                self.set_state(UpstreamState::Starting, None);
+            }
             self.conn.store(None);
             // Reap it: it has exited, was killed, or gets a moment to exit
             // on its closed stdin before it is killed.
-            if tokio::time::timeout(EXIT_GRACE, child.wait())
-                .await
-                .is_err()
+            if let Some(child) = &mut child
+                && tokio::time::timeout(EXIT_GRACE, child.wait())
+                    .await
+                    .is_err()
             {
                 let _ = child.kill().await;
             }
             if !failure {
-                tracing::info!(server = %self.name(), "restarting MCP server {reason}");
                 continue;
             }
-            tracing::warn!(server = %self.name(), "MCP server {reason}; restarting");
-            self.set_state(UpstreamState::Restarting, Some((reason, "connect")));
             self.hub.lists_changed().await;
             failed_starts = if up_since.elapsed() >= HEALTHY_AFTER {
                 0
@@ -274,96 +279,55 @@ impl Upstream {
             .min(self.spec.restart_max)
     }
 
-    /// Spawns the process, handshakes, reads its catalogue and publishes
-    /// the connection.
+    /// Connects (spawning the process of a local server), handshakes,
+    /// reads the catalogue and publishes the connection.
     async fn start(
         &self,
     ) -> Result<
         (
             RunningService<RoleClient, UpstreamClient>,
-            tokio::process::Child,
+            Option<tokio::process::Child>,
         ),
         UpstreamError,
     > {
-        let spec = &self.spec;
-        let mut cmd = tokio::process::Command::new(&spec.command);
-        cmd.args(&spec.args)
-            .envs(&spec.env)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Whatever happens to the gateway's task, no server outlives it.
-            .kill_on_drop(true);
-        if let Some(cwd) = &spec.cwd {
-            cmd.current_dir(cwd);
-        }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| UpstreamError::Spawn(format!("`{}`: {e}", spec.command)))?;
-        let (Some(stdin), Some(stdout), stderr) =
-            (child.stdin.take(), child.stdout.take(), child.stderr.take())
-        else {
-            return Err(UpstreamError::Spawn("no stdio pipes to the child".into()));
-        };
-        let pid = child.id();
-        let transport = (TapReader::new(stdout, self.raw_tools.clone()), stdin);
-        let tail = Arc::new(Mutex::new(VecDeque::new()));
-        let stderr_done = stderr.map(|s| {
-            tokio::spawn(log_stderr(
-                spec.name.clone(),
-                s,
-                tail.clone(),
-                self.rt.clone(),
-            ))
-        });
-        let client = UpstreamClient {
-            server: spec.name.clone(),
-            secrets: (spec.redact_results != RedactResults::None).then(|| self.secrets.clone()),
-            hub: self.hub.clone(),
-            refresh: self.refresh.clone(),
-        };
-        let explain = |what: String| async {
-            // A server that dies at once says why on stderr; wait briefly
-            // for the pipe to drain so the message can include it.
-            if let Some(done) = stderr_done {
-                let _ = tokio::time::timeout(Duration::from_millis(300), done).await;
+        let (service, child) = match &self.spec.http {
+            Some(endpoint) => {
+                let transport = http::transport(endpoint)?;
+                let target = self.spec.target();
+                let service = match tokio::time::timeout(
+                    self.spec.start_timeout,
+                    self.client().serve(transport),
+                )
+                .await
+                {
+                    Ok(Ok(service)) => service,
+                    Ok(Err(e)) => {
+                        return Err(UpstreamError::Spawn(format!(
+                            "{target} failed the MCP handshake: {}",
+                            crate::classify::error_chain(&e)
+                        )));
+                    }
+                    Err(_) => {
+                        return Err(UpstreamError::Spawn(format!(
+                            "{target} did not finish the MCP handshake within {:?}",
+                            self.spec.start_timeout
+                        )));
+                    }
+                };
+                (service, None)
             }
-            let tail: Vec<String> = tail
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .iter()
-                .cloned()
-                .collect();
-            if tail.is_empty() {
-                UpstreamError::Spawn(what)
-            } else {
-                UpstreamError::Spawn(format!(
-                    "{what}; its stderr ended with: {}",
-                    tail.join(" | ")
-                ))
+            None => {
+                let (service, child) = self.spawn().await?;
+                (service, Some(child))
             }
         };
-        let service = match tokio::time::timeout(spec.start_timeout, client.serve(transport)).await
-        {
-            Ok(Ok(service)) => service,
-            Ok(Err(e)) => {
-                return Err(
-                    explain(format!("`{}` failed the MCP handshake: {e}", spec.command)).await,
-                );
-            }
-            Err(_) => {
-                return Err(explain(format!(
-                    "`{}` did not finish the MCP handshake within {:?}",
-                    spec.command, spec.start_timeout
-                ))
-                .await);
-            }
-        };
+        let pid = child.as_ref().and_then(tokio::process::Child::id);
         let peer = service.peer().clone();
         let info = peer
             .peer_info()
             .map(|i| (*i).clone())
             .ok_or_else(|| UpstreamError::Spawn("no server info after the handshake".into()))?;
+        let spec = &self.spec;
         let catalog = tokio::time::timeout(spec.start_timeout, read_catalog(spec, &peer, &info))
             .await
             .map_err(|_| {
@@ -380,12 +344,23 @@ impl Upstream {
         Ok((service, child))
     }
 
+    /// The client side of one connection.
+    fn client(&self) -> UpstreamClient {
+        UpstreamClient {
+            server: self.spec.name.clone(),
+            secrets: (self.spec.redact_results != RedactResults::None)
+                .then(|| self.secrets.clone()),
+            hub: self.hub.clone(),
+            refresh: self.refresh.clone(),
+        }
+    }
+
     /// Serves until the connection closes, or the process is killed as hung
     /// or restarted on purpose; says why, and whether it was a failure.
     async fn serve_until_gone(
         &self,
         service: RunningService<RoleClient, UpstreamClient>,
-        child: &mut tokio::process::Child,
+        mut child: Option<&mut tokio::process::Child>,
     ) -> (String, bool) {
         let ct = service.cancellation_token();
         let waiting = service.waiting();
@@ -394,6 +369,7 @@ impl Upstream {
             tokio::select! {
                 quit = &mut waiting => {
                     return match quit {
+                        Ok(_) if child.is_none() => ("ended its connection".to_owned(), true),
                         Ok(_) => ("exited (its stdout closed)".to_owned(), true),
                         Err(e) => (format!("connection task failed: {e}"), true),
                     };
@@ -405,7 +381,7 @@ impl Upstream {
                         .unwrap_or_else(|p| p.into_inner())
                         .take()
                         .unwrap_or_else(|| ("on request".to_owned(), true));
-                    if failure {
+                    if failure && let Some(child) = child.as_mut() {
                         // SIGKILL (which also ends a SIGSTOPped process): a
                         // hung server cannot be asked to leave.
                         let _ = child.start_kill();
@@ -474,24 +450,4 @@ async fn read_catalog(
         catalog.templates = peer.list_all_resource_templates().await?;
     }
     Ok(catalog)
-}
-
-/// Passes a server's stderr to the log, line by line, keeping the last few
-/// lines to explain a failed start.
-async fn log_stderr(
-    server: String,
-    stderr: tokio::process::ChildStderr,
-    tail: Arc<Mutex<VecDeque<String>>>,
-    rt: mender::Runtime,
-) {
-    let mut lines = BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let line = rt.redact(&line);
-        tracing::info!(target: "mender::mcp::upstream", server = %server, "{line}");
-        let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
-        if t.len() == STDERR_TAIL {
-            t.pop_front();
-        }
-        t.push_back(line);
-    }
 }

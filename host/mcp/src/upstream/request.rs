@@ -64,6 +64,10 @@ impl Upstream {
         let result = result.map_err(UpstreamError::from);
         match &result {
             Err(UpstreamError::Timeout(_)) => self.check_hung(),
+            // A remote server's connection failing is no proof the server
+            // is gone (one request's TCP connection was reset); a ping
+            // tells, and an unanswered one starts a new session.
+            Err(UpstreamError::Closed(_)) if self.spec.http.is_some() => self.check_hung(),
             Err(UpstreamError::Closed(_)) => {}
             // Any answer at all: the server is not hung.
             _ => self.answered(),
@@ -134,8 +138,9 @@ impl Upstream {
                         .lock()
                         .unwrap_or_else(|p| p.into_inner()) = Some((
                         format!(
-                            "was hung (a call timed out and a ping got no answer within {:?}); killed it",
-                            this.spec.ping_timeout
+                            "was hung (a call failed and a ping got no answer within {:?}); {}",
+                            this.spec.ping_timeout,
+                            if this.spec.http.is_some() { "reconnecting" } else { "killed it" }
                         ),
                         true,
                     ));

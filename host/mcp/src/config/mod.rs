@@ -17,6 +17,10 @@
 //! allow-tools = ["search_*"]        # only these tools (exact names, or a `*` suffix)
 //! deny-tools = ["delete_repo"]      # never these
 //! redact-results = "secrets"        # "secrets" (default), "all" or "none"
+//!
+//! [mcp.servers.remote]             # over Streamable HTTP (see `http.rs`)
+//! url = "https://mcp.example.com/mcp"
+//! headers = { Authorization = "Bearer ${REMOTE_TOKEN}" }
 //! ```
 
 use std::collections::BTreeMap;
@@ -27,6 +31,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use mender::config::{ConfigError, Source};
+
+mod http;
+pub use http::HttpEndpoint;
 
 /// The MCP SDKs' default request timeout: a tool that legitimately runs
 /// long (a build, a crawl) should not be cut short by the gateway unless
@@ -76,12 +83,13 @@ pub enum RedactResults {
     None,
 }
 
-/// One upstream MCP server, run as a child process over stdio.
+/// One upstream MCP server: run as a child process over stdio, or, when
+/// `http` is set, reached over Streamable HTTP.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerSpec {
     /// The server's name (the key in `[mcp.servers.*]`).
     pub name: String,
-    /// The program to run.
+    /// The program to run (empty for a remote server).
     pub command: String,
     /// Its arguments.
     pub args: Vec<String>,
@@ -122,6 +130,8 @@ pub struct ServerSpec {
     pub deny_tools: Vec<String>,
     /// What of its results is redacted.
     pub redact_results: RedactResults,
+    /// For a remote server (`url = …`): where and how to reach it.
+    pub http: Option<HttpEndpoint>,
 }
 
 impl ServerSpec {
@@ -152,7 +162,23 @@ impl ServerSpec {
                 None => after_flag = arg.starts_with('-') && names_a_secret(arg),
             }
         }
-        from_env.chain(from_args).filter(|v| !v.is_empty())
+        let from_http = self.http.iter().flat_map(|h| h.secrets.iter());
+        from_env
+            .chain(from_args)
+            .chain(from_http.map(String::as_str))
+            .filter(|v| !v.is_empty())
+    }
+
+    /// What the server is, for messages: its command or its URL (without
+    /// a password).
+    pub fn target(&self) -> String {
+        match &self.http {
+            Some(h) => match http::url_password(&h.url) {
+                Some(p) => h.url.replacen(&format!(":{p}@"), ":…@", 1),
+                None => h.url.clone(),
+            },
+            None => format!("`{}`", self.command),
+        }
     }
 
     /// Whether the server offers `tool` (its own name), per `allow-tools`
@@ -168,7 +194,7 @@ impl ServerSpec {
 }
 
 /// Whether a variable or flag name says it holds a credential.
-fn names_a_secret(name: &str) -> bool {
+pub(crate) fn names_a_secret(name: &str) -> bool {
     const WORDS: [&str; 7] = [
         "TOKEN",
         "KEY",
@@ -200,7 +226,12 @@ struct McpToml {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct ServerToml {
-    command: String,
+    command: Option<Spanned<String>>,
+    url: Option<Spanned<String>>,
+    headers: Option<Spanned<BTreeMap<String, String>>>,
+    ca_file: Option<String>,
+    #[serde(default, with = "humantime_serde")]
+    connect_timeout: Option<Duration>,
     #[serde(default)]
     args: Vec<String>,
     #[serde(default)]
@@ -254,6 +285,16 @@ impl McpConfig {
 
     /// Parses `[mcp]` from config text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<McpConfig, ConfigError> {
+        McpConfig::parse_with_env(text, origin, base_dir, &|name| std::env::var(name).ok())
+    }
+
+    /// [`McpConfig::parse`], reading `${NAME}` from `env`.
+    pub fn parse_with_env(
+        text: &str,
+        origin: &str,
+        base_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<McpConfig, ConfigError> {
         let src = Source { origin, text };
         let error = |offset: usize, message: String| src.error(offset, message);
         let raw: FileToml = toml::from_str(text).map_err(|e| {
@@ -267,12 +308,33 @@ impl McpConfig {
         for (name, spanned) in &raw.servers {
             let offset = spanned.span().start;
             let s = spanned.get_ref();
-            if s.command.trim().is_empty() {
-                return Err(error(
-                    offset,
-                    format!("mcp server `{name}`: `command` is empty"),
-                ));
-            }
+            let http = http::endpoint(name, s, &src, base_dir, env)?;
+            let command = match (&s.command, &http) {
+                (Some(c), None) if c.get_ref().trim().is_empty() => {
+                    return Err(error(
+                        c.span().start,
+                        format!("mcp server `{name}`: `command` is empty"),
+                    ));
+                }
+                (Some(c), None) => c.get_ref().clone(),
+                (None, Some(_)) => String::new(),
+                (Some(c), Some(_)) => {
+                    return Err(error(
+                        c.span().start,
+                        format!(
+                            "mcp server `{name}`: give `command` (a local server) or `url` (a remote one), not both"
+                        ),
+                    ));
+                }
+                (None, None) => {
+                    return Err(error(
+                        offset,
+                        format!(
+                            "mcp server `{name}`: needs `command` (a local server) or `url` (a remote one)"
+                        ),
+                    ));
+                }
+            };
             let restart_base = s.restart_backoff.base.unwrap_or(DEFAULT_RESTART_BASE);
             let restart_max = s.restart_backoff.max.unwrap_or(DEFAULT_RESTART_MAX);
             if restart_base.is_zero() || restart_base > restart_max {
@@ -358,7 +420,7 @@ impl McpConfig {
             let (line, _) = src.line_col(offset);
             servers.push(ServerSpec {
                 name: name.clone(),
-                command: s.command.clone(),
+                command,
                 args: s.args.clone(),
                 env: s.env.clone(),
                 cwd: s.cwd.as_ref().map(|c| base_dir.join(c)),
@@ -380,6 +442,7 @@ impl McpConfig {
                 allow_tools,
                 deny_tools,
                 redact_results: s.redact_results,
+                http,
             });
         }
         let status_socket = match raw.status_socket {
@@ -405,6 +468,29 @@ impl McpConfig {
             max_message_bytes,
         })
     }
+}
+
+/// Where the gateway started with the config file at `path` serves its
+/// status: only `[mcp] status-socket` is read, so `mender status` works
+/// without the environment variables the servers' settings name.
+pub fn status_socket_of(path: &Path) -> Result<PathBuf, ConfigError> {
+    let text = Source::read(path)?;
+    let origin = path.display().to_string();
+    let raw: FileToml = toml::from_str(&text).map_err(|e| {
+        Source {
+            origin: &origin,
+            text: &text,
+        }
+        .error(
+            e.span().map_or(0, |s| s.start),
+            e.message().trim_end().to_owned(),
+        )
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    Ok(match raw.mcp.and_then(|m| m.status_socket) {
+        Some(p) => base.join(p),
+        None => default_status_socket(path),
+    })
 }
 
 /// Where a gateway started with `config` serves its status when the config

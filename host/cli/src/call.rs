@@ -1,0 +1,217 @@
+//! `mender call TARGET`: a one-shot MCP client through the gateway. It
+//! connects to one server (a URL, or a server named in `--config`), lists
+//! its tools, and calls one if asked, through the same pipeline, restarts
+//! and classification as `mender mcp-proxy` — the gateway runs in this
+//! process and the client talks to it over an in-memory pipe. For scripts,
+//! for trying a server, and for test suites that drive "a client command
+//! with the server URL appended".
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use mender::{RedactingWriter, Redactor, Runtime};
+use mender_mcp::{McpConfig, McpProxy};
+use rmcp::ServiceExt as _;
+use rmcp::model::CallToolRequestParams;
+use tracing_subscriber::EnvFilter;
+
+/// The arguments of `mender call`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The mender.toml whose plugins and services the call goes through
+    /// (and whose `[mcp.servers.*]` TARGET may name).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The tool to call (without it: list the tools).
+    #[arg(long)]
+    tool: Option<String>,
+    /// The tool's arguments, a JSON object.
+    #[arg(long, default_value = "{}", requires = "tool")]
+    args: String,
+    /// A header for a URL target, `NAME: VALUE` (repeatable). `${VAR}` in
+    /// the value is read from the environment and redacted everywhere.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    headers: Vec<String>,
+    /// Print JSON (the tool list, or the whole tool result).
+    #[arg(long)]
+    json: bool,
+    /// A server's MCP endpoint (`http://…`, `https://…`), or the name of a
+    /// server in `--config`. Last, so a command line can append it.
+    target: String,
+}
+
+/// Runs `mender call`; 0 when the tools were listed or the call succeeded,
+/// 1 when the call failed (an `isError` result), 2 on bad input.
+pub fn run(args: Args) -> ExitCode {
+    let mut mcp = match target_config(&args) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("mender call: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let arguments = match serde_json::from_str::<serde_json::Value>(&args.args) {
+        Ok(serde_json::Value::Object(map)) => map,
+        Ok(_) | Err(_) => {
+            eprintln!("mender call: --args must be a JSON object, got {:?}", args.args);
+            return ExitCode::from(2);
+        }
+    };
+    let secrets: Vec<String> = mcp
+        .servers
+        .iter()
+        .flat_map(|s| s.secret_values().map(str::to_owned))
+        .collect();
+    let mut redactor = Redactor::default();
+    for s in &secrets {
+        redactor.add_secret(s.clone());
+    }
+    // Quiet by default: stdout is the answer, stderr only trouble.
+    let filter = EnvFilter::try_from_env("MENDER_LOG").unwrap_or_else(|_| EnvFilter::new("warn,rmcp=error"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(RedactingWriter::new(std::io::stderr, redactor))
+        .with_ansi(false)
+        .init();
+    // A private status socket: a gateway running on the same config keeps
+    // its own.
+    let scratch = match tempfile::tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("mender call: no temporary directory: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    mcp.status_socket = scratch.path().join("status.sock");
+    let tokio = match tokio::runtime::Runtime::new() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("mender call: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tokio.block_on(async move {
+        let builder = match &args.config {
+            Some(path) => Runtime::builder().config_file(path),
+            None => Ok(Runtime::builder()),
+        };
+        let rt = match builder.and_then(|b| secrets.into_iter().fold(b, |b, s| b.secret(s)).build()) {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("mender call: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        match session(rt, mcp, args.tool.as_deref(), arguments, args.json).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("mender call: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// The gateway config for TARGET: the named server of `--config`, or a
+/// remote server at the URL (parsed as a `[mcp.servers.*]` table would be,
+/// so it gets the same checks and defaults).
+fn target_config(args: &Args) -> Result<McpConfig, String> {
+    let url = args.target.starts_with("http://") || args.target.starts_with("https://");
+    if !url {
+        if !args.headers.is_empty() {
+            return Err("--header is for a URL target; a configured server has its own `headers`".into());
+        }
+        let Some(path) = &args.config else {
+            return Err(format!(
+                "{:?} is not a URL (http://, https://); to name a server, give --config",
+                args.target
+            ));
+        };
+        let mut mcp = McpConfig::from_file(path).map_err(|e| format!("config error: {e}"))?;
+        let names: Vec<String> = mcp.servers.iter().map(|s| s.name.clone()).collect();
+        mcp.servers.retain(|s| s.name == args.target);
+        if mcp.servers.is_empty() {
+            return Err(format!(
+                "{} has no [mcp.servers.{}] (it has: {})",
+                path.display(),
+                args.target,
+                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+            ));
+        }
+        return Ok(mcp);
+    }
+    let json = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
+    let mut headers = Vec::new();
+    for h in &args.headers {
+        let Some((name, value)) = h.split_once(':') else {
+            return Err(format!("--header {h:?} must be `NAME: VALUE`"));
+        };
+        headers.push(format!("{} = {}", json(name.trim()), json(value.trim())));
+    }
+    let text = format!(
+        "[mcp.servers.target]\nurl = {}\nheaders = {{ {} }}\n",
+        json(&args.target),
+        headers.join(", ")
+    );
+    let base = args.config.as_deref().and_then(Path::parent).unwrap_or(Path::new("."));
+    McpConfig::parse(&text, "the command line", base).map_err(|e| e.message)
+}
+
+/// Connects a client to the gateway, lists or calls, prints the answer.
+async fn session(
+    rt: Runtime,
+    mcp: McpConfig,
+    tool: Option<&str>,
+    arguments: serde_json::Map<String, serde_json::Value>,
+    json: bool,
+) -> Result<ExitCode, String> {
+    let proxy = McpProxy::start(rt, mcp).await.map_err(|e| e.to_string())?;
+    let (client_side, gateway_side) = tokio::io::duplex(1 << 20);
+    let (gateway_read, gateway_write) = tokio::io::split(gateway_side);
+    let gateway = tokio::spawn(proxy.serve_io(gateway_read, gateway_write));
+    let client = match ().serve(tokio::io::split(client_side)).await {
+        Ok(c) => c,
+        Err(e) => {
+            // The gateway's own error (a required server that cannot
+            // start) says more than the client's "connection closed".
+            if let Ok(Err(why)) = gateway.await {
+                return Err(why.to_string());
+            }
+            return Err(format!("initialize failed: {e}"));
+        }
+    };
+    let Some(tool) = tool else {
+        let tools = client.list_all_tools().await.map_err(|e| format!("tools/list: {e}"))?;
+        if json {
+            out!("{}", serde_json::to_string_pretty(&tools).unwrap_or_default());
+        } else {
+            for t in &tools {
+                let about = t.description.as_deref().and_then(|d| d.lines().next()).unwrap_or("");
+                out!("{}\t{about}", t.name);
+            }
+        }
+        let _ = client.cancel().await;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let request = CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments);
+    let result = client
+        .call_tool(request)
+        .await
+        .map_err(|e| format!("tools/call {tool}: {e}"))?;
+    if json {
+        out!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());
+    } else {
+        for block in &result.content {
+            match block.as_text() {
+                Some(t) => out!("{}", t.text),
+                None => out!("{}", serde_json::to_string(block).unwrap_or_default()),
+            }
+        }
+    }
+    let _ = client.cancel().await;
+    Ok(if result.is_error == Some(true) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

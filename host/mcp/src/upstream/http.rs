@@ -1,0 +1,196 @@
+//! Reaching a remote upstream over Streamable HTTP: the HTTP client
+//! (rustls, the system's roots plus `ca-file`, `HTTPS_PROXY` honoured,
+//! redirects refused), the configured headers, and rmcp's transport,
+//! which keeps the `Mcp-Session-Id` and re-initializes a session the
+//! server forgot before re-sending what failed with it.
+//!
+//! The spec says a forgotten session is answered with HTTP 404, but the
+//! reference TypeScript servers (server-everything among them) answer 400
+//! with a JSON-RPC error that has no `id` ("No valid session ID
+//! provided"). rmcp passes that on as a message no request matches, so
+//! the request would wait out its whole timeout. [`SessionAwareClient`]
+//! turns it into the 404 it means, and any other id-less error answering
+//! a request into an error for that request.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_core::stream::BoxStream;
+use http::{HeaderName, HeaderValue};
+use rmcp::model::{ClientJsonRpcMessage, JsonRpcMessage};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::{
+    SseError, StreamableHttpClient, StreamableHttpClientTransportConfig, StreamableHttpError,
+    StreamableHttpPostResponse,
+};
+use sse_stream::Sse;
+
+use crate::classify::UpstreamError;
+use crate::config::HttpEndpoint;
+
+/// The transport for one connection to `endpoint`.
+pub(super) fn transport(
+    endpoint: &HttpEndpoint,
+) -> Result<StreamableHttpClientTransport<SessionAwareClient>, UpstreamError> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(endpoint.connect_timeout)
+        // A redirect could carry the Authorization header to another
+        // origin; a moved server is a config change, said in the error.
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(path) = &endpoint.ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| UpstreamError::Spawn(format!("ca-file {}: {e}", path.display())))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            UpstreamError::Spawn(format!("ca-file {}: not PEM certificates: {e}", path.display()))
+        })?;
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    let client = builder
+        .build()
+        .map_err(|e| UpstreamError::Spawn(format!("HTTP client: {e}")))?;
+    let mut headers = HashMap::new();
+    for (name, value) in &endpoint.headers {
+        // Checked when the config was read.
+        let (Ok(name), Ok(mut value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) else {
+            return Err(UpstreamError::Spawn(format!("header {name:?} is not valid")));
+        };
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    let mut config = StreamableHttpClientTransportConfig::with_uri(endpoint.url.as_str());
+    config.custom_headers = headers;
+    // A 404 on the session means the server never ran the request, so
+    // re-sending it after a new `initialize` is safe even for a write.
+    config.reinit_on_expired_session = true;
+    Ok(StreamableHttpClientTransport::with_client(
+        SessionAwareClient(client),
+        config,
+    ))
+}
+
+/// reqwest's client, with id-less JSON-RPC errors read as what they mean
+/// (see the module header).
+#[derive(Clone)]
+pub(super) struct SessionAwareClient(reqwest::Client);
+
+type PostResult = Result<StreamableHttpPostResponse, StreamableHttpError<reqwest::Error>>;
+
+impl SessionAwareClient {
+    fn interpret(posted_request: bool, had_session: bool, result: PostResult) -> PostResult {
+        let Ok(StreamableHttpPostResponse::Json(JsonRpcMessage::Error(e), _)) = &result else {
+            return result;
+        };
+        if e.id.is_some() || !posted_request {
+            return result;
+        }
+        if had_session && e.error.message.to_ascii_lowercase().contains("session") {
+            return Err(StreamableHttpError::SessionExpired);
+        }
+        Err(StreamableHttpError::UnexpectedServerResponse(Cow::Owned(
+            format!(
+                "the server answered with an error for no request: {} {}",
+                e.error.code.0, e.error.message
+            ),
+        )))
+    }
+}
+
+impl StreamableHttpClient for SessionAwareClient {
+    type Error = reqwest::Error;
+
+    async fn post_message(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> PostResult {
+        let request = matches!(message, JsonRpcMessage::Request(_));
+        let had_session = session_id.is_some();
+        let result = self
+            .0
+            .post_message(uri, message, session_id, auth_header, custom_headers)
+            .await;
+        Self::interpret(request, had_session, result)
+    }
+
+    async fn post_message_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> PostResult {
+        let request = matches!(message, JsonRpcMessage::Request(_));
+        let had_session = session_id.is_some();
+        let result = self
+            .0
+            .post_message_with_max_sse_event_size(
+                uri,
+                message,
+                session_id,
+                auth_header,
+                custom_headers,
+                max_sse_event_size,
+            )
+            .await;
+        Self::interpret(request, had_session, result)
+    }
+
+    async fn delete_session(
+        &self,
+        uri: Arc<str>,
+        session_id: Arc<str>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<(), StreamableHttpError<reqwest::Error>> {
+        self.0
+            .delete_session(uri, session_id, auth_header, custom_headers)
+            .await
+    }
+
+    async fn get_stream(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<reqwest::Error>>
+    {
+        self.0
+            .get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
+            .await
+    }
+
+    async fn get_stream_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<reqwest::Error>>
+    {
+        self.0
+            .get_stream_with_max_sse_event_size(
+                uri,
+                session_id,
+                last_event_id,
+                auth_header,
+                custom_headers,
+                max_sse_event_size,
+            )
+            .await
+    }
+}
