@@ -151,3 +151,8 @@ fn status_shows_failed_calls_and_hung_servers() {
 fn conformance_verdicts_match_direct() {
     pytest("test_conformance.py");
 }
+
+#[test]
+fn remote_servers_over_streamable_http_and_mender_call() {
+    pytest("test_remote.py");
+}
