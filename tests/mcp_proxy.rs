@@ -156,3 +156,8 @@ fn conformance_verdicts_match_direct() {
 fn remote_servers_over_streamable_http_and_mender_call() {
     pytest("test_remote.py");
 }
+
+#[test]
+fn many_clients_over_http_with_tokens_origins_and_limits() {
+    pytest("test_http_front.py");
+}

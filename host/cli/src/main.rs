@@ -79,14 +79,17 @@ enum Command {
     Plugins,
     /// Replay scenario files against a plugin; exits non-zero on a failure.
     Conformance(conformance::Args),
-    /// A resilient MCP gateway on stdio: put it in an MCP client's config
-    /// in place of the servers listed in `[mcp.servers.*]`. Crashed or hung
-    /// servers are restarted; calls go through the strategy plugins.
+    /// A resilient MCP gateway on stdio (or, with --listen, over HTTP for
+    /// many clients): put it in an MCP client's config in place of the
+    /// servers listed in `[mcp.servers.*]`. Crashed or hung servers are
+    /// restarted; calls go through the strategy plugins.
     McpProxy {
         /// The mender.toml with `[mcp.servers.*]` (and the usual plugins
         /// and services).
         #[arg(long)]
         config: PathBuf,
+        #[command(flatten)]
+        http: mcp::HttpArgs,
     },
     /// A one-shot MCP client through mender: connect to TARGET (a URL or a
     /// server in --config), list its tools, or call one (--tool) through
@@ -137,7 +140,7 @@ fn main() -> ExitCode {
         } => demo::run(seed, config.as_deref(), quiet),
         Command::Check { files } => check::run(&files),
         Command::Conformance(args) => conformance::run(args),
-        Command::McpProxy { config } => mcp::proxy(&config),
+        Command::McpProxy { config, http } => mcp::proxy(&config, http),
         Command::Call(args) => call::run(args),
         Command::Status {
             config,

@@ -8,9 +8,70 @@ use mender::{RedactingWriter, Redactor, ReloadResult, Runtime};
 use mender_mcp::{GatewayStatus, McpConfig, McpProxy};
 use tracing_subscriber::EnvFilter;
 
+/// `mender mcp-proxy`'s HTTP front door.
+#[derive(clap::Args)]
+pub struct HttpArgs {
+    /// Serve MCP over Streamable HTTP at http://ADDR/mcp, to many clients,
+    /// instead of one client on stdio. A non-loopback address needs tokens.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<std::net::SocketAddr>,
+    /// Bearer tokens HTTP clients must send, one per line (also
+    /// `MENDER_TOKENS`, comma-separated). Redacted from every log line.
+    #[arg(long, requires = "listen")]
+    token_file: Option<PathBuf>,
+    /// A browser origin allowed to call, e.g. `https://app.example.com:443`
+    /// (repeatable; by default requests with an `Origin` header are refused).
+    #[arg(long = "allow-origin", requires = "listen")]
+    allow_origins: Vec<String>,
+    /// A `Host` name accepted besides the loopback names (repeatable): the
+    /// name clients use to reach a non-loopback `--listen`.
+    #[arg(long = "allow-host", requires = "listen")]
+    allow_hosts: Vec<String>,
+}
+
+impl HttpArgs {
+    /// The tokens from `--token-file` and `MENDER_TOKENS`.
+    fn tokens(&self) -> Result<Vec<String>, String> {
+        let mut tokens: Vec<String> = std::env::var("MENDER_TOKENS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if let Some(path) = &self.token_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--token-file {}: {e}", path.display()))?;
+            tokens.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty() && !t.starts_with('#'))
+                    .map(str::to_owned),
+            );
+            if tokens.is_empty() {
+                return Err(format!("--token-file {} has no tokens", path.display()));
+            }
+        }
+        Ok(tokens)
+    }
+}
+
 /// `mender mcp-proxy --config F`: stdout is the MCP channel, so every log
 /// line goes to stderr (where MCP clients collect a server's logs).
-pub fn proxy(config: &Path) -> ExitCode {
+pub fn proxy(config: &Path, http: HttpArgs) -> ExitCode {
+    let tokens = match http.tokens() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("mender mcp-proxy: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(addr) = http.listen
+        && let Err(e) = mender_mcp::check_listen_address(addr, !tokens.is_empty())
+    {
+        eprintln!("mender mcp-proxy: {e}");
+        return ExitCode::from(2);
+    }
     // rmcp logs every message at info, and a peer's refusal (e.g. a client
     // without roots) at warn; its errors are what matter here.
     let filter =
@@ -29,6 +90,7 @@ pub fn proxy(config: &Path) -> ExitCode {
         .servers
         .iter()
         .flat_map(|s| s.secret_values().map(str::to_owned))
+        .chain(tokens.iter().cloned())
         .collect();
     let mut redactor = Redactor::default();
     for s in &secrets {
@@ -77,6 +139,7 @@ pub fn proxy(config: &Path) -> ExitCode {
             .map_err(|e| tracing::warn!("not watching the config for changes: {e}"))
             .ok();
         let socket = mcp.status_socket.clone();
+        let max_body = mcp.max_message_bytes;
         let proxy = match McpProxy::start(rt, mcp).await {
             Ok(p) => p,
             Err(e) => {
@@ -85,7 +148,28 @@ pub fn proxy(config: &Path) -> ExitCode {
             }
         };
         tracing::info!(status = %socket.display(), "gateway ready; `mender status --config {}` shows its health", config.display());
-        match proxy.serve_stdio().await {
+        let served = match http.listen {
+            Some(addr) => {
+                let listener = match tokio::net::TcpListener::bind(addr).await {
+                    Ok(l) => l,
+                    Err(e) => {
+                        eprintln!("mender mcp-proxy: --listen {addr}: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                };
+                let bound = listener.local_addr().unwrap_or(addr);
+                tracing::info!(url = %format!("http://{bound}/mcp"), clients_need_a_token = !tokens.is_empty(), "serving MCP over Streamable HTTP");
+                let front = mender_mcp::HttpFront {
+                    tokens,
+                    allowed_hosts: http.allow_hosts,
+                    allowed_origins: http.allow_origins,
+                    max_body_bytes: max_body,
+                };
+                proxy.serve_http(listener, front).await
+            }
+            None => proxy.serve_stdio().await,
+        };
+        match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("mender mcp-proxy: {e}");

@@ -7,7 +7,7 @@
 // today; the gateway forwards them as they are.
 #![allow(deprecated)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use rmcp::model::{
@@ -23,18 +23,28 @@ use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ClientHandler, Peer, RoleClient, RoleServer};
 use tokio::sync::Notify;
 
+/// A progress token as one downstream client chose it: tokens are the
+/// clients' own, so two clients may pick the same one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct ClientToken {
+    /// The client's session (0 on stdio; one per HTTP session).
+    pub(crate) session: u64,
+    pub(crate) token: ProgressToken,
+}
+
 /// What the gateway and its upstream connections share: the downstream
-/// client (once it has connected) and where upstream progress goes.
+/// clients (once connected) and where upstream progress goes.
 #[derive(Default)]
 pub(crate) struct Hub {
-    downstream: RwLock<Option<Peer<RoleServer>>>,
+    /// By session, oldest first.
+    downstream: RwLock<BTreeMap<u64, Peer<RoleServer>>>,
     /// Upstream progress token (the gateway's own, one per forwarded
-    /// request) -> the token the downstream client chose.
-    progress: Mutex<HashMap<ProgressToken, ProgressToken>>,
-    /// The highest progress sent to the client, per client token, across
-    /// all attempts of its call: the spec says progress MUST increase, and
-    /// a retried attempt starts again from zero.
-    sent: Mutex<HashMap<ProgressToken, f64>>,
+    /// request) -> the client and token it is for.
+    progress: Mutex<HashMap<ProgressToken, ClientToken>>,
+    /// The highest progress sent to a client, per its token, across all
+    /// attempts of its call: the spec says progress MUST increase, and a
+    /// retried attempt starts again from zero.
+    sent: Mutex<HashMap<ClientToken, f64>>,
     /// What the gateway offers upstream servers on the client's behalf: the
     /// client's own roots, sampling and elicitation (none before it
     /// connects), so a server sees the same client through the gateway as
@@ -43,12 +53,12 @@ pub(crate) struct Hub {
 }
 
 impl Hub {
-    /// Remembers the downstream client, so notifications can reach it.
-    pub(crate) fn set_downstream(&self, peer: &Peer<RoleServer>) {
-        let mut slot = self.downstream.write().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
-            *slot = Some(peer.clone());
-        }
+    /// Remembers a downstream client, so notifications can reach it.
+    pub(crate) fn set_downstream(&self, session: u64, peer: &Peer<RoleServer>) {
+        let mut peers = self.downstream.write().unwrap_or_else(|p| p.into_inner());
+        // Clients that have gone are forgotten as others arrive.
+        peers.retain(|_, p| !p.is_transport_closed());
+        peers.entry(session).or_insert_with(|| peer.clone());
     }
 
     /// Takes the client's roots, sampling and elicitation capabilities as
@@ -61,11 +71,35 @@ impl Hub {
         *self.offered.write().unwrap_or_else(|p| p.into_inner()) = offered;
     }
 
+    /// The client an upstream's own requests (roots, sampling,
+    /// elicitation) go to: the oldest connected one. An upstream's request
+    /// does not say which client's call caused it; with one client (stdio)
+    /// that is exact.
     pub(crate) fn downstream(&self) -> Option<Peer<RoleServer>> {
         self.downstream
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .values()
+            .find(|p| !p.is_transport_closed())
+            .cloned()
+    }
+
+    fn session(&self, session: u64) -> Option<Peer<RoleServer>> {
+        self.downstream
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&session)
+            .cloned()
+    }
+
+    fn sessions(&self) -> Vec<Peer<RoleServer>> {
+        self.downstream
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|p| !p.is_transport_closed())
+            .cloned()
+            .collect()
     }
 
     /// Routes progress for `upstream` to the client's `client` token until
@@ -73,7 +107,7 @@ impl Hub {
     pub(crate) fn route_progress(
         self: &Arc<Self>,
         upstream: ProgressToken,
-        client: ProgressToken,
+        client: ClientToken,
     ) -> ProgressRoute {
         self.progress
             .lock()
@@ -86,7 +120,7 @@ impl Hub {
     }
 
     /// Forgets a finished call's progress.
-    pub(crate) fn progress_done(&self, client: &ProgressToken) {
+    pub(crate) fn progress_done(&self, client: &ClientToken) {
         self.sent
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -95,7 +129,7 @@ impl Hub {
 
     /// Whether `value` moves the client's progress forward (and records
     /// it if so).
-    fn advances(&self, client: &ProgressToken, value: f64) -> bool {
+    fn advances(&self, client: &ClientToken, value: f64) -> bool {
         let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
         match sent.get(client) {
             Some(last) if value <= *last => false,
@@ -117,10 +151,11 @@ impl Hub {
             .await;
     }
 
+    /// Sends `notification` to every connected client.
     async fn notify(&self, notification: ServerNotification) {
-        if let Some(peer) = self.downstream() {
+        for peer in self.sessions() {
             // The client may have gone; a lost notification harms nothing.
-            let _ = peer.send_notification(notification).await;
+            let _ = peer.send_notification(notification.clone()).await;
         }
     }
 }
@@ -244,15 +279,16 @@ impl ClientHandler for UpstreamClient {
         // that already ended) has nowhere to go.
         // A retried attempt's progress below what the client has seen is
         // dropped, not sent backwards.
-        if let Some(token) = client_token
-            && self.hub.advances(&token, params.progress)
+        if let Some(client) = client_token
+            && self.hub.advances(&client, params.progress)
+            && let Some(peer) = self.hub.session(client.session)
         {
-            params.progress_token = token;
+            params.progress_token = client.token;
             if let (Some(secrets), Some(message)) = (&self.secrets, params.message.as_mut()) {
                 *message = super::scrub::secrets_only(message, secrets);
             }
-            self.hub
-                .notify(ProgressNotification::new(params).into())
+            let _ = peer
+                .send_notification(ProgressNotification::new(params).into())
                 .await;
         }
     }

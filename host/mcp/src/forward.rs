@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CallToolResult, ClientRequest, ContentBlock,
-    MetaObject, ProgressToken, ServerResult, Tool,
+    MetaObject, ServerResult, Tool,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::classify::UpstreamError;
+use super::client::ClientToken;
 use super::scrub;
 use super::upstream::Upstream;
 use mender::{AttemptRecord, CallError, CallSpec, Payload, Reply, Runtime, ServedBy, Step};
@@ -71,7 +72,7 @@ pub(crate) async fn call_tool(
     up: &Arc<Upstream>,
     tool: Option<&Tool>,
     params: CallToolRequestParams,
-    progress: Option<ProgressToken>,
+    progress: Option<ClientToken>,
 ) -> CallToolResult {
     let name = params.name.to_string();
     let idempotent = tool_is_idempotent(tool, &name, &up.spec.retry_tools);

@@ -23,7 +23,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler};
 
-use super::client::Hub;
+use super::client::{ClientToken, Hub};
 use super::forward;
 use super::upstream::{Catalog, Upstream, UpstreamState};
 use mender::Runtime;
@@ -38,13 +38,23 @@ pub(crate) struct Gateway {
     pub(crate) warned: Arc<std::sync::Mutex<HashSet<String>>>,
     /// The upstreams' first start, run once, on the client's `initialize`.
     pub(crate) launched: Arc<tokio::sync::OnceCell<Result<(), super::ProxyError>>>,
+    /// Which client this handle serves (0 on stdio; one per HTTP session).
+    pub(crate) session: u64,
 }
 
 impl Gateway {
+    /// The same gateway, for another client's session.
+    pub(crate) fn for_session(&self, session: u64) -> Gateway {
+        Gateway {
+            session,
+            ..self.clone()
+        }
+    }
+
     /// Upstreams whose offerings are listed: ready ones, and required ones
     /// between restarts (their calls wait in the pipeline and are retried);
     /// an optional server that is not ready is left out until it recovers.
-    fn listed(&self) -> impl Iterator<Item = (&Arc<Upstream>, Arc<Catalog>)> {
+    pub(crate) fn listed(&self) -> impl Iterator<Item = (&Arc<Upstream>, Arc<Catalog>)> {
         self.upstreams.iter().filter_map(|u| {
             let ready =
                 u.health(|h| matches!(h.state, UpstreamState::Ready | UpstreamState::Unresponsive));
@@ -106,41 +116,6 @@ impl Gateway {
         candidates.next().is_none().then_some(first)
     }
 
-    /// Logs, once per name, each tool one server hides from another (the
-    /// first server in config order is listed; the others' are not).
-    fn warn_collisions(&self) {
-        let mut owners: std::collections::HashMap<String, &str> = Default::default();
-        for (up, catalog) in self.listed() {
-            for tool in &catalog.tools {
-                match owners.get(tool.name.as_ref()) {
-                    None => {
-                        owners.insert(tool.name.to_string(), up.name());
-                    }
-                    Some(first) if *first != up.name() => {
-                        let key = format!("{}\0{}\0{first}", tool.name, up.name());
-                        let fresh = self
-                            .warned
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(key);
-                        if fresh {
-                            tracing::warn!(
-                                tool = %tool.name,
-                                listed = %first,
-                                hidden = %up.name(),
-                                "tool name collision: MCP server `{}`'s tool `{}` is hidden by server `{first}`'s \
-                                 (the first server in name order wins); give one of them a `prefix`",
-                                up.name(),
-                                tool.name
-                            );
-                        }
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
-    }
-
     fn unknown(what: &str, name: &str) -> ErrorData {
         ErrorData::invalid_params(
             format!("no connected MCP server offers {what} `{name}`"),
@@ -193,7 +168,7 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        self.hub.set_downstream(&context.peer);
+        self.hub.set_downstream(self.session, &context.peer);
         self.warn_collisions();
         let tools = self.listed().flat_map(|(_, c)| c.tools.clone());
         Ok(ListToolsResult::with_all_items(dedup_by(tools, |t| {
@@ -206,7 +181,7 @@ impl ServerHandler for Gateway {
         mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.hub.set_downstream(&context.peer);
+        self.hub.set_downstream(self.session, &context.peer);
         let name = request.name.to_string();
         let owner = self
             .owner(|c| c.tools.iter().any(|t| t.name == name))
@@ -255,7 +230,13 @@ impl ServerHandler for Gateway {
         if let Some(own) = up.own_tool_name(&name) {
             request.name = own.to_owned().into();
         }
-        let progress = context.meta.get_progress_token();
+        let progress = context
+            .meta
+            .get_progress_token()
+            .map(|token| ClientToken {
+                session: self.session,
+                token,
+            });
         let call = forward::call_tool(&self.rt, up, tool.as_ref(), request, progress);
         tokio::select! {
             result = call => Ok(result.into()),
@@ -269,7 +250,7 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        self.hub.set_downstream(&context.peer);
+        self.hub.set_downstream(self.session, &context.peer);
         let prompts = self.listed().flat_map(|(_, c)| c.prompts.clone());
         Ok(ListPromptsResult::with_all_items(dedup_by(prompts, |p| {
             p.name.clone()
@@ -281,7 +262,7 @@ impl ServerHandler for Gateway {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        self.hub.set_downstream(&context.peer);
+        self.hub.set_downstream(self.session, &context.peer);
         let name = request.name.clone();
         let (up, _) = self
             .owner(|c| c.prompts.iter().any(|p| p.name == name))
@@ -307,7 +288,7 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        self.hub.set_downstream(&context.peer);
+        self.hub.set_downstream(self.session, &context.peer);
         let resources = self.listed().flat_map(|(_, c)| c.resources.clone());
         Ok(ListResourcesResult::with_all_items(dedup_by(
             resources,
@@ -320,7 +301,7 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        self.hub.set_downstream(&context.peer);
+        self.hub.set_downstream(self.session, &context.peer);
         let templates = self.listed().flat_map(|(_, c)| c.templates.clone());
         Ok(ListResourceTemplatesResult::with_all_items(dedup_by(
             templates,
@@ -333,7 +314,7 @@ impl ServerHandler for Gateway {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        self.hub.set_downstream(&context.peer);
+        self.hub.set_downstream(self.session, &context.peer);
         let uri = request.uri.clone();
         let up = self
             .resource_owner(&uri)
@@ -453,7 +434,7 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, ErrorData> {
         context.peer.set_peer_info(request.clone());
-        self.hub.set_downstream(&context.peer);
+        self.hub.set_downstream(self.session, &context.peer);
         self.hub.offer_client_capabilities(&request);
         let upstreams = self.upstreams.clone();
         let launched = self
@@ -467,7 +448,7 @@ impl ServerHandler for Gateway {
     }
 
     async fn on_initialized(&self, context: rmcp::service::NotificationContext<RoleServer>) {
-        self.hub.set_downstream(&context.peer);
+        self.hub.set_downstream(self.session, &context.peer);
     }
 
     async fn on_roots_list_changed(

@@ -23,10 +23,12 @@
 
 mod classify;
 mod client;
+mod collisions;
 mod config;
 mod forward;
 mod framing;
 mod gateway;
+mod http_front;
 mod raw_tools;
 mod scrub;
 mod status;
@@ -43,6 +45,7 @@ pub use config::{
     default_status_socket, status_socket_of,
 };
 pub use forward::{CALL_META_KEY, tool_is_idempotent};
+pub use http_front::{HttpFront, check_listen_address};
 pub use status::{CIRCUIT_GAUGE, GatewayStatus, UpstreamStatus, fetch as fetch_status};
 pub use upstream::UpstreamState;
 
@@ -130,6 +133,7 @@ impl McpProxy {
                 hub,
                 warned: Arc::default(),
                 launched: Arc::default(),
+                session: 0,
             },
             started: Instant::now(),
             status_socket: None,

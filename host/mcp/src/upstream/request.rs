@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rmcp::model::{
-    CancelledNotification, CancelledNotificationParam, ClientRequest, PingRequest, ProgressToken,
+    CancelledNotification, CancelledNotificationParam, ClientRequest, PingRequest,
     ServerResult,
 };
 use rmcp::service::PeerRequestOptions;
@@ -26,7 +26,7 @@ impl Upstream {
         self: &Arc<Self>,
         request: ClientRequest,
         timeout: Duration,
-        progress: Option<ProgressToken>,
+        progress: Option<crate::client::ClientToken>,
     ) -> Result<ServerResult, UpstreamError> {
         let began = tokio::time::Instant::now();
         let conn = self.wait_ready(timeout).await.ok_or_else(|| {
