@@ -53,7 +53,10 @@ pub fn run(args: Args) -> ExitCode {
     let arguments = match serde_json::from_str::<serde_json::Value>(&args.args) {
         Ok(serde_json::Value::Object(map)) => map,
         Ok(_) | Err(_) => {
-            eprintln!("mender call: --args must be a JSON object, got {:?}", args.args);
+            eprintln!(
+                "mender call: --args must be a JSON object, got {:?}",
+                args.args
+            );
             return ExitCode::from(2);
         }
     };
@@ -67,7 +70,8 @@ pub fn run(args: Args) -> ExitCode {
         redactor.add_secret(s.clone());
     }
     // Quiet by default: stdout is the answer, stderr only trouble.
-    let filter = EnvFilter::try_from_env("MENDER_LOG").unwrap_or_else(|_| EnvFilter::new("warn,rmcp=error"));
+    let filter =
+        EnvFilter::try_from_env("MENDER_LOG").unwrap_or_else(|_| EnvFilter::new("warn,rmcp=error"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(RedactingWriter::new(std::io::stderr, redactor))
@@ -95,7 +99,8 @@ pub fn run(args: Args) -> ExitCode {
             Some(path) => Runtime::builder().config_file(path),
             None => Ok(Runtime::builder()),
         };
-        let rt = match builder.and_then(|b| secrets.into_iter().fold(b, |b, s| b.secret(s)).build()) {
+        let rt = match builder.and_then(|b| secrets.into_iter().fold(b, |b, s| b.secret(s)).build())
+        {
             Ok(rt) => rt,
             Err(e) => {
                 eprintln!("mender call: {e}");
@@ -119,7 +124,9 @@ fn target_config(args: &Args) -> Result<McpConfig, String> {
     let url = args.target.starts_with("http://") || args.target.starts_with("https://");
     if !url {
         if !args.headers.is_empty() {
-            return Err("--header is for a URL target; a configured server has its own `headers`".into());
+            return Err(
+                "--header is for a URL target; a configured server has its own `headers`".into(),
+            );
         }
         let Some(path) = &args.config else {
             return Err(format!(
@@ -135,7 +142,11 @@ fn target_config(args: &Args) -> Result<McpConfig, String> {
                 "{} has no [mcp.servers.{}] (it has: {})",
                 path.display(),
                 args.target,
-                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
             ));
         }
         return Ok(mcp);
@@ -153,7 +164,11 @@ fn target_config(args: &Args) -> Result<McpConfig, String> {
         json(&args.target),
         headers.join(", ")
     );
-    let base = args.config.as_deref().and_then(Path::parent).unwrap_or(Path::new("."));
+    let base = args
+        .config
+        .as_deref()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."));
     McpConfig::parse(&text, "the command line", base).map_err(|e| e.message)
 }
 
@@ -181,12 +196,22 @@ async fn session(
         }
     };
     let Some(tool) = tool else {
-        let tools = client.list_all_tools().await.map_err(|e| format!("tools/list: {e}"))?;
+        let tools = client
+            .list_all_tools()
+            .await
+            .map_err(|e| format!("tools/list: {e}"))?;
         if json {
-            out!("{}", serde_json::to_string_pretty(&tools).unwrap_or_default());
+            out!(
+                "{}",
+                serde_json::to_string_pretty(&tools).unwrap_or_default()
+            );
         } else {
             for t in &tools {
-                let about = t.description.as_deref().and_then(|d| d.lines().next()).unwrap_or("");
+                let about = t
+                    .description
+                    .as_deref()
+                    .and_then(|d| d.lines().next())
+                    .unwrap_or("");
                 out!("{}\t{about}", t.name);
             }
         }
@@ -199,7 +224,10 @@ async fn session(
         .await
         .map_err(|e| format!("tools/call {tool}: {e}"))?;
     if json {
-        out!("{}", serde_json::to_string_pretty(&result).unwrap_or_default());
+        out!(
+            "{}",
+            serde_json::to_string_pretty(&result).unwrap_or_default()
+        );
     } else {
         for block in &result.content {
             match block.as_text() {

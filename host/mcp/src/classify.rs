@@ -63,8 +63,9 @@ impl From<ServiceError> for UpstreamError {
         match e {
             ServiceError::McpError(data) => UpstreamError::Rpc(data),
             ServiceError::TransportClosed => UpstreamError::Closed("transport closed".into()),
-            ServiceError::TransportSend(e) => from_http(&*e.error)
-                .unwrap_or_else(|| UpstreamError::Closed(format!("send failed: {}", error_chain(&e)))),
+            ServiceError::TransportSend(e) => from_http(&*e.error).unwrap_or_else(|| {
+                UpstreamError::Closed(format!("send failed: {}", error_chain(&e)))
+            }),
             ServiceError::Timeout { timeout } => UpstreamError::Timeout(timeout),
             ServiceError::Cancelled { reason } => UpstreamError::Other(format!(
                 "cancelled: {}",

@@ -230,13 +230,10 @@ impl ServerHandler for Gateway {
         if let Some(own) = up.own_tool_name(&name) {
             request.name = own.to_owned().into();
         }
-        let progress = context
-            .meta
-            .get_progress_token()
-            .map(|token| ClientToken {
-                session: self.session,
-                token,
-            });
+        let progress = context.meta.get_progress_token().map(|token| ClientToken {
+            session: self.session,
+            token,
+        });
         let call = forward::call_tool(&self.rt, up, tool.as_ref(), request, progress);
         tokio::select! {
             result = call => Ok(result.into()),

@@ -56,7 +56,8 @@ impl McpProxy {
         let mut config = StreamableHttpServerConfig::default().enforce_origin_validation();
         if !front.allowed_hosts.is_empty() {
             let loopback = ["localhost", "127.0.0.1", "::1"].map(String::from);
-            config = config.with_allowed_hosts(loopback.into_iter().chain(front.allowed_hosts.clone()));
+            config =
+                config.with_allowed_hosts(loopback.into_iter().chain(front.allowed_hosts.clone()));
         }
         config.allowed_origins = front.allowed_origins.clone();
         if front.max_body_bytes > 0 {

@@ -106,7 +106,8 @@ pub(super) fn endpoint(
         )));
     }
     let mut secrets = Vec::new();
-    let expanded = expand(url.get_ref(), env, &mut secrets).map_err(|e| fail(format!("url: {e}")))?;
+    let expanded =
+        expand(url.get_ref(), env, &mut secrets).map_err(|e| fail(format!("url: {e}")))?;
     let uri: ::http::Uri = expanded
         .parse()
         .map_err(|e| fail(format!("url {:?} is not a URL: {e}", url.get_ref())))?;
@@ -133,7 +134,8 @@ pub(super) fn endpoint(
                 "headers: `{key}` is set by the MCP transport itself"
             )));
         }
-        let value = expand(value, env, &mut secrets).map_err(|e| fail(format!("headers.{key}: {e}")))?;
+        let value =
+            expand(value, env, &mut secrets).map_err(|e| fail(format!("headers.{key}: {e}")))?;
         if ::http::HeaderValue::from_str(&value).is_err() {
             return Err(fail(format!(
                 "headers.{key}: the value is not a valid header value (control characters?)"
@@ -142,12 +144,16 @@ pub(super) fn endpoint(
         header_secrets(key, &value, &mut secrets);
         headers.insert(key.clone(), value);
     }
-    let fail = |message: String| src.error(url.span().start, format!("mcp server `{name}`: {message}"));
+    let fail =
+        |message: String| src.error(url.span().start, format!("mcp server `{name}`: {message}"));
     let ca_file = s.ca_file.as_ref().map(|f| base_dir.join(f));
     if let Some(f) = &ca_file
         && !f.is_file()
     {
-        return Err(fail(format!("ca-file {} is not a readable file", f.display())));
+        return Err(fail(format!(
+            "ca-file {} is not a readable file",
+            f.display()
+        )));
     }
     let connect_timeout = s.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
     if connect_timeout.is_zero() {
@@ -289,14 +295,42 @@ mod tests {
         assert!(!format!("{s:?}").contains("t-123456"));
 
         for (text, line, says) in [
-            ("[mcp.servers.r]\nurl = \"ftp://h/\"\n", 2, "http:// or https://"),
-            ("[mcp.servers.r]\nurl = \"http://h/\"\nheaders = { X = \"${NOPE}\" }\n", 3, "`NOPE` is not set"),
-            ("[mcp.servers.r]\nurl = \"http://h/\"\nheaders = { Mcp-Session-Id = \"x\" }\n", 3, "set by the MCP transport"),
-            ("[mcp.servers.r]\nurl = \"http://h/\"\nargs = [\"a\"]\n", 2, "`args` is for a local server"),
-            ("[mcp.servers.r]\ncommand = \"a\"\nurl = \"http://h/\"\n", 2, "not both"),
-            ("[mcp.servers.r]\ncommand = \"a\"\nheaders = { A = \"b\" }\n", 3, "`headers` is for a remote server"),
+            (
+                "[mcp.servers.r]\nurl = \"ftp://h/\"\n",
+                2,
+                "http:// or https://",
+            ),
+            (
+                "[mcp.servers.r]\nurl = \"http://h/\"\nheaders = { X = \"${NOPE}\" }\n",
+                3,
+                "`NOPE` is not set",
+            ),
+            (
+                "[mcp.servers.r]\nurl = \"http://h/\"\nheaders = { Mcp-Session-Id = \"x\" }\n",
+                3,
+                "set by the MCP transport",
+            ),
+            (
+                "[mcp.servers.r]\nurl = \"http://h/\"\nargs = [\"a\"]\n",
+                2,
+                "`args` is for a local server",
+            ),
+            (
+                "[mcp.servers.r]\ncommand = \"a\"\nurl = \"http://h/\"\n",
+                2,
+                "not both",
+            ),
+            (
+                "[mcp.servers.r]\ncommand = \"a\"\nheaders = { A = \"b\" }\n",
+                3,
+                "`headers` is for a remote server",
+            ),
             ("[mcp.servers.r]\noptional = true\n", 1, "needs `command`"),
-            ("[mcp.servers.r]\nurl = \"http://h/\"\nca-file = \"/nonexistent.pem\"\n", 2, "ca-file"),
+            (
+                "[mcp.servers.r]\nurl = \"http://h/\"\nca-file = \"/nonexistent.pem\"\n",
+                2,
+                "ca-file",
+            ),
         ] {
             let e = parse(text).unwrap_err();
             assert_eq!(e.line, line, "{text}: {e}");

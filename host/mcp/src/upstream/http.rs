@@ -42,7 +42,10 @@ pub(super) fn transport(
         let pem = std::fs::read(path)
             .map_err(|e| UpstreamError::Spawn(format!("ca-file {}: {e}", path.display())))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            UpstreamError::Spawn(format!("ca-file {}: not PEM certificates: {e}", path.display()))
+            UpstreamError::Spawn(format!(
+                "ca-file {}: not PEM certificates: {e}",
+                path.display()
+            ))
         })?;
         for cert in certs {
             builder = builder.add_root_certificate(cert);
@@ -58,7 +61,9 @@ pub(super) fn transport(
             http::HeaderName::from_bytes(name.as_bytes()),
             http::HeaderValue::from_str(value),
         ) else {
-            return Err(UpstreamError::Spawn(format!("header {name:?} is not valid")));
+            return Err(UpstreamError::Spawn(format!(
+                "header {name:?} is not valid"
+            )));
         };
         value.set_sensitive(true);
         headers.insert(name, value);

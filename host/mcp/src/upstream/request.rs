@@ -7,8 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rmcp::model::{
-    CancelledNotification, CancelledNotificationParam, ClientRequest, PingRequest,
-    ServerResult,
+    CancelledNotification, CancelledNotificationParam, ClientRequest, PingRequest, ServerResult,
 };
 use rmcp::service::PeerRequestOptions;
 use rmcp::{Peer, RoleClient};
@@ -140,7 +139,11 @@ impl Upstream {
                         format!(
                             "was hung (a call failed and a ping got no answer within {:?}); {}",
                             this.spec.ping_timeout,
-                            if this.spec.http.is_some() { "reconnecting" } else { "killed it" }
+                            if this.spec.http.is_some() {
+                                "reconnecting"
+                            } else {
+                                "killed it"
+                            }
                         ),
                         true,
                     ));
