@@ -4,17 +4,30 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use mender::{RedactingWriter, Redactor, ReloadResult, Runtime};
+use mender::{Redactor, ReloadResult, Runtime};
 use mender_mcp::{GatewayStatus, McpConfig, McpProxy};
-use tracing_subscriber::EnvFilter;
+
+use crate::AdminArgs;
+use crate::admin;
+use crate::logging::{self, LogFormat};
 
 /// `mender mcp-proxy --config F`: stdout is the MCP channel, so every log
 /// line goes to stderr (where MCP clients collect a server's logs).
-pub fn proxy(config: &Path) -> ExitCode {
-    // rmcp logs every message at info, and a peer's refusal (e.g. a client
-    // without roots) at warn; its errors are what matter here.
-    let filter =
-        EnvFilter::try_from_env("MENDER_LOG").unwrap_or_else(|_| EnvFilter::new("info,rmcp=error"));
+pub fn proxy(config: &Path, admin_args: &AdminArgs, log_format: LogFormat) -> ExitCode {
+    // Refused before anything starts: a typo'd or public address is the
+    // operator's to fix, not something to serve without.
+    let admin_addr = match admin_args
+        .admin
+        .as_deref()
+        .map(|a| admin::parse_addr(a, admin_args.admin_public))
+        .transpose()
+    {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("mender mcp-proxy: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mcp = match McpConfig::from_file(config) {
         Ok(c) => c,
         Err(e) => {
@@ -34,11 +47,9 @@ pub fn proxy(config: &Path) -> ExitCode {
     for s in &secrets {
         redactor.add_secret(s.clone());
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(RedactingWriter::new(std::io::stderr, redactor))
-        .with_ansi(false)
-        .init();
+    // rmcp logs every message at info, and a peer's refusal (e.g. a client
+    // without roots) at warn; its errors are what matter here.
+    logging::init(log_format, "info,rmcp=error", redactor);
     if mcp.servers.is_empty() {
         eprintln!(
             "mender mcp-proxy: {} has no [mcp.servers.*]: nothing to put the gateway in front of",
@@ -76,6 +87,18 @@ pub fn proxy(config: &Path) -> ExitCode {
             })
             .map_err(|e| tracing::warn!("not watching the config for changes: {e}"))
             .ok();
+        // Bound before the gateway starts, so a taken port fails the launch
+        // instead of leaving a gateway nobody can scrape.
+        let admin = match admin_addr {
+            Some(addr) => match bind_admin(addr).await {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    eprintln!("mender mcp-proxy: {e}");
+                    return ExitCode::from(2);
+                }
+            },
+            None => None,
+        };
         let socket = mcp.status_socket.clone();
         let proxy = match McpProxy::start(rt, mcp).await {
             Ok(p) => p,
@@ -84,6 +107,14 @@ pub fn proxy(config: &Path) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if let Some((listener, handle)) = admin {
+            let status = proxy.status_handle();
+            tokio::spawn(async move {
+                if let Err(e) = admin::serve(listener, handle, Some(status)).await {
+                    tracing::error!("admin listener stopped: {e}");
+                }
+            });
+        }
         tracing::info!(status = %socket.display(), "gateway ready; `mender status --config {}` shows its health", config.display());
         match proxy.serve_stdio().await {
             Ok(()) => ExitCode::SUCCESS,
@@ -93,6 +124,19 @@ pub fn proxy(config: &Path) -> ExitCode {
             }
         }
     })
+}
+
+/// The admin listener's socket and the metrics recorder behind it.
+async fn bind_admin(
+    addr: std::net::SocketAddr,
+) -> Result<(tokio::net::TcpListener, metrics_exporter_prometheus::PrometheusHandle), String> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("--admin {addr}: cannot listen: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let handle = admin::install_recorder()?;
+    tracing::info!(admin = %bound, "admin listening on http://{bound} (/healthz, /readyz, /status, /metrics)");
+    Ok((listener, handle))
 }
 
 /// `mender status`: the health of the gateway started with the same
