@@ -139,7 +139,11 @@ fn demo_metrics_count_what_the_script_did() {
 
     let (code, body) = get(addr, "/healthz");
     assert_eq!((code, body.trim()), (200, "ok"));
-    assert_eq!(get(addr, "/readyz").0, 200, "the demo has no upstream to wait for");
+    assert_eq!(
+        get(addr, "/readyz").0,
+        200,
+        "the demo has no upstream to wait for"
+    );
     assert_eq!(get(addr, "/status").0, 404, "no gateway in the demo");
 
     let m = scrape(addr);
@@ -221,7 +225,13 @@ fn demo_metrics_count_what_the_script_did() {
 fn a_public_admin_address_needs_the_opt_in() {
     for args in [
         &["demo", "--quiet", "--admin", "0.0.0.0:0"][..],
-        &["mcp-proxy", "--config", "/nonexistent.toml", "--admin", "0.0.0.0:0"],
+        &[
+            "mcp-proxy",
+            "--config",
+            "/nonexistent.toml",
+            "--admin",
+            "0.0.0.0:0",
+        ],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_mender"))
             .args(args)
@@ -331,7 +341,10 @@ fn python() -> Option<PathBuf> {
         .filter(|o| o.status.success())
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
     if found.is_none() {
-        require_or_skip(Suite::Mcp, "python3 (for tests/mcp/raw_server.py) is not on the PATH");
+        require_or_skip(
+            Suite::Mcp,
+            "python3 (for tests/mcp/raw_server.py) is not on the PATH",
+        );
     }
     found
 }
@@ -377,15 +390,22 @@ fn gateway_readiness_status_metrics_and_json_logs() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let m = loop {
         let m = scrape(addr);
-        if value(&m, "mender_calls_total", &[("service", "raw")]) >= 2.0 || Instant::now() > deadline
+        if value(&m, "mender_calls_total", &[("service", "raw")]) >= 2.0
+            || Instant::now() > deadline
         {
             break m;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     let raw = ("service", "raw");
-    assert_eq!(value(&m, "mender_calls_total", &[raw, ("outcome", "ok")]), 1.0);
-    assert_eq!(value(&m, "mender_calls_total", &[raw, ("outcome", "failed")]), 1.0);
+    assert_eq!(
+        value(&m, "mender_calls_total", &[raw, ("outcome", "ok")]),
+        1.0
+    );
+    assert_eq!(
+        value(&m, "mender_calls_total", &[raw, ("outcome", "failed")]),
+        1.0
+    );
     let server = ("server", "raw");
     assert_eq!(value(&m, "mender_upstream_up", &[server]), 1.0);
     assert_eq!(value(&m, "mender_upstream_tools", &[server]), 4.0);
@@ -425,7 +445,10 @@ fn gateway_readiness_status_metrics_and_json_logs() {
     assert!(lines.len() > 3, "{lines:?}");
     for line in &lines {
         let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
-        assert!(parsed.is_ok_and(|v| v.is_object()), "not a JSON object: {line}");
+        assert!(
+            parsed.is_ok_and(|v| v.is_object()),
+            "not a JSON object: {line}"
+        );
         assert!(!line.contains(TOKEN), "the token leaked: {line}");
     }
     assert!(
@@ -443,4 +466,3 @@ fn without_clocks(mut status: serde_json::Value) -> serde_json::Value {
     }
     status
 }
-

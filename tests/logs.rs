@@ -339,7 +339,10 @@ fn json_lines_parse_and_hide_secrets() {
                 )
                 .map(|r: Reply<String>| r.value);
         }
-        tracing::warn!(token = "opaque-field-value-9", "a field named like a credential");
+        tracing::warn!(
+            token = "opaque-field-value-9",
+            "a field named like a credential"
+        );
         tracing::error!(target: "anything", "key: -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0");
     });
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
@@ -347,8 +350,8 @@ fn json_lines_parse_and_hide_secrets() {
     assert!(logs.contains("[REDACTED]"), "{logs}");
     let mut lines = 0;
     for line in logs.lines() {
-        let value: serde_json::Value = serde_json::from_str(line)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n{logs}"));
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n{logs}"));
         assert!(value["fields"]["message"].is_string(), "{line}");
         lines += 1;
     }

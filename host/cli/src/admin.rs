@@ -19,8 +19,8 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use mender_mcp::StatusHandle;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Call durations from a cached fallback (well under a millisecond) to a
 /// call that waited out retries and a slow upstream (a minute); roughly
@@ -37,7 +37,9 @@ const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 pub(crate) fn parse_addr(addr: &str, public: bool) -> Result<SocketAddr, String> {
     let resolved: Vec<SocketAddr> = addr
         .to_socket_addrs()
-        .map_err(|e| format!("--admin {addr}: not an address to listen on ({e}); e.g. 127.0.0.1:9464"))?
+        .map_err(|e| {
+            format!("--admin {addr}: not an address to listen on ({e}); e.g. 127.0.0.1:9464")
+        })?
         .collect();
     let Some(first) = resolved.first().copied() else {
         return Err(format!("--admin {addr}: the name resolves to no address"));
@@ -125,7 +127,10 @@ pub(crate) async fn serve(
 /// Binds `addr` on a thread of its own with its own (real-time) runtime:
 /// the demo runs its script in virtual time, where a listener would have
 /// no clock to wait on. Returns the bound address.
-pub(crate) fn spawn_thread(addr: SocketAddr, metrics: PrometheusHandle) -> Result<SocketAddr, String> {
+pub(crate) fn spawn_thread(
+    addr: SocketAddr,
+    metrics: PrometheusHandle,
+) -> Result<SocketAddr, String> {
     let listener = std::net::TcpListener::bind(addr)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
         .map_err(|e| format!("--admin {addr}: cannot listen: {e}"))?;
@@ -154,14 +159,22 @@ pub(crate) fn spawn_thread(addr: SocketAddr, metrics: PrometheusHandle) -> Resul
 
 fn json(code: StatusCode, body: &impl serde::Serialize) -> Response {
     let text = serde_json::to_string_pretty(body).unwrap_or_default();
-    (code, [(header::CONTENT_TYPE, "application/json")], text + "\n").into_response()
+    (
+        code,
+        [(header::CONTENT_TYPE, "application/json")],
+        text + "\n",
+    )
+        .into_response()
 }
 
 /// 200 when every required upstream is ready, else 503 naming those that
 /// are not, with their state and last error.
 async fn readyz(State(admin): State<Arc<Admin>>) -> Response {
     let Some(gateway) = &admin.gateway else {
-        return json(StatusCode::OK, &serde_json::json!({ "ready": true, "not_ready": [] }));
+        return json(
+            StatusCode::OK,
+            &serde_json::json!({ "ready": true, "not_ready": [] }),
+        );
     };
     let status = gateway.snapshot();
     let waiting: Vec<serde_json::Value> = status
@@ -205,7 +218,10 @@ async fn render_metrics(State(admin): State<Arc<Admin>>) -> Response {
     }
     admin.metrics.run_upkeep();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         admin.metrics.render(),
     )
         .into_response()

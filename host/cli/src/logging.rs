@@ -27,9 +27,7 @@ impl LogFormat {
         match std::env::var("MENDER_LOG_FORMAT") {
             Ok(v) if v.eq_ignore_ascii_case("json") => Ok(LogFormat::Json),
             Ok(v) if v.eq_ignore_ascii_case("text") || v.is_empty() => Ok(LogFormat::Text),
-            Ok(v) => Err(format!(
-                "MENDER_LOG_FORMAT={v}: expected `text` or `json`"
-            )),
+            Ok(v) => Err(format!("MENDER_LOG_FORMAT={v}: expected `text` or `json`")),
             Err(_) => Ok(LogFormat::Text),
         }
     }

@@ -129,7 +129,13 @@ pub fn proxy(config: &Path, admin_args: &AdminArgs, log_format: LogFormat) -> Ex
 /// The admin listener's socket and the metrics recorder behind it.
 async fn bind_admin(
     addr: std::net::SocketAddr,
-) -> Result<(tokio::net::TcpListener, metrics_exporter_prometheus::PrometheusHandle), String> {
+) -> Result<
+    (
+        tokio::net::TcpListener,
+        metrics_exporter_prometheus::PrometheusHandle,
+    ),
+    String,
+> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("--admin {addr}: cannot listen: {e}"))?;

@@ -42,7 +42,9 @@ pub use config::{
     DEFAULT_MAX_MESSAGE_BYTES, McpConfig, RedactResults, ServerSpec, default_status_socket,
 };
 pub use forward::{CALL_META_KEY, tool_is_idempotent};
-pub use status::{CIRCUIT_GAUGE, GatewayStatus, StatusHandle, UpstreamStatus, fetch as fetch_status};
+pub use status::{
+    CIRCUIT_GAUGE, GatewayStatus, StatusHandle, UpstreamStatus, fetch as fetch_status,
+};
 pub use upstream::UpstreamState;
 
 use client::Hub;

@@ -94,7 +94,7 @@ impl CallState<'_> {
                 Err(fault) => {
                     metrics::decision(&p.service, &by, "fault");
                     match slot.plugin.on_fault() {
-                    OnFault::FailOpen => continue,
+                        OnFault::FailOpen => continue,
                         OnFault::FailClosed => return Verdict::Fail(GiveUp::PluginFault(fault)),
                     }
                 }

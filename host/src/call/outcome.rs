@@ -28,11 +28,11 @@ impl CallState<'_> {
                 let service = &self.cx.pipeline.service;
                 metrics::call_ended(service, Outcome::Fallback, self.started.elapsed());
                 Ok(Reply {
-                value,
-                served_by: ServedBy::Fallback {
-                    plugin: by.to_owned(),
-                    age: answer.age.map(Duration::from_millis),
-                },
+                    value,
+                    served_by: ServedBy::Fallback {
+                        plugin: by.to_owned(),
+                        age: answer.age.map(Duration::from_millis),
+                    },
                     history: self.history,
                 })
             }
