@@ -71,7 +71,7 @@ impl CallState<'_> {
         };
         tracing::debug!(
             service = %event.service, operation = %event.operation, attempt = number,
-            kind = %failure.kind, status = ?event.status, message = %event.message,
+            kind = %failure.kind, status = ?event.status, error = %event.message,
             "attempt failed"
         );
         let verdict = self.decide(&event).await;
