@@ -233,10 +233,23 @@ fn a_public_admin_address_needs_the_opt_in() {
             "0.0.0.0:0",
         ],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_mender"))
+        // A listener that is wrongly started serves until killed: the
+        // refusal must come at once, not whenever the test gives up.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mender"))
             .args(args)
-            .output()
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{args:?}: still running, not refused");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains("not a loopback address"), "{err}");
