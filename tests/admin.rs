@@ -479,3 +479,56 @@ fn without_clocks(mut status: serde_json::Value) -> serde_json::Value {
     }
     status
 }
+
+/// `mender demo --watch --admin`: real time, a few calls, then the
+/// listener stays for the scrape.
+#[test]
+fn watch_mode_serves_the_admin_endpoints_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("demo.toml");
+    let printed = Command::new(env!("CARGO_BIN_EXE_mender"))
+        .args(["demo", "--print-config"])
+        .output()
+        .unwrap();
+    std::fs::write(&config, &printed.stdout).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mender"))
+        .args(["demo", "--watch", "--calls", "3", "--every", "10ms"])
+        .args(["--admin", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let _running = Running(child);
+    let mut addr = None;
+    for line in stdout.lines().map_while(Result::ok) {
+        if let Some(rest) = line.strip_prefix("admin: http://") {
+            addr = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if line.starts_with("admin: the demo is over") {
+            break;
+        }
+    }
+    let addr: SocketAddr = addr.expect("the admin address").parse().unwrap();
+    let m = scrape(addr);
+    assert_eq!(value(&m, "mender_calls_total", &[("service", "demo")]), 3.0);
+}
+
+/// A `MENDER_LOG_FORMAT` that is neither `text` nor `json` is refused, so
+/// a collector expecting JSON never silently receives text.
+#[test]
+fn an_unknown_log_format_is_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mender"))
+        .args(["plugins"])
+        .env("MENDER_LOG_FORMAT", "yaml")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("MENDER_LOG_FORMAT=yaml"), "{err}");
+    let flag = Command::new(env!("CARGO_BIN_EXE_mender"))
+        .args(["--log-format", "json", "plugins"])
+        .output()
+        .unwrap();
+    assert!(flag.status.success());
+}
