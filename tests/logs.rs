@@ -18,6 +18,7 @@ fn logs() {
     redis_password_never_reaches_the_logs();
     plugin_text_cannot_forge_log_lines();
     library_lines_pass_the_redacting_writer();
+    json_lines_parse_and_hide_secrets();
 }
 
 fn log_flood_is_capped() {
@@ -286,6 +287,76 @@ fn library_lines_pass_the_redacting_writer() {
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logs.contains("rmcp::service"), "{logs}");
     for secret in ["UPSTREAM-SECRET-42", "def123456", "cache-pass-7"] {
+        assert!(!logs.contains(secret), "{secret} leaked:\n{logs}");
+    }
+}
+
+/// `--log-format json`: the same redacting writer in JSON mode. Every line
+/// is one JSON object, even where a text redaction would cut through a
+/// quote (a private key without its END line runs to the end of the
+/// text), and no secret of the corpus is in any of them.
+fn json_lines_parse_and_hide_secrets() {
+    let captured = Captured::default();
+    let mut redactor = mender::Redactor::default();
+    redactor.add_secret("hunter2-registered-token");
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(mender::RedactingWriter::new(move || sink.clone(), redactor).json())
+        .finish();
+    let secrets = [
+        "ghp_0123456789abcdefghijABCDEFGHIJ",
+        "sk-proj-abcdefghijklmnopqrstuvwx",
+        "hunter2-registered-token",
+        "s3cretpw",
+        "MIIEvQIBADANBgkqhkiG9w0",
+        "opaque-field-value-9",
+    ];
+    tracing::subscriber::with_default(subscriber, || {
+        let rt = common::runtime(
+            "[plugins.backoff]\nbundled = \"exponential-backoff\"\n\
+             config = { base = \"1ms\", jitter = \"none\" }\n\
+             [services.default]\nstrategies = [\"backoff\"]\n",
+        );
+        let tokio = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        for msg in [
+            "401 Authorization: Bearer ghp_0123456789abcdefghijABCDEFGHIJ",
+            "db postgres://app:s3cretpw@db:5432 full; token hunter2-registered-token",
+            "openai said \"invalid key sk-proj-abcdefghijklmnopqrstuvwx\"",
+        ] {
+            let script = Script::failing(Failure::new(ErrorKind::Connect, msg), 10);
+            let _ = tokio
+                .block_on(
+                    rt.call(CallSpec::new("github", "get").idempotent(true), |_| {
+                        script.next()
+                    }),
+                )
+                .map(|r: Reply<String>| r.value);
+        }
+        tracing::warn!(
+            token = "opaque-field-value-9",
+            "a field named like a credential"
+        );
+        tracing::error!(target: "anything", "key: -----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0");
+    });
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("attempt failed"), "the host's logs:\n{logs}");
+    assert!(logs.contains("[REDACTED]"), "{logs}");
+    let mut lines = 0;
+    for line in logs.lines() {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}\n{logs}"));
+        assert!(value["fields"]["message"].is_string(), "{line}");
+        lines += 1;
+    }
+    assert!(lines > 5, "{logs}");
+    for secret in secrets {
         assert!(!logs.contains(secret), "{secret} leaked:\n{logs}");
     }
 }

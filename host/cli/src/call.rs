@@ -9,11 +9,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use mender::{RedactingWriter, Redactor, Runtime};
+use mender::{Redactor, Runtime};
 use mender_mcp::{McpConfig, McpProxy};
 use rmcp::ServiceExt as _;
 use rmcp::model::CallToolRequestParams;
-use tracing_subscriber::EnvFilter;
+
+use crate::logging::{self, LogFormat};
 
 /// The arguments of `mender call`.
 #[derive(clap::Args)]
@@ -42,7 +43,7 @@ pub struct Args {
 
 /// Runs `mender call`; 0 when the tools were listed or the call succeeded,
 /// 1 when the call failed (an `isError` result), 2 on bad input.
-pub fn run(args: Args) -> ExitCode {
+pub fn run(args: Args, log_format: LogFormat) -> ExitCode {
     let mut mcp = match target_config(&args) {
         Ok(m) => m,
         Err(e) => {
@@ -70,13 +71,7 @@ pub fn run(args: Args) -> ExitCode {
         redactor.add_secret(s.clone());
     }
     // Quiet by default: stdout is the answer, stderr only trouble.
-    let filter =
-        EnvFilter::try_from_env("MENDER_LOG").unwrap_or_else(|_| EnvFilter::new("warn,rmcp=error"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(RedactingWriter::new(std::io::stderr, redactor))
-        .with_ansi(false)
-        .init();
+    logging::init(log_format, "warn,rmcp=error", redactor);
     // A private status socket: a gateway running on the same config keeps
     // its own.
     let scratch = match tempfile::tempdir() {

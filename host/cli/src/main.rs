@@ -11,10 +11,12 @@ macro_rules! out {
     }};
 }
 
+mod admin;
 mod call;
 mod check;
 mod conformance;
 mod demo;
+mod logging;
 mod mcp;
 mod timeline;
 mod upstream;
@@ -31,6 +33,26 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines are written to stderr: `text`, or `json` (one object
+    /// per line, for a log collector). Default: `MENDER_LOG_FORMAT`, else
+    /// text.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<logging::LogFormat>,
+}
+
+/// `--admin ADDR` and its opt-in to a non-loopback address.
+#[derive(clap::Args, Clone, Debug, Default)]
+struct AdminArgs {
+    /// Serve `/healthz`, `/readyz`, `/status` and `/metrics` (Prometheus)
+    /// over HTTP on this address (`127.0.0.1:9464`; port 0 picks a free
+    /// one, and the address is logged). Loopback only unless
+    /// `--admin-public`.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<String>,
+    /// Allow `--admin` on a non-loopback address. The endpoints have no
+    /// authentication: put them behind a firewall or a proxy that has.
+    #[arg(long)]
+    admin_public: bool,
 }
 
 #[derive(Subcommand)]
@@ -65,6 +87,10 @@ enum Command {
         /// and exit.
         #[arg(long, conflicts_with_all = ["config", "watch"])]
         print_config: bool,
+        /// With `--admin`, the process keeps serving the endpoints after the
+        /// script ends, until interrupted, so its metrics can be scraped.
+        #[command(flatten)]
+        admin: AdminArgs,
     },
     /// Validate plugin components (`.wasm`) or a whole config (`.toml`,
     /// loading every plugin it names). A component is instantiated and its
@@ -90,6 +116,9 @@ enum Command {
         config: PathBuf,
         #[command(flatten)]
         http: mcp::HttpArgs,
+        /// `--admin` defaults to `MENDER_ADMIN` when that is set.
+        #[command(flatten)]
+        admin: AdminArgs,
     },
     /// A one-shot MCP client through mender: connect to TARGET (a URL or a
     /// server in --config), list its tools, or call one (--tool) through
@@ -112,6 +141,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let log_format = match logging::LogFormat::resolve(cli.log_format) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("mender: {e}");
+            return ExitCode::from(2);
+        }
+    };
     match cli.command {
         Command::Demo {
             print_config: true, ..
@@ -125,23 +161,36 @@ fn main() -> ExitCode {
             watch: true,
             every,
             calls,
+            admin,
             ..
-        } => watch::run(watch::WatchOptions {
-            seed,
-            config: &config,
-            every,
-            calls,
+        } => admin::demo_with(&admin, || {
+            watch::run(watch::WatchOptions {
+                seed,
+                config: &config,
+                every,
+                calls,
+            })
         }),
         Command::Demo {
             seed,
             config,
             quiet,
+            admin,
             ..
-        } => demo::run(seed, config.as_deref(), quiet),
+        } => admin::demo_with(&admin, || demo::run(seed, config.as_deref(), quiet)),
         Command::Check { files } => check::run(&files),
         Command::Conformance(args) => conformance::run(args),
-        Command::McpProxy { config, http } => mcp::proxy(&config, http),
-        Command::Call(args) => call::run(args),
+        Command::McpProxy {
+            config,
+            http,
+            mut admin,
+        } => {
+            if admin.admin.is_none() {
+                admin.admin = std::env::var("MENDER_ADMIN").ok().filter(|a| !a.is_empty());
+            }
+            mcp::proxy(&config, http, &admin, log_format)
+        }
+        Command::Call(args) => call::run(args, log_format),
         Command::Status {
             config,
             socket,

@@ -4,9 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use mender::{RedactingWriter, Redactor, ReloadResult, Runtime};
+use mender::{Redactor, ReloadResult, Runtime};
 use mender_mcp::{GatewayStatus, McpConfig, McpProxy};
-use tracing_subscriber::EnvFilter;
+
+use crate::AdminArgs;
+use crate::admin;
+use crate::logging::{self, LogFormat};
 
 /// `mender mcp-proxy`'s HTTP front door.
 #[derive(clap::Args)]
@@ -58,7 +61,12 @@ impl HttpArgs {
 
 /// `mender mcp-proxy --config F`: stdout is the MCP channel, so every log
 /// line goes to stderr (where MCP clients collect a server's logs).
-pub fn proxy(config: &Path, http: HttpArgs) -> ExitCode {
+pub fn proxy(
+    config: &Path,
+    http: HttpArgs,
+    admin_args: &AdminArgs,
+    log_format: LogFormat,
+) -> ExitCode {
     let tokens = match http.tokens() {
         Ok(t) => t,
         Err(e) => {
@@ -72,10 +80,20 @@ pub fn proxy(config: &Path, http: HttpArgs) -> ExitCode {
         eprintln!("mender mcp-proxy: {e}");
         return ExitCode::from(2);
     }
-    // rmcp logs every message at info, and a peer's refusal (e.g. a client
-    // without roots) at warn; its errors are what matter here.
-    let filter =
-        EnvFilter::try_from_env("MENDER_LOG").unwrap_or_else(|_| EnvFilter::new("info,rmcp=error"));
+    // Refused before anything starts: a typo'd or public address is the
+    // operator's to fix, not something to serve without.
+    let admin_addr = match admin_args
+        .admin
+        .as_deref()
+        .map(|a| admin::parse_addr(a, admin_args.admin_public))
+        .transpose()
+    {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("mender mcp-proxy: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mcp = match McpConfig::from_file(config) {
         Ok(c) => c,
         Err(e) => {
@@ -96,11 +114,9 @@ pub fn proxy(config: &Path, http: HttpArgs) -> ExitCode {
     for s in &secrets {
         redactor.add_secret(s.clone());
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(RedactingWriter::new(std::io::stderr, redactor))
-        .with_ansi(false)
-        .init();
+    // rmcp logs every message at info, and a peer's refusal (e.g. a client
+    // without roots) at warn; its errors are what matter here.
+    logging::init(log_format, "info,rmcp=error", redactor);
     if mcp.servers.is_empty() {
         eprintln!(
             "mender mcp-proxy: {} has no [mcp.servers.*]: nothing to put the gateway in front of",
@@ -138,6 +154,18 @@ pub fn proxy(config: &Path, http: HttpArgs) -> ExitCode {
             })
             .map_err(|e| tracing::warn!("not watching the config for changes: {e}"))
             .ok();
+        // Bound before the gateway starts, so a taken port fails the launch
+        // instead of leaving a gateway nobody can scrape.
+        let admin = match admin_addr {
+            Some(addr) => match bind_admin(addr).await {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    eprintln!("mender mcp-proxy: {e}");
+                    return ExitCode::from(2);
+                }
+            },
+            None => None,
+        };
         let socket = mcp.status_socket.clone();
         let max_body = mcp.max_message_bytes;
         let proxy = match McpProxy::start(rt, mcp).await {
@@ -147,6 +175,14 @@ pub fn proxy(config: &Path, http: HttpArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if let Some((listener, handle)) = admin {
+            let status = proxy.status_handle();
+            tokio::spawn(async move {
+                if let Err(e) = admin::serve(listener, handle, Some(status)).await {
+                    tracing::error!("admin listener stopped: {e}");
+                }
+            });
+        }
         tracing::info!(status = %socket.display(), "gateway ready; `mender status --config {}` shows its health", config.display());
         let served = match http.listen {
             Some(addr) => {
@@ -177,6 +213,25 @@ pub fn proxy(config: &Path, http: HttpArgs) -> ExitCode {
             }
         }
     })
+}
+
+/// The admin listener's socket and the metrics recorder behind it.
+async fn bind_admin(
+    addr: std::net::SocketAddr,
+) -> Result<
+    (
+        tokio::net::TcpListener,
+        metrics_exporter_prometheus::PrometheusHandle,
+    ),
+    String,
+> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("--admin {addr}: cannot listen: {e}"))?;
+    let bound = listener.local_addr().map_err(|e| e.to_string())?;
+    let handle = admin::install_recorder()?;
+    tracing::info!(admin = %bound, "admin listening on http://{bound} (/healthz, /readyz, /status, /metrics)");
+    Ok((listener, handle))
 }
 
 /// `mender status`: the health of the gateway started with the same

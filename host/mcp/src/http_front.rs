@@ -6,7 +6,7 @@
 //! DNS rebinding, `Origin` checks and the body limit. In front of it sit
 //! the checks rmcp leaves to the application: bearer tokens (compared in
 //! constant time; a missing or wrong one is a 401 with `WWW-Authenticate`),
-//! and every session gets its own [`Gateway`] handle, so progress goes to
+//! and every session gets its own `Gateway` handle, so progress goes to
 //! the client that asked for it.
 
 use std::net::SocketAddr;

@@ -46,7 +46,9 @@ pub use config::{
 };
 pub use forward::{CALL_META_KEY, tool_is_idempotent};
 pub use http_front::{HttpFront, check_listen_address};
-pub use status::{CIRCUIT_GAUGE, GatewayStatus, UpstreamStatus, fetch as fetch_status};
+pub use status::{
+    CIRCUIT_GAUGE, GatewayStatus, StatusHandle, UpstreamStatus, fetch as fetch_status,
+};
 pub use upstream::UpstreamState;
 
 use client::Hub;
@@ -139,15 +141,11 @@ impl McpProxy {
             status_socket: None,
             max_message_bytes: config.max_message_bytes,
         };
-        let (rt, ups, started) = (
-            proxy.gateway.rt.clone(),
-            proxy.gateway.upstreams.clone(),
-            proxy.started,
-        );
+        let handle = proxy.status_handle();
         // Status is a convenience: a second gateway on the same config (two
         // MCP clients each start one) still serves its client without it.
         let socket = &config.status_socket;
-        match status::serve(socket, move || status::snapshot(&rt, &ups, started)).await {
+        match status::serve(socket, move || handle.snapshot()).await {
             Ok(()) => proxy.status_socket = Some(socket.clone()),
             Err(e) => tracing::warn!(
                 "no status for `mender status` at {}: {e} (another gateway on this config has it)",
@@ -159,7 +157,18 @@ impl McpProxy {
 
     /// The gateway's health now.
     pub fn status(&self) -> GatewayStatus {
-        status::snapshot(&self.gateway.rt, &self.gateway.upstreams, self.started)
+        self.status_handle().snapshot()
+    }
+
+    /// A handle that takes the status snapshot after the gateway has been
+    /// handed to [`McpProxy::serve_stdio`] (an HTTP admin listener holds
+    /// one).
+    pub fn status_handle(&self) -> StatusHandle {
+        StatusHandle {
+            rt: self.gateway.rt.clone(),
+            upstreams: self.gateway.upstreams.clone(),
+            started: self.started,
+        }
     }
 
     /// Serves one MCP client on stdin/stdout until it disconnects.

@@ -65,7 +65,50 @@ pub struct UpstreamStatus {
     pub failures: u64,
 }
 
-pub(crate) fn snapshot(
+impl GatewayStatus {
+    /// The required (not `optional`) upstreams that are not `ready`: the
+    /// gateway is ready to serve its client when this is empty.
+    pub fn not_ready(&self) -> Vec<&UpstreamStatus> {
+        self.upstreams
+            .iter()
+            .filter(|u| !u.optional && u.state != "ready")
+            .collect()
+    }
+
+    /// Sets the per-upstream families on the `metrics` facade from this
+    /// snapshot (`mender_upstream_up`, `…_restarts_total`, `…_tools`;
+    /// see docs/observability.md). Called right before a scrape, so the
+    /// exported values are the status's own, never a second bookkeeping.
+    pub fn record_metrics(&self) {
+        for u in &self.upstreams {
+            let up = if u.state == "ready" { 1.0 } else { 0.0 };
+            metrics::gauge!("mender_upstream_up", "server" => u.name.clone()).set(up);
+            metrics::counter!("mender_upstream_restarts_total", "server" => u.name.clone())
+                .absolute(u.restarts);
+            metrics::gauge!("mender_upstream_tools", "server" => u.name.clone())
+                .set(u.tools as f64);
+        }
+    }
+}
+
+/// Takes the gateway's status from anywhere (the status socket, an HTTP
+/// admin listener) while the gateway serves its client: it holds the
+/// runtime and the upstreams, not the gateway.
+#[derive(Clone)]
+pub struct StatusHandle {
+    pub(crate) rt: Runtime,
+    pub(crate) upstreams: Arc<Vec<Arc<Upstream>>>,
+    pub(crate) started: std::time::Instant,
+}
+
+impl StatusHandle {
+    /// The gateway's health now: what `mender status --json` prints.
+    pub fn snapshot(&self) -> GatewayStatus {
+        snapshot(&self.rt, &self.upstreams, self.started)
+    }
+}
+
+fn snapshot(
     rt: &Runtime,
     upstreams: &[Arc<Upstream>],
     started: std::time::Instant,

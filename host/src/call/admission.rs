@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::context::CallState;
+use super::metrics;
 use super::min_opt;
 use crate::config::OnFault;
 use crate::failure::{ErrorKind, Failure};
@@ -59,6 +60,13 @@ impl CallState<'_> {
                         &recent,
                     )
                     .await;
+                let decided = match &admission {
+                    Ok(wit::Admission::Allow(_)) => "allow",
+                    Ok(wit::Admission::Reject(_)) => "reject",
+                    Ok(wit::Admission::Wait(_)) => "wait",
+                    Err(_) => "fault",
+                };
+                metrics::decision(&self.cx.pipeline.service, by, decided);
                 match admission {
                     Ok(wit::Admission::Allow(grant)) => {
                         slot.lease.grant(&grant, now);

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::metrics::Outcome;
 use super::min_opt;
 use crate::api::{AttemptRecord, CallSpec, CredentialProvider, Payload, Reply, ServedBy, Step};
 use crate::failure::ErrorKind;
@@ -91,6 +92,13 @@ impl<'a> CallState<'a> {
     pub(super) fn succeed<T: Payload>(self, value: T, took: Duration) -> Reply<T> {
         let p = &self.cx.pipeline;
         p.stats.record_success(duration_ms(took));
+        super::metrics::attempt(&p.service, None);
+        let outcome = if self.history.is_empty() {
+            Outcome::Ok
+        } else {
+            Outcome::RetriedOk
+        };
+        super::metrics::call_ended(&p.service, outcome, self.started.elapsed());
         // Only an idempotent call's answer can stand in for a later one:
         // replaying a write's result would claim a write that never
         // happened.
@@ -144,6 +152,7 @@ impl<'a> CallState<'a> {
         step: Step,
     ) {
         let kind = ErrorKind::from(event.kind);
+        super::metrics::attempt(&self.cx.pipeline.service, Some(kind));
         tracing::info!(
             service = %event.service, operation = %event.operation, attempt = number,
             kind = %kind, step = ?step, "attempt handled"

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::context::CallState;
+use super::metrics;
 use crate::api::{GiveUp, Step};
 use crate::config::OnFault;
 use crate::failure::{ErrorKind, Failure};
@@ -70,7 +71,7 @@ impl CallState<'_> {
         };
         tracing::debug!(
             service = %event.service, operation = %event.operation, attempt = number,
-            kind = %failure.kind, status = ?event.status, message = %event.message,
+            kind = %failure.kind, status = ?event.status, error = %event.message,
             "attempt failed"
         );
         let verdict = self.decide(&event).await;
@@ -90,11 +91,15 @@ impl CallState<'_> {
                 .await
             {
                 Ok(d) => d,
-                Err(fault) => match slot.plugin.on_fault() {
-                    OnFault::FailOpen => continue,
-                    OnFault::FailClosed => return Verdict::Fail(GiveUp::PluginFault(fault)),
-                },
+                Err(fault) => {
+                    metrics::decision(&p.service, &by, "fault");
+                    match slot.plugin.on_fault() {
+                        OnFault::FailOpen => continue,
+                        OnFault::FailClosed => return Verdict::Fail(GiveUp::PluginFault(fault)),
+                    }
+                }
             };
+            metrics::decision(&p.service, &by, metrics::decision_name(&decision));
             tracing::debug!(service = %event.service, attempt = event.attempt, plugin = %by, decision = ?decision, "decision");
             return match decision {
                 wit::Decision::Pass => continue,

@@ -21,6 +21,7 @@
 mod admission;
 mod context;
 mod decide;
+mod metrics;
 mod outcome;
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::context::CallState;
+use super::metrics::{self, Outcome};
 use crate::api::{CallError, GiveUp, Payload, Reply, ServedBy};
 use crate::config::OnFault;
 use crate::failure::ErrorKind;
@@ -23,14 +24,18 @@ impl CallState<'_> {
         last_error: Option<E>,
     ) -> Result<Reply<T>, CallError<E>> {
         match T::decode(&answer.body) {
-            Ok(value) => Ok(Reply {
-                value,
-                served_by: ServedBy::Fallback {
-                    plugin: by.to_owned(),
-                    age: answer.age.map(Duration::from_millis),
-                },
-                history: self.history,
-            }),
+            Ok(value) => {
+                let service = &self.cx.pipeline.service;
+                metrics::call_ended(service, Outcome::Fallback, self.started.elapsed());
+                Ok(Reply {
+                    value,
+                    served_by: ServedBy::Fallback {
+                        plugin: by.to_owned(),
+                        age: answer.age.map(Duration::from_millis),
+                    },
+                    history: self.history,
+                })
+            }
             Err(error) => {
                 let cause = GiveUp::FallbackUndecodable {
                     plugin: by.to_owned(),
@@ -63,6 +68,12 @@ impl CallState<'_> {
                 .clone()
                 .serve(self.deadline_left(), &p.service, event, recorded.as_ref())
                 .await;
+            let decided = match &served {
+                Ok(Some(_)) => "fallback",
+                Ok(None) => "pass",
+                Err(_) => "fault",
+            };
+            metrics::decision(&p.service, handler.name(), decided);
             match served {
                 Ok(Some(answer)) => {
                     if let Some(last) = self.history.last() {
@@ -92,13 +103,20 @@ impl CallState<'_> {
         last_error: Option<E>,
     ) -> Result<Reply<T>, CallError<E>> {
         let reason = cause.to_string();
+        let kind = ErrorKind::from(event.kind);
+        let outcome = if kind == ErrorKind::Rejected {
+            Outcome::Rejected
+        } else {
+            Outcome::Failed
+        };
+        metrics::call_ended(&self.cx.pipeline.service, outcome, self.started.elapsed());
         tracing::warn!(service = %event.service, operation = %event.operation, %reason, "call failed");
         Err(CallError {
             service: self.cx.pipeline.service.to_string(),
             operation: self.operation(),
             reason,
             cause,
-            kind: ErrorKind::from(event.kind),
+            kind,
             last_error,
             history: self.history,
         })

@@ -34,6 +34,7 @@ use crate::redact::Redactor;
 pub struct RedactingWriter<M> {
     inner: M,
     redactor: Arc<Redactor>,
+    json: bool,
 }
 
 impl<M> RedactingWriter<M> {
@@ -43,7 +44,18 @@ impl<M> RedactingWriter<M> {
         RedactingWriter {
             inner,
             redactor: Arc::new(redactor),
+            json: false,
         }
+    }
+
+    /// For a subscriber that writes one JSON object per line
+    /// (`tracing_subscriber::fmt().json()`): each string in the object is
+    /// redacted on its own, with its key as context (`"token":"…"`), and
+    /// the object written back, so a redaction can never cut through a
+    /// quote and leave a line that no longer parses.
+    pub fn json(mut self) -> Self {
+        self.json = true;
+        self
     }
 }
 
@@ -54,6 +66,7 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for RedactingWriter<M> {
         RedactingLine {
             inner: self.inner.make_writer(),
             redactor: self.redactor.clone(),
+            json: self.json,
         }
     }
 
@@ -61,6 +74,7 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for RedactingWriter<M> {
         RedactingLine {
             inner: self.inner.make_writer_for(meta),
             redactor: self.redactor.clone(),
+            json: self.json,
         }
     }
 }
@@ -70,12 +84,27 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for RedactingWriter<M> {
 pub struct RedactingLine<W> {
     inner: W,
     redactor: Arc<Redactor>,
+    json: bool,
 }
 
 impl<W: Write> Write for RedactingLine<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        let redacted = self.redactor.redact(&text);
+        let parsed = self
+            .json
+            .then(|| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .flatten();
+        let redacted = match parsed {
+            Some(mut value) => {
+                redact_json(&self.redactor, &mut value);
+                let mut line = value.to_string();
+                line.push('\n');
+                line
+            }
+            // Not JSON after all (a writer shared with plain text): the
+            // line is redacted as text.
+            None => self.redactor.redact(&text),
+        };
         self.inner.write_all(redacted.as_bytes())?;
         // All of `buf` was consumed, whatever length its redaction had.
         Ok(buf.len())
@@ -83,6 +112,35 @@ impl<W: Write> Write for RedactingLine<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// Redacts every string in `value`: an object's values as `key=value`
+/// pairs (so a field named `token` or `authorization` is redacted whatever
+/// its value looks like), and the keys themselves.
+fn redact_json(redactor: &Redactor, value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => *s = redactor.redact(s),
+        Value::Array(items) => items.iter_mut().for_each(|v| redact_json(redactor, v)),
+        Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (key, mut v) in entries {
+                let key = match &mut v {
+                    Value::String(s) => {
+                        let (k, redacted) = redactor.redact_pair(&key, s);
+                        *s = redacted;
+                        k
+                    }
+                    other => {
+                        redact_json(redactor, other);
+                        redactor.redact(&key)
+                    }
+                };
+                map.insert(key, v);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
 }
 

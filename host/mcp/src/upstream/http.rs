@@ -8,7 +8,7 @@
 //! reference TypeScript servers (server-everything among them) answer 400
 //! with a JSON-RPC error that has no `id` ("No valid session ID
 //! provided"). rmcp passes that on as a message no request matches, so
-//! the request would wait out its whole timeout. [`SessionAwareClient`]
+//! the request would wait out its whole timeout. `SessionAwareClient`
 //! turns it into the 404 it means, and any other id-less error answering
 //! a request into an error for that request.
 

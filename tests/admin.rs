@@ -1,0 +1,534 @@
+//! The admin listener (`--admin ADDR`) of the real binary, on loopback:
+//! `/metrics` after the demo's scripted failures (read with a real
+//! Prometheus text parser, checked against the demo's own summary),
+//! `/readyz` flipping with a required upstream, `/status` equal to `mender
+//! status --json`, JSON logs on the gateway's stderr, and a non-loopback
+//! address refused.
+
+#[path = "common/tools.rs"]
+mod tools;
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use prometheus_parse::{Sample, Scrape, Value};
+use tools::{Suite, require_or_skip, workspace};
+
+/// Kills the child when the test ends, passing or not.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One HTTP GET on loopback: (status code, body).
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connecting to the admin listener");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status code in {head}"));
+    // `Connection: close` answers are not chunked by hyper when the length
+    // is known; the routes all answer with a whole body.
+    (code, body.to_owned())
+}
+
+fn scrape(addr: SocketAddr) -> Scrape {
+    let (code, body) = get(addr, "/metrics");
+    assert_eq!(code, 200, "{body}");
+    Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("a Prometheus text exposition")
+}
+
+/// The value of the sample of `family` whose labels include `labels`
+/// (summed over the rest), or 0 when there is none.
+fn value(scrape: &Scrape, family: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == family && has(s, labels))
+        .map(|s| match &s.value {
+            Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => *v,
+            other => panic!("{family}: not a counter or gauge: {other:?}"),
+        })
+        .sum()
+}
+
+fn has(s: &Sample, labels: &[(&str, &str)]) -> bool {
+    labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
+}
+
+/// The numbers after `label` in the summary line that starts with it,
+/// e.g. `calls  180  ok first try 92, …` → [180, 92, …].
+fn numbers(out: &str, label: &str) -> Vec<u64> {
+    let line = out
+        .lines()
+        .find(|l| l.trim_start().starts_with(label))
+        .unwrap_or_else(|| panic!("no `{label}` line in:\n{out}"));
+    line.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+#[test]
+fn demo_metrics_count_what_the_script_did() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mender"))
+        .args(["demo", "--seed", "7", "--quiet", "--admin", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("running mender demo");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let _running = Running(child);
+    // Read until the demo says it is over and only the listener remains.
+    let mut out = String::new();
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        out += &line;
+        out.push('\n');
+        if line.starts_with("admin: the demo is over") {
+            break;
+        }
+    }
+    let addr: SocketAddr = out
+        .lines()
+        .find_map(|l| l.strip_prefix("admin: http://"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no admin address in:\n{out}"))
+        .parse()
+        .unwrap();
+    assert!(addr.ip().is_loopback());
+    assert!(out.contains("admin: the demo is over"), "{out}");
+
+    let calls = numbers(&out, "calls");
+    let (total, ok_first, ok_retry, fallback, failed) =
+        (calls[0], calls[1], calls[2], calls[3], calls[4]);
+    let attempts = numbers(&out, "attempts");
+    let (attempts, retries, refreshes, refused) =
+        (attempts[0], attempts[1], attempts[2], attempts[3]);
+    // The script exercises every outcome, so no count below is checked
+    // against a zero that any wiring would produce.
+    for (what, n) in [
+        ("ok first try", ok_first),
+        ("ok after retry", ok_retry),
+        ("fallback", fallback),
+        ("failed", failed),
+        ("refused", refused),
+        ("refreshes", refreshes),
+    ] {
+        assert!(n > 0, "seed 7 should produce some {what}:\n{out}");
+    }
+
+    let (code, body) = get(addr, "/healthz");
+    assert_eq!((code, body.trim()), (200, "ok"));
+    assert_eq!(
+        get(addr, "/readyz").0,
+        200,
+        "the demo has no upstream to wait for"
+    );
+    assert_eq!(get(addr, "/status").0, 404, "no gateway in the demo");
+
+    let m = scrape(addr);
+    let demo = ("service", "demo");
+    let calls = |outcome| value(&m, "mender_calls_total", &[demo, ("outcome", outcome)]) as u64;
+    assert_eq!(calls("ok"), ok_first, "{out}");
+    assert_eq!(calls("retried_ok"), ok_retry, "{out}");
+    assert_eq!(calls("fallback"), fallback, "{out}");
+    assert_eq!(calls("failed") + calls("rejected"), failed, "{out}");
+    assert!(calls("rejected") > 0, "an open circuit rejects some calls");
+    assert_eq!(
+        value(&m, "mender_calls_total", &[demo]) as u64,
+        total,
+        "every call counted once"
+    );
+
+    // Attempts: one per answer and one per handled failure, the demo's
+    // count; admission refusals are the `rejected` kind.
+    assert_eq!(value(&m, "mender_attempts_total", &[demo]) as u64, attempts);
+    let attempts_of = |kind| value(&m, "mender_attempts_total", &[demo, ("kind", kind)]) as u64;
+    assert_eq!(attempts_of("rejected"), refused);
+    assert_eq!(attempts_of("ok"), ok_first + ok_retry);
+    assert!(attempts_of("auth") >= refreshes);
+
+    // Decisions: the guardrails may refuse a retry a plugin asked for, so
+    // the plugins asked at least as often as the demo retried.
+    let decided = |plugin, decision| {
+        value(
+            &m,
+            "mender_decisions_total",
+            &[demo, ("plugin", plugin), ("decision", decision)],
+        ) as u64
+    };
+    assert!(decided("backoff", "retry") >= retries, "{out}");
+    assert!(decided("backoff", "refresh") >= refreshes, "{out}");
+    assert!(decided("breaker", "reject") > 0);
+    assert_eq!(
+        decided("static", "fallback") + decided("cached", "fallback"),
+        fallback,
+        "every fallback served was a handler's answer"
+    );
+
+    // One duration per call, in the configured buckets.
+    let hist = m
+        .samples
+        .iter()
+        .find(|s| s.metric == "mender_call_duration_seconds" && has(s, &[demo]))
+        .expect("the call duration histogram");
+    match &hist.value {
+        Value::Histogram(buckets) => {
+            let inf = buckets.iter().map(|b| b.count).fold(0.0, f64::max);
+            assert_eq!(inf as u64, total, "{buckets:?}");
+            assert!(buckets.iter().any(|b| b.less_than == 0.25));
+        }
+        other => panic!("a histogram, not {other:?}"),
+    }
+
+    // The breaker's own counters, as the summary adds them up
+    // (`circuit transitions  closed 2, half-open 3, open 3`).
+    let opened = value(
+        &m,
+        "mender_plugin_transitions_to_open",
+        &[demo, ("plugin", "breaker")],
+    ) as u64;
+    assert!(opened > 0);
+    let transitions = out
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("circuit transitions"))
+        .unwrap_or_else(|| panic!("no transitions in:\n{out}"));
+    assert!(
+        transitions
+            .split(',')
+            .any(|t| t.trim() == format!("open {opened}")),
+        "{transitions}"
+    );
+}
+
+#[test]
+fn a_public_admin_address_needs_the_opt_in() {
+    for args in [
+        &["demo", "--quiet", "--admin", "0.0.0.0:0"][..],
+        &[
+            "mcp-proxy",
+            "--config",
+            "/nonexistent.toml",
+            "--admin",
+            "0.0.0.0:0",
+        ],
+    ] {
+        // A listener that is wrongly started serves until killed: the
+        // refusal must come at once, not whenever the test gives up.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mender"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{args:?}: still running, not refused");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("not a loopback address"), "{err}");
+        assert!(err.contains("--admin-public"), "{err}");
+    }
+    // With the opt-in the demo listens (then the test stops it).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mender"))
+        .args(["demo", "--quiet", "--admin", "0.0.0.0:0", "--admin-public"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let _running = Running(child);
+    assert!(first.starts_with("admin: http://0.0.0.0:"), "{first}");
+}
+
+const TOKEN: &str = "raw-token-7c4e0b93d1";
+
+/// A gateway in front of `tests/mcp/raw_server.py`, logging JSON, with
+/// its admin listener; stderr lines arrive on the channel.
+fn gateway(dir: &Path, python: &Path) -> (Running, ChildStdin, SocketAddr, mpsc::Receiver<String>) {
+    let config = dir.join("mender.toml");
+    let server = workspace().join("tests/mcp/raw_server.py");
+    std::fs::write(
+        &config,
+        format!(
+            "[mcp]\nstatus-socket = {socket:?}\n\n[mcp.servers.raw]\ncommand = {python:?}\n\
+             args = [{server:?}]\nenv = {{ API_TOKEN = \"{TOKEN}\", RUNS_FILE = {runs:?} }}\n\
+             # Slow enough that the test sees the upstream down.\n\
+             restart-backoff = {{ base = \"1500ms\", max = \"3s\" }}\n",
+            socket = dir.join("status.sock"),
+            runs = dir.join("runs"),
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mender"))
+        .args(["mcp-proxy", "--config"])
+        .arg(&config)
+        .env("MENDER_ADMIN", "127.0.0.1:0")
+        .env("MENDER_LOG_FORMAT", "json")
+        .env("MENDER_LOG", "debug,rmcp=error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running mender mcp-proxy");
+    let stdin = child.stdin.take().unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    // The client's answers are read (and dropped) so the pipe never fills.
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || stdout.lines().count());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let running = Running(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the gateway logs its admin address");
+        let json: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
+        if let Some(addr) = json["fields"]["admin"].as_str() {
+            break addr.parse().unwrap();
+        }
+    };
+    (running, stdin, addr, rx)
+}
+
+fn send(stdin: &mut ChildStdin, message: serde_json::Value) {
+    writeln!(stdin, "{message}").unwrap();
+    stdin.flush().unwrap();
+}
+
+/// Polls `/readyz` until it answers `code`.
+fn wait_readyz(addr: SocketAddr, code: u16, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let (got, body) = get(addr, "/readyz");
+        if got == code {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz stayed {got}, not {code}: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+fn python() -> Option<PathBuf> {
+    let found = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if found.is_none() {
+        require_or_skip(
+            Suite::Mcp,
+            "python3 (for tests/mcp/raw_server.py) is not on the PATH",
+        );
+    }
+    found
+}
+
+#[test]
+fn gateway_readiness_status_metrics_and_json_logs() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::Builder::new()
+        .prefix("adm-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let (_running, mut stdin, addr, logs) = gateway(dir.path(), &python);
+
+    // Before the client's `initialize` the upstream has not started.
+    let (code, body) = get(addr, "/readyz");
+    assert_eq!(code, 503, "{body}");
+    let waiting: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(waiting["ready"], false);
+    assert_eq!(waiting["not_ready"][0]["name"], "raw", "{body}");
+    assert_eq!(get(addr, "/healthz").0, 200);
+
+    send(
+        &mut stdin,
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "admin-test", "version": "0"}}}),
+    );
+    send(
+        &mut stdin,
+        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    );
+    wait_readyz(addr, 200, Duration::from_secs(20));
+
+    // One call that answers, one the upstream refuses (its error echoes
+    // the token, which must not reach the logs).
+    for (id, tool) in [(2, "echo_secret"), (3, "reject")] {
+        send(
+            &mut stdin,
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": tool, "arguments": {}}}),
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let m = loop {
+        let m = scrape(addr);
+        if value(&m, "mender_calls_total", &[("service", "raw")]) >= 2.0
+            || Instant::now() > deadline
+        {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let raw = ("service", "raw");
+    assert_eq!(
+        value(&m, "mender_calls_total", &[raw, ("outcome", "ok")]),
+        1.0
+    );
+    assert_eq!(
+        value(&m, "mender_calls_total", &[raw, ("outcome", "failed")]),
+        1.0
+    );
+    let server = ("server", "raw");
+    assert_eq!(value(&m, "mender_upstream_up", &[server]), 1.0);
+    assert_eq!(value(&m, "mender_upstream_tools", &[server]), 4.0);
+    assert_eq!(value(&m, "mender_upstream_restarts_total", &[server]), 0.0);
+
+    // `/status` is `mender status --json`, field for field (but the clocks).
+    let (code, body) = get(addr, "/status");
+    assert_eq!(code, 200, "{body}");
+    let http: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let socket = Command::new(env!("CARGO_BIN_EXE_mender"))
+        .args(["status", "--json", "--socket"])
+        .arg(dir.path().join("status.sock"))
+        .output()
+        .unwrap();
+    assert!(socket.status.success());
+    let cli: serde_json::Value = serde_json::from_slice(&socket.stdout).unwrap();
+    assert_eq!(without_clocks(http.clone()), without_clocks(cli));
+    let typed: mender_mcp::GatewayStatus = serde_json::from_value(http.clone()).unwrap();
+    assert_eq!(typed.upstreams[0].calls, 2);
+    let pid = typed.upstreams[0].pid.expect("the upstream's pid");
+
+    // The required upstream dies: not ready until it is back.
+    let killed = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    assert!(killed.unwrap().success());
+    let body = wait_readyz(addr, 503, Duration::from_secs(10));
+    assert!(body.contains("\"raw\""), "{body}");
+    assert_eq!(value(&scrape(addr), "mender_upstream_up", &[server]), 0.0);
+    wait_readyz(addr, 200, Duration::from_secs(20));
+    let m = scrape(addr);
+    assert_eq!(value(&m, "mender_upstream_up", &[server]), 1.0);
+    assert_eq!(value(&m, "mender_upstream_restarts_total", &[server]), 1.0);
+
+    // Every log line so far is one JSON object, and the token the upstream
+    // echoed in its error is in none of them.
+    drop(stdin);
+    let lines: Vec<String> = logs.try_iter().collect();
+    assert!(lines.len() > 3, "{lines:?}");
+    for line in &lines {
+        let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+        assert!(
+            parsed.is_ok_and(|v| v.is_object()),
+            "not a JSON object: {line}"
+        );
+        assert!(!line.contains(TOKEN), "the token leaked: {line}");
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("call failed")),
+        "the failed call is logged: {lines:#?}"
+    );
+}
+
+/// A status with the fields that move between two reads (uptime, time in
+/// a state) taken out.
+fn without_clocks(mut status: serde_json::Value) -> serde_json::Value {
+    status.as_object_mut().unwrap().remove("uptime_s");
+    for u in status["upstreams"].as_array_mut().unwrap() {
+        u.as_object_mut().unwrap().remove("state_for_s");
+    }
+    status
+}
+
+/// `mender demo --watch --admin`: real time, a few calls, then the
+/// listener stays for the scrape.
+#[test]
+fn watch_mode_serves_the_admin_endpoints_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("demo.toml");
+    let printed = Command::new(env!("CARGO_BIN_EXE_mender"))
+        .args(["demo", "--print-config"])
+        .output()
+        .unwrap();
+    std::fs::write(&config, &printed.stdout).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mender"))
+        .args(["demo", "--watch", "--calls", "3", "--every", "10ms"])
+        .args(["--admin", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let _running = Running(child);
+    let mut addr = None;
+    for line in stdout.lines().map_while(Result::ok) {
+        if let Some(rest) = line.strip_prefix("admin: http://") {
+            addr = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if line.starts_with("admin: the demo is over") {
+            break;
+        }
+    }
+    let addr: SocketAddr = addr.expect("the admin address").parse().unwrap();
+    let m = scrape(addr);
+    assert_eq!(value(&m, "mender_calls_total", &[("service", "demo")]), 3.0);
+}
+
+/// A `MENDER_LOG_FORMAT` that is neither `text` nor `json` is refused, so
+/// a collector expecting JSON never silently receives text.
+#[test]
+fn an_unknown_log_format_is_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mender"))
+        .args(["plugins"])
+        .env("MENDER_LOG_FORMAT", "yaml")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("MENDER_LOG_FORMAT=yaml"), "{err}");
+    let flag = Command::new(env!("CARGO_BIN_EXE_mender"))
+        .args(["--log-format", "json", "plugins"])
+        .output()
+        .unwrap();
+    assert!(flag.status.success());
+}
