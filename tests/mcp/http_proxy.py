@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,13 +46,20 @@ class Fault:
 
 
 class FaultProxy:
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, tls: tuple[str, str] | None = None) -> None:
+        """`tls`: (certificate chain file, key file) to serve HTTPS."""
         self.upstream_port = upstream_port
         self.seen: list[Seen] = []
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
+        self.scheme = "http"
+        if tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def __enter__(self) -> FaultProxy:
@@ -66,8 +74,8 @@ class FaultProxy:
     def port(self) -> int:
         return self._server.server_address[1]
 
-    def url(self, path: str = "/mcp") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path: str = "/mcp", host: str = "127.0.0.1") -> str:
+        return f"{self.scheme}://{host}:{self.port}{path}"
 
     def fail_next(self, count: int, status: int, headers: dict[str, str] | None = None, only: str | None = None) -> None:
         """The next `count` POSTs (of JSON-RPC method `only`, if given) get

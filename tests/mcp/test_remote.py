@@ -257,3 +257,40 @@ def test_mender_call_says_what_is_wrong(workdir: Path) -> None:
     down = mender_call(f"http://127.0.0.1:{port}/mcp")
     assert down.returncode == 1, down
     assert f"127.0.0.1:{port}" in down.stderr and "onnection refused" in down.stderr, down.stderr
+
+
+def make_ca(workdir: Path) -> tuple[Path, Path, Path]:
+    """A test CA and a certificate it signed for `localhost`: (ca, chain, key)."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=workdir)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "2", "-subj", "/CN=mender test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=localhost")
+    (workdir / "san.ext").write_text("subjectAltName=DNS:localhost\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
+    return workdir / "ca.pem", workdir / "server.pem", workdir / "server.key"
+
+
+def test_tls_with_a_private_ca_and_a_wrong_one(workdir: Path) -> None:
+    ca, chain, key = make_ca(workdir)
+    server = HttpEverything()
+    server.start()
+    try:
+        with FaultProxy(server.port, tls=(str(chain), str(key))) as tls:
+            url = tls.url(host="localhost")
+            # Trusted through ca-file: listed and called.
+            config = mender_toml(workdir, {"remote": {"url": url, "ca-file": str(ca)}})
+            ok = mender_call("--config", str(config), "--tool", "echo", "--args", '{"message": "over tls"}', "remote")
+            assert ok.returncode == 0, ok
+            assert "over tls" in ok.stdout
+            # Without it the system roots do not know the CA: refused, and
+            # the message says it is the certificate.
+            down = mender_call(url)
+            assert down.returncode == 1, down
+            assert "certificate" in down.stderr.lower(), down.stderr
+    finally:
+        server.stop()
