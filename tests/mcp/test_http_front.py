@@ -31,6 +31,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 pytestmark = pytest.mark.anyio
 
 TOKEN = "mcp-front-token-5e8d1c"
+TOKEN_B = "mcp-front-token-b-77a0f3"
 
 
 def free_port() -> int:
@@ -45,7 +46,7 @@ class Front:
         self.url = f"http://127.0.0.1:{self.port}/mcp"
         self.config = mender_toml(workdir, {"everything": everything()})
         self.stderr_path = workdir / "front.stderr"
-        env = {**os.environ, "MENDER_TOKENS": TOKEN}
+        env = {**os.environ, "MENDER_TOKENS": f"{TOKEN},{TOKEN_B}"}
         with open(self.stderr_path, "w") as err:
             self.process = subprocess.Popen(
                 [mender_bin(), "mcp-proxy", "--config", str(self.config), "--listen", f"127.0.0.1:{self.port}", *extra],
@@ -183,3 +184,32 @@ def test_a_public_address_needs_tokens(workdir: Path) -> None:
     )
     assert out.returncode == 2, out
     assert "bearer tokens" in out.stderr, out.stderr
+
+
+async def test_one_client_cannot_take_every_slot(workdir: Path) -> None:
+    front = Front(workdir, "--max-in-flight-per-client", "2")
+    try:
+        outcomes: dict[str, list[str]] = {"a": [], "b": []}
+
+        async def slow(client: Client, who: str) -> None:
+            try:
+                r = await client.call_tool("trigger-long-running-operation", {"duration": 2, "steps": 2})
+                outcomes[who].append("error" if r.is_error else "ok")
+            except Exception as e:  # the client's view of the 429
+                outcomes[who].append(f"refused: {e!r}")
+
+        async with front.client() as a, front.client(TOKEN_B) as b:
+            with anyio.fail_after(30):
+                async with anyio.create_task_group() as tg:
+                    for _ in range(3):
+                        tg.start_soon(slow, a, "a")
+                    await anyio.sleep(0.5)
+                    tg.start_soon(slow, b, "b")
+        # Two of A's three ran; the third was refused. B was not held up.
+        assert sorted(o == "ok" for o in outcomes["a"]) == [False, True, True], outcomes
+        assert outcomes["b"] == ["ok"], outcomes
+        [up] = mender_status(front.config)["upstreams"]
+        assert up["calls"] == 3, up
+    finally:
+        front.stop()
+        print(f"--- mender mcp-proxy stderr ---\n{front.stderr()[-20000:]}")

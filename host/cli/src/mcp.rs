@@ -30,6 +30,10 @@ pub struct HttpArgs {
     /// name clients use to reach a non-loopback `--listen`.
     #[arg(long = "allow-host", requires = "listen")]
     allow_hosts: Vec<String>,
+    /// Requests one client (one token, else one session) may have in
+    /// flight; more get 429 with `Retry-After: 1` (0: no limit).
+    #[arg(long, default_value_t = 32, requires = "listen")]
+    max_in_flight_per_client: usize,
 }
 
 impl HttpArgs {
@@ -200,6 +204,7 @@ pub fn proxy(
                     allowed_hosts: http.allow_hosts,
                     allowed_origins: http.allow_origins,
                     max_body_bytes: max_body,
+                    max_in_flight_per_client: http.max_in_flight_per_client,
                 };
                 proxy.serve_http(listener, front).await
             }

@@ -9,13 +9,16 @@
 //! and every session gets its own `Gateway` handle, so progress goes to
 //! the client that asked for it.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -39,6 +42,10 @@ pub struct HttpFront {
     pub allowed_origins: Vec<String>,
     /// The largest request body, in bytes (larger: 413).
     pub max_body_bytes: usize,
+    /// Requests one client may have in flight (by its bearer token, else
+    /// by its session); more are refused with 429 and `Retry-After: 1`,
+    /// so one agent cannot take every upstream slot. 0: no limit.
+    pub max_in_flight_per_client: usize,
 }
 
 impl McpProxy {
@@ -69,8 +76,15 @@ impl McpProxy {
             config,
         );
         let tokens: Arc<[String]> = front.tokens.into();
+        let in_flight = Arc::new(InFlight {
+            limit: front.max_in_flight_per_client,
+            per_client: Mutex::default(),
+        });
+        // Layers run outside in: the token is checked before a slot is
+        // taken, so a client without one cannot fill anybody's slots.
         let app = axum::Router::new()
             .nest_service("/mcp", service)
+            .layer(axum::middleware::from_fn_with_state(in_flight, limit))
             .layer(axum::middleware::from_fn_with_state(tokens, authorize));
         axum::serve(listener, app)
             .await
@@ -127,6 +141,119 @@ async fn authorize(State(tokens): State<Arc<[String]>>, request: Request, next: 
         response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
     response
+}
+
+/// Requests in flight per client.
+struct InFlight {
+    limit: usize,
+    per_client: Mutex<HashMap<String, usize>>,
+}
+
+/// One request's slot, given back when its answer (an SSE stream
+/// included) has been sent or abandoned.
+struct Slot {
+    in_flight: Arc<InFlight>,
+    client: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = self
+            .in_flight
+            .per_client
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.client) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.client);
+            }
+        }
+    }
+}
+
+/// Holds a request's slot until its response body ends: a tool call
+/// answered over SSE is still running after the headers are sent.
+struct SlotBody {
+    inner: Body,
+    _slot: Slot,
+}
+
+impl HttpBody for SlotBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Counts a client's POSTs (what carries calls; the long-lived GET stream
+/// is not a call) and refuses those over the limit with 429.
+async fn limit(State(in_flight): State<Arc<InFlight>>, request: Request, next: Next) -> Response {
+    if in_flight.limit == 0 || request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    // The token names the agent; without tokens, the session does (a
+    // client's first POST, `initialize`, has none yet and shares a slot
+    // pool with the other first POSTs).
+    let client = client_key(request.headers());
+    {
+        let mut counts = in_flight
+            .per_client
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(client.clone()).or_default();
+        if *n >= in_flight.limit {
+            let mut response = (
+                StatusCode::TOO_MANY_REQUESTS,
+                Body::from(format!(
+                    "mender: this client already has {} requests in flight\n",
+                    in_flight.limit
+                )),
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            return response;
+        }
+        *n += 1;
+    }
+    let slot = Slot {
+        in_flight: in_flight.clone(),
+        client,
+    };
+    let (parts, body) = next.run(request).await.into_parts();
+    Response::from_parts(
+        parts,
+        Body::new(SlotBody {
+            inner: body,
+            _slot: slot,
+        }),
+    )
+}
+
+/// Who a request is from: the token names the agent; without tokens, the
+/// session does (a client's first POST, `initialize`, has none yet and
+/// shares one pool with the other first POSTs).
+fn client_key(headers: &axum::http::HeaderMap) -> String {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    get(header::AUTHORIZATION.as_str())
+        .map(|t| format!("token:{t}"))
+        .or_else(|| get("mcp-session-id").map(|s| format!("session:{s}")))
+        .unwrap_or_default()
 }
 
 /// Byte equality in time that depends only on the lengths.
