@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use mender::{Redactor, Runtime};
+use mender::Runtime;
 use mender_mcp::{McpConfig, McpProxy};
 use rmcp::ServiceExt as _;
 use rmcp::model::CallToolRequestParams;
@@ -61,17 +61,13 @@ pub fn run(args: Args, log_format: LogFormat) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let secrets: Vec<String> = mcp
-        .servers
-        .iter()
-        .flat_map(|s| s.secret_values().map(str::to_owned))
-        .collect();
-    let mut redactor = Redactor::default();
-    for s in &secrets {
-        redactor.add_secret(s.clone());
-    }
+    let secrets = crate::mcp::secrets_of(&mcp);
     // Quiet by default: stdout is the answer, stderr only trouble.
-    logging::init(log_format, "warn,rmcp=error", redactor);
+    logging::init(
+        log_format,
+        "warn,rmcp=error",
+        crate::mcp::redactor_for(&secrets),
+    );
     // A private status socket: a gateway running on the same config keeps
     // its own.
     let scratch = match tempfile::tempdir() {

@@ -108,16 +108,9 @@ pub fn proxy(
     // Credentials handed to the servers are redacted wherever they echo
     // them (stderr, error text, status), and so is every log line of every
     // crate: rmcp logs whole JSON-RPC messages at trace.
-    let secrets: Vec<String> = mcp
-        .servers
-        .iter()
-        .flat_map(|s| s.secret_values().map(str::to_owned))
-        .chain(tokens.iter().cloned())
-        .collect();
-    let mut redactor = Redactor::default();
-    for s in &secrets {
-        redactor.add_secret(s.clone());
-    }
+    let mut secrets = secrets_of(&mcp);
+    secrets.extend(tokens.iter().cloned());
+    let redactor = redactor_for(&secrets);
     // rmcp logs every message at info, and a peer's refusal (e.g. a client
     // without roots) at warn; its errors are what matter here.
     logging::init(log_format, "info,rmcp=error", redactor);
@@ -237,6 +230,24 @@ async fn bind_admin(
     let handle = admin::install_recorder()?;
     tracing::info!(admin = %bound, "admin listening on http://{bound} (/healthz, /readyz, /status, /metrics)");
     Ok((listener, handle))
+}
+
+/// The credentials `mcp`'s servers are handed (see
+/// `ServerSpec::secret_values`).
+pub(crate) fn secrets_of(mcp: &McpConfig) -> Vec<String> {
+    mcp.servers
+        .iter()
+        .flat_map(|s| s.secret_values().map(str::to_owned))
+        .collect()
+}
+
+/// A log redactor that knows `secrets`.
+pub(crate) fn redactor_for(secrets: &[String]) -> Redactor {
+    let mut redactor = Redactor::default();
+    for s in secrets {
+        redactor.add_secret(s.clone());
+    }
+    redactor
 }
 
 /// `mender status`: the health of the gateway started with the same

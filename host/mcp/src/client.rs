@@ -55,6 +55,15 @@ pub(crate) struct Hub {
 impl Hub {
     /// Remembers a downstream client, so notifications can reach it.
     pub(crate) fn set_downstream(&self, session: u64, peer: &Peer<RoleServer>) {
+        // Every request calls this: a known session costs a read lock only.
+        let known = self
+            .downstream
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&session);
+        if known {
+            return;
+        }
         let mut peers = self.downstream.write().unwrap_or_else(|p| p.into_inner());
         // Clients that have gone are forgotten as others arrive.
         peers.retain(|_, p| !p.is_transport_closed());
@@ -76,12 +85,7 @@ impl Hub {
     /// does not say which client's call caused it; with one client (stdio)
     /// that is exact.
     pub(crate) fn downstream(&self) -> Option<Peer<RoleServer>> {
-        self.downstream
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .find(|p| !p.is_transport_closed())
-            .cloned()
+        self.sessions().into_iter().next()
     }
 
     fn session(&self, session: u64) -> Option<Peer<RoleServer>> {
@@ -92,6 +96,7 @@ impl Hub {
             .cloned()
     }
 
+    /// The connected clients, oldest first.
     fn sessions(&self) -> Vec<Peer<RoleServer>> {
         self.downstream
             .read()

@@ -297,13 +297,7 @@ impl McpConfig {
     ) -> Result<McpConfig, ConfigError> {
         let src = Source { origin, text };
         let error = |offset: usize, message: String| src.error(offset, message);
-        let raw: FileToml = toml::from_str(text).map_err(|e| {
-            error(
-                e.span().map_or(0, |s| s.start),
-                e.message().trim_end().to_owned(),
-            )
-        })?;
-        let raw = raw.mcp.unwrap_or_default();
+        let raw = read_toml(&src)?.mcp.unwrap_or_default();
         let mut servers = Vec::new();
         for (name, spanned) in &raw.servers {
             let offset = spanned.span().start;
@@ -470,21 +464,25 @@ impl McpConfig {
     }
 }
 
+/// The file's tables, or an error at the offending line.
+fn read_toml(src: &Source<'_>) -> Result<FileToml, ConfigError> {
+    toml::from_str(src.text).map_err(|e| {
+        src.error(
+            e.span().map_or(0, |s| s.start),
+            e.message().trim_end().to_owned(),
+        )
+    })
+}
+
 /// Where the gateway started with the config file at `path` serves its
 /// status: only `[mcp] status-socket` is read, so `mender status` works
 /// without the environment variables the servers' settings name.
 pub fn status_socket_of(path: &Path) -> Result<PathBuf, ConfigError> {
     let text = Source::read(path)?;
     let origin = path.display().to_string();
-    let raw: FileToml = toml::from_str(&text).map_err(|e| {
-        Source {
-            origin: &origin,
-            text: &text,
-        }
-        .error(
-            e.span().map_or(0, |s| s.start),
-            e.message().trim_end().to_owned(),
-        )
+    let raw = read_toml(&Source {
+        origin: &origin,
+        text: &text,
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
     Ok(match raw.mcp.and_then(|m| m.status_socket) {
