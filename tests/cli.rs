@@ -3,6 +3,7 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 fn mender(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mender"))
@@ -190,6 +191,63 @@ fn check_refuses_a_fifo_at_once() {
         let (ok, _, err) = mender(&["check", file.to_str().unwrap()]);
         assert!(!ok);
         assert!(err.contains("is not a regular file (a FIFO)"), "{err}");
+    }
+}
+
+/// Runs `mender` and kills it after `limit`: `None` when it had to be
+/// killed (it hung).
+#[cfg(unix)]
+fn mender_within(args: &[&str], limit: Duration) -> Option<(bool, String)> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mender"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running mender");
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            return Some((
+                out.status.success(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// A FIFO (or a device) named as the config file fails at once, in every
+/// command that reads one, instead of waiting for a writer forever.
+#[cfg(unix)]
+#[test]
+fn commands_refuse_a_config_that_is_a_fifo_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("mender.toml");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let fifo = fifo.to_str().unwrap();
+    for args in [
+        vec!["check", fifo],
+        vec!["mcp-proxy", "--config", fifo],
+        vec!["status", "--config", fifo],
+        vec!["demo", "--quiet", "--config", fifo],
+        vec!["check", "/dev/zero"],
+    ] {
+        let Some((ok, err)) = mender_within(&args, Duration::from_secs(20)) else {
+            panic!("`mender {}` hung on a FIFO config", args.join(" "));
+        };
+        assert!(!ok, "{args:?}");
+        assert!(err.contains("is not a regular file ("), "{args:?}: {err}");
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// Bottom to top. Modules on one line share a rank and may not name each
 /// other.
 const LAYERS: &[&[&str]] = &[
-    &["escape", "failure", "redact"],
+    &["escape", "failure", "file", "redact"],
     &["config"],
     &["api"],
     &["host"],

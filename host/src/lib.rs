@@ -31,6 +31,7 @@ pub mod config;
 pub mod conformance;
 mod escape;
 mod failure;
+pub mod file;
 mod host;
 mod layer;
 mod pipeline;

@@ -1,5 +1,5 @@
-"""Tool names across servers: a collision is warned about in the log (the
-first server in name order wins); `prefix` keeps both servers' tools;
+"""Names across servers: a tool, prompt or resource collision is warned
+about in the log, once per name (the first server in name order wins); `prefix` keeps both servers' tools;
 `allow-tools`/`deny-tools` narrow what a server offers, and bad entries are
 config errors naming the file and line. `mender check` says when a
 server's command is not on the PATH."""
@@ -23,9 +23,19 @@ async def test_a_collision_is_warned_and_a_prefix_keeps_both(workdir: Path) -> N
     async with proxy(mender_toml(workdir, servers)) as p:
         names = [t.name for t in (await p.client.list_tools()).tools]
         assert names.count("echo") == 1, names
+        # Prompts and resources collide too, and are warned about when listed.
+        prompts = [x.name for x in (await p.client.list_prompts()).prompts]
+        resources = [str(x.uri) for x in (await p.client.list_resources()).resources]
+        assert prompts and len(prompts) == len(set(prompts)), prompts
+        assert resources and len(resources) == len(set(resources)), resources
     log = p.stderr()
     assert "tool name collision" in log and "`echo`" in log, log[-3000:]
     assert "hidden" in log and "`b`" in log, log[-3000:]
+    assert f"prompt name collision: MCP server `b`'s prompt `{prompts[0]}`" in log, log[-3000:]
+    assert f"resource name collision: MCP server `b`'s resource `{resources[0]}`" in log, log[-3000:]
+    assert "`prefix` renames tools only" in log, log[-3000:]
+    # Once per name, however often the client lists.
+    assert log.count(f"prompt `{prompts[0]}` is hidden") == 1, log[-3000:]
 
     async with Client(stdio_client(direct(everything())), cache=None) as c:
         want = dumped((await c.list_tools()).tools)

@@ -52,8 +52,8 @@ fn try_run(args: &Args) -> Result<bool, String> {
     };
     let config = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+            let text = mender::file::read_text(path, "a TOML config file")
+                .map_err(|e| format!("{}: {e}", path.display()))?;
             let table: toml::Table =
                 toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
             Some(table)

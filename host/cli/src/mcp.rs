@@ -47,7 +47,7 @@ impl HttpArgs {
             .map(str::to_owned)
             .collect();
         if let Some(path) = &self.token_file {
-            let text = std::fs::read_to_string(path)
+            let text = mender::file::read_text(path, "a token file (one token per line)")
                 .map_err(|e| format!("--token-file {}: {e}", path.display()))?;
             tokens.extend(
                 text.lines()

@@ -248,6 +248,7 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         self.hub.set_downstream(self.session, &context.peer);
+        self.warn_collisions();
         let prompts = self.listed().flat_map(|(_, c)| c.prompts.clone());
         Ok(ListPromptsResult::with_all_items(dedup_by(prompts, |p| {
             p.name.clone()
@@ -286,6 +287,7 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         self.hub.set_downstream(self.session, &context.peer);
+        self.warn_collisions();
         let resources = self.listed().flat_map(|(_, c)| c.resources.clone());
         Ok(ListResourcesResult::with_all_items(dedup_by(
             resources,
@@ -299,6 +301,7 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         self.hub.set_downstream(self.session, &context.peer);
+        self.warn_collisions();
         let templates = self.listed().flat_map(|(_, c)| c.templates.clone());
         Ok(ListResourceTemplatesResult::with_all_items(dedup_by(
             templates,

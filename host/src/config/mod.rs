@@ -214,11 +214,11 @@ pub struct Source<'a> {
 impl Source<'_> {
     /// A config file's text; the error names the file.
     pub fn read(path: &Path) -> Result<String, ConfigError> {
-        std::fs::read_to_string(path).map_err(|e| ConfigError {
+        crate::file::read_text(path, "a TOML config file").map_err(|message| ConfigError {
             origin: path.display().to_string(),
             line: 0,
             column: 0,
-            message: format!("cannot read: {e}"),
+            message,
         })
     }
 

@@ -86,11 +86,34 @@ impl StateConfig {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(crate) struct StateToml {
-    backend: Option<BackendName>,
-    url: Option<String>,
-    prefix: Option<String>,
-    #[serde(default, with = "humantime_serde")]
-    timeout: Option<Duration>,
+    // Each value keeps where it was written, so an error points at the
+    // key at fault (`mender.toml:5:11`), not at the table it is in.
+    backend: Option<Spanned<BackendName>>,
+    url: Option<Spanned<String>>,
+    prefix: Option<Spanned<String>>,
+    timeout: Option<Spanned<HumanDuration>>,
+}
+
+/// A duration written as `"50ms"`.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(transparent)]
+struct HumanDuration(#[serde(with = "humantime_serde")] Duration);
+
+/// What is wrong with a `[state]` table, and the byte offset of the value
+/// at fault when one is (else the table's own position is used).
+#[derive(Debug)]
+pub(crate) struct StateError {
+    at: Option<usize>,
+    message: String,
+}
+
+impl StateError {
+    fn at<T>(value: &Spanned<T>, message: String) -> Self {
+        StateError {
+            at: Some(value.span().start),
+            message,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -104,37 +127,59 @@ impl StateToml {
     /// This table over `base` (the global table for a service's own).
     pub(crate) fn over(&self, base: &StateToml) -> StateToml {
         StateToml {
-            backend: self.backend.or(base.backend),
+            backend: self.backend.clone().or_else(|| base.backend.clone()),
             url: self.url.clone().or_else(|| base.url.clone()),
             prefix: self.prefix.clone().or_else(|| base.prefix.clone()),
-            timeout: self.timeout.or(base.timeout),
+            timeout: self.timeout.clone().or_else(|| base.timeout.clone()),
         }
     }
 
     /// The backend this table selects, or what is wrong with it.
-    pub(crate) fn backend(&self) -> Result<StateBackend, String> {
-        match self.backend.unwrap_or(BackendName::Memory) {
+    pub(crate) fn backend(&self) -> Result<StateBackend, StateError> {
+        let Some(backend) = &self.backend else {
+            return Ok(StateBackend::Memory);
+        };
+        match backend.get_ref() {
             BackendName::Memory => Ok(StateBackend::Memory),
             BackendName::Redis => {
-                let url = self
-                    .url
-                    .clone()
-                    .ok_or("backend = \"redis\" needs `url` (e.g. \"redis://127.0.0.1:6379/0\")")?;
-                check_redis_url(&url)?;
-                let prefix = self.prefix.clone().unwrap_or_else(|| DEFAULT_PREFIX.into());
-                if prefix.is_empty() || prefix.contains(char::is_whitespace) {
-                    return Err(format!(
-                        "`prefix` {prefix:?} must be non-empty, without spaces"
-                    ));
-                }
-                let timeout = self.timeout.unwrap_or(DEFAULT_TIMEOUT);
-                if timeout.is_zero() || timeout > MAX_TIMEOUT {
-                    return Err(format!(
-                        "`timeout` must be between 1ms and {MAX_TIMEOUT:?} (got {timeout:?})"
-                    ));
-                }
+                let url = self.url.as_ref().ok_or_else(|| {
+                    StateError::at(
+                        backend,
+                        "backend = \"redis\" needs `url` (e.g. \"redis://127.0.0.1:6379/0\")"
+                            .into(),
+                    )
+                })?;
+                check_redis_url(url.get_ref()).map_err(|m| StateError::at(url, m))?;
+                let prefix = match &self.prefix {
+                    None => DEFAULT_PREFIX.to_owned(),
+                    Some(p) => {
+                        let text = p.get_ref();
+                        if text.is_empty() || text.contains(char::is_whitespace) {
+                            return Err(StateError::at(
+                                p,
+                                format!("`prefix` {text:?} must be non-empty, without spaces"),
+                            ));
+                        }
+                        text.clone()
+                    }
+                };
+                let timeout = match &self.timeout {
+                    None => DEFAULT_TIMEOUT,
+                    Some(t) => {
+                        let timeout = t.get_ref().0;
+                        if timeout.is_zero() || timeout > MAX_TIMEOUT {
+                            return Err(StateError::at(
+                                t,
+                                format!(
+                                    "`timeout` must be between 1ms and {MAX_TIMEOUT:?} (got {timeout:?})"
+                                ),
+                            ));
+                        }
+                        timeout
+                    }
+                };
                 Ok(StateBackend::Redis(RedisSettings {
-                    url,
+                    url: url.get_ref().clone(),
                     prefix,
                     timeout,
                 }))
@@ -195,10 +240,10 @@ pub(crate) fn resolve<'a>(
     services: impl Iterator<Item = (&'a String, Option<&'a Spanned<StateToml>>)>,
 ) -> Result<StateConfig, (usize, String)> {
     let base = global.map(|g| g.get_ref().clone()).unwrap_or_default();
-    let default = base.backend().map_err(|m| {
+    let default = base.backend().map_err(|e| {
         (
-            global.map_or(0, |g| g.span().start),
-            format!("[state]: {m}"),
+            e.at.unwrap_or_else(|| global.map_or(0, |g| g.span().start)),
+            format!("[state]: {}", e.message),
         )
     })?;
     let mut config = StateConfig {
@@ -207,11 +252,12 @@ pub(crate) fn resolve<'a>(
     };
     for (name, own) in services {
         let Some(own) = own else { continue };
-        let backend = own
-            .get_ref()
-            .over(&base)
-            .backend()
-            .map_err(|m| (own.span().start, format!("service `{name}`: state: {m}")))?;
+        let backend = own.get_ref().over(&base).backend().map_err(|e| {
+            (
+                e.at.unwrap_or(own.span().start),
+                format!("service `{name}`: state: {}", e.message),
+            )
+        })?;
         if backend != config.default {
             config.services.insert(name.clone(), backend);
         }
@@ -243,7 +289,7 @@ mod tests {
     }
 
     #[test]
-    fn mender_toml_errors_point_at_the_table() {
+    fn mender_toml_errors_point_at_the_key_at_fault() {
         let parse = |t: &str| crate::Config::parse(t, "mender.toml", std::path::Path::new("."));
         let e =
             parse("[services.a]\nstrategies = []\nstate = { backend = \"redis\" }\n").unwrap_err();
@@ -253,9 +299,27 @@ mod tests {
                 .contains("service `a`: state: backend = \"redis\" needs `url`"),
             "{e}"
         );
+        // The key at fault, not the table it is in.
         let e = parse("\n[state]\nbackend = \"redis\"\nurl = \"redis://h/\"\ntimeout = \"0ms\"\n")
             .unwrap_err();
-        assert!(e.to_string().starts_with("mender.toml:2:"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("mender.toml:5:11: [state]: `timeout`"),
+            "{e}"
+        );
+        let e = parse("[state]\nbackend = \"redis\"\nurl = \"http://h/\"\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with("mender.toml:3:7: [state]: `url`"),
+            "{e}"
+        );
+        // A service's table that inherits a bad value points at the value.
+        let e = parse("[state]\nprefix = \"a b\"\nurl = \"redis://h/\"\n[services.a]\nstrategies = []\nstate = { backend = \"redis\" }\n")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("mender.toml:2:10: service `a`: state: `prefix`"),
+            "{e}"
+        );
         let e = parse("[state]\nbakend = \"redis\"\n").unwrap_err();
         assert_eq!(e.line, 2, "{e}");
         let c = parse("[state]\nbackend = \"redis\"\nurl = \"redis://h/\"\n[services.a]\nstate = { backend = \"memory\" }\n[services.b]\n")
@@ -267,19 +331,22 @@ mod tests {
 
     #[test]
     fn bad_tables_say_what_is_wrong() {
-        let e = table("backend = \"redis\"").backend().unwrap_err();
+        let e = table("backend = \"redis\"").backend().unwrap_err().message;
         assert!(e.contains("needs `url`"), "{e}");
         let e = table("backend = \"redis\"\nurl = \"http://x\"")
             .backend()
-            .unwrap_err();
+            .unwrap_err()
+            .message;
         assert!(e.contains("not a redis:// URL"), "{e}");
         let e = table("backend = \"redis\"\nurl = \"rediss://x/\"")
             .backend()
-            .unwrap_err();
+            .unwrap_err()
+            .message;
         assert!(e.contains("TLS"), "{e}");
         let e = table("backend = \"redis\"\nurl = \"redis://x/\"\ntimeout = \"5s\"")
             .backend()
-            .unwrap_err();
+            .unwrap_err()
+            .message;
         assert!(e.contains("timeout"), "{e}");
         let s = format!(
             "{:?}",

@@ -65,8 +65,8 @@ impl Subject {
                 )
             } else {
                 let path = Path::new(plugin);
-                let bytes = std::fs::read(path)
-                    .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+                let bytes = crate::plugin::read_component(path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
                 let name = path
                     .file_stem()
                     .map_or("plugin".into(), |s| s.to_string_lossy().into_owned());

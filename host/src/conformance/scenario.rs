@@ -354,10 +354,15 @@ impl ScenarioFile {
         files
             .iter()
             .map(|f| {
-                let text = std::fs::read_to_string(f).map_err(|e| ScenarioError {
-                    path: f.display().to_string(),
-                    ..io(e)
-                })?;
+                let text =
+                    crate::file::read_text(f, "a scenario file (.toml)").map_err(|message| {
+                        ScenarioError {
+                            path: f.display().to_string(),
+                            line: 0,
+                            column: 0,
+                            message,
+                        }
+                    })?;
                 ScenarioFile::parse(&text, f)
             })
             .collect()

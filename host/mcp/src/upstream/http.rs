@@ -39,9 +39,9 @@ pub(super) fn transport(
         // origin; a moved server is a config change, said in the error.
         .redirect(reqwest::redirect::Policy::none());
     if let Some(path) = &endpoint.ca_file {
-        let pem = std::fs::read(path)
+        let pem = mender::file::read_text(path, "PEM certificates")
             .map_err(|e| UpstreamError::Spawn(format!("ca-file {}: {e}", path.display())))?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| {
             UpstreamError::Spawn(format!(
                 "ca-file {}: not PEM certificates: {e}",
                 path.display()
