@@ -153,6 +153,11 @@ fn conformance_verdicts_match_direct() {
 }
 
 #[test]
+fn conformance_server_suite_through_the_http_front_matches_direct() {
+    pytest("test_conformance_http.py");
+}
+
+#[test]
 fn remote_servers_over_streamable_http_and_mender_call() {
     pytest("test_remote.py");
 }

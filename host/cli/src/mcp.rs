@@ -191,7 +191,7 @@ pub fn proxy(
                     }
                 };
                 let bound = listener.local_addr().unwrap_or(addr);
-                tracing::info!(url = %format!("http://{bound}/mcp"), clients_need_a_token = !tokens.is_empty(), "serving MCP over Streamable HTTP");
+                tracing::info!(url = %format!("http://{bound}/mcp"), bearer_required = !tokens.is_empty(), "serving MCP over Streamable HTTP");
                 let front = mender_mcp::HttpFront {
                     tokens,
                     allowed_hosts: http.allow_hosts,

@@ -19,7 +19,10 @@ use rmcp::model::{
     ResourceListChangedNotification, ResourceUpdatedNotification, ResourceUpdatedNotificationParam,
     ServerNotification, ServerRequest, ToolListChangedNotification,
 };
-use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::model::{GetExtensions as _, RequestId};
+use rmcp::service::{
+    InboundStreamOrigin, NotificationContext, OriginatingRequestId, RequestContext,
+};
 use rmcp::{ClientHandler, Peer, RoleClient, RoleServer};
 use tokio::sync::Notify;
 
@@ -32,8 +35,28 @@ pub(crate) struct ClientToken {
     pub(crate) token: ProgressToken,
 }
 
+/// The downstream request a forwarded request serves: which client asked,
+/// with which request id, and its progress token if it wants progress.
+#[derive(Clone, Debug)]
+pub(crate) struct Caller {
+    pub(crate) session: u64,
+    pub(crate) request: RequestId,
+    pub(crate) progress: Option<ProgressToken>,
+}
+
+impl Caller {
+    /// Where progress for this caller goes, if it asked for progress.
+    pub(crate) fn progress_token(&self) -> Option<ClientToken> {
+        self.progress.clone().map(|token| ClientToken {
+            session: self.session,
+            token,
+        })
+    }
+}
+
 /// What the gateway and its upstream connections share: the downstream
-/// clients (once connected) and where upstream progress goes.
+/// clients (once connected), where upstream progress goes, and which
+/// client's request each upstream request in flight serves.
 #[derive(Default)]
 pub(crate) struct Hub {
     /// By session, oldest first.
@@ -50,6 +73,11 @@ pub(crate) struct Hub {
     /// connects), so a server sees the same client through the gateway as
     /// directly (server-everything, for one, adds tools per capability).
     offered: RwLock<ClientCapabilities>,
+    /// Upstream requests in flight, by (server, upstream request id), and
+    /// the client request each serves: a server's own request (sampling,
+    /// elicitation, roots) made while serving one goes to that client, on
+    /// that request's stream.
+    in_flight: Mutex<HashMap<(String, RequestId), Caller>>,
 }
 
 impl Hub {
@@ -80,12 +108,51 @@ impl Hub {
         *self.offered.write().unwrap_or_else(|p| p.into_inner()) = offered;
     }
 
-    /// The client an upstream's own requests (roots, sampling,
-    /// elicitation) go to: the oldest connected one. An upstream's request
-    /// does not say which client's call caused it; with one client (stdio)
-    /// that is exact.
+    /// The oldest connected client: where an upstream's own request goes
+    /// when nothing ties it to one client's call.
     pub(crate) fn downstream(&self) -> Option<Peer<RoleServer>> {
         self.sessions().into_iter().next()
+    }
+
+    /// Records that `server`'s request `upstream` serves `caller` until the
+    /// returned guard drops.
+    pub(crate) fn route_requests(
+        self: &Arc<Self>,
+        server: &str,
+        upstream: RequestId,
+        caller: Caller,
+    ) -> InFlight {
+        let key = (server.to_owned(), upstream);
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone(), caller);
+        InFlight {
+            hub: self.clone(),
+            key,
+        }
+    }
+
+    /// The client request that `server`'s own request (arriving with
+    /// `origin`, where the transport tells) was made for: the one whose
+    /// upstream request's stream it came on (Streamable HTTP), else the
+    /// only request in flight to that server (stdio carries no
+    /// association); `None` when that is ambiguous.
+    fn caller_of(&self, server: &str, origin: Option<&InboundStreamOrigin>) -> Option<Caller> {
+        let in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(InboundStreamOrigin::OutboundRequest(id)) = origin
+            && let Some(caller) = in_flight.get(&(server.to_owned(), id.clone()))
+        {
+            return Some(caller.clone());
+        }
+        let mut callers = in_flight
+            .iter()
+            .filter(|((s, _), _)| s == server)
+            .map(|(_, c)| c);
+        match (callers.next(), callers.next()) {
+            (Some(only), None) => Some(only.clone()),
+            _ => None,
+        }
     }
 
     fn session(&self, session: u64) -> Option<Peer<RoleServer>> {
@@ -165,6 +232,22 @@ impl Hub {
     }
 }
 
+/// Forgets which client an upstream request served when dropped.
+pub(crate) struct InFlight {
+    hub: Arc<Hub>,
+    key: (String, RequestId),
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.hub
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.key);
+    }
+}
+
 /// Stops routing one request's progress when dropped.
 pub(crate) struct ProgressRoute {
     hub: Arc<Hub>,
@@ -206,16 +289,40 @@ fn unexpected(what: &str) -> ErrorData {
 
 impl UpstreamClient {
     /// Passes a request the upstream made of its client on to the real
-    /// client (roots, sampling, elicitation), and returns its answer.
+    /// client (roots, sampling, elicitation), and returns its answer: to
+    /// the client whose call the upstream is serving, on that call's
+    /// stream (an HTTP client may hold no other), else to the oldest
+    /// connected client.
     async fn ask_client(
         &self,
         what: &str,
-        request: ServerRequest,
+        mut request: ServerRequest,
+        context: &RequestContext<RoleClient>,
     ) -> Result<ClientResult, ErrorData> {
-        let peer = self.hub.downstream().ok_or_else(|| no_client(what))?;
-        peer.send_request(request)
-            .await
-            .map_err(|e| ErrorData::internal_error(format!("{what}: {e}"), None))
+        let origin = context.extensions.get::<InboundStreamOrigin>();
+        let peer = match self.hub.caller_of(&self.server, origin) {
+            Some(caller) => {
+                request
+                    .extensions_mut()
+                    .insert(OriginatingRequestId(caller.request));
+                self.hub.session(caller.session)
+            }
+            None => None,
+        };
+        let peer = peer
+            .or_else(|| self.hub.downstream())
+            .ok_or_else(|| no_client(what))?;
+        // On its own task: rmcp marks a request sent from inside a handler
+        // as made for the request being handled — here the upstream's,
+        // whose id means nothing to the client's transport — and that mark
+        // would replace the one set above.
+        let sent = tokio::spawn(async move { peer.send_request(request).await });
+        match sent.await {
+            Ok(answer) => {
+                answer.map_err(|e| ErrorData::internal_error(format!("{what}: {e}"), None))
+            }
+            Err(e) => Err(ErrorData::internal_error(format!("{what}: {e}"), None)),
+        }
     }
 }
 
@@ -235,10 +342,10 @@ impl ClientHandler for UpstreamClient {
 
     async fn list_roots(
         &self,
-        _context: RequestContext<RoleClient>,
+        context: RequestContext<RoleClient>,
     ) -> Result<ListRootsResult, ErrorData> {
         let request = ServerRequest::ListRootsRequest(ListRootsRequest::default());
-        match self.ask_client("roots/list", request).await? {
+        match self.ask_client("roots/list", request, &context).await? {
             ClientResult::ListRootsResult(r) => Ok(r),
             _ => Err(unexpected("roots/list")),
         }
@@ -247,10 +354,13 @@ impl ClientHandler for UpstreamClient {
     async fn create_message(
         &self,
         params: CreateMessageRequestParams,
-        _context: RequestContext<RoleClient>,
+        context: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, ErrorData> {
         let request = ServerRequest::CreateMessageRequest(CreateMessageRequest::new(params));
-        match self.ask_client("sampling/createMessage", request).await? {
+        match self
+            .ask_client("sampling/createMessage", request, &context)
+            .await?
+        {
             ClientResult::CreateMessageResult(r) => Ok(*r),
             _ => Err(unexpected("sampling/createMessage")),
         }
@@ -259,10 +369,13 @@ impl ClientHandler for UpstreamClient {
     async fn create_elicitation(
         &self,
         params: ElicitRequestParams,
-        _context: RequestContext<RoleClient>,
+        context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, ErrorData> {
         let request = ServerRequest::ElicitRequest(ElicitRequest::new(params));
-        match self.ask_client("elicitation/create", request).await? {
+        match self
+            .ask_client("elicitation/create", request, &context)
+            .await?
+        {
             ClientResult::ElicitResult(r) => Ok(r),
             _ => Err(unexpected("elicitation/create")),
         }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::classify::UpstreamError;
-use super::client::ClientToken;
+use super::client::Caller;
 use super::scrub;
 use super::upstream::Upstream;
 use mender::{AttemptRecord, CallError, CallSpec, Payload, Reply, Runtime, ServedBy, Step};
@@ -72,7 +72,7 @@ pub(crate) async fn call_tool(
     up: &Arc<Upstream>,
     tool: Option<&Tool>,
     params: CallToolRequestParams,
-    progress: Option<ClientToken>,
+    caller: Caller,
 ) -> CallToolResult {
     let name = params.name.to_string();
     let idempotent = tool_is_idempotent(tool, &name, &up.spec.retry_tools);
@@ -86,11 +86,11 @@ pub(crate) async fn call_tool(
     let outcome = rt
         .call(spec, |attempt| {
             let request = ClientRequest::CallToolRequest(CallToolRequest::new(params.clone()));
-            let progress = progress.clone();
+            let caller = caller.clone();
             let up = up.clone();
             async move {
                 let limit = attempt.timeout.map_or(timeout, |t| t.min(timeout));
-                match up.request(request, limit, progress).await? {
+                match up.request(request, limit, Some(&caller)).await? {
                     ServerResult::CallToolResult(r) if r.is_error == Some(true) => {
                         Err(UpstreamError::Tool(Box::new(r)))
                     }
@@ -103,8 +103,8 @@ pub(crate) async fn call_tool(
             }
         })
         .await;
-    if let Some(token) = &progress {
-        up.hub.progress_done(token);
+    if let Some(token) = caller.progress_token() {
+        up.hub.progress_done(&token);
     }
     let result = match outcome {
         Ok(reply) => answered(&up.spec.service, reply),

@@ -23,7 +23,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler};
 
-use super::client::{ClientToken, Hub};
+use super::client::{Caller, Hub};
 use super::forward;
 use super::upstream::{Catalog, Upstream, UpstreamState};
 use mender::Runtime;
@@ -230,11 +230,12 @@ impl ServerHandler for Gateway {
         if let Some(own) = up.own_tool_name(&name) {
             request.name = own.to_owned().into();
         }
-        let progress = context.meta.get_progress_token().map(|token| ClientToken {
+        let caller = Caller {
             session: self.session,
-            token,
-        });
-        let call = forward::call_tool(&self.rt, up, tool.as_ref(), request, progress);
+            request: context.id.clone(),
+            progress: context.meta.get_progress_token(),
+        };
+        let call = forward::call_tool(&self.rt, up, tool.as_ref(), request, caller);
         tokio::select! {
             result = call => Ok(result.into()),
             // Dropping the call cancels it upstream as well.

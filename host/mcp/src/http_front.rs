@@ -36,9 +36,11 @@ pub struct HttpFront {
     /// Names accepted in the `Host` header besides the loopback names
     /// (`localhost`, `127.0.0.1`, `::1`): DNS-rebinding protection.
     pub allowed_hosts: Vec<String>,
-    /// Browser origins accepted (`https://app.example.com:443`); a request
-    /// with any other `Origin` is refused with 403. Requests without an
-    /// `Origin` (not from a browser) pass.
+    /// Browser origins accepted besides loopback ones (`http://localhost:*`,
+    /// `http://127.0.0.1:*`, `http://[::1]:*`, and https), e.g.
+    /// `https://app.example.com:443`; a request with any other `Origin` is
+    /// refused with 403. Requests without an `Origin` (not from a browser)
+    /// pass.
     pub allowed_origins: Vec<String>,
     /// The largest request body, in bytes (larger: 413).
     pub max_body_bytes: usize,
@@ -47,6 +49,16 @@ pub struct HttpFront {
     /// so one agent cannot take every upstream slot. 0: no limit.
     pub max_in_flight_per_client: usize,
 }
+
+/// Browser origins on this machine, any port.
+const LOOPBACK_ORIGINS: &[&str] = &[
+    "http://localhost:*",
+    "http://127.0.0.1:*",
+    "http://[::1]:*",
+    "https://localhost:*",
+    "https://127.0.0.1:*",
+    "https://[::1]:*",
+];
 
 impl McpProxy {
     /// Serves MCP over Streamable HTTP at `/mcp` on `listener`, to any
@@ -66,7 +78,14 @@ impl McpProxy {
             config =
                 config.with_allowed_hosts(loopback.into_iter().chain(front.allowed_hosts.clone()));
         }
-        config.allowed_origins = front.allowed_origins.clone();
+        // A page on this machine (a local inspector, the gateway's own
+        // address) is no rebinding attack: a rebound page carries the
+        // attacker's origin. Loopback origins pass; others must be listed.
+        config.allowed_origins = LOOPBACK_ORIGINS
+            .iter()
+            .map(|o| o.to_string())
+            .chain(front.allowed_origins.iter().cloned())
+            .collect();
         if front.max_body_bytes > 0 {
             config.max_request_body_bytes = front.max_body_bytes;
         }

@@ -25,7 +25,7 @@ impl Upstream {
         self: &Arc<Self>,
         request: ClientRequest,
         timeout: Duration,
-        progress: Option<crate::client::ClientToken>,
+        caller: Option<&crate::client::Caller>,
     ) -> Result<ServerResult, UpstreamError> {
         let began = tokio::time::Instant::now();
         let conn = self.wait_ready(timeout).await.ok_or_else(|| {
@@ -44,9 +44,13 @@ impl Upstream {
             .peer
             .send_cancellable_request(request, PeerRequestOptions::with_timeout(timeout))
             .await?;
-        let _route = progress.map(|client| {
+        let _route = caller.and_then(|c| c.progress_token()).map(|client| {
             self.hub
                 .route_progress(handle.progress_token.clone(), client)
+        });
+        let _in_flight = caller.map(|c| {
+            self.hub
+                .route_requests(self.name(), handle.id.clone(), c.clone())
         });
         let guard = CancelOnDrop {
             peer: Some(conn.peer.clone()),
