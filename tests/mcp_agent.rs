@@ -36,8 +36,8 @@ fn time_server() -> Option<PathBuf> {
 
 /// The example binary. `cargo test --workspace` builds examples with the
 /// tests; a `cargo test --test mcp_agent` alone does not, so then it is
-/// built here (a build from here resolves features differently and would
-/// rebuild wasmtime, so it is not repeated when the binary exists).
+/// built here, with the workspace's feature set (`-p mender-mcp` alone
+/// would resolve features differently and rebuild mender and wasmtime).
 fn agent() -> PathBuf {
     static BUILT: std::sync::Once = std::sync::Once::new();
     let bin = Path::new(env!("CARGO_BIN_EXE_mender"))
@@ -50,7 +50,7 @@ fn agent() -> PathBuf {
         }
         let release = bin.components().any(|c| c.as_os_str() == "release");
         let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "mender-mcp", "--example", "mcp_agent"])
+            .args(["build", "--workspace", "--example", "mcp_agent"])
             .args(release.then_some("--release"))
             .status()
             .unwrap();
