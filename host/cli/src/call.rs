@@ -33,6 +33,11 @@ pub struct Args {
     /// the value is read from the environment and redacted everywhere.
     #[arg(long = "header", value_name = "NAME: VALUE")]
     headers: Vec<String>,
+    /// The MCP era to speak to TARGET: `2025-11-25` (initialize and a
+    /// session), `2026-07-28` (server/discover, stateless) or `auto`.
+    /// Default: a configured server's `protocol`, else 2025-11-25.
+    #[arg(long, value_parser = ["2025-11-25", "2026-07-28", "auto"])]
+    protocol: Option<String>,
     /// Print JSON (the tool list, or the whole tool result).
     #[arg(long)]
     json: bool,
@@ -140,6 +145,9 @@ fn target_config(args: &Args) -> Result<McpConfig, String> {
                 }
             ));
         }
+        if let Some(protocol) = &args.protocol {
+            mcp.servers[0].protocol = protocol_of(protocol)?;
+        }
         return Ok(mcp);
     }
     let json = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
@@ -151,9 +159,10 @@ fn target_config(args: &Args) -> Result<McpConfig, String> {
         headers.push(format!("{} = {}", json(name.trim()), json(value.trim())));
     }
     let text = format!(
-        "[mcp.servers.target]\nurl = {}\nheaders = {{ {} }}\n",
+        "[mcp.servers.target]\nurl = {}\nheaders = {{ {} }}\nprotocol = {}\n",
         json(&args.target),
-        headers.join(", ")
+        headers.join(", "),
+        json(args.protocol.as_deref().unwrap_or("2025-11-25"))
     );
     let base = args
         .config
@@ -233,4 +242,10 @@ async fn session(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `--protocol`'s value as the config's setting (clap has checked it).
+fn protocol_of(value: &str) -> Result<mender_mcp::UpstreamProtocol, String> {
+    serde_json::from_value(serde_json::Value::String(value.to_owned()))
+        .map_err(|e| format!("--protocol {value:?}: {e}"))
 }

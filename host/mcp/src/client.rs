@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use rmcp::model::{
     ClientCapabilities, ClientConfig, ClientResult, CreateMessageRequest,
     CreateMessageRequestParams, CreateMessageResult, ElicitRequest, ElicitRequestParams,
-    ElicitResult, ErrorData, Implementation, InitializeRequestParams, ListRootsRequest,
-    ListRootsResult, LoggingMessageNotification, LoggingMessageNotificationParam,
-    ProgressNotification, ProgressNotificationParam, ProgressToken, PromptListChangedNotification,
+    ElicitResult, ErrorData, Implementation, ListRootsRequest, ListRootsResult,
+    LoggingMessageNotification, LoggingMessageNotificationParam, ProgressNotification,
+    ProgressNotificationParam, ProgressToken, PromptListChangedNotification,
     ResourceListChangedNotification, ResourceUpdatedNotification, ResourceUpdatedNotificationParam,
     ServerNotification, ServerRequest, ToolListChangedNotification,
 };
@@ -100,11 +100,11 @@ impl Hub {
 
     /// Takes the client's roots, sampling and elicitation capabilities as
     /// what upstreams are offered (set before they start).
-    pub(crate) fn offer_client_capabilities(&self, client: &InitializeRequestParams) {
+    pub(crate) fn offer(&self, client: &ClientCapabilities) {
         let mut offered = ClientCapabilities::default();
-        offered.roots = client.capabilities.roots.clone();
-        offered.sampling = client.capabilities.sampling.clone();
-        offered.elicitation = client.capabilities.elicitation.clone();
+        offered.roots = client.roots.clone();
+        offered.sampling = client.sampling.clone();
+        offered.elicitation = client.elicitation.clone();
         *self.offered.write().unwrap_or_else(|p| p.into_inner()) = offered;
     }
 

@@ -40,6 +40,8 @@ pub(crate) struct Gateway {
     pub(crate) launched: Arc<tokio::sync::OnceCell<Result<(), super::ProxyError>>>,
     /// Which client this handle serves (0 on stdio; one per HTTP session).
     pub(crate) session: u64,
+    /// Whether clients may speak 2026-07-28 (`[mcp] stateless-clients`).
+    pub(crate) stateless_clients: bool,
 }
 
 impl Gateway {
@@ -168,7 +170,7 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        self.hub.set_downstream(self.session, &context.peer);
+        self.enter(&context, None).await?;
         self.warn_collisions();
         let tools = self.listed().flat_map(|(_, c)| c.tools.clone());
         Ok(ListToolsResult::with_all_items(dedup_by(tools, |t| {
@@ -181,7 +183,7 @@ impl ServerHandler for Gateway {
         mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        self.hub.set_downstream(self.session, &context.peer);
+        self.enter(&context, None).await?;
         let name = request.name.to_string();
         let owner = self
             .owner(|c| c.tools.iter().any(|t| t.name == name))
@@ -248,7 +250,7 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        self.hub.set_downstream(self.session, &context.peer);
+        self.enter(&context, None).await?;
         self.warn_collisions();
         let prompts = self.listed().flat_map(|(_, c)| c.prompts.clone());
         Ok(ListPromptsResult::with_all_items(dedup_by(prompts, |p| {
@@ -261,7 +263,7 @@ impl ServerHandler for Gateway {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        self.hub.set_downstream(self.session, &context.peer);
+        self.enter(&context, None).await?;
         let name = request.name.clone();
         let (up, _) = self
             .owner(|c| c.prompts.iter().any(|p| p.name == name))
@@ -287,7 +289,7 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        self.hub.set_downstream(self.session, &context.peer);
+        self.enter(&context, None).await?;
         self.warn_collisions();
         let resources = self.listed().flat_map(|(_, c)| c.resources.clone());
         Ok(ListResourcesResult::with_all_items(dedup_by(
@@ -301,7 +303,7 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        self.hub.set_downstream(self.session, &context.peer);
+        self.enter(&context, None).await?;
         self.warn_collisions();
         let templates = self.listed().flat_map(|(_, c)| c.templates.clone());
         Ok(ListResourceTemplatesResult::with_all_items(dedup_by(
@@ -315,7 +317,7 @@ impl ServerHandler for Gateway {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        self.hub.set_downstream(self.session, &context.peer);
+        self.enter(&context, None).await?;
         let uri = request.uri.clone();
         let up = self
             .resource_owner(&uri)
@@ -335,8 +337,9 @@ impl ServerHandler for Gateway {
     async fn subscribe(
         &self,
         request: SubscribeRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        self.enter(&context, None).await?;
         let up = self
             .resource_owner(&request.uri)
             .ok_or_else(|| Self::unknown("resource", &request.uri))?;
@@ -351,8 +354,9 @@ impl ServerHandler for Gateway {
     async fn unsubscribe(
         &self,
         request: UnsubscribeRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        self.enter(&context, None).await?;
         let up = self
             .resource_owner(&request.uri)
             .ok_or_else(|| Self::unknown("resource", &request.uri))?;
@@ -366,8 +370,9 @@ impl ServerHandler for Gateway {
     async fn complete(
         &self,
         request: CompleteRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
+        self.enter(&context, None).await?;
         let completes = |c: &Catalog| c.caps.completions.is_some();
         let up = match &request.r#ref {
             Reference::Prompt(p) => self
@@ -408,8 +413,9 @@ impl ServerHandler for Gateway {
     async fn set_level(
         &self,
         request: SetLevelRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        self.enter(&context, None).await?;
         for up in self.upstreams.iter() {
             let logs = up
                 .connection()
@@ -435,16 +441,7 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, ErrorData> {
         context.peer.set_peer_info(request.clone());
-        self.hub.set_downstream(self.session, &context.peer);
-        self.hub.offer_client_capabilities(&request);
-        let upstreams = self.upstreams.clone();
-        let launched = self
-            .launched
-            .get_or_init(|| async move { super::launch(&upstreams).await })
-            .await;
-        if let Err(e) = launched {
-            return Err(ErrorData::internal_error(format!("mender: {e}"), None));
-        }
+        self.enter(&context, Some(&request.capabilities)).await?;
         self.negotiate_initialize(&request)
     }
 
@@ -464,11 +461,24 @@ impl ServerHandler for Gateway {
         }
     }
 
-    /// Handshake-era versions only: every upstream is spoken to through
-    /// the `initialize` handshake, and results are forwarded in that
-    /// era's shape, so the gateway does not claim the 2026-07-28 era.
+    /// The handshake era, and with `[mcp] stateless-clients` the
+    /// 2026-07-28 one too (a client of that era discovers; rmcp checks each
+    /// request's `_meta`). The upstreams are spoken to in their own era
+    /// (`protocol` per server) whatever the client's.
     fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
-        std::borrow::Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2025_11_25))
+        let newest = if self.stateless_clients {
+            &ProtocolVersion::V_2026_07_28
+        } else {
+            &ProtocolVersion::V_2025_11_25
+        };
+        std::borrow::Cow::Borrowed(ProtocolVersion::known_up_to(newest))
+    }
+
+    async fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::DiscoverResult, ErrorData> {
+        self.discovered(&context).await
     }
 }
 

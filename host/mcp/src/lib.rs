@@ -29,6 +29,7 @@ mod forward;
 mod framing;
 mod gateway;
 mod http_front;
+mod lifecycle;
 mod raw_tools;
 mod scrub;
 mod status;
@@ -42,7 +43,7 @@ use rmcp::ServiceExt as _;
 pub use classify::{UpstreamError, classify_tool_text, rpc_kind, tool_text};
 pub use config::{
     DEFAULT_MAX_MESSAGE_BYTES, HttpEndpoint, McpConfig, RedactResults, ServerSpec,
-    default_status_socket, status_socket_of,
+    UpstreamProtocol, default_status_socket, status_socket_of,
 };
 pub use forward::{CALL_META_KEY, tool_is_idempotent};
 pub use http_front::{HttpFront, check_listen_address};
@@ -136,6 +137,7 @@ impl McpProxy {
                 warned: Arc::default(),
                 launched: Arc::default(),
                 session: 0,
+                stateless_clients: config.stateless_clients,
             },
             started: Instant::now(),
             status_socket: None,

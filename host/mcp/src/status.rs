@@ -63,6 +63,10 @@ pub struct UpstreamStatus {
     pub calls: u64,
     /// Of those, how many failed for good.
     pub failures: u64,
+    /// The MCP version spoken with it (`2025-11-25`, `2026-07-28`, …),
+    /// while connected.
+    #[serde(default)]
+    pub protocol: Option<String>,
 }
 
 impl GatewayStatus {
@@ -157,6 +161,9 @@ fn snapshot(
                 circuit,
                 calls: u.calls.load(Ordering::Relaxed),
                 failures: u.failures.load(Ordering::Relaxed),
+                protocol: u
+                    .connection()
+                    .map(|c| c.info.protocol_version.as_str().to_owned()),
             }
         })
         .collect();

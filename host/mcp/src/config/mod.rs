@@ -33,7 +33,10 @@ use toml::Spanned;
 use mender::config::{ConfigError, Source};
 
 mod http;
+mod protocol;
 pub use http::HttpEndpoint;
+pub use protocol::UpstreamProtocol;
+pub(crate) use protocol::is_stateless;
 
 /// The MCP SDKs' default request timeout: a tool that legitimately runs
 /// long (a build, a crawl) should not be cut short by the gateway unless
@@ -67,6 +70,12 @@ pub struct McpConfig {
     /// The largest message (one line) the client may send; a longer one is
     /// answered with an error (`max-message-bytes`).
     pub max_message_bytes: usize,
+    /// Whether clients may speak the 2026-07-28 protocol to the gateway
+    /// (`stateless-clients`). Off by default: a handshake-era server's own
+    /// requests (sampling, elicitation, roots) cannot reach a client of
+    /// that era yet, which replaced them, so a client that can speak both
+    /// keeps them by staying on the handshake.
+    pub stateless_clients: bool,
 }
 
 /// What of an upstream's own results is redacted before the client sees
@@ -132,6 +141,8 @@ pub struct ServerSpec {
     pub redact_results: RedactResults,
     /// For a remote server (`url = …`): where and how to reach it.
     pub http: Option<HttpEndpoint>,
+    /// Which era of MCP to speak to it (`protocol`).
+    pub protocol: UpstreamProtocol,
 }
 
 impl ServerSpec {
@@ -220,6 +231,8 @@ struct McpToml {
     status_socket: Option<String>,
     max_message_bytes: Option<Spanned<usize>>,
     #[serde(default)]
+    stateless_clients: bool,
+    #[serde(default)]
     servers: BTreeMap<String, Spanned<ServerToml>>,
 }
 
@@ -259,6 +272,8 @@ struct ServerToml {
     deny_tools: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     redact_results: RedactResults,
+    #[serde(default)]
+    protocol: UpstreamProtocol,
 }
 
 fn yes() -> bool {
@@ -436,6 +451,7 @@ impl McpConfig {
                 allow_tools,
                 deny_tools,
                 redact_results: s.redact_results,
+                protocol: s.protocol,
                 http,
             });
         }
@@ -460,6 +476,7 @@ impl McpConfig {
             servers,
             status_socket,
             max_message_bytes,
+            stateless_clients: raw.stateless_clients,
         })
     }
 }

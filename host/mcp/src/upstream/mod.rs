@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use rmcp::model::{Prompt, Resource, ResourceTemplate, ServerPeerInfo, Tool};
-use rmcp::service::{RunningService, ServiceExt as _};
+use rmcp::service::{ClientServiceExt as _, RunningService};
 use rmcp::{Peer, RoleClient};
 use tokio::sync::{Notify, watch};
 
@@ -296,7 +296,8 @@ impl Upstream {
                 let target = self.spec.target();
                 let service = match tokio::time::timeout(
                     self.spec.start_timeout,
-                    self.client().serve(transport),
+                    self.client()
+                        .serve_with_lifecycle(transport, self.spec.protocol.lifecycle()),
                 )
                 .await
                 {

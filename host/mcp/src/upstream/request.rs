@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use rmcp::model::{
-    CancelledNotification, CancelledNotificationParam, ClientRequest, PingRequest, ServerResult,
+    CancelledNotification, CancelledNotificationParam, ClientRequest, DiscoverRequest,
+    DiscoverRequestParams, PingRequest, ResultType, ServerResult,
 };
 use rmcp::service::PeerRequestOptions;
 use rmcp::{Peer, RoleClient};
@@ -64,7 +65,7 @@ impl Upstream {
             // on its own task; let it go first, as it would without us.
             tokio::task::yield_now().await;
         }
-        let result = result.map_err(UpstreamError::from);
+        let result = result.map_err(UpstreamError::from).map(complete);
         match &result {
             Err(UpstreamError::Timeout(_)) => self.check_hung(),
             // A remote server's connection failing is no proof the server
@@ -105,8 +106,15 @@ impl Upstream {
         let this = self.clone();
         tokio::spawn(async move {
             if let Some(conn) = this.connection() {
+                // The 2026-07-28 protocol has no `ping`; `server/discover`
+                // is as cheap and any live server answers it.
+                let probe = if crate::config::is_stateless(&conn.info.protocol_version) {
+                    ClientRequest::DiscoverRequest(DiscoverRequest::new(DiscoverRequestParams {}))
+                } else {
+                    ClientRequest::PingRequest(PingRequest::default())
+                };
                 let ping = conn.peer.send_request_with_option(
-                    ClientRequest::PingRequest(PingRequest::default()),
+                    probe,
                     PeerRequestOptions::with_timeout(this.spec.ping_timeout),
                 );
                 let answered = match ping.await {
@@ -190,4 +198,23 @@ impl Drop for CancelOnDrop {
             self.upstream.check_hung();
         }
     }
+}
+
+/// A handshake-era server's result, marked `resultType: "complete"` as the
+/// 2026-07-28 protocol requires of every result (an absent one means the
+/// same; rmcp takes the mark off again for a handshake-era client).
+fn complete(mut result: ServerResult) -> ServerResult {
+    let result_type = match &mut result {
+        ServerResult::CompleteResult(r) => &mut r.result_type,
+        ServerResult::GetPromptResult(r) => &mut r.result_type,
+        ServerResult::ListPromptsResult(r) => &mut r.result_type,
+        ServerResult::ListResourcesResult(r) => &mut r.result_type,
+        ServerResult::ListResourceTemplatesResult(r) => &mut r.result_type,
+        ServerResult::ReadResourceResult(r) => &mut r.result_type,
+        ServerResult::ListToolsResult(r) => &mut r.result_type,
+        ServerResult::CallToolResult(r) => &mut r.result_type,
+        _ => return result,
+    };
+    result_type.get_or_insert(ResultType::COMPLETE);
+    result
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rmcp::RoleClient;
-use rmcp::service::{RunningService, ServiceExt as _};
+use rmcp::service::{ClientServiceExt as _, RunningService};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use super::Upstream;
@@ -82,7 +82,11 @@ impl Upstream {
                 ))
             }
         };
-        let service = match tokio::time::timeout(spec.start_timeout, client.serve(transport)).await
+        let service = match tokio::time::timeout(
+            spec.start_timeout,
+            client.serve_with_lifecycle(transport, spec.protocol.lifecycle()),
+        )
+        .await
         {
             Ok(Ok(service)) => service,
             Ok(Err(e)) => {
