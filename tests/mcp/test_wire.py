@@ -4,7 +4,8 @@ the session goes on: malformed JSON and invalid UTF-8 get -32700 with
 it has no usable id), a known method with unfitting params gets -32602
 (not -32601), and a message over `max-message-bytes` gets an error with
 its id instead of silence. No client library sends such bytes, so this
-drives the proxy's stdin by hand, as test_bad_command does."""
+drives the proxy's stdin by hand, as test_bad_command does. And stdin and
+stdout may be pipes, a socket pair or a file."""
 
 from __future__ import annotations
 
@@ -146,3 +147,57 @@ def test_the_message_limit_is_configurable(workdir: Path) -> None:
         still_serving(wire, 11)
     finally:
         wire.close()
+
+
+def run_proxy(stdin: Any, stdout: Any, config: Path) -> subprocess.Popen[bytes]:
+    """The proxy, started on the given stdin and stdout."""
+    with open(config.parent / "proxy.stderr", "w") as err:
+        proc = subprocess.Popen(
+            [mender_bin(), "mcp-proxy", "--config", str(config)], stdin=stdin, stdout=stdout, stderr=err, cwd=config.parent
+        )
+    return proc
+
+
+REQUESTS = [
+    INITIALIZE,
+    {"jsonrpc": "2.0", "method": "notifications/initialized"},
+    {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+]
+
+
+def test_stdin_and_stdout_may_be_a_socket_pair(workdir: Path) -> None:
+    # What some clients (Node's child_process among them) start a server
+    # with; the proxy reads and writes it on tokio's reactor.
+    import socket
+
+    config = mender_toml(workdir, {"time": time_server()})
+    ours, theirs = socket.socketpair()
+    proc = run_proxy(theirs, theirs, config)
+    theirs.close()
+    try:
+        ours.sendall(b"".join(json.dumps(m).encode() + b"\n" for m in REQUESTS))
+        ours.settimeout(30)
+        buffer = b""
+        while b'"id":2' not in buffer.replace(b" ", b""):
+            chunk = ours.recv(1 << 16)
+            assert chunk, f"the proxy closed the socket: {buffer!r}"
+            buffer += chunk
+        answers = [json.loads(l) for l in buffer.splitlines() if l.strip()]
+        tools = next(a for a in answers if a.get("id") == 2)["result"]["tools"]
+        assert [t["name"] for t in tools] == ["get_current_time", "convert_time"], tools
+    finally:
+        ours.close()
+        proc.wait(20)
+
+
+def test_stdin_may_be_a_regular_file(workdir: Path) -> None:
+    # Not watchable by epoll: tokio's own stdin is used instead, and the
+    # proxy answers, then ends with the file.
+    config = mender_toml(workdir, {"time": time_server()})
+    requests = workdir / "requests.jsonl"
+    requests.write_text("".join(json.dumps(m) + "\n" for m in REQUESTS))
+    with open(requests) as stdin:
+        proc = run_proxy(stdin, subprocess.PIPE, config)
+        out, _ = proc.communicate(timeout=30)
+    answers = [json.loads(l) for l in out.splitlines() if l.strip()]
+    assert any(a.get("id") == 2 and a["result"]["tools"] for a in answers), answers

@@ -33,6 +33,7 @@ mod lifecycle;
 mod raw_tools;
 mod scrub;
 mod status;
+mod stdio;
 mod upstream;
 
 use std::sync::Arc;
@@ -175,7 +176,7 @@ impl McpProxy {
 
     /// Serves one MCP client on stdin/stdout until it disconnects.
     pub async fn serve_stdio(self) -> Result<(), ProxyError> {
-        let (stdin, stdout) = rmcp::transport::stdio();
+        let (stdin, stdout) = stdio::streams();
         self.serve_io(stdin, stdout).await
     }
 
