@@ -33,7 +33,9 @@ use toml::Spanned;
 use mender::config::{ConfigError, Source};
 
 mod http;
+mod oauth;
 pub use http::HttpEndpoint;
+pub use oauth::{Grant, OAuthSettings};
 
 /// The MCP SDKs' default request timeout: a tool that legitimately runs
 /// long (a build, a crawl) should not be cut short by the gateway unless
@@ -232,6 +234,7 @@ struct ServerToml {
     ca_file: Option<String>,
     #[serde(default, with = "humantime_serde")]
     connect_timeout: Option<Duration>,
+    oauth: Option<Spanned<oauth::OAuthToml>>,
     #[serde(default)]
     args: Vec<String>,
     #[serde(default)]
