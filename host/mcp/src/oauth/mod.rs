@@ -112,6 +112,10 @@ struct Plan {
     /// Metadata read and the client configured (after the first 401, or
     /// at once when the authorization server is configured).
     prepared: AtomicBool,
+    /// The token file held tokens at connect: rmcp sends them from the
+    /// first request, so the client must be ready to refresh them before
+    /// any 401 (discovery then starts at the well-known addresses).
+    stored_tokens: bool,
     step_ups: AtomicU32,
     /// Scopes a 403 asked for beyond the configured ones (client
     /// credentials ask with them from then on).
@@ -146,6 +150,11 @@ impl<C: StreamableHttpClient + Sync> OAuthClient<C> {
                 settings: settings.clone(),
                 http,
                 prepared: AtomicBool::new(false),
+                stored_tokens: settings.grant == Grant::AuthorizationCode
+                    && settings
+                        .token_file
+                        .as_deref()
+                        .is_some_and(std::path::Path::is_file),
                 step_ups: AtomicU32::new(0),
                 extra_scopes: std::sync::Mutex::new(Vec::new()),
                 loopback: Mutex::new(None),
@@ -230,7 +239,8 @@ impl<C: StreamableHttpClient + Sync> OAuthClient<C> {
         let mut m = self.auth.auth_manager.lock().await;
         if !self.plan.prepared.load(Ordering::Acquire) {
             let s = &self.plan.settings;
-            if s.token_endpoint.is_none() && s.authorization_server.is_none() {
+            let configured = s.token_endpoint.is_some() || s.authorization_server.is_some();
+            if !configured && !self.plan.stored_tokens {
                 return Ok(None);
             }
             self.prepare(&mut m, None).await?;
