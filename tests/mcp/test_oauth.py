@@ -75,6 +75,10 @@ async def test_client_credentials_discovered_from_the_401_and_renewed_when_refus
         r = await p.client.call_tool("echo", {"message": "with a new token"})
         assert not r.is_error, text(r)
         assert "with a new token" in text(r)
+        # Not a retried attempt, nor a new session: the request itself was
+        # sent again with the new token.
+        assert "io.mender/call" not in (r.meta or {}), r.meta
+        assert sum(1 for s in faults.seen if s.rpc_method == "initialize" and s.status == 200) == 1, faults.seen
         # The server quotes the (new) token in an error: the gateway passes
         # the error on with the token redacted, as it was registered when
         # it arrived.
@@ -163,6 +167,7 @@ async def test_login_then_refresh_with_rotation_then_a_refused_refresh_token(wor
         auth.expire_all()
         r = await p.client.call_tool("echo", {"message": "refreshed"})
         assert not r.is_error, text(r)
+        assert "io.mender/call" not in (r.meta or {}), r.meta
         rotated = json.loads(token_file.read_text())["token_response"]
         assert rotated["refresh_token"] != stored["refresh_token"]
         assert rotated["refresh_token"] in auth.refresh and stored["refresh_token"] not in auth.refresh
