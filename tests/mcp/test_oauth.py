@@ -103,6 +103,21 @@ async def test_client_credentials_discovered_from_the_401_and_renewed_when_refus
     assert not leaked(auth, stderr, status, quoted), leaked(auth, stderr, status, quoted)
 
 
+@pytest.mark.parametrize("where", ["token-endpoint", "authorization-server"])
+async def test_a_configured_authorization_server_skips_discovery(workdir: Path, protected, where: str) -> None:
+    auth, faults = protected
+    at = f"{auth.url}/token" if where == "token-endpoint" else auth.url
+    config = mender_toml(workdir, {"remote": client_credentials(auth, faults, **{where: at})}, PIPELINE)
+    async with proxy(config, proxy_env={"CLIENT_SECRET": auth.client_secret}) as p:
+        await p.wait_for("remote ready", lambda: p.upstream("remote")["state"] == "ready")
+        r = await p.client.call_tool("echo", {"message": "configured"})
+        assert not r.is_error, text(r)
+    # The very first request carried a token: no 401, no metadata asked of the server.
+    assert faults.seen[0].authorization == f"Bearer {auth.issued[0]}", faults.seen[:3]
+    assert not any(s.status == 401 or s.path.startswith("/.well-known") for s in faults.seen), faults.seen
+    assert auth.grants() == ["client_credentials"]
+
+
 async def test_insufficient_scope_steps_up_client_credentials(workdir: Path, protected) -> None:
     auth, faults = protected
     protect(faults, auth, call_scope="write")
