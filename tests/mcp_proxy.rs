@@ -171,3 +171,13 @@ fn remote_servers_over_streamable_http_and_mender_call() {
 fn many_clients_over_http_with_tokens_origins_and_limits() {
     pytest("test_http_front.py");
 }
+
+#[test]
+fn oauth_for_remote_servers_client_credentials_login_refresh_and_step_up() {
+    pytest("test_oauth.py");
+}
+
+#[test]
+fn conformance_suite_client_auth_scenarios() {
+    pytest("test_conformance_auth.py");
+}

@@ -21,7 +21,9 @@ import http.client
 import json
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # Hop-by-hop headers (RFC 9110 7.6.1) are the proxy's own business.
@@ -52,6 +54,10 @@ class FaultProxy:
         self.seen: list[Seen] = []
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
+        # A request check in front of the server (oauth_server.py's bearer
+        # check): (method, path, headers, body) -> None to forward, or
+        # (status, headers, body) to answer instead.
+        self.gate: Callable[[str, str, Any, bytes], tuple[int, dict[str, str], bytes] | None] | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self.scheme = "http"
@@ -117,6 +123,17 @@ class FaultProxy:
                 seen = Seen(self.command, self.path, self.headers.get("Authorization"), rpc_method)
                 with proxy._lock:
                     proxy.seen.append(seen)
+                verdict = proxy.gate(self.command, self.path, self.headers, body) if proxy.gate else None
+                if verdict is not None:
+                    status, headers, answer = verdict
+                    seen.status = status
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                    return
                 fault = proxy._take_fault(rpc_method) if self.command == "POST" else None
                 if fault is not None:
                     seen.status = fault.status

@@ -41,9 +41,70 @@ pub struct Args {
     /// Print JSON (the tool list, or the whole tool result).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    oauth: OAuthArgs,
     /// A server's MCP endpoint (`http://…`, `https://…`), or the name of a
     /// server in `--config`. Last, so a command line can append it.
     target: String,
+}
+
+/// OAuth for a URL target (a configured server has its `oauth` table);
+/// any of these turns it on.
+#[derive(clap::Args)]
+struct OAuthArgs {
+    /// Sign in with OAuth (authorization code + PKCE; the client registers
+    /// itself where the server offers it). Tokens are kept in memory only.
+    #[arg(long)]
+    oauth: bool,
+    /// The grant: `authorization_code` (default) or `client_credentials`.
+    #[arg(long, value_name = "GRANT")]
+    oauth_grant: Option<String>,
+    /// A pre-registered client id.
+    #[arg(long, value_name = "ID")]
+    oauth_client_id: Option<String>,
+    /// Its secret; write `${VAR}` to read it from the environment (the
+    /// command line is visible to other users).
+    #[arg(long, value_name = "SECRET")]
+    oauth_client_secret: Option<String>,
+    /// A scope to ask for (repeatable).
+    #[arg(long = "oauth-scope", value_name = "SCOPE")]
+    oauth_scopes: Vec<String>,
+    /// Follow the authorization URL without a person, for a test
+    /// authorization server that approves at once (the MCP conformance
+    /// suite's). Also for a configured server.
+    #[arg(long)]
+    oauth_headless: bool,
+}
+
+impl OAuthArgs {
+    fn any_for_url(&self) -> bool {
+        self.oauth
+            || self.oauth_grant.is_some()
+            || self.oauth_client_id.is_some()
+            || self.oauth_client_secret.is_some()
+            || !self.oauth_scopes.is_empty()
+            || self.oauth_headless
+    }
+
+    /// The `oauth` table for a URL target, as TOML.
+    fn table(&self) -> String {
+        let json = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
+        let mut keys = Vec::new();
+        if let Some(g) = &self.oauth_grant {
+            keys.push(format!("grant = {}", json(g)));
+        }
+        if let Some(id) = &self.oauth_client_id {
+            keys.push(format!("client-id = {}", json(id)));
+        }
+        if let Some(secret) = &self.oauth_client_secret {
+            keys.push(format!("client-secret = {}", json(secret)));
+        }
+        if !self.oauth_scopes.is_empty() {
+            let scopes: Vec<String> = self.oauth_scopes.iter().map(|s| json(s)).collect();
+            keys.push(format!("scopes = [{}]", scopes.join(", ")));
+        }
+        format!("oauth = {{ {} }}\n", keys.join(", "))
+    }
 }
 
 /// Runs `mender call`; 0 when the tools were listed or the call succeeded,
@@ -68,11 +129,8 @@ pub fn run(args: Args, log_format: LogFormat) -> ExitCode {
     };
     let secrets = crate::mcp::secrets_of(&mcp);
     // Quiet by default: stdout is the answer, stderr only trouble.
-    logging::init(
-        log_format,
-        "warn,rmcp=error",
-        crate::mcp::redactor_for(&secrets),
-    );
+    let redactor = crate::mcp::redactor_for(&secrets);
+    logging::init(log_format, "warn,rmcp=error", redactor.clone());
     // A private status socket: a gateway running on the same config keeps
     // its own.
     let scratch = match tempfile::tempdir() {
@@ -95,8 +153,9 @@ pub fn run(args: Args, log_format: LogFormat) -> ExitCode {
             Some(path) => Runtime::builder().config_file(path),
             None => Ok(Runtime::builder()),
         };
-        let rt = match builder.and_then(|b| secrets.into_iter().fold(b, |b, s| b.secret(s)).build())
-        {
+        // The log writer's redactor (holding `secrets`): a token fetched
+        // while running is redacted in the logs too.
+        let rt = match builder.and_then(|b| b.redactor(redactor).build()) {
             Ok(rt) => rt,
             Err(e) => {
                 eprintln!("mender call: {e}");
@@ -124,6 +183,17 @@ fn target_config(args: &Args) -> Result<McpConfig, String> {
                 "--header is for a URL target; a configured server has its own `headers`".into(),
             );
         }
+        let o = &args.oauth;
+        if o.oauth
+            || o.oauth_grant.is_some()
+            || o.oauth_client_id.is_some()
+            || o.oauth_client_secret.is_some()
+            || !o.oauth_scopes.is_empty()
+        {
+            return Err(
+                "--oauth… options are for a URL target; a configured server has its own `oauth` table (only --oauth-headless applies to it)".into(),
+            );
+        }
         let Some(path) = &args.config else {
             return Err(format!(
                 "{:?} is not a URL (http://, https://); to name a server, give --config",
@@ -148,6 +218,9 @@ fn target_config(args: &Args) -> Result<McpConfig, String> {
         if let Some(protocol) = &args.protocol {
             mcp.servers[0].protocol = protocol_of(protocol)?;
         }
+        if args.oauth.oauth_headless {
+            headless(&mut mcp);
+        }
         return Ok(mcp);
     }
     let json = |s: &str| serde_json::Value::String(s.to_owned()).to_string();
@@ -158,18 +231,40 @@ fn target_config(args: &Args) -> Result<McpConfig, String> {
         };
         headers.push(format!("{} = {}", json(name.trim()), json(value.trim())));
     }
-    let text = format!(
+    let mut text = format!(
         "[mcp.servers.target]\nurl = {}\nheaders = {{ {} }}\nprotocol = {}\n",
         json(&args.target),
         headers.join(", "),
         json(args.protocol.as_deref().unwrap_or("2025-11-25"))
     );
+    if args.oauth.any_for_url() {
+        text.push_str(&args.oauth.table());
+    }
     let base = args
         .config
         .as_deref()
         .and_then(Path::parent)
         .unwrap_or(Path::new("."));
-    McpConfig::parse(&text, "the command line", base).map_err(|e| e.message)
+    let mut mcp = McpConfig::parse(&text, "the command line", base).map_err(|e| e.message)?;
+    for s in &mut mcp.servers {
+        if let Some(o) = s.http.as_mut().and_then(|h| h.oauth.as_mut()) {
+            // One shot: nothing of a URL target's sign-in outlives it.
+            o.token_file = None;
+        }
+    }
+    if args.oauth.oauth_headless {
+        headless(&mut mcp);
+    }
+    Ok(mcp)
+}
+
+/// Every OAuth server of `mcp` signs in without a person.
+fn headless(mcp: &mut McpConfig) {
+    for s in &mut mcp.servers {
+        if let Some(o) = s.http.as_mut().and_then(|h| h.oauth.as_mut()) {
+            o.headless = true;
+        }
+    }
 }
 
 /// Connects a client to the gateway, lists or calls, prints the answer.

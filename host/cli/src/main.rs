@@ -17,6 +17,7 @@ mod check;
 mod conformance;
 mod demo;
 mod logging;
+mod login;
 mod mcp;
 mod timeline;
 mod upstream;
@@ -124,6 +125,16 @@ enum Command {
     /// server in --config), list its tools, or call one (--tool) through
     /// the pipeline. Exits 1 when the call fails.
     Call(call::Args),
+    /// Sign in to a remote server whose `[mcp.servers.SERVER.oauth]` uses
+    /// the authorization-code grant: prints the URL to open, waits for the
+    /// browser on 127.0.0.1, and stores the tokens (0600) for the gateway.
+    Login {
+        /// The mender.toml that configures SERVER.
+        #[arg(long, default_value = "mender.toml")]
+        config: PathBuf,
+        /// The server's name in `[mcp.servers.*]`.
+        server: String,
+    },
     /// The health of a running `mender mcp-proxy`: each upstream's state,
     /// restarts, circuit and last error.
     Status {
@@ -191,6 +202,7 @@ fn main() -> ExitCode {
             mcp::proxy(&config, http, &admin, log_format)
         }
         Command::Call(args) => call::run(args, log_format),
+        Command::Login { config, server } => login::run(&config, &server, log_format),
         Command::Status {
             config,
             socket,

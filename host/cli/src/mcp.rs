@@ -113,7 +113,7 @@ pub fn proxy(
     let redactor = redactor_for(&secrets);
     // rmcp logs every message at info, and a peer's refusal (e.g. a client
     // without roots) at warn; its errors are what matter here.
-    logging::init(log_format, "info,rmcp=error", redactor);
+    logging::init(log_format, "info,rmcp=error", redactor.clone());
     if mcp.servers.is_empty() {
         eprintln!(
             "mender mcp-proxy: {} has no [mcp.servers.*]: nothing to put the gateway in front of",
@@ -129,12 +129,11 @@ pub fn proxy(
         }
     };
     tokio.block_on(async {
-        let built = Runtime::builder().config_file(config).and_then(|b| {
-            secrets
-                .into_iter()
-                .fold(b, |b, s| b.secret(s))
-                .build()
-        });
+        // One redactor for the logs and the runtime (it already holds
+        // `secrets`), so a token fetched while running is redacted in both.
+        let built = Runtime::builder()
+            .config_file(config)
+            .and_then(|b| b.redactor(redactor).build());
         let rt = match built {
             Ok(rt) => rt,
             Err(e) => {

@@ -30,6 +30,7 @@ mod framing;
 mod gateway;
 mod http_front;
 mod lifecycle;
+mod oauth;
 mod raw_tools;
 mod scrub;
 mod status;
@@ -43,11 +44,12 @@ use rmcp::ServiceExt as _;
 
 pub use classify::{UpstreamError, classify_tool_text, rpc_kind, tool_text};
 pub use config::{
-    DEFAULT_MAX_MESSAGE_BYTES, HttpEndpoint, McpConfig, RedactResults, ServerSpec,
-    UpstreamProtocol, default_status_socket, status_socket_of,
+    DEFAULT_MAX_MESSAGE_BYTES, Grant, HttpEndpoint, McpConfig, OAuthSettings, RedactResults,
+    ServerSpec, UpstreamProtocol, default_status_socket, status_socket_of,
 };
 pub use forward::{CALL_META_KEY, tool_is_idempotent};
 pub use http_front::{HttpFront, check_listen_address};
+pub use oauth::{SecretSink, login};
 pub use status::{
     CIRCUIT_GAUGE, GatewayStatus, StatusHandle, UpstreamStatus, fetch as fetch_status,
 };

@@ -3,6 +3,8 @@
 //! Every error message passes through [`Redactor::redact`] before the host
 //! builds an error event or writes a log line from it.
 
+use std::sync::{Arc, PoisonError, RwLock};
+
 use regex::{Regex, RegexBuilder};
 
 mod rules;
@@ -45,30 +47,76 @@ const LINE_BREAK: &str = r"(?:\r?\n[ \t]*|\\r\\n|\\n)?";
 ///   npm, PyPI, SendGrid, Twilio, DigitalOcean, Shopify, ...), JWTs and
 ///   PEM private keys;
 /// * base64 whose decoded text holds any of the above (`Bearer …`).
+///
+/// Clones share their registered secrets: a secret learnt while running
+/// (an OAuth access token fetched or refreshed mid-call) is registered
+/// once, through [`Redactor::add_runtime_secret`], and every clone — the
+/// runtime's, the log writer's — redacts it from then on.
 #[derive(Clone, Debug, Default)]
 pub struct Redactor {
+    registered: Arc<RwLock<Registered>>,
+}
+
+/// The secrets registered so far and their pattern.
+#[derive(Debug, Default)]
+struct Registered {
     secrets: Vec<String>,
     /// Every registered secret in every encoding above, as one pattern,
     /// compiled when a secret is added (never per message).
-    registered: Option<Regex>,
+    pattern: Option<Regex>,
 }
 
 impl Redactor {
     /// Registers an exact value (a token the agent holds) to redact
     /// wherever it appears, in any of the encodings listed above.
     pub fn add_secret(&mut self, secret: impl Into<String>) {
+        self.add_runtime_secret(secret);
+    }
+
+    /// Registers a secret learnt while running, for this redactor and every
+    /// clone of it (see [`Redactor`]). Compiles the pattern again, so meant
+    /// for the rare secret (a token per refresh), not per message.
+    pub fn add_runtime_secret(&self, secret: impl Into<String>) {
         let s = secret.into();
-        if s.chars().count() >= MIN_SECRET_LEN && !self.secrets.contains(&s) {
+        // A panic elsewhere while holding the lock leaves a consistent
+        // list (it is replaced whole), so a poisoned lock is still usable.
+        let mut registered = self
+            .registered
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if s.chars().count() >= MIN_SECRET_LEN && !registered.secrets.contains(&s) {
             // Longest first, so a secret containing another is removed whole.
-            self.secrets.push(s);
-            self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-            self.registered = registered_pattern(&self.secrets);
+            registered.secrets.push(s);
+            registered
+                .secrets
+                .sort_by_key(|s| std::cmp::Reverse(s.len()));
+            registered.pattern = registered_pattern(&registered.secrets);
         }
+    }
+
+    /// Every secret registered so far (to hand them to another redactor).
+    pub(crate) fn secrets(&self) -> Vec<String> {
+        self.registered
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .secrets
+            .clone()
+    }
+
+    /// The compiled pattern of the registered secrets (a cheap clone: the
+    /// regex is shared), read without holding the lock while matching.
+    fn pattern(&self) -> Option<Regex> {
+        self.registered
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pattern
+            .clone()
     }
 
     /// The text with every secret replaced by [`REDACTED`].
     pub fn redact(&self, text: &str) -> String {
-        let mut out = match &self.registered {
+        let registered = self.pattern();
+        let mut out = match &registered {
             Some(re) => re.replace_all(text, REDACTED).into_owned(),
             None => text.to_owned(),
         };
@@ -87,7 +135,7 @@ impl Redactor {
             out = BASE64_RUN
                 .replace_all(&out, |c: &regex::Captures<'_>| {
                     let run = &c[0];
-                    if self.hides_a_secret(run) {
+                    if hides_a_secret(registered.as_ref(), run) {
                         REDACTED.to_owned()
                     } else {
                         run.to_owned()
@@ -118,32 +166,30 @@ impl Redactor {
             None => (key, self.redact(value)),
         }
     }
+}
 
-    /// Whether `run` is base64 of text holding a secret (one level deep:
-    /// base64 of base64 is not unwrapped).
-    fn hides_a_secret(&self, run: &str) -> bool {
-        let Some(bytes) = decode_base64(run) else {
-            return false;
-        };
-        let decoded = String::from_utf8_lossy(&bytes);
-        // Binary (a hash, an image) decodes to mostly replacement
-        // characters; only text can hold a credential we recognise.
-        if decoded
-            .chars()
-            .filter(|c| *c == char::REPLACEMENT_CHARACTER)
-            .count()
-            * 4
-            > decoded.len()
-        {
-            return false;
-        }
-        self.registered
-            .as_ref()
-            .is_some_and(|re| re.is_match(&decoded))
-            || BARE.is_match(&decoded)
-            || KEYED.is_match(&decoded)
-            || decoded.contains("PRIVATE KEY")
+/// Whether `run` is base64 of text holding a secret (one level deep:
+/// base64 of base64 is not unwrapped).
+fn hides_a_secret(registered: Option<&Regex>, run: &str) -> bool {
+    let Some(bytes) = decode_base64(run) else {
+        return false;
+    };
+    let decoded = String::from_utf8_lossy(&bytes);
+    // Binary (a hash, an image) decodes to mostly replacement
+    // characters; only text can hold a credential we recognise.
+    if decoded
+        .chars()
+        .filter(|c| *c == char::REPLACEMENT_CHARACTER)
+        .count()
+        * 4
+        > decoded.len()
+    {
+        return false;
     }
+    registered.is_some_and(|re| re.is_match(&decoded))
+        || BARE.is_match(&decoded)
+        || KEYED.is_match(&decoded)
+        || decoded.contains("PRIVATE KEY")
 }
 
 /// One pattern matching every secret in `secrets` in the forms it travels
@@ -340,6 +386,19 @@ mod tests {
             let out = r.redact(msg);
             assert_eq!(out, format!("a {REDACTED} b"), "{msg}");
         }
+    }
+
+    #[test]
+    fn a_secret_learnt_at_run_time_reaches_every_clone() {
+        let runtime = Redactor::default();
+        let log_writer = runtime.clone();
+        runtime.add_runtime_secret("fresh-access-token-77");
+        let line = "the server echoed fresh-access-token-77 back";
+        assert_eq!(
+            log_writer.redact(line),
+            format!("the server echoed {REDACTED} back")
+        );
+        assert!(!runtime.redact(line).contains("fresh-access-token-77"));
     }
 
     #[test]

@@ -104,6 +104,17 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Redacts with `shared` (a clone of the log writer's redactor, say),
+    /// keeping the secrets registered so far: a secret learnt while running
+    /// ([`Runtime::add_secret`]) then reaches both.
+    pub fn redactor(mut self, shared: Redactor) -> Self {
+        for s in self.redactor.secrets() {
+            shared.add_runtime_secret(s);
+        }
+        self.redactor = shared;
+        self
+    }
+
     /// Loads every plugin (compile, link, `init` with its config) and builds
     /// the pipelines. Any error names the plugin and where it is configured.
     pub fn build(self) -> Result<Runtime, BuildError> {

@@ -159,6 +159,13 @@ impl Runtime {
         self.inner.redactor.redact(text)
     }
 
+    /// Registers a secret learnt while running (an OAuth access token):
+    /// redacted from then on wherever this runtime redacts, and by every
+    /// redactor shared with it through [`RuntimeBuilder::redactor`].
+    pub fn add_secret(&self, secret: impl Into<String>) {
+        self.inner.redactor.add_runtime_secret(secret);
+    }
+
     /// Milliseconds on the host clock since the runtime was built (what
     /// plugins see as `clock.now`). When some state is in Redis, the clock
     /// counts from the Unix epoch instead, so that every process reads the

@@ -21,6 +21,7 @@ use std::time::Duration;
 use mender::config::{ConfigError, Source};
 
 use super::ServerToml;
+use super::oauth::{self, OAuthSettings};
 
 /// Long enough for a TLS handshake across a slow VPN, short enough that a
 /// server that is gone fails its attempt well before the call timeout.
@@ -38,8 +39,11 @@ pub struct HttpEndpoint {
     pub ca_file: Option<PathBuf>,
     /// Limit on opening a connection (TCP and TLS).
     pub connect_timeout: Duration,
+    /// Tokens mender gets and refreshes itself (`[….oauth]`).
+    pub oauth: Option<OAuthSettings>,
     /// What must never be shown: the values read from the environment, the
-    /// credentials in header values and the URL's password.
+    /// credentials in header values, the URL's password and the OAuth
+    /// client secret.
     pub secrets: Vec<String>,
 }
 
@@ -51,6 +55,7 @@ impl std::fmt::Debug for HttpEndpoint {
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("ca_file", &self.ca_file)
             .field("connect_timeout", &self.connect_timeout)
+            .field("oauth", &self.oauth)
             .finish_non_exhaustive()
     }
 }
@@ -79,12 +84,14 @@ pub(super) fn endpoint(
             ("headers", s.headers.is_some()),
             ("ca-file", s.ca_file.is_some()),
             ("connect-timeout", s.connect_timeout.is_some()),
+            ("oauth", s.oauth.is_some()),
         ];
         if let Some((key, _)) = http_only.iter().find(|(_, set)| *set) {
-            let at = match (&s.headers, &s.command) {
-                (Some(h), _) => h.span().start,
-                (None, Some(c)) => c.span().start,
-                (None, None) => 0,
+            let at = match (&s.headers, &s.oauth, &s.command) {
+                (Some(h), _, _) => h.span().start,
+                (None, Some(o), _) => o.span().start,
+                (None, None, Some(c)) => c.span().start,
+                (None, None, None) => 0,
             };
             return Err(src.error(
                 at,
@@ -141,6 +148,11 @@ pub(super) fn endpoint(
                 "headers.{key}: the value is not a valid header value (control characters?)"
             )));
         }
+        if s.oauth.is_some() && header == ::http::header::AUTHORIZATION {
+            return Err(fail(
+                "headers: `Authorization` is set by `oauth` (the tokens mender gets); remove one of them".into(),
+            ));
+        }
         header_secrets(key, &value, &mut secrets);
         headers.insert(key.clone(), value);
     }
@@ -159,6 +171,11 @@ pub(super) fn endpoint(
     if connect_timeout.is_zero() {
         return Err(fail("connect-timeout must be above zero".into()));
     }
+    let oauth = s
+        .oauth
+        .as_ref()
+        .map(|o| oauth::settings(name, o, &expanded, src, base_dir, env, &mut secrets))
+        .transpose()?;
     secrets.sort();
     secrets.dedup();
     Ok(Some(HttpEndpoint {
@@ -166,6 +183,7 @@ pub(super) fn endpoint(
         headers,
         ca_file,
         connect_timeout,
+        oauth,
         secrets,
     }))
 }

@@ -33,8 +33,10 @@ use toml::Spanned;
 use mender::config::{ConfigError, Source};
 
 mod http;
+mod oauth;
 mod protocol;
 pub use http::HttpEndpoint;
+pub use oauth::{Grant, OAuthSettings};
 pub use protocol::UpstreamProtocol;
 pub(crate) use protocol::is_stateless;
 
@@ -245,6 +247,7 @@ struct ServerToml {
     ca_file: Option<String>,
     #[serde(default, with = "humantime_serde")]
     connect_timeout: Option<Duration>,
+    oauth: Option<Spanned<oauth::OAuthToml>>,
     #[serde(default)]
     args: Vec<String>,
     #[serde(default)]

@@ -27,12 +27,47 @@ use rmcp::transport::streamable_http_client::{
 use sse_stream::Sse;
 
 use crate::classify::UpstreamError;
-use crate::config::HttpEndpoint;
+use crate::config::{HttpEndpoint, OAuthSettings};
+use crate::oauth::{OAuthClient, SecretSink};
 
-/// The transport for one connection to `endpoint`.
+/// The transport for one connection to `endpoint`, without OAuth.
 pub(super) fn transport(
     endpoint: &HttpEndpoint,
 ) -> Result<StreamableHttpClientTransport<SessionAwareClient>, UpstreamError> {
+    Ok(StreamableHttpClientTransport::with_client(
+        SessionAwareClient(client(endpoint)?),
+        config(endpoint)?,
+    ))
+}
+
+/// The transport for one connection to `endpoint`, whose `oauth` tokens
+/// it gets and refreshes (see `crate::oauth`), each registered with `sink`.
+pub(super) async fn oauth_transport(
+    server: &str,
+    endpoint: &HttpEndpoint,
+    settings: &OAuthSettings,
+    sink: SecretSink,
+) -> Result<StreamableHttpClientTransport<OAuthClient<SessionAwareClient>>, UpstreamError> {
+    let http = client(endpoint)?;
+    let oauth = OAuthClient::new(
+        SessionAwareClient(http.clone()),
+        server,
+        &endpoint.url,
+        settings,
+        http,
+        sink,
+    )
+    .await
+    .map_err(|e| UpstreamError::Spawn(format!("OAuth: {e}")))?;
+    Ok(StreamableHttpClientTransport::with_client(
+        oauth,
+        config(endpoint)?,
+    ))
+}
+
+/// The HTTP client for `endpoint`: rustls with the system's roots and
+/// `ca-file`, `HTTPS_PROXY` honoured, redirects refused.
+pub(crate) fn client(endpoint: &HttpEndpoint) -> Result<reqwest::Client, UpstreamError> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(endpoint.connect_timeout)
         // A redirect could carry the Authorization header to another
@@ -51,9 +86,13 @@ pub(super) fn transport(
             builder = builder.add_root_certificate(cert);
         }
     }
-    let client = builder
+    builder
         .build()
-        .map_err(|e| UpstreamError::Spawn(format!("HTTP client: {e}")))?;
+        .map_err(|e| UpstreamError::Spawn(format!("HTTP client: {e}")))
+}
+
+/// rmcp's transport settings for `endpoint`: its URL and headers.
+fn config(endpoint: &HttpEndpoint) -> Result<StreamableHttpClientTransportConfig, UpstreamError> {
     let mut headers = HashMap::new();
     for (name, value) in &endpoint.headers {
         // Checked when the config was read.
@@ -73,10 +112,7 @@ pub(super) fn transport(
     // A 404 on the session means the server never ran the request, so
     // re-sending it after a new `initialize` is safe even for a write.
     config.reinit_on_expired_session = true;
-    Ok(StreamableHttpClientTransport::with_client(
-        SessionAwareClient(client),
-        config,
-    ))
+    Ok(config)
 }
 
 /// reqwest's client, with id-less JSON-RPC errors read as what they mean

@@ -17,7 +17,7 @@ use crate::client::{Hub, UpstreamClient};
 use crate::config::{RedactResults, ServerSpec};
 use crate::raw_tools::RawTools;
 
-mod http;
+pub(crate) mod http;
 mod request;
 mod stdio;
 
@@ -279,6 +279,33 @@ impl Upstream {
             .min(self.spec.restart_max)
     }
 
+    /// The MCP handshake with a remote server over `transport`, within
+    /// `start-timeout`.
+    async fn handshake<T, E, A>(
+        &self,
+        transport: T,
+    ) -> Result<RunningService<RoleClient, UpstreamClient>, UpstreamError>
+    where
+        T: rmcp::transport::IntoTransport<RoleClient, E, A>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let target = self.spec.target();
+        let serve = self
+            .client()
+            .serve_with_lifecycle(transport, self.spec.protocol.lifecycle());
+        match tokio::time::timeout(self.spec.start_timeout, serve).await {
+            Ok(Ok(service)) => Ok(service),
+            Ok(Err(e)) => Err(UpstreamError::Spawn(format!(
+                "{target} failed the MCP handshake: {}",
+                crate::classify::error_chain(&e)
+            ))),
+            Err(_) => Err(UpstreamError::Spawn(format!(
+                "{target} did not finish the MCP handshake within {:?}",
+                self.spec.start_timeout
+            ))),
+        }
+    }
+
     /// Connects (spawning the process of a local server), handshakes,
     /// reads the catalogue and publishes the connection.
     async fn start(
@@ -291,32 +318,16 @@ impl Upstream {
         UpstreamError,
     > {
         let (service, child) = match &self.spec.http {
-            Some(endpoint) => {
-                let transport = http::transport(endpoint)?;
-                let target = self.spec.target();
-                let service = match tokio::time::timeout(
-                    self.spec.start_timeout,
-                    self.client()
-                        .serve_with_lifecycle(transport, self.spec.protocol.lifecycle()),
-                )
-                .await
-                {
-                    Ok(Ok(service)) => service,
-                    Ok(Err(e)) => {
-                        return Err(UpstreamError::Spawn(format!(
-                            "{target} failed the MCP handshake: {}",
-                            crate::classify::error_chain(&e)
-                        )));
-                    }
-                    Err(_) => {
-                        return Err(UpstreamError::Spawn(format!(
-                            "{target} did not finish the MCP handshake within {:?}",
-                            self.spec.start_timeout
-                        )));
-                    }
-                };
-                (service, None)
-            }
+            Some(endpoint) => match &endpoint.oauth {
+                Some(oauth) => {
+                    let rt = self.rt.clone();
+                    let sink: crate::oauth::SecretSink = Arc::new(move |s: &str| rt.add_secret(s));
+                    let transport =
+                        http::oauth_transport(&self.spec.name, endpoint, oauth, sink).await?;
+                    (self.handshake(transport).await?, None)
+                }
+                None => (self.handshake(http::transport(endpoint)?).await?, None),
+            },
             None => {
                 let (service, child) = self.spawn().await?;
                 (service, Some(child))
