@@ -106,6 +106,12 @@ impl StatusHandle {
     pub fn snapshot(&self) -> GatewayStatus {
         snapshot(&self.rt, &self.upstreams, self.started)
     }
+
+    /// The runtime the gateway calls through (its plugins, its recent
+    /// calls and decisions).
+    pub fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
 }
 
 fn snapshot(

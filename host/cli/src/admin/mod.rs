@@ -1,5 +1,5 @@
-//! The operator's listener (`--admin ADDR`): `/healthz`, `/readyz`,
-//! `/status` and `/metrics` over HTTP, apart from the data plane (the MCP
+//! The operator's listener (`--admin ADDR`): the live status page at `/`
+//! (`page.rs`), `/healthz`, `/readyz`, `/status` and `/metrics` over HTTP, apart from the data plane (the MCP
 //! client's stdio), as Envoy keeps its admin port apart from its
 //! listeners.
 //!
@@ -21,6 +21,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use mender_mcp::StatusHandle;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+mod page;
+pub(crate) use page::show_demo_runtime;
 
 /// Call durations from a cached fallback (well under a millisecond) to a
 /// call that waited out retries and a slow upstream (a minute); roughly
@@ -83,7 +86,7 @@ pub(crate) fn demo_with(args: &crate::AdminArgs, demo: impl FnOnce() -> ExitCode
             return ExitCode::from(2);
         }
     };
-    out!("admin: http://{bound} (/metrics, /healthz, /readyz)");
+    out!("admin: http://{bound} (the status page; /metrics, /healthz, /readyz)");
     let code = demo();
     if code != ExitCode::SUCCESS {
         return code;
@@ -116,6 +119,8 @@ pub(crate) async fn serve(
         }
     });
     let app = Router::new()
+        .route("/", get(page::page))
+        .route("/api/activity", get(page::activity))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
