@@ -17,6 +17,7 @@ mod check;
 mod conformance;
 mod demo;
 mod logging;
+mod logs;
 mod mcp;
 mod timeline;
 mod upstream;
@@ -137,6 +138,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What a running `mender mcp-proxy`'s local servers wrote to stderr
+    /// (the last `[mcp] log-lines` of each), redacted, with known error
+    /// codes (ECONNREFUSED, HTTP 503, invalid_grant, …) marked.
+    Logs(logs::Args),
 }
 
 fn main() -> ExitCode {
@@ -196,6 +201,7 @@ fn main() -> ExitCode {
             socket,
             json,
         } => mcp::status(config.as_deref(), socket, json),
+        Command::Logs(args) => logs::run(args),
         Command::Plugins => {
             for name in mender::bundled_plugins() {
                 out!("{name}");

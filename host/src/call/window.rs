@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-/// Seconds a service's recent window ([`ServiceActivity`]) covers: long enough to see a circuit open and
-/// close (the bundled breaker's default cool-down is 30 s), short enough
-/// that the page shows the present.
+/// Seconds a service's recent window ([`ServiceActivity`]) covers: long
+/// enough to see a circuit open and close (the demo's breaker stays open
+/// for seconds, not minutes), short enough that the page shows the present.
 pub const WINDOW_S: u64 = 60;
 
 /// Latencies kept for the percentiles: the latest calls in the window, at

@@ -67,6 +67,9 @@ pub struct McpConfig {
     /// The largest message (one line) the client may send; a longer one is
     /// answered with an error (`max-message-bytes`).
     pub max_message_bytes: usize,
+    /// Lines of each local server's stderr kept for `mender logs`
+    /// (`log-lines`; 0 keeps none).
+    pub log_lines: usize,
 }
 
 /// What of an upstream's own results is redacted before the client sees
@@ -219,6 +222,7 @@ struct FileToml {
 struct McpToml {
     status_socket: Option<String>,
     max_message_bytes: Option<Spanned<usize>>,
+    log_lines: Option<usize>,
     #[serde(default)]
     servers: BTreeMap<String, Spanned<ServerToml>>,
 }
@@ -460,6 +464,7 @@ impl McpConfig {
             servers,
             status_socket,
             max_message_bytes,
+            log_lines: raw.log_lines.unwrap_or(crate::stderr_log::DEFAULT_LOG_LINES),
         })
     }
 }
@@ -541,6 +546,9 @@ mod tests {
         assert!(s.offers_tool("echo") && s.offers_tool("get_time"));
         assert!(!s.offers_tool("get_secret") && !s.offers_tool("delete"));
         assert_eq!(c.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
+        assert_eq!(c.log_lines, crate::stderr_log::DEFAULT_LOG_LINES);
+        let kept = McpConfig::parse("[mcp]\nlog-lines = 50\n", "m.toml", Path::new(".")).unwrap();
+        assert_eq!(kept.log_lines, 50);
 
         let both =
             "[mcp.servers.x]\ncommand = \"a\"\nallow-tools = [\"a\"]\ndeny-tools = [\"a\"]\n";
