@@ -151,7 +151,10 @@ fn demo_metrics_count_what_the_script_did() {
     // time) and its latest decisions.
     let (code, page) = get(addr, "/");
     assert_eq!(code, 200);
-    assert!(page.contains("/api/activity") && page.contains("<table"), "{page}");
+    assert!(
+        page.contains("/api/activity") && page.contains("<table"),
+        "{page}"
+    );
     let (code, body) = get(addr, "/api/activity");
     assert_eq!(code, 200, "{body}");
     let activity: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -163,16 +166,24 @@ fn demo_metrics_count_what_the_script_did() {
     assert_eq!(service["fallbacks"], fallback, "{body}");
     assert_eq!(service["failures"], failed, "{body}");
     assert_eq!(service["retries"], retries, "{body}");
-    assert!(service["p50_ms"].as_f64().is_some() && service["p99_ms"].as_f64() >= service["p50_ms"].as_f64());
+    assert!(
+        service["p50_ms"].as_f64().is_some()
+            && service["p99_ms"].as_f64() >= service["p50_ms"].as_f64()
+    );
     let decisions = activity["decisions"].as_array().unwrap();
     // Every retry is a decision, and the ring holds at most its bound.
     assert!(decisions.len() <= mender::RECENT_DECISIONS);
     assert!(decisions.len() as u64 >= retries.min(mender::RECENT_DECISIONS as u64));
     let newest = decisions[0]["call"].as_u64().unwrap();
-    assert!(decisions.iter().all(|d| d["call"].as_u64() <= Some(newest)), "newest first");
+    assert!(
+        decisions.iter().all(|d| d["call"].as_u64() <= Some(newest)),
+        "newest first"
+    );
     assert!(
         decisions.iter().any(|d| d["decision"] == "retry"
-            && d["text"].as_str().is_some_and(|t| t.starts_with("demo#") && t.ends_with("[backoff]"))),
+            && d["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("demo#") && t.ends_with("[backoff]"))),
         "{body}"
     );
     let plugins: Vec<&str> = activity["plugins"]
@@ -181,7 +192,10 @@ fn demo_metrics_count_what_the_script_did() {
         .iter()
         .filter_map(|p| p["name"].as_str())
         .collect();
-    assert!(plugins.contains(&"breaker") && plugins.contains(&"backoff"), "{plugins:?}");
+    assert!(
+        plugins.contains(&"breaker") && plugins.contains(&"backoff"),
+        "{plugins:?}"
+    );
 
     let m = scrape(addr);
     let demo = ("service", "demo");
@@ -572,9 +586,18 @@ fn mender_logs_follows_a_servers_stderr() {
     });
     let first = wait_line(&rx, "for echo_secret", |l| l.contains("echo_secret"));
     // `2026-12-07T08:03:02.123Z raw [ECONNREFUSED] raw_server: …`
-    assert!(first.contains(" raw [ECONNREFUSED] raw_server: echo_secret"), "{first}");
-    assert!(first.starts_with("20") && first[..24].ends_with('Z'), "{first}");
-    assert!(first.contains("[REDACTED]") && !first.contains(TOKEN), "{first}");
+    assert!(
+        first.contains(" raw [ECONNREFUSED] raw_server: echo_secret"),
+        "{first}"
+    );
+    assert!(
+        first.starts_with("20") && first[..24].ends_with('Z'),
+        "{first}"
+    );
+    assert!(
+        first.contains("[REDACTED]") && !first.contains(TOKEN),
+        "{first}"
+    );
     // A line written after `--follow` started reaches it.
     call(&mut stdin, 3, "reject");
     let second = wait_line(&rx, "for reject", |l| l.contains("raw_server: reject"));
@@ -613,7 +636,10 @@ fn mender_logs_follows_a_servers_stderr() {
     let unknown = logs(&["nosuch"]);
     assert_eq!(unknown.status.code(), Some(1));
     let err = String::from_utf8_lossy(&unknown.stderr);
-    assert!(err.contains("no server `nosuch`") && err.contains("raw"), "{err}");
+    assert!(
+        err.contains("no server `nosuch`") && err.contains("raw"),
+        "{err}"
+    );
 }
 
 /// A status with the fields that move between two reads (uptime, time in
@@ -659,8 +685,7 @@ fn watch_mode_serves_the_admin_endpoints_too() {
     let m = scrape(addr);
     assert_eq!(value(&m, "mender_calls_total", &[("service", "demo")]), 3.0);
     // The status page's data is the watched runtime's.
-    let activity: serde_json::Value =
-        serde_json::from_str(&get(addr, "/api/activity").1).unwrap();
+    let activity: serde_json::Value = serde_json::from_str(&get(addr, "/api/activity").1).unwrap();
     assert_eq!(activity["services"][0]["calls"], 3, "{activity}");
 }
 

@@ -231,10 +231,10 @@ pub(crate) async fn serve(path: &Path, handle: StatusHandle) -> std::io::Result<
 
 async fn answer(mut stream: UnixStream, handle: StatusHandle) {
     let mut request = Vec::new();
-    let read = (&mut stream)
-        .take(MAX_REQUEST)
-        .read_to_end(&mut request);
-    let _ = tokio::time::timeout(REQUEST_WAIT, read).await;
+    {
+        let mut limited = (&mut stream).take(MAX_REQUEST);
+        let _ = tokio::time::timeout(REQUEST_WAIT, limited.read_to_end(&mut request)).await;
+    }
     let request = String::from_utf8_lossy(&request);
     let request = request.trim();
     let body = match request.split_once(' ').unwrap_or((request, "")) {
@@ -300,6 +300,9 @@ pub async fn fetch_logs(path: &Path, query: &LogQuery) -> Result<Vec<LogLine>, S
     match (answer.lines, answer.error) {
         (_, Some(error)) => Err(error),
         (Some(lines), None) => Ok(lines),
-        (None, None) => Err(format!("no lines in the answer from {} (an older gateway?)", path.display())),
+        (None, None) => Err(format!(
+            "no lines in the answer from {} (an older gateway?)",
+            path.display()
+        )),
     }
 }

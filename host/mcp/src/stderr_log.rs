@@ -133,7 +133,14 @@ const OAUTH: &[&str] = &[
 ];
 
 /// Words after which a number is an HTTP status.
-const STATUS_WORDS: &[&str] = &["http", "status", "statuscode", "status_code", "code", "returned"];
+const STATUS_WORDS: &[&str] = &[
+    "http",
+    "status",
+    "statuscode",
+    "status_code",
+    "code",
+    "returned",
+];
 
 /// The error codes in `line`: errno names, OAuth errors, an HTTP status
 /// of 4xx/5xx after a word that says so (`HTTP 503`, `status: 429`,
@@ -180,7 +187,10 @@ mod tests {
                 &["ECONNREFUSED"],
             ),
             ("getaddrinfo ENOTFOUND api.example.com", &["ENOTFOUND"]),
-            ("request failed: HTTP 503 Service Unavailable", &["HTTP 503"]),
+            (
+                "request failed: HTTP 503 Service Unavailable",
+                &["HTTP 503"],
+            ),
             ("upstream returned status: 429 (retry later)", &["HTTP 429"]),
             ("< HTTP/1.1 502 Bad Gateway", &["HTTP 502"]),
             (

@@ -226,7 +226,10 @@ mod tests {
                 },
             },
         );
-        assert_eq!(d.text, "search#34 timeout → fail: no strategy retries timeout");
+        assert_eq!(
+            d.text,
+            "search#34 timeout → fail: no strategy retries timeout"
+        );
         assert_eq!(d.by, None);
     }
 

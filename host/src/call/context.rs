@@ -142,16 +142,19 @@ impl<'a> CallState<'a> {
     /// `kind`, for a live view. `step`'s reason is redacted here: a
     /// plugin's own words may echo what it saw.
     pub(super) fn remember(&self, number: u32, kind: ErrorKind, step: &Step) {
+        let redacted;
         let step = match step {
-            Step::Fail { reason, cause } => &Step::Fail {
-                reason: self.cx.redactor.redact(reason),
-                cause: cause.clone(),
-            },
+            Step::Fail { reason, cause } => {
+                redacted = Step::Fail {
+                    reason: self.cx.redactor.redact(reason),
+                    cause: cause.clone(),
+                };
+                &redacted
+            }
             other => other,
         };
         let service = &self.cx.pipeline.service;
-        let decision =
-            RecentDecision::new(self.id, service, self.operation(), number, kind, step);
+        let decision = RecentDecision::new(self.id, service, self.operation(), number, kind, step);
         self.cx.activity.decided(service, decision);
     }
 

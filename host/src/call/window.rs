@@ -104,10 +104,12 @@ impl Window {
         let mut failures_per_second = vec![0; WINDOW_S as usize];
         let (mut calls, mut failures, mut retries, mut fallbacks) = (0u64, 0u64, 0u64, 0u64);
         for s in self.seconds.iter().filter(live) {
-            // Oldest first: index 0 is `first`, the last is `now_s`.
+            // Oldest first: index 0 is `first`, the last is `now_s`. Added,
+            // not set: slots never written (all zero, `at` 0) land on
+            // index 0 too while the runtime is younger than the window.
             let i = (s.at - first) as usize;
-            calls_per_second[i] = s.calls;
-            failures_per_second[i] = s.failures;
+            calls_per_second[i] += s.calls;
+            failures_per_second[i] += s.failures;
             calls += u64::from(s.calls);
             failures += u64::from(s.failures);
             retries += u64::from(s.retries);
@@ -206,7 +208,10 @@ mod tests {
         w.call_ended(9, Ended::Answered, ms(20));
 
         let s = w.summary("search", 9);
-        assert_eq!((s.calls, s.failures, s.retries, s.fallbacks), (101, 1, 2, 1));
+        assert_eq!(
+            (s.calls, s.failures, s.retries, s.fallbacks),
+            (101, 1, 2, 1)
+        );
         // Ten seconds old: the rate is over ten seconds, not sixty.
         assert!((s.calls_per_s - 10.1).abs() < 1e-9, "{}", s.calls_per_s);
         assert!((s.failure_rate - 1.0 / 101.0).abs() < 1e-9);

@@ -32,11 +32,7 @@ pub(crate) fn show_demo_runtime(runtime: &Runtime) {
 
 /// `GET /`: the page.
 pub(super) async fn page() -> Response {
-    (
-        [(header::CACHE_CONTROL, "no-store")],
-        Html(STATUS_PAGE),
-    )
-        .into_response()
+    ([(header::CACHE_CONTROL, "no-store")], Html(STATUS_PAGE)).into_response()
 }
 
 /// `GET /api/activity`: everything the page shows, in one read.
@@ -55,7 +51,7 @@ pub(super) async fn activity(State(admin): State<Arc<Admin>>) -> Response {
             (
                 serde_json::to_value(a.services).unwrap_or_default(),
                 serde_json::to_value(a.decisions).unwrap_or_default(),
-                rt.plugins().iter().map(plugin_json).collect(),
+                rt.plugins().iter().map(plugin_json).collect::<Vec<_>>(),
             )
         }
         None => (

@@ -464,7 +464,9 @@ impl McpConfig {
             servers,
             status_socket,
             max_message_bytes,
-            log_lines: raw.log_lines.unwrap_or(crate::stderr_log::DEFAULT_LOG_LINES),
+            log_lines: raw
+                .log_lines
+                .unwrap_or(crate::stderr_log::DEFAULT_LOG_LINES),
         })
     }
 }
