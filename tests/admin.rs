@@ -146,6 +146,57 @@ fn demo_metrics_count_what_the_script_did() {
     );
     assert_eq!(get(addr, "/status").0, 404, "no gateway in the demo");
 
+    // The status page and what it polls: the demo's runtime, its last
+    // minute (the whole script ran in virtual time, a moment of real
+    // time) and its latest decisions.
+    let (code, page) = get(addr, "/");
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("/api/activity") && page.contains("<table"),
+        "{page}"
+    );
+    let (code, body) = get(addr, "/api/activity");
+    assert_eq!(code, 200, "{body}");
+    let activity: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(activity["kind"], "demo");
+    assert_eq!(activity["upstreams"], serde_json::Value::Null);
+    let service = &activity["services"][0];
+    assert_eq!(service["service"], "demo", "{body}");
+    assert_eq!(service["calls"], total, "{body}");
+    assert_eq!(service["fallbacks"], fallback, "{body}");
+    assert_eq!(service["failures"], failed, "{body}");
+    assert_eq!(service["retries"], retries, "{body}");
+    assert!(
+        service["p50_ms"].as_f64().is_some()
+            && service["p99_ms"].as_f64() >= service["p50_ms"].as_f64()
+    );
+    let decisions = activity["decisions"].as_array().unwrap();
+    // Every retry is a decision, and the ring holds at most its bound.
+    assert!(decisions.len() <= mender::RECENT_DECISIONS);
+    assert!(decisions.len() as u64 >= retries.min(mender::RECENT_DECISIONS as u64));
+    let newest = decisions[0]["call"].as_u64().unwrap();
+    assert!(
+        decisions.iter().all(|d| d["call"].as_u64() <= Some(newest)),
+        "newest first"
+    );
+    assert!(
+        decisions.iter().any(|d| d["decision"] == "retry"
+            && d["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("demo#") && t.ends_with("[backoff]"))),
+        "{body}"
+    );
+    let plugins: Vec<&str> = activity["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(
+        plugins.contains(&"breaker") && plugins.contains(&"backoff"),
+        "{plugins:?}"
+    );
+
     let m = scrape(addr);
     let demo = ("service", "demo");
     let calls = |outcome| value(&m, "mender_calls_total", &[demo, ("outcome", outcome)]) as u64;
@@ -273,14 +324,18 @@ const TOKEN: &str = "raw-token-7c4e0b93d1";
 
 /// A gateway in front of `tests/mcp/raw_server.py`, logging JSON, with
 /// its admin listener; stderr lines arrive on the channel.
-fn gateway(dir: &Path, python: &Path) -> (Running, ChildStdin, SocketAddr, mpsc::Receiver<String>) {
+fn gateway(
+    dir: &Path,
+    python: &Path,
+    extra_env: &str,
+) -> (Running, ChildStdin, SocketAddr, mpsc::Receiver<String>) {
     let config = dir.join("mender.toml");
     let server = workspace().join("tests/mcp/raw_server.py");
     std::fs::write(
         &config,
         format!(
             "[mcp]\nstatus-socket = {socket:?}\n\n[mcp.servers.raw]\ncommand = {python:?}\n\
-             args = [{server:?}]\nenv = {{ API_TOKEN = \"{TOKEN}\", RUNS_FILE = {runs:?} }}\n\
+             args = [{server:?}]\nenv = {{ API_TOKEN = \"{TOKEN}\", RUNS_FILE = {runs:?}{extra_env} }}\n\
              # Slow enough that the test sees the upstream down.\n\
              restart-backoff = {{ base = \"1500ms\", max = \"3s\" }}\n",
             socket = dir.join("status.sock"),
@@ -369,7 +424,7 @@ fn gateway_readiness_status_metrics_and_json_logs() {
         .prefix("adm-")
         .tempdir_in("/tmp")
         .unwrap();
-    let (_running, mut stdin, addr, logs) = gateway(dir.path(), &python);
+    let (_running, mut stdin, addr, logs) = gateway(dir.path(), &python, "");
 
     // Before the client's `initialize` the upstream has not started.
     let (code, body) = get(addr, "/readyz");
@@ -470,6 +525,123 @@ fn gateway_readiness_status_metrics_and_json_logs() {
     );
 }
 
+/// Waits for a line on `rx` that `wanted` accepts, within 20 s.
+fn wait_line(rx: &mpsc::Receiver<String>, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(line) if wanted(&line) => return line,
+            Ok(_) => {}
+            Err(e) => panic!("no line {what} ({e})"),
+        }
+    }
+}
+
+/// `mender logs` through the status socket (and `/logs`): a server's
+/// stderr kept, redacted, timestamped, its error codes marked; `--follow`
+/// sees new lines; `--since` filters; an unknown server is named.
+#[test]
+fn mender_logs_follows_a_servers_stderr() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::Builder::new()
+        .prefix("logs-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let (_running, mut stdin, addr, _gateway_log) =
+        gateway(dir.path(), &python, ", STDERR_ON_CALL = \"1\"");
+    let socket = dir.path().join("status.sock");
+    send(
+        &mut stdin,
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "logs-test", "version": "0"}}}),
+    );
+    send(
+        &mut stdin,
+        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    );
+    wait_readyz(addr, 200, Duration::from_secs(20));
+    let call = |stdin: &mut ChildStdin, id: u64, tool: &str| {
+        send(
+            stdin,
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": tool, "arguments": {}}}),
+        );
+    };
+    call(&mut stdin, 2, "echo_secret");
+
+    let mut follow = Command::new(env!("CARGO_BIN_EXE_mender"))
+        .args(["logs", "raw", "--follow", "--socket"])
+        .arg(&socket)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(follow.stdout.take().unwrap());
+    let _follow = Running(follow);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = wait_line(&rx, "for echo_secret", |l| l.contains("echo_secret"));
+    // `2026-12-07T08:03:02.123Z raw [ECONNREFUSED] raw_server: …`
+    assert!(
+        first.contains(" raw [ECONNREFUSED] raw_server: echo_secret"),
+        "{first}"
+    );
+    assert!(
+        first.starts_with("20") && first[..24].ends_with('Z'),
+        "{first}"
+    );
+    assert!(
+        first.contains("[REDACTED]") && !first.contains(TOKEN),
+        "{first}"
+    );
+    // A line written after `--follow` started reaches it.
+    call(&mut stdin, 3, "reject");
+    let second = wait_line(&rx, "for reject", |l| l.contains("raw_server: reject"));
+    assert!(!second.contains(TOKEN), "{second}");
+
+    // `/logs` serves the same lines as JSON.
+    let (code, body) = get(addr, "/logs?server=raw");
+    assert_eq!(code, 200, "{body}");
+    let lines: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let lines = lines["lines"].as_array().unwrap();
+    assert_eq!(lines.len(), 2, "{body}");
+    assert_eq!(lines[0]["codes"], serde_json::json!(["ECONNREFUSED"]));
+    assert!(!body.contains(TOKEN));
+    assert_eq!(get(addr, "/logs?server=nosuch").0, 404);
+
+    // `--since`: both lines are within a minute, neither within the last
+    // half second once a second has passed.
+    std::thread::sleep(Duration::from_millis(1500));
+    let logs = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mender"))
+            .arg("logs")
+            .args(args)
+            .arg("--socket")
+            .arg(&socket)
+            .output()
+            .unwrap()
+    };
+    let recent = logs(&["--since", "1m"]);
+    assert!(recent.status.success());
+    let text = String::from_utf8_lossy(&recent.stdout);
+    assert_eq!(text.lines().count(), 2, "{text}");
+    let none = logs(&["--since", "500ms"]);
+    assert!(none.status.success());
+    assert_eq!(String::from_utf8_lossy(&none.stdout), "");
+
+    let unknown = logs(&["nosuch"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        err.contains("no server `nosuch`") && err.contains("raw"),
+        "{err}"
+    );
+}
+
 /// A status with the fields that move between two reads (uptime, time in
 /// a state) taken out.
 fn without_clocks(mut status: serde_json::Value) -> serde_json::Value {
@@ -512,6 +684,9 @@ fn watch_mode_serves_the_admin_endpoints_too() {
     let addr: SocketAddr = addr.expect("the admin address").parse().unwrap();
     let m = scrape(addr);
     assert_eq!(value(&m, "mender_calls_total", &[("service", "demo")]), 3.0);
+    // The status page's data is the watched runtime's.
+    let activity: serde_json::Value = serde_json::from_str(&get(addr, "/api/activity").1).unwrap();
+    assert_eq!(activity["services"][0]["calls"], 3, "{activity}");
 }
 
 /// A `MENDER_LOG_FORMAT` that is neither `text` nor `json` is refused, so

@@ -43,6 +43,9 @@ pub use api::{
     Attempt, AttemptRecord, BoxFuture, CallError, CallSpec, CredentialProvider, GiveUp, Json,
     Payload, PluginFault, Reply, ServedBy, Step,
 };
+pub use call::activity::{
+    ActivitySnapshot, RECENT_DECISIONS, RecentDecision, ServiceActivity, WINDOW_S,
+};
 pub use config::{
     Config, ConfigError, DirGrant, DirMode, Guardrails, Limits, OnFault, QuarantinePolicy,
     RetryBudget, RetryRefusal,

@@ -1,7 +1,7 @@
 //! What the suites that need tools beyond Rust share: where the workspace
 //! is, and the one skip-or-require rule.
 //!
-//! The MCP, polyglot and Redis suites run only where their tools are
+//! The MCP, polyglot, Redis and browser suites run only where their tools are
 //! installed (`./test` installs them all). Where one is missing a test
 //! prints `skipped: …` and passes, unless its `MENDER_REQUIRE_*` variable
 //! is `1` (what `./test` sets): then it fails. No `mender` items here, so
@@ -22,6 +22,8 @@ pub enum Suite {
     Polyglot,
     /// A `redis-server` on the PATH.
     Redis,
+    /// A headless `chromium` on the PATH (the status page's browser test).
+    Browser,
 }
 
 impl Suite {
@@ -31,6 +33,7 @@ impl Suite {
             Suite::Mcp => "MENDER_REQUIRE_MCP",
             Suite::Polyglot => "MENDER_REQUIRE_POLYGLOT",
             Suite::Redis => "MENDER_REQUIRE_REDIS",
+            Suite::Browser => "MENDER_REQUIRE_BROWSER",
         }
     }
 

@@ -11,6 +11,8 @@ Tools:
   flaky_progress readOnly; sends progress 1..4 of 4 and, on its first
                  run per $RUNS_FILE, stops after 2 with "status code 503"
 Resources: resources/read of anything fails with $API_TOKEN in the message.
+With $STDERR_ON_CALL set, each tools/call first writes a line to stderr
+naming the tool, with an error code and $API_TOKEN in it (for `mender logs`).
 
 Run as `python raw_server.py [args...]`; one JSON-RPC message per line."""
 
@@ -63,6 +65,9 @@ def flaky_progress(token) -> dict:
 
 def call_tool(params: dict) -> tuple[dict | None, dict | None]:
     name = params.get("name")
+    if os.environ.get("STDERR_ON_CALL"):
+        print(f"raw_server: {name}: connect ECONNREFUSED 127.0.0.1:9 (key {TOKEN})",
+              file=sys.stderr, flush=True)
     token = (params.get("_meta") or {}).get("progressToken")
     if name == "echo_secret":
         return text_result(f"token {TOKEN}; argv {' '.join(sys.argv[1:])}"), None

@@ -91,6 +91,8 @@ pub(crate) fn build_runtime(
             }
         })
         .build()
+        // For `--admin`'s status page (nothing listens without it).
+        .inspect(crate::admin::show_demo_runtime)
 }
 
 /// The pipeline the demo's calls go through, as configured: the service's

@@ -18,6 +18,7 @@ mod conformance;
 mod demo;
 mod logging;
 mod login;
+mod logs;
 mod mcp;
 mod timeline;
 mod upstream;
@@ -148,6 +149,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// What a running `mender mcp-proxy`'s local servers wrote to stderr
+    /// (the last `[mcp] log-lines` of each), redacted, with known error
+    /// codes (ECONNREFUSED, HTTP 503, invalid_grant, …) marked.
+    Logs(logs::Args),
 }
 
 fn main() -> ExitCode {
@@ -208,6 +213,7 @@ fn main() -> ExitCode {
             socket,
             json,
         } => mcp::status(config.as_deref(), socket, json),
+        Command::Logs(args) => logs::run(args),
         Command::Plugins => {
             for name in mender::bundled_plugins() {
                 out!("{name}");

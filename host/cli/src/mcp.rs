@@ -249,20 +249,24 @@ pub(crate) fn redactor_for(secrets: &[String]) -> Redactor {
     redactor
 }
 
+/// The status socket of the gateway started with `config`, or `socket`.
+pub(crate) fn socket_of(config: Option<&Path>, socket: Option<PathBuf>) -> Result<PathBuf, String> {
+    match (socket, config) {
+        (Some(s), _) => Ok(s),
+        (None, Some(c)) => {
+            mender_mcp::status_socket_of(c).map_err(|e| format!("config error: {e}"))
+        }
+        (None, None) => Err("give --config (the gateway's mender.toml) or --socket".to_owned()),
+    }
+}
+
 /// `mender status`: the health of the gateway started with the same
 /// config (or listening on `--socket`).
 pub fn status(config: Option<&Path>, socket: Option<PathBuf>, json: bool) -> ExitCode {
-    let socket = match (socket, config) {
-        (Some(s), _) => s,
-        (None, Some(c)) => match mender_mcp::status_socket_of(c) {
-            Ok(socket) => socket,
-            Err(e) => {
-                eprintln!("mender status: config error: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        (None, None) => {
-            eprintln!("mender status: give --config (the gateway's mender.toml) or --socket");
+    let socket = match socket_of(config, socket) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mender status: {e}");
             return ExitCode::from(2);
         }
     };

@@ -34,6 +34,7 @@ mod oauth;
 mod raw_tools;
 mod scrub;
 mod status;
+mod stderr_log;
 mod stdio;
 mod upstream;
 
@@ -51,8 +52,9 @@ pub use forward::{CALL_META_KEY, tool_is_idempotent};
 pub use http_front::{HttpFront, check_listen_address};
 pub use oauth::{SecretSink, login};
 pub use status::{
-    CIRCUIT_GAUGE, GatewayStatus, StatusHandle, UpstreamStatus, fetch as fetch_status,
+    CIRCUIT_GAUGE, GatewayStatus, StatusHandle, UpstreamStatus, fetch as fetch_status, fetch_logs,
 };
+pub use stderr_log::{DEFAULT_LOG_LINES, LogLine, LogQuery, error_codes};
 pub use upstream::UpstreamState;
 
 use client::Hub;
@@ -130,7 +132,7 @@ impl McpProxy {
         let upstreams: Vec<Arc<Upstream>> = config
             .servers
             .iter()
-            .map(|s| Upstream::new(s.clone(), hub.clone(), rt.clone()))
+            .map(|s| Upstream::new(s.clone(), hub.clone(), rt.clone(), config.log_lines))
             .collect();
         let mut proxy = McpProxy {
             gateway: Gateway {
@@ -150,7 +152,7 @@ impl McpProxy {
         // Status is a convenience: a second gateway on the same config (two
         // MCP clients each start one) still serves its client without it.
         let socket = &config.status_socket;
-        match status::serve(socket, move || handle.snapshot()).await {
+        match status::serve(socket, handle).await {
             Ok(()) => proxy.status_socket = Some(socket.clone()),
             Err(e) => tracing::warn!(
                 "no status for `mender status` at {}: {e} (another gateway on this config has it)",

@@ -1,5 +1,11 @@
 //! The gateway's health: a snapshot per upstream (state, restarts, circuit,
-//! last error), served as JSON on a Unix socket for `mender status`.
+//! last error), served as JSON on a Unix socket for `mender status`; and
+//! the upstreams' kept stderr for `mender logs`, on the same socket.
+//!
+//! The protocol: the client writes one request line and closes its side;
+//! the gateway answers with one JSON document and closes. `status` (or
+//! nothing) asks for the [`GatewayStatus`]; `logs {LogQuery as JSON}` for
+//! `{"lines": [LogLine…]}` or `{"error": "…"}`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{UnixListener, UnixStream};
 
+use super::stderr_log::{LogLine, LogQuery};
 use super::upstream::{Upstream, UpstreamState};
 use mender::Runtime;
 
@@ -110,6 +117,35 @@ impl StatusHandle {
     pub fn snapshot(&self) -> GatewayStatus {
         snapshot(&self.rt, &self.upstreams, self.started)
     }
+
+    /// The stderr lines kept of the servers `query` names (all when it
+    /// names none), oldest first. An unknown server is an error that lists
+    /// the known ones.
+    pub fn logs(&self, query: &LogQuery) -> Result<Vec<LogLine>, String> {
+        if let Some(name) = &query.server
+            && !self.upstreams.iter().any(|u| u.name() == name)
+        {
+            let known: Vec<&str> = self.upstreams.iter().map(|u| u.name()).collect();
+            return Err(format!(
+                "no server `{name}` in this gateway (its servers: {})",
+                known.join(", ")
+            ));
+        }
+        let mut lines: Vec<LogLine> = self
+            .upstreams
+            .iter()
+            .filter(|u| query.server.as_deref().is_none_or(|n| n == u.name()))
+            .flat_map(|u| u.stderr.read(query.after_seq, query.since_unix_ms))
+            .collect();
+        lines.sort_by_key(|l| l.seq);
+        Ok(lines)
+    }
+
+    /// The runtime the gateway calls through (its plugins, its recent
+    /// calls and decisions).
+    pub fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
 }
 
 fn snapshot(
@@ -174,12 +210,16 @@ fn snapshot(
     }
 }
 
-/// Answers each connection on `path` with one JSON snapshot. A stale
+/// How long a client has to send its request line: a `mender status`
+/// from before the request existed sends none, and is answered the status
+/// after this.
+const REQUEST_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+/// Longer requests are not ours.
+const MAX_REQUEST: u64 = 64 * 1024;
+
+/// Answers each connection on `path` with one JSON document. A stale
 /// socket file (a gateway that died) is replaced.
-pub(crate) async fn serve(
-    path: &Path,
-    snapshot: impl Fn() -> GatewayStatus + Send + 'static,
-) -> std::io::Result<()> {
+pub(crate) async fn serve(path: &Path, handle: StatusHandle) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -188,27 +228,88 @@ pub(crate) async fn serve(
     }
     let listener = UnixListener::bind(path)?;
     tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let body = serde_json::to_vec(&snapshot()).unwrap_or_default();
-            let _ = stream.write_all(&body).await;
-            let _ = stream.shutdown().await;
+        while let Ok((stream, _)) = listener.accept().await {
+            let handle = handle.clone();
+            tokio::spawn(answer(stream, handle));
         }
     });
     Ok(())
 }
 
-/// Asks the gateway listening on `path` for its status.
-pub async fn fetch(path: &Path) -> Result<GatewayStatus, String> {
+async fn answer(mut stream: UnixStream, handle: StatusHandle) {
+    let mut request = Vec::new();
+    {
+        let mut limited = (&mut stream).take(MAX_REQUEST);
+        let _ = tokio::time::timeout(REQUEST_WAIT, limited.read_to_end(&mut request)).await;
+    }
+    let request = String::from_utf8_lossy(&request);
+    let request = request.trim();
+    let body = match request.split_once(' ').unwrap_or((request, "")) {
+        ("" | "status", _) => serde_json::to_vec(&handle.snapshot()),
+        ("logs", query) => {
+            let answer = serde_json::from_str::<LogQuery>(query)
+                .map_err(|e| format!("bad logs request: {e}"))
+                .and_then(|q| handle.logs(&q));
+            serde_json::to_vec(&match answer {
+                Ok(lines) => serde_json::json!({ "lines": lines }),
+                Err(error) => serde_json::json!({ "error": error }),
+            })
+        }
+        (other, _) => serde_json::to_vec(&serde_json::json!({
+            "error": format!(
+                "unknown request `{}`: ask `status` or `logs`",
+                other.chars().take(40).collect::<String>()
+            )
+        })),
+    };
+    let _ = stream.write_all(&body.unwrap_or_default()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// One request to the gateway listening on `path`: its JSON answer.
+async fn ask(path: &Path, request: &str) -> Result<Vec<u8>, String> {
     let mut stream = UnixStream::connect(path).await.map_err(|e| {
         format!(
             "no mender mcp-proxy is answering on {}: {e}",
             path.display()
         )
     })?;
+    stream
+        .write_all(format!("{request}\n").as_bytes())
+        .await
+        .and(stream.shutdown().await)
+        .map_err(|e| format!("asking {}: {e}", path.display()))?;
     let mut body = Vec::new();
     stream
         .read_to_end(&mut body)
         .await
-        .map_err(|e| format!("reading status from {}: {e}", path.display()))?;
+        .map_err(|e| format!("reading from {}: {e}", path.display()))?;
+    Ok(body)
+}
+
+/// Asks the gateway listening on `path` for its status.
+pub async fn fetch(path: &Path) -> Result<GatewayStatus, String> {
+    let body = ask(path, "status").await?;
     serde_json::from_slice(&body).map_err(|e| format!("bad status from {}: {e}", path.display()))
+}
+
+/// Asks the gateway listening on `path` for its servers' kept stderr.
+pub async fn fetch_logs(path: &Path, query: &LogQuery) -> Result<Vec<LogLine>, String> {
+    let request = format!("logs {}", serde_json::to_string(query).unwrap_or_default());
+    let body = ask(path, &request).await?;
+    #[derive(Deserialize)]
+    struct Answer {
+        lines: Option<Vec<LogLine>>,
+        error: Option<String>,
+    }
+    let answer: Answer = serde_json::from_slice(&body)
+        .map_err(|e| format!("bad logs answer from {}: {e}", path.display()))?;
+    match (answer.lines, answer.error) {
+        (_, Some(error)) => Err(error),
+        (Some(lines), None) => Ok(lines),
+        (None, None) => Err(format!(
+            "no lines in the answer from {} (an older gateway?)",
+            path.display()
+        )),
+    }
 }

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::activity::{Activity, RecentDecision};
 use super::metrics::Outcome;
 use super::min_opt;
+use super::window::Ended;
 use crate::api::{AttemptRecord, CallSpec, CredentialProvider, Payload, Reply, ServedBy, Step};
 use crate::failure::ErrorKind;
 use crate::host::HostShared;
@@ -31,6 +33,8 @@ pub(crate) struct CallContext<'a> {
     pub(crate) results: &'a ResultStore,
     pub(crate) credentials: &'a HashMap<String, Arc<dyn CredentialProvider>>,
     pub(crate) budgets: &'a RetryBudgets,
+    /// Recent calls and decisions, for a live view.
+    pub(crate) activity: &'a Activity,
 }
 
 /// A call in progress.
@@ -38,6 +42,8 @@ pub(crate) struct CallState<'a> {
     pub(super) cx: CallContext<'a>,
     pub(super) spec: &'a CallSpec,
     pub(super) started: Instant,
+    /// The call's number in this runtime (in recent decisions).
+    pub(super) id: u64,
     /// `None`: no deadline (none configured, or one too far to represent).
     pub(super) deadline: Option<Instant>,
     pub(super) history: Vec<AttemptRecord>,
@@ -58,6 +64,7 @@ impl<'a> CallState<'a> {
             cx.budgets.count_call(cx.host, &cx.pipeline.service, b);
         }
         CallState {
+            id: cx.activity.next_call(),
             cx,
             spec,
             started,
@@ -98,7 +105,7 @@ impl<'a> CallState<'a> {
         } else {
             Outcome::RetriedOk
         };
-        super::metrics::call_ended(&p.service, outcome, self.started.elapsed());
+        self.ended(outcome);
         // Only an idempotent call's answer can stand in for a later one:
         // replaying a write's result would claim a write that never
         // happened.
@@ -116,6 +123,39 @@ impl<'a> CallState<'a> {
             served_by: ServedBy::Upstream,
             history: self.history,
         }
+    }
+
+    /// The call ended: count it for the metrics and the recent window.
+    pub(super) fn ended(&self, outcome: Outcome) {
+        let service = &self.cx.pipeline.service;
+        let took = self.started.elapsed();
+        super::metrics::call_ended(service, outcome, took);
+        let ended = match outcome {
+            Outcome::Ok | Outcome::RetriedOk => Ended::Answered,
+            Outcome::Fallback => Ended::Fallback,
+            Outcome::Failed | Outcome::Rejected => Ended::Failed,
+        };
+        self.cx.activity.call_ended(service, ended, took);
+    }
+
+    /// Remembers what was decided after attempt `number` failed with
+    /// `kind`, for a live view. `step`'s reason is redacted here: a
+    /// plugin's own words may echo what it saw.
+    pub(super) fn remember(&self, number: u32, kind: ErrorKind, step: &Step) {
+        let redacted;
+        let step = match step {
+            Step::Fail { reason, cause } => {
+                redacted = Step::Fail {
+                    reason: self.cx.redactor.redact(reason),
+                    cause: cause.clone(),
+                };
+                &redacted
+            }
+            other => other,
+        };
+        let service = &self.cx.pipeline.service;
+        let decision = RecentDecision::new(self.id, service, self.operation(), number, kind, step);
+        self.cx.activity.decided(service, decision);
     }
 
     pub(super) fn result_key(&self) -> &str {
@@ -157,6 +197,7 @@ impl<'a> CallState<'a> {
             service = %event.service, operation = %event.operation, attempt = number,
             kind = %kind, step = ?step, "attempt handled"
         );
+        self.remember(number, kind, &step);
         self.history.push(AttemptRecord {
             attempt: number,
             started: began.saturating_duration_since(self.started),

@@ -18,6 +18,7 @@
 //! pipeline's `Strategy`/`Fallback` traits, so `tests.rs` drives it with
 //! plain-Rust deciders.
 
+pub(crate) mod activity;
 mod admission;
 mod context;
 mod decide;
@@ -25,6 +26,7 @@ mod metrics;
 mod outcome;
 #[cfg(test)]
 mod tests;
+mod window;
 
 use std::future::Future;
 use std::time::Duration;

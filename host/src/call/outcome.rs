@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::context::CallState;
 use super::metrics::{self, Outcome};
-use crate::api::{CallError, GiveUp, Payload, Reply, ServedBy};
+use crate::api::{CallError, GiveUp, Payload, Reply, ServedBy, Step};
 use crate::config::OnFault;
 use crate::failure::ErrorKind;
 use crate::plugin::bindings::wit;
@@ -25,8 +25,7 @@ impl CallState<'_> {
     ) -> Result<Reply<T>, CallError<E>> {
         match T::decode(&answer.body) {
             Ok(value) => {
-                let service = &self.cx.pipeline.service;
-                metrics::call_ended(service, Outcome::Fallback, self.started.elapsed());
+                self.ended(Outcome::Fallback);
                 Ok(Reply {
                     value,
                     served_by: ServedBy::Fallback {
@@ -76,6 +75,10 @@ impl CallState<'_> {
             metrics::decision(&p.service, handler.name(), decided);
             match served {
                 Ok(Some(answer)) => {
+                    let by = Step::Fallback {
+                        by: handler.name().to_string(),
+                    };
+                    self.remember(event.attempt, ErrorKind::from(event.kind), &by);
                     if let Some(last) = self.history.last() {
                         tracing::info!(service = %event.service, plugin = %handler.name(), after = ?last.step, "fallback served");
                     }
@@ -109,7 +112,7 @@ impl CallState<'_> {
         } else {
             Outcome::Failed
         };
-        metrics::call_ended(&self.cx.pipeline.service, outcome, self.started.elapsed());
+        self.ended(outcome);
         tracing::warn!(service = %event.service, operation = %event.operation, %reason, "call failed");
         Err(CallError {
             service: self.cx.pipeline.service.to_string(),

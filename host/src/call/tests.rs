@@ -146,6 +146,7 @@ struct Host {
     results: ResultStore,
     credentials: HashMap<String, Arc<dyn CredentialProvider>>,
     budgets: RetryBudgets,
+    activity: super::activity::Activity,
 }
 
 impl Host {
@@ -158,6 +159,7 @@ impl Host {
             results: ResultStore::default(),
             credentials: HashMap::new(),
             budgets: RetryBudgets::default(),
+            activity: Default::default(),
         }
     }
 
@@ -169,6 +171,7 @@ impl Host {
             results: &self.results,
             credentials: &self.credentials,
             budgets: &self.budgets,
+            activity: &self.activity,
         }
     }
 

@@ -157,6 +157,7 @@ impl RuntimeBuilder {
                 reloads: Mutex::new(ReloadLog::default()),
                 state_config: self.config.state.clone(),
                 budgets: RetryBudgets::default(),
+                activity: Default::default(),
             }),
         })
     }

@@ -19,6 +19,7 @@ pub use error::{BuildError, ReloadError};
 
 use crate::api::{Attempt, CallError, CallSpec, CredentialProvider, Payload, Reply};
 use crate::call::CallContext;
+use crate::call::activity::{Activity, ActivitySnapshot};
 use crate::failure::Classify;
 use crate::host::HostShared;
 use crate::host::metrics::PluginMetrics;
@@ -60,6 +61,8 @@ pub(crate) struct RuntimeInner {
     pub(crate) state_config: crate::host::state::StateConfig,
     /// Retry budgets, per service (see `retry_budget.rs`).
     pub(crate) budgets: RetryBudgets,
+    /// Recent calls and decisions (`Runtime::activity`).
+    pub(crate) activity: Activity,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -112,8 +115,16 @@ impl Runtime {
             results: &inner.results,
             credentials: &inner.credentials,
             budgets: &inner.budgets,
+            activity: &inner.activity,
         };
         crate::call::run(cx, &spec, attempt).await
+    }
+
+    /// Each service's last minute (calls, failure rate, p50/p99, retries,
+    /// fallbacks) and the latest decisions, newest first: what a live
+    /// view shows. Redacted like everything else the host reports.
+    pub fn activity(&self) -> ActivitySnapshot {
+        self.inner.activity.snapshot()
     }
 
     /// Counters and gauges the plugins reported, by (plugin, service, name).

@@ -78,6 +78,9 @@ pub struct McpConfig {
     /// that era yet, which replaced them, so a client that can speak both
     /// keeps them by staying on the handshake.
     pub stateless_clients: bool,
+    /// Lines of each local server's stderr kept for `mender logs`
+    /// (`log-lines`; 0 keeps none).
+    pub log_lines: usize,
 }
 
 /// What of an upstream's own results is redacted before the client sees
@@ -232,6 +235,7 @@ struct FileToml {
 struct McpToml {
     status_socket: Option<String>,
     max_message_bytes: Option<Spanned<usize>>,
+    log_lines: Option<usize>,
     #[serde(default)]
     stateless_clients: bool,
     #[serde(default)]
@@ -480,6 +484,9 @@ impl McpConfig {
             status_socket,
             max_message_bytes,
             stateless_clients: raw.stateless_clients,
+            log_lines: raw
+                .log_lines
+                .unwrap_or(crate::stderr_log::DEFAULT_LOG_LINES),
         })
     }
 }
@@ -561,6 +568,9 @@ mod tests {
         assert!(s.offers_tool("echo") && s.offers_tool("get_time"));
         assert!(!s.offers_tool("get_secret") && !s.offers_tool("delete"));
         assert_eq!(c.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
+        assert_eq!(c.log_lines, crate::stderr_log::DEFAULT_LOG_LINES);
+        let kept = McpConfig::parse("[mcp]\nlog-lines = 50\n", "m.toml", Path::new(".")).unwrap();
+        assert_eq!(kept.log_lines, 50);
 
         let both =
             "[mcp.servers.x]\ncommand = \"a\"\nallow-tools = [\"a\"]\ndeny-tools = [\"a\"]\n";

@@ -16,6 +16,7 @@ use crate::classify::UpstreamError;
 use crate::client::{Hub, UpstreamClient};
 use crate::config::{RedactResults, ServerSpec};
 use crate::raw_tools::RawTools;
+use crate::stderr_log::StderrLog;
 
 pub(crate) mod http;
 mod request;
@@ -105,10 +106,17 @@ pub(crate) struct Upstream {
     checking_hang: AtomicBool,
     pub(crate) calls: AtomicU64,
     pub(crate) failures: AtomicU64,
+    /// The last lines of its stderr (a local server's), for `mender logs`.
+    pub(crate) stderr: Arc<StderrLog>,
 }
 
 impl Upstream {
-    pub(crate) fn new(spec: ServerSpec, hub: Arc<Hub>, rt: mender::Runtime) -> Arc<Upstream> {
+    pub(crate) fn new(
+        spec: ServerSpec,
+        hub: Arc<Hub>,
+        rt: mender::Runtime,
+        log_lines: usize,
+    ) -> Arc<Upstream> {
         // Shorter values would destroy text without protecting anything
         // (the runtime's redactor draws the same line).
         let mut secrets: Vec<String> = spec
@@ -140,6 +148,7 @@ impl Upstream {
             checking_hang: AtomicBool::new(false),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            stderr: Arc::new(StderrLog::new(log_lines)),
         })
     }
 

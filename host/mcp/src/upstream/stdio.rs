@@ -1,6 +1,7 @@
 //! Running a local upstream: the child process, its stdio as the MCP
 //! transport (stdout tapped for the raw tool definitions), and its stderr
-//! passed to the log, the last lines kept to explain a failed start.
+//! passed to the log, the last lines kept to explain a failed start and
+//! for `mender logs`.
 
 use std::collections::VecDeque;
 use std::process::Stdio;
@@ -15,6 +16,7 @@ use super::Upstream;
 use crate::classify::UpstreamError;
 use crate::client::UpstreamClient;
 use crate::raw_tools::TapReader;
+use crate::stderr_log::StderrLog;
 
 /// Lines of a server's stderr kept to explain a failed start.
 const STDERR_TAIL: usize = 20;
@@ -57,6 +59,7 @@ impl Upstream {
                 spec.name.clone(),
                 s,
                 tail.clone(),
+                self.stderr.clone(),
                 self.rt.clone(),
             ))
         });
@@ -107,17 +110,20 @@ impl Upstream {
 }
 
 /// Passes a server's stderr to the log, line by line, keeping the last few
-/// lines to explain a failed start.
+/// lines to explain a failed start and the last `log-lines` for `mender
+/// logs`.
 async fn log_stderr(
     server: String,
     stderr: tokio::process::ChildStderr,
     tail: Arc<Mutex<VecDeque<String>>>,
+    kept: Arc<StderrLog>,
     rt: mender::Runtime,
 ) {
     let mut lines = BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let line = rt.redact(&line);
         tracing::info!(target: "mender::mcp::upstream", server = %server, "{line}");
+        kept.push(&server, line.clone());
         let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
         if t.len() == STDERR_TAIL {
             t.pop_front();

@@ -1,5 +1,6 @@
-//! The operator's listener (`--admin ADDR`): `/healthz`, `/readyz`,
-//! `/status` and `/metrics` over HTTP, apart from the data plane (the MCP
+//! The operator's listener (`--admin ADDR`): the live status page at `/`
+//! (`page.rs`), `/healthz`, `/readyz`, `/status`, `/logs` and `/metrics`
+//! over HTTP, apart from the data plane (the MCP
 //! client's stdio), as Envoy keeps its admin port apart from its
 //! listeners.
 //!
@@ -21,6 +22,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use mender_mcp::StatusHandle;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+mod page;
+pub(crate) use page::show_demo_runtime;
 
 /// Call durations from a cached fallback (well under a millisecond) to a
 /// call that waited out retries and a slow upstream (a minute); roughly
@@ -83,7 +87,7 @@ pub(crate) fn demo_with(args: &crate::AdminArgs, demo: impl FnOnce() -> ExitCode
             return ExitCode::from(2);
         }
     };
-    out!("admin: http://{bound} (/metrics, /healthz, /readyz)");
+    out!("admin: http://{bound} (the status page; /metrics, /healthz, /readyz)");
     let code = demo();
     if code != ExitCode::SUCCESS {
         return code;
@@ -116,9 +120,12 @@ pub(crate) async fn serve(
         }
     });
     let app = Router::new()
+        .route("/", get(page::page))
+        .route("/api/activity", get(page::activity))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/status", get(status))
+        .route("/logs", get(logs))
         .route("/metrics", get(render_metrics))
         .with_state(Arc::new(Admin { metrics, gateway }));
     axum::serve(listener, app).await
@@ -211,6 +218,51 @@ async fn status(State(admin): State<Arc<Admin>>) -> Response {
     }
 }
 
+/// `/logs?server=NAME&after_seq=N&since_unix_ms=T` (each optional): the
+/// local servers' kept stderr, as `mender logs --json` reads it.
+async fn logs(State(admin): State<Arc<Admin>>, uri: axum::http::Uri) -> Response {
+    let Some(gateway) = &admin.gateway else {
+        return (
+            StatusCode::NOT_FOUND,
+            "no gateway here: /logs is served by `mender mcp-proxy --admin`\n",
+        )
+            .into_response();
+    };
+    let query = match log_query(uri.query().unwrap_or("")) {
+        Ok(q) => q,
+        Err(e) => return json(StatusCode::BAD_REQUEST, &serde_json::json!({ "error": e })),
+    };
+    match gateway.logs(&query) {
+        Ok(lines) => json(StatusCode::OK, &serde_json::json!({ "lines": lines })),
+        Err(e) => json(StatusCode::NOT_FOUND, &serde_json::json!({ "error": e })),
+    }
+}
+
+/// The query string of `/logs`, by hand: the listener is built without
+/// axum's query-string feature, and three plain keys need no more.
+fn log_query(query: &str) -> Result<mender_mcp::LogQuery, String> {
+    let mut q = mender_mcp::LogQuery::default();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let number = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("/logs: {key}={value} is not a whole number"))
+        };
+        match key {
+            "server" => q.server = Some(value.to_owned()),
+            "after_seq" => q.after_seq = number()?,
+            "since_unix_ms" => q.since_unix_ms = number()?,
+            other => {
+                return Err(format!(
+                    "/logs: unknown parameter `{other}` (server, after_seq, since_unix_ms)"
+                ));
+            }
+        }
+    }
+    Ok(q)
+}
+
 /// The Prometheus text exposition of every family.
 async fn render_metrics(State(admin): State<Arc<Admin>>) -> Response {
     if let Some(gateway) = &admin.gateway {
@@ -240,5 +292,17 @@ mod tests {
         assert!(err.contains("--admin-public"), "{err}");
         assert!(parse_addr("0.0.0.0:9464", true).is_ok());
         assert!(parse_addr("no-port", false).is_err());
+    }
+
+    #[test]
+    fn log_queries_are_read_or_refused_by_name() {
+        let q = log_query("server=raw&after_seq=7&since_unix_ms=100").unwrap();
+        assert_eq!(q.server.as_deref(), Some("raw"));
+        assert_eq!((q.after_seq, q.since_unix_ms), (7, 100));
+        assert_eq!(log_query("").unwrap(), mender_mcp::LogQuery::default());
+        let e = log_query("after_seq=x").unwrap_err();
+        assert!(e.contains("after_seq=x"), "{e}");
+        let e = log_query("lines=5").unwrap_err();
+        assert!(e.contains("unknown parameter `lines`"), "{e}");
     }
 }

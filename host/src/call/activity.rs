@@ -1,0 +1,256 @@
+//! What the runtime remembers of recent calls, for a live view (the admin
+//! listener's status page): each service's last minute ([`ServiceActivity`],
+//! from `window.rs`) and a bounded ring of the latest decisions
+//! ([`RecentDecision`]: "search#33 connect → retry in 93 ms [backoff]").
+//!
+//! Everything kept is already redacted (operations and messages pass the
+//! redactor before they get here), and bounded: one window per service
+//! (services are configured or capped), [`RECENT_DECISIONS`] decisions.
+//! The hot path pays one atomic for the call's number and one uncontended
+//! lock at its end; decisions are only recorded for failed attempts.
+//!
+//! Time here is the wall clock, not the host clock: the demo replays its
+//! script in virtual time, and a page that polls in real time wants "calls
+//! per (real) second" and timestamps it can print.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use super::window::{Ended, Window};
+pub use super::window::{ServiceActivity, WINDOW_S};
+use crate::api::Step;
+use crate::failure::ErrorKind;
+
+/// Decisions kept: a few minutes of a service in trouble at a few calls
+/// per second, and about 60 KB of JSON for the page to poll.
+pub const RECENT_DECISIONS: usize = 200;
+
+/// The runtime's memory of recent calls (one per runtime).
+#[derive(Debug)]
+pub(crate) struct Activity {
+    epoch: Instant,
+    next_call: AtomicU64,
+    services: Mutex<HashMap<Arc<str>, Window>>,
+    decisions: Mutex<VecDeque<RecentDecision>>,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            epoch: Instant::now(),
+            next_call: AtomicU64::new(1),
+            services: Mutex::default(),
+            decisions: Mutex::default(),
+        }
+    }
+}
+
+/// What [`crate::Runtime::activity`] returns: the recent past, redacted.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ActivitySnapshot {
+    /// Each service that ended a call since the runtime was built, by name.
+    pub services: Vec<ServiceActivity>,
+    /// The latest decisions, newest first, at most [`RECENT_DECISIONS`].
+    pub decisions: Vec<RecentDecision>,
+}
+
+/// One handled failure: what was decided, by whom, for which call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RecentDecision {
+    /// When, in milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
+    /// The call's number in this runtime (1, 2, …): ties a call's
+    /// attempts together.
+    pub call: u64,
+    /// The service.
+    pub service: String,
+    /// The operation, redacted.
+    pub operation: String,
+    /// Which attempt failed (1-based).
+    pub attempt: u32,
+    /// Its error kind (`connect`, `timeout`, `rejected`, …).
+    pub kind: String,
+    /// `retry`, `refresh`, `fallback` or `fail`.
+    pub decision: String,
+    /// The plugin that decided, when one did.
+    pub by: Option<String>,
+    /// The wait before the next attempt (after guardrail clamping).
+    pub delay_ms: Option<u64>,
+    /// Why the call ended (for `fail`), redacted.
+    pub reason: Option<String>,
+    /// The line a person reads: `search#33 connect → retry in 93 ms [backoff]`.
+    pub text: String,
+}
+
+impl RecentDecision {
+    /// The decision `step` after attempt `attempt` of call `call` failed
+    /// with `kind`. `operation` and the step's reason must be redacted.
+    pub(super) fn new(
+        call: u64,
+        service: &str,
+        operation: String,
+        attempt: u32,
+        kind: ErrorKind,
+        step: &Step,
+    ) -> Self {
+        let (decision, by, delay, reason) = match step {
+            Step::Retry { by, delay } => ("retry", Some(by.clone()), Some(*delay), None),
+            Step::RefreshCredentials { by } => ("refresh", Some(by.clone()), None, None),
+            Step::Fallback { by } => ("fallback", Some(by.clone()), None, None),
+            Step::Fail { reason, .. } => ("fail", None, None, Some(reason.clone())),
+        };
+        let what = match (decision, delay, &reason) {
+            ("retry", Some(d), _) => format!("retry in {} ms", d.as_millis()),
+            ("refresh", ..) => "refresh credentials".to_owned(),
+            ("fail", _, Some(r)) => format!("fail: {r}"),
+            (other, ..) => other.to_owned(),
+        };
+        let by_text = by.as_ref().map(|b| format!(" [{b}]")).unwrap_or_default();
+        RecentDecision {
+            at_unix_ms: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            call,
+            text: format!("{service}#{call} {kind} → {what}{by_text}"),
+            service: service.to_owned(),
+            operation,
+            attempt,
+            kind: kind.as_str().to_owned(),
+            decision: decision.to_owned(),
+            by,
+            delay_ms: delay.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            reason,
+        }
+    }
+}
+
+impl Activity {
+    fn now_s(&self) -> u64 {
+        self.epoch.elapsed().as_secs()
+    }
+
+    /// The next call's number.
+    pub(super) fn next_call(&self) -> u64 {
+        self.next_call.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn window<R>(&self, service: &Arc<str>, f: impl FnOnce(&mut Window) -> R) -> R {
+        // A poisoned lock only means a panic elsewhere mid-update of plain
+        // counters: keep counting.
+        let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        match services.get_mut(&**service) {
+            Some(w) => f(w),
+            None => f(services.entry(service.clone()).or_default()),
+        }
+    }
+
+    /// A call of `service` ended after `took`.
+    pub(super) fn call_ended(&self, service: &Arc<str>, ended: Ended, took: Duration) {
+        let now = self.now_s();
+        self.window(service, |w| w.call_ended(now, ended, took));
+    }
+
+    /// A failed attempt was handled: remember the decision (and count a
+    /// retry).
+    pub(super) fn decided(&self, service: &Arc<str>, decision: RecentDecision) {
+        if decision.decision == "retry" {
+            let now = self.now_s();
+            self.window(service, |w| w.retried(now));
+        }
+        let mut ring = self.decisions.lock().unwrap_or_else(|e| e.into_inner());
+        if ring.len() == RECENT_DECISIONS {
+            ring.pop_front();
+        }
+        ring.push_back(decision);
+    }
+
+    /// The recent past, as of now.
+    pub(crate) fn snapshot(&self) -> ActivitySnapshot {
+        let now = self.now_s();
+        let mut services: Vec<ServiceActivity> = self
+            .services
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(name, w)| w.summary(name, now))
+            .collect();
+        services.sort_by(|a, b| a.service.cmp(&b.service));
+        let decisions = self
+            .decisions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .rev()
+            .cloned()
+            .collect();
+        ActivitySnapshot {
+            services,
+            decisions,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decision_reads_as_one_line() {
+        let d = RecentDecision::new(
+            33,
+            "search",
+            "tools/call:find".into(),
+            1,
+            ErrorKind::Connect,
+            &Step::Retry {
+                by: "backoff".into(),
+                delay: Duration::from_millis(93),
+            },
+        );
+        assert_eq!(d.text, "search#33 connect → retry in 93 ms [backoff]");
+        assert_eq!((d.decision.as_str(), d.delay_ms), ("retry", Some(93)));
+        let d = RecentDecision::new(
+            34,
+            "search",
+            "op".into(),
+            3,
+            ErrorKind::Timeout,
+            &Step::Fail {
+                reason: "no strategy retries timeout".into(),
+                cause: crate::api::GiveUp::NoStrategy {
+                    kind: ErrorKind::Timeout,
+                },
+            },
+        );
+        assert_eq!(
+            d.text,
+            "search#34 timeout → fail: no strategy retries timeout"
+        );
+        assert_eq!(d.by, None);
+    }
+
+    #[test]
+    fn the_ring_keeps_the_newest_first_and_is_bounded() {
+        let a = Activity::default();
+        let service: Arc<str> = "s".into();
+        for call in 0..(RECENT_DECISIONS as u64 + 5) {
+            let step = Step::Retry {
+                by: "b".into(),
+                delay: Duration::ZERO,
+            };
+            a.decided(
+                &service,
+                RecentDecision::new(call, "s", "op".into(), 1, ErrorKind::Connect, &step),
+            );
+        }
+        let snap = a.snapshot();
+        assert_eq!(snap.decisions.len(), RECENT_DECISIONS);
+        assert_eq!(snap.decisions[0].call, RECENT_DECISIONS as u64 + 4);
+        assert_eq!(snap.decisions.last().map(|d| d.call), Some(5));
+        assert_eq!(snap.services[0].retries, RECENT_DECISIONS as u64 + 5);
+    }
+}
