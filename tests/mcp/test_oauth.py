@@ -87,6 +87,12 @@ async def test_client_credentials_discovered_from_the_401_and_renewed_when_refus
         except Exception as e:  # a JSON-RPC error
             quoted = str(e)
         assert "may not echo that" in quoted and "[REDACTED]" in quoted, quoted
+        # A result (not an error) that carries the token: under the default
+        # `redact-results = "secrets"` the tokens obtained for this server
+        # are among its secrets, as its config's credentials are.
+        token = auth.issued[-1]
+        r = await p.client.call_tool("echo", {"message": f"it is {token}"})
+        assert not r.is_error and token not in text(r) and "it is [REDACTED]" in text(r), text(r)
         stderr, status = p.stderr(), json.dumps(p.status())
 
     # Discovery began at the server's challenge: the first request had no

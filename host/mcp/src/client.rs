@@ -269,7 +269,7 @@ pub(crate) struct UpstreamClient {
     pub(crate) server: String,
     /// Credentials to take out of its log messages and progress text, per
     /// its `redact-results` (`None`: pass them as sent).
-    pub(crate) secrets: Option<std::sync::Arc<[String]>>,
+    pub(crate) secrets: Option<super::scrub::ServerSecrets>,
     pub(crate) hub: Arc<Hub>,
     /// Asks the supervisor to re-read the server's lists (it then tells the
     /// client through [`Hub::lists_changed`]).
@@ -403,7 +403,7 @@ impl ClientHandler for UpstreamClient {
         {
             params.progress_token = client.token;
             if let (Some(secrets), Some(message)) = (&self.secrets, params.message.as_mut()) {
-                *message = super::scrub::secrets_only(message, secrets);
+                *message = super::scrub::secrets_only(message, &secrets.get());
             }
             let _ = peer
                 .send_notification(ProgressNotification::new(params).into())
@@ -418,7 +418,7 @@ impl ClientHandler for UpstreamClient {
     ) {
         tracing::debug!(server = %self.server, level = ?params.level, "upstream log message");
         if let Some(secrets) = &self.secrets {
-            params = super::scrub::result_secrets(secrets, params);
+            params = super::scrub::result_secrets(&secrets.get(), params);
         }
         self.hub
             .notify(LoggingMessageNotification::new(params).into())

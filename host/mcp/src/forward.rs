@@ -120,7 +120,7 @@ pub(crate) async fn call_tool(
             r
         }
     };
-    scrub::result(&up.rt, &up.secrets, up.spec.redact_results, result)
+    scrub::result(&up.rt, &up.secrets.get(), up.spec.redact_results, result)
 }
 
 fn answered(service: &str, reply: Reply<ToolAnswer>) -> CallToolResult {
@@ -157,7 +157,7 @@ fn gave_up(up: &Upstream, e: CallError<UpstreamError>) -> CallToolResult {
             );
             // The cause quotes the server (its JSON-RPC error message),
             // which may hold a credential it was given.
-            let text = scrub::text(&up.rt, &up.secrets, &text);
+            let text = scrub::text(&up.rt, &up.secrets.get(), &text);
             let mut r = CallToolResult::error(vec![ContentBlock::text(text)]);
             annotate(&mut r, service, "none", &e.history, Some(&e.reason));
             r
@@ -241,7 +241,7 @@ pub(crate) async fn read(
     match outcome {
         Ok(reply) => Ok(scrub::result(
             &up.rt,
-            &up.secrets,
+            &up.secrets.get(),
             up.spec.redact_results,
             reply.value.0,
         )),
@@ -266,7 +266,7 @@ pub(crate) async fn read(
                 &format!("{operation} {key}: {}", error.message),
                 e.kind.as_str(),
             );
-            Err(scrub::error(&up.rt, &up.secrets, error))
+            Err(scrub::error(&up.rt, &up.secrets.get(), error))
         }
     }
 }

@@ -214,12 +214,13 @@ impl ServerHandler for Gateway {
                 request.name = own.to_owned().into();
                 let req = ClientRequest::CallToolRequest(CallToolRequest::new(request));
                 return match up.request(req, up.spec.call_timeout, None).await {
-                    Ok(ServerResult::CallToolResult(r)) => {
-                        Ok(
-                            super::scrub::result(&up.rt, &up.secrets, up.spec.redact_results, r)
-                                .into(),
-                        )
-                    }
+                    Ok(ServerResult::CallToolResult(r)) => Ok(super::scrub::result(
+                        &up.rt,
+                        &up.secrets.get(),
+                        up.spec.redact_results,
+                        r,
+                    )
+                    .into()),
                     Ok(_) => Err(ErrorData::internal_error(
                         "tools/call: unexpected answer upstream",
                         None,
@@ -398,7 +399,7 @@ impl ServerHandler for Gateway {
         {
             ServerResult::CompleteResult(r) => Ok(super::scrub::result(
                 &up.rt,
-                &up.secrets,
+                &up.secrets.get(),
                 up.spec.redact_results,
                 r,
             )),
@@ -488,5 +489,5 @@ fn as_rpc_error(up: &Upstream, e: super::classify::UpstreamError) -> ErrorData {
         super::classify::UpstreamError::Rpc(data) => data,
         other => ErrorData::internal_error(format!("mender: {other}"), None),
     };
-    super::scrub::error(&up.rt, &up.secrets, error)
+    super::scrub::error(&up.rt, &up.secrets.get(), error)
 }

@@ -2,10 +2,14 @@
 //! gateway's own words (its error texts, `_meta`, JSON-RPC errors it
 //! passes on) go through the runtime's full redactor; an upstream's
 //! results go through what `redact-results` chooses: by default only the
-//! secrets the config handed the server (its `env` and `args`
-//! credentials) are taken out, since pattern-based redaction would mangle
-//! legitimate output (`key: value` in a YAML file a tool returns).
+//! secrets the config handed the server (its `env`, `args` and `headers`
+//! credentials) and the OAuth tokens the gateway obtained for it are taken
+//! out, since pattern-based redaction would mangle legitimate output
+//! (`key: value` in a YAML file a tool returns).
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use rmcp::model::ErrorData;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -13,6 +17,44 @@ use serde_json::Value;
 
 use super::config::RedactResults;
 use mender::Runtime;
+
+/// The credentials one server was given, longest first: those its config
+/// hands it, and the tokens learnt while it runs (OAuth), added as they
+/// arrive. Clones share the list.
+#[derive(Clone, Default)]
+pub(crate) struct ServerSecrets(Arc<ArcSwap<Vec<String>>>);
+
+impl ServerSecrets {
+    pub(crate) fn new(values: impl IntoIterator<Item = String>) -> ServerSecrets {
+        let secrets = ServerSecrets::default();
+        for value in values {
+            secrets.add(&value);
+        }
+        secrets
+    }
+
+    /// The list now.
+    pub(crate) fn get(&self) -> Arc<Vec<String>> {
+        self.0.load_full()
+    }
+
+    /// Adds `secret` unless it is known or too short to redact (shorter
+    /// values would destroy text without protecting anything; the
+    /// runtime's redactor draws the same line).
+    pub(crate) fn add(&self, secret: &str) {
+        if secret.len() < 4 {
+            return;
+        }
+        self.0.rcu(|list| {
+            let mut list = Vec::clone(list);
+            if !list.iter().any(|s| s == secret) {
+                list.push(secret.to_owned());
+                list.sort_by_key(|s| std::cmp::Reverse(s.len()));
+            }
+            list
+        });
+    }
+}
 
 /// Replaces each registered secret (longest first) in `text`.
 pub(crate) fn secrets_only(text: &str, secrets: &[String]) -> String {
@@ -93,6 +135,22 @@ fn walk(value: &mut Value, redact: &dyn Fn(&str) -> String) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_secrets_grow_longest_first_and_are_shared_by_clones() {
+        let secrets = ServerSecrets::new(["abcd".to_owned(), "ab".to_owned()]);
+        let clone = secrets.clone();
+        clone.add("abcdefgh");
+        clone.add("abcd");
+        assert_eq!(
+            *secrets.get(),
+            vec!["abcdefgh".to_owned(), "abcd".to_owned()]
+        );
+        assert_eq!(
+            secrets_only("x abcdefgh y", &secrets.get()),
+            "x [REDACTED] y"
+        );
+    }
     use serde_json::json;
 
     #[test]

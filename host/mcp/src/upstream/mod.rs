@@ -16,6 +16,7 @@ use crate::classify::UpstreamError;
 use crate::client::{Hub, UpstreamClient};
 use crate::config::{RedactResults, ServerSpec};
 use crate::raw_tools::RawTools;
+use crate::scrub::ServerSecrets;
 use crate::stderr_log::StderrLog;
 
 pub(crate) mod http;
@@ -87,7 +88,7 @@ pub(crate) struct Upstream {
     pub(crate) rt: mender::Runtime,
     /// The credentials its config hands it, longest first: redacted from
     /// its results (see `scrub`).
-    pub(crate) secrets: Arc<[String]>,
+    pub(crate) secrets: ServerSecrets,
     conn: ArcSwapOption<Connection>,
     /// The last catalogue read; kept while the server restarts, so a
     /// required server's tools stay listed (their calls wait and retry).
@@ -117,20 +118,12 @@ impl Upstream {
         rt: mender::Runtime,
         log_lines: usize,
     ) -> Arc<Upstream> {
-        // Shorter values would destroy text without protecting anything
-        // (the runtime's redactor draws the same line).
-        let mut secrets: Vec<String> = spec
-            .secret_values()
-            .filter(|s| s.len() >= 4)
-            .map(str::to_owned)
-            .collect();
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
+        let secrets = ServerSecrets::new(spec.secret_values().map(str::to_owned));
         Arc::new(Upstream {
             spec,
             hub,
             rt,
-            secrets: secrets.into(),
+            secrets,
             conn: ArcSwapOption::empty(),
             catalog: ArcSwapOption::empty(),
             health: Mutex::new(Health {
@@ -175,7 +168,7 @@ impl Upstream {
 
     /// Records a call that failed for good, for `mender status`.
     pub(crate) fn call_failed(&self, message: &str, kind: &str) {
-        let message = crate::scrub::text(&self.rt, &self.secrets, message);
+        let message = crate::scrub::text(&self.rt, &self.secrets.get(), message);
         let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
         h.last_call_error = Some((message, kind.to_owned()));
     }
@@ -329,8 +322,14 @@ impl Upstream {
         let (service, child) = match &self.spec.http {
             Some(endpoint) => match &endpoint.oauth {
                 Some(oauth) => {
+                    // A token is a secret of the log's and of this
+                    // server's results alike.
                     let rt = self.rt.clone();
-                    let sink: crate::oauth::SecretSink = Arc::new(move |s: &str| rt.add_secret(s));
+                    let own = self.secrets.clone();
+                    let sink: crate::oauth::SecretSink = Arc::new(move |s: &str| {
+                        rt.add_secret(s);
+                        own.add(s);
+                    });
                     let transport =
                         http::oauth_transport(&self.spec.name, endpoint, oauth, sink).await?;
                     (self.handshake(transport).await?, None)
