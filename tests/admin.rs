@@ -5,52 +5,19 @@
 //! status --json`, JSON logs on the gateway's stderr, and a non-loopback
 //! address refused.
 
+#[path = "common/admin_gateway.rs"]
+mod admin_gateway;
 #[path = "common/tools.rs"]
 mod tools;
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::process::{ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use admin_gateway::{RawServer, Running, gateway, get, python, send};
 use prometheus_parse::{Sample, Scrape, Value};
-use tools::{Suite, require_or_skip, workspace};
-
-/// Kills the child when the test ends, passing or not.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// One HTTP GET on loopback: (status code, body).
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).expect("connecting to the admin listener");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("no status code in {head}"));
-    // `Connection: close` answers are not chunked by hyper when the length
-    // is known; the routes all answer with a whole body.
-    (code, body.to_owned())
-}
 
 fn scrape(addr: SocketAddr) -> Scrape {
     let (code, body) = get(addr, "/metrics");
@@ -322,67 +289,14 @@ fn a_public_admin_address_needs_the_opt_in() {
 
 const TOKEN: &str = "raw-token-7c4e0b93d1";
 
-/// A gateway in front of `tests/mcp/raw_server.py`, logging JSON, with
-/// its admin listener; stderr lines arrive on the channel.
-fn gateway(
-    dir: &Path,
-    python: &Path,
-    extra_env: &str,
-) -> (Running, ChildStdin, SocketAddr, mpsc::Receiver<String>) {
-    let config = dir.join("mender.toml");
-    let server = workspace().join("tests/mcp/raw_server.py");
-    std::fs::write(
-        &config,
-        format!(
-            "[mcp]\nstatus-socket = {socket:?}\n\n[mcp.servers.raw]\ncommand = {python:?}\n\
-             args = [{server:?}]\nenv = {{ API_TOKEN = \"{TOKEN}\", RUNS_FILE = {runs:?}{extra_env} }}\n\
-             # Slow enough that the test sees the upstream down.\n\
-             restart-backoff = {{ base = \"1500ms\", max = \"3s\" }}\n",
-            socket = dir.join("status.sock"),
-            runs = dir.join("runs"),
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mender"))
-        .args(["mcp-proxy", "--config"])
-        .arg(&config)
-        .env("MENDER_ADMIN", "127.0.0.1:0")
-        .env("MENDER_LOG_FORMAT", "json")
-        .env("MENDER_LOG", "debug,rmcp=error")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running mender mcp-proxy");
-    let stdin = child.stdin.take().unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    // The client's answers are read (and dropped) so the pipe never fills.
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    std::thread::spawn(move || stdout.lines().count());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let running = Running(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("the gateway logs its admin address");
-        let json: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {line}"));
-        if let Some(addr) = json["fields"]["admin"].as_str() {
-            break addr.parse().unwrap();
-        }
-    };
-    (running, stdin, addr, rx)
-}
-
-fn send(stdin: &mut ChildStdin, message: serde_json::Value) {
-    writeln!(stdin, "{message}").unwrap();
-    stdin.flush().unwrap();
+/// The raw server with the token and `extra_env`; restarted after 1.5 s,
+/// slow enough that the test sees it down.
+fn raw(extra_env: &str) -> RawServer<'_> {
+    RawServer {
+        token: TOKEN,
+        extra_env,
+        restart_backoff: "{ base = \"1500ms\", max = \"3s\" }",
+    }
 }
 
 /// Polls `/readyz` until it answers `code`.
@@ -401,22 +315,6 @@ fn wait_readyz(addr: SocketAddr, code: u16, within: Duration) -> String {
     }
 }
 
-fn python() -> Option<PathBuf> {
-    let found = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    if found.is_none() {
-        require_or_skip(
-            Suite::Mcp,
-            "python3 (for tests/mcp/raw_server.py) is not on the PATH",
-        );
-    }
-    found
-}
-
 #[test]
 fn gateway_readiness_status_metrics_and_json_logs() {
     let Some(python) = python() else { return };
@@ -424,7 +322,7 @@ fn gateway_readiness_status_metrics_and_json_logs() {
         .prefix("adm-")
         .tempdir_in("/tmp")
         .unwrap();
-    let (_running, mut stdin, addr, logs) = gateway(dir.path(), &python, "");
+    let (_running, mut stdin, addr, logs) = gateway(dir.path(), &python, raw(""));
 
     // Before the client's `initialize` the upstream has not started.
     let (code, body) = get(addr, "/readyz");
@@ -548,7 +446,7 @@ fn mender_logs_follows_a_servers_stderr() {
         .tempdir_in("/tmp")
         .unwrap();
     let (_running, mut stdin, addr, _gateway_log) =
-        gateway(dir.path(), &python, ", STDERR_ON_CALL = \"1\"");
+        gateway(dir.path(), &python, raw(", STDERR_ON_CALL = \"1\""));
     let socket = dir.path().join("status.sock");
     send(
         &mut stdin,

@@ -172,19 +172,21 @@ fn check_starts_the_component_under_the_limits() {
     );
 }
 
+/// A FIFO at `dir/name`.
+#[cfg(unix)]
+fn fifo(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let made = Command::new("mkfifo").arg(&path).status().unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+    path
+}
+
 /// A FIFO named as a plugin fails `check` at once instead of hanging.
 #[cfg(unix)]
 #[test]
 fn check_refuses_a_fifo_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("p.wasm");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let fifo = fifo(dir.path(), "p.wasm");
     let config = dir.path().join("mender.toml");
     std::fs::write(&config, "[plugins.p]\npath = \"p.wasm\"\n").unwrap();
     for file in [&fifo, &config] {
@@ -227,14 +229,7 @@ fn mender_within(args: &[&str], limit: Duration) -> Option<(bool, String)> {
 #[test]
 fn commands_refuse_a_config_that_is_a_fifo_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let fifo = dir.path().join("mender.toml");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let fifo = fifo(dir.path(), "mender.toml");
     let fifo = fifo.to_str().unwrap();
     for args in [
         vec!["check", fifo],

@@ -10,29 +10,19 @@
 //! `MENDER_REQUIRE_BROWSER=1`) and `python3`; without them the test prints
 //! `skipped: …` and passes, unless its `MENDER_REQUIRE_*` variable is 1.
 
+#[path = "common/admin_gateway.rs"]
+mod admin_gateway;
 #[path = "common/tools.rs"]
 mod tools;
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use admin_gateway::{RawServer, gateway, get, python, send};
 use tools::{Suite, require_or_skip, workspace};
 
 const TOKEN: &str = "page-token-5b1e93c0aa";
-
-/// Kills the child when the test ends, passing or not.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A headless Chromium with a profile of its own.
 struct Browser {
@@ -92,96 +82,6 @@ impl Browser {
     }
 }
 
-fn python() -> Option<PathBuf> {
-    let found = Command::new("python3")
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
-    if found.is_none() {
-        require_or_skip(
-            Suite::Mcp,
-            "python3 (for tests/mcp/raw_server.py) is not on the PATH",
-        );
-    }
-    found
-}
-
-/// One HTTP GET on loopback: the body.
-fn get(addr: SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr).expect("connecting to the admin listener");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (_, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    body.to_owned()
-}
-
-/// A gateway in front of `raw_server.py` with its admin listener.
-fn gateway(dir: &Path, python: &Path) -> (Running, ChildStdin, SocketAddr) {
-    let config = dir.join("mender.toml");
-    let server = workspace().join("tests/mcp/raw_server.py");
-    std::fs::write(
-        &config,
-        format!(
-            "[mcp]\nstatus-socket = {socket:?}\n\n[mcp.servers.raw]\ncommand = {python:?}\n\
-             args = [{server:?}]\nenv = {{ API_TOKEN = \"{TOKEN}\", RUNS_FILE = {runs:?} }}\n\
-             # Slow enough that a browser sees the upstream down.\n\
-             restart-backoff = {{ base = \"4s\", max = \"4s\" }}\n",
-            socket = dir.join("status.sock"),
-            runs = dir.join("runs"),
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mender"))
-        .args(["mcp-proxy", "--admin", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .env("MENDER_LOG_FORMAT", "json")
-        .env("MENDER_LOG", "info,rmcp=error")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running mender mcp-proxy");
-    let stdin = child.stdin.take().unwrap();
-    let stderr = BufReader::new(child.stderr.take().unwrap());
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    std::thread::spawn(move || stdout.lines().count());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let running = Running(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let addr = loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("the gateway logs its admin address");
-        let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if let Some(addr) = json["fields"]["admin"].as_str() {
-            break addr.parse().unwrap();
-        }
-    };
-    // Keep draining stderr so the gateway never blocks on a full pipe.
-    std::thread::spawn(move || rx.iter().count());
-    (running, stdin, addr)
-}
-
-fn send(stdin: &mut ChildStdin, message: serde_json::Value) {
-    writeln!(stdin, "{message}").unwrap();
-    stdin.flush().unwrap();
-}
-
 /// The `data-state` of the upstream row `name` in `dom`.
 fn upstream_state<'a>(dom: &'a str, name: &str) -> Option<&'a str> {
     let row = format!("data-upstream=\"{name}\" data-state=\"");
@@ -216,7 +116,15 @@ fn the_page_shows_an_upstream_go_down_and_come_back() {
         .prefix("page-")
         .tempdir_in("/tmp")
         .unwrap();
-    let (_running, mut stdin, addr) = gateway(dir.path(), &python);
+    let raw = RawServer {
+        token: TOKEN,
+        extra_env: "",
+        // Slow enough that a browser sees the upstream down.
+        restart_backoff: "{ base = \"4s\", max = \"4s\" }",
+    };
+    let (_running, mut stdin, addr, logs) = gateway(dir.path(), &python, raw);
+    // Keep draining stderr so the gateway never blocks on a full pipe.
+    std::thread::spawn(move || logs.iter().count());
     let url = format!("http://{addr}/");
 
     send(
@@ -256,7 +164,7 @@ fn the_page_shows_an_upstream_go_down_and_come_back() {
 
     // The upstream is killed: the page shows it down (or restarting), then
     // back, with the restart counted.
-    let status: mender_mcp::GatewayStatus = serde_json::from_str(&get(addr, "/status")).unwrap();
+    let status: mender_mcp::GatewayStatus = serde_json::from_str(&get(addr, "/status").1).unwrap();
     let pid = status.upstreams[0].pid.expect("the upstream's pid");
     let killed = Command::new("kill").args(["-9", &pid.to_string()]).status();
     assert!(killed.unwrap().success());

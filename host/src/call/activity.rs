@@ -6,8 +6,10 @@
 //! Everything kept is already redacted (operations and messages pass the
 //! redactor before they get here), and bounded: one window per service
 //! (services are configured or capped), [`RECENT_DECISIONS`] decisions.
-//! The hot path pays one atomic for the call's number and one uncontended
-//! lock at its end; decisions are only recorded for failed attempts.
+//! The hot path pays one atomic for the call's number, and at its end a
+//! clock read and one process-wide lock over every service's window
+//! (contended when calls end at once on several threads); decisions are
+//! only recorded for failed attempts.
 //!
 //! Time here is the wall clock, not the host clock: the demo replays its
 //! script in virtual time, and a page that polls in real time wants "calls
