@@ -334,3 +334,114 @@ strategies = ["echo"]
         err.operation
     );
 }
+
+/// An upstream that counts its callers: how many are in at once, and the
+/// most there ever were.
+#[derive(Clone, Default)]
+struct Gauge {
+    now: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    most: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl Gauge {
+    async fn serve(&self, took: Duration) -> Result<String, Failure> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let n = self.now.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(n, SeqCst);
+        tokio::time::sleep(took).await;
+        self.now.fetch_sub(1, SeqCst);
+        Ok("ok".into())
+    }
+}
+
+/// `calls` concurrent calls of `took` each through `rt`; the upstream's
+/// gauge and every result.
+async fn burst(
+    rt: &mender::Runtime,
+    calls: usize,
+    took: Duration,
+) -> (
+    Gauge,
+    Vec<Result<Reply<String>, mender::CallError<Failure>>>,
+) {
+    let gauge = Gauge::default();
+    let tasks: Vec<_> = (0..calls)
+        .map(|_| {
+            let (rt, gauge) = (rt.clone(), gauge.clone());
+            tokio::spawn(async move {
+                let spec = CallSpec::new("api", "get").idempotent(true);
+                rt.call(spec, |_| gauge.serve(took)).await
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.expect("call task"));
+    }
+    (gauge, results)
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_in_flight_holds_for_a_thousand_calls_whatever_plugins_retry() {
+    // A retrying plugin cannot take the calls past the limit: queued
+    // attempts wait for a slot, and all are served.
+    let rt = runtime(
+        r#"
+[guardrails]
+deadline = "off"
+max-in-flight = 8
+max-queued = 1000
+queue-timeout = "1h"
+[plugins.backoff]
+bundled = "exponential-backoff"
+config = { base = "1ms", max-attempts = 10, jitter = "none" }
+[services.default]
+strategies = ["backoff"]
+"#,
+    );
+    let (gauge, results) = burst(&rt, 1000, Duration::from_millis(10)).await;
+    use std::sync::atomic::Ordering::SeqCst;
+    assert_eq!(
+        gauge.most.load(SeqCst),
+        8,
+        "never more than 8 in flight, and 8 used"
+    );
+    assert!(
+        results.iter().all(Result::is_ok),
+        "every queued call is served"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_the_queue_bound_and_timeout_attempts_are_rejected() {
+    let rt = runtime(
+        r#"
+[guardrails]
+deadline = "off"
+max-in-flight = 8
+max-queued = 10
+queue-timeout = "50ms"
+"#,
+    );
+    let (gauge, results) = burst(&rt, 1000, Duration::from_secs(1)).await;
+    use std::sync::atomic::Ordering::SeqCst;
+    assert_eq!(gauge.most.load(SeqCst), 8);
+    let (mut ok, mut queue_full, mut timed_out) = (0, 0, 0);
+    for r in &results {
+        match r {
+            Ok(_) => ok += 1,
+            Err(e) => {
+                assert_eq!(e.kind, ErrorKind::Rejected, "{}", e.reason);
+                let said = &e.history[0].message;
+                if said.contains("no slot came free in 50ms") {
+                    timed_out += 1;
+                } else if said.contains("8 attempts in flight and 10 queued") {
+                    queue_full += 1;
+                } else {
+                    panic!("unexpected rejection: {said}");
+                }
+            }
+        }
+    }
+    assert_eq!((ok, timed_out, queue_full), (8, 10, 982));
+}

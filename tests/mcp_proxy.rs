@@ -138,6 +138,11 @@ fn progress_is_monotonic_across_retries() {
 }
 
 #[test]
+fn tasks_of_2025_11_25_pass_through_as_they_would_directly() {
+    pytest("test_tasks.py");
+}
+
+#[test]
 fn tool_names_prefix_allow_deny_and_collisions() {
     pytest("test_tool_names.py");
 }

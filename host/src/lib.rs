@@ -47,8 +47,8 @@ pub use call::activity::{
     ActivitySnapshot, RECENT_DECISIONS, RecentDecision, ServiceActivity, WINDOW_S,
 };
 pub use config::{
-    Config, ConfigError, DirGrant, DirMode, Guardrails, Limits, OnFault, QuarantinePolicy,
-    RetryBudget, RetryRefusal,
+    Config, ConfigError, DirGrant, DirMode, Guardrails, InFlightLimit, Limits, OnFault,
+    QuarantinePolicy, RetryBudget, RetryRefusal,
 };
 pub use escape::escape_control;
 pub use failure::{Classify, ErrorKind, Failure, HttpError, retry_after};

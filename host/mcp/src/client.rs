@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use rmcp::model::{
     ClientCapabilities, ClientConfig, ClientResult, CreateMessageRequest,
-    CreateMessageRequestParams, CreateMessageResult, ElicitRequest, ElicitRequestParams,
-    ElicitResult, ErrorData, Implementation, ListRootsRequest, ListRootsResult,
-    LoggingMessageNotification, LoggingMessageNotificationParam, ProgressNotification,
-    ProgressNotificationParam, ProgressToken, PromptListChangedNotification,
+    CreateMessageRequestParams, CreateMessageResult, CustomNotification, ElicitRequest,
+    ElicitRequestParams, ElicitResult, ErrorData, Implementation, ListRootsRequest,
+    ListRootsResult, LoggingMessageNotification, LoggingMessageNotificationParam,
+    ProgressNotification, ProgressNotificationParam, ProgressToken, PromptListChangedNotification,
     ResourceListChangedNotification, ResourceUpdatedNotification, ResourceUpdatedNotificationParam,
     ServerNotification, ServerRequest, ToolListChangedNotification,
 };
@@ -78,6 +78,9 @@ pub(crate) struct Hub {
     /// elicitation, roots) made while serving one goes to that client, on
     /// that request's stream.
     in_flight: Mutex<HashMap<(String, RequestId), Caller>>,
+    /// Which upstream and client each task created through the gateway
+    /// belongs to (2025-11-25 tasks; see `tasks`).
+    pub(crate) tasks: crate::tasks::Routes,
 }
 
 impl Hub {
@@ -445,5 +448,37 @@ impl ClientHandler for UpstreamClient {
 
     async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
         self.refresh.notify_one();
+    }
+
+    /// A task's status (2025-11-25) goes to the client that created it,
+    /// as the server sent it; other unknown notifications are dropped.
+    async fn on_custom_notification(
+        &self,
+        notification: CustomNotification,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        if notification.method != "notifications/tasks/status" {
+            return;
+        }
+        let task = notification
+            .params
+            .as_ref()
+            .and_then(|p| p.get("taskId"))
+            .and_then(serde_json::Value::as_str);
+        let Some(route) = task.and_then(|t| self.hub.tasks.get(t)) else {
+            return;
+        };
+        if route.server != self.server {
+            return;
+        }
+        if let Some(peer) = self.hub.session(route.session) {
+            let mut notification = notification;
+            if let (Some(secrets), Some(params)) = (&self.secrets, notification.params.take()) {
+                notification.params = Some(super::scrub::result_secrets(&secrets.get(), params));
+            }
+            let _ = peer
+                .send_notification(ServerNotification::CustomNotification(notification))
+                .await;
+        }
     }
 }

@@ -76,7 +76,10 @@ pub(crate) async fn check_input<R, W>(
                 }
             }
             None => {
-                if rmcp.write_all(&line).await.is_err() || rmcp.flush().await.is_err() {
+                // Task requests pass beside rmcp's model (see `tasks`).
+                let marked = crate::tasks::wire::mark_request_line(&line);
+                let line = marked.as_deref().unwrap_or(&line);
+                if rmcp.write_all(line).await.is_err() || rmcp.flush().await.is_err() {
                     break;
                 }
             }

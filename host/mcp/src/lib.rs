@@ -36,6 +36,7 @@ mod scrub;
 mod status;
 mod stderr_log;
 mod stdio;
+mod tasks;
 mod upstream;
 
 use std::sync::Arc;
@@ -194,7 +195,9 @@ impl McpProxy {
     {
         let gateway = self.gateway.clone();
         let lookup: raw_tools::RawLookup = Arc::new(move |name| gateway.raw_tool(name));
-        let writer = raw_tools::RewriteWriter::new(writer, lookup);
+        let gateway = self.gateway.clone();
+        let tasks: raw_tools::TasksLookup = Arc::new(move || gateway.tasks_capability());
+        let writer = raw_tools::RewriteWriter::new(writer, lookup, tasks);
         // rmcp reads the checked lines and writes into a pipe the output
         // task drains, so answers to bad lines go out between its own.
         let (rmcp_in, checked) = tokio::io::duplex(64 * 1024);

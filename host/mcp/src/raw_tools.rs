@@ -4,7 +4,9 @@
 //! gateway therefore taps each upstream's stdout for the raw JSON of every
 //! tool it lists ([`TapReader`]), and swaps those raw definitions back into
 //! the `tools/list` answers it writes to the client ([`RewriteWriter`]).
-//! Everything else passes through untouched.
+//! Everything else passes through untouched, but for the tasks
+//! capability and the task answers of the 2025-11-25 revision, which rmcp
+//! also cannot carry (see `tasks`).
 
 use std::collections::HashMap;
 use std::io;
@@ -15,8 +17,18 @@ use std::task::{Context, Poll, ready};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// One upstream's tools as it last listed them, by name, as raw JSON.
-pub(crate) type RawTools = Arc<Mutex<HashMap<String, Value>>>;
+use crate::tasks::wire;
+
+/// What the gateway keeps of an upstream's own words, as raw JSON: its
+/// tools as it last listed them, by name, and the `tasks` capability of
+/// its `initialize` answer (rmcp's model has no field for it).
+#[derive(Default)]
+pub(crate) struct Originals {
+    pub(crate) tools: Mutex<HashMap<String, Value>>,
+    pub(crate) tasks_capability: Mutex<Option<Value>>,
+}
+
+pub(crate) type RawTools = Arc<Originals>;
 
 /// Only lines that may carry a `tools/list` answer are parsed twice.
 fn may_list_tools(line: &[u8]) -> bool {
@@ -29,11 +41,17 @@ fn listed_tools(message: &mut Value) -> Option<&mut Vec<Value>> {
     message.get_mut("result")?.get_mut("tools")?.as_array_mut()
 }
 
-/// Passes an upstream's stdout through unchanged, recording the raw tool
-/// definitions of each `tools/list` answer in it.
+/// Passes an upstream's stdout on a line at a time, recording the raw tool
+/// definitions of each `tools/list` answer and the `tasks` capability of
+/// its `initialize` answer, and wrapping its 2025-era task answers so that
+/// rmcp keeps them whole (see `tasks::wire`). Every other line passes
+/// unchanged.
 pub(crate) struct TapReader<R> {
     inner: R,
     line: Vec<u8>,
+    out: Vec<u8>,
+    taken: usize,
+    eof: bool,
     raw: RawTools,
 }
 
@@ -42,29 +60,36 @@ impl<R> TapReader<R> {
         TapReader {
             inner,
             line: Vec::new(),
+            out: Vec::new(),
+            taken: 0,
+            eof: false,
             raw,
         }
     }
 
-    fn inspect(&mut self, bytes: &[u8]) {
-        for chunk in bytes.split_inclusive(|b| *b == b'\n') {
-            self.line.extend_from_slice(chunk);
-            if !chunk.ends_with(b"\n") {
-                continue;
-            }
-            if may_list_tools(&self.line)
-                && let Ok(mut message) = serde_json::from_slice::<Value>(&self.line)
-                && let Some(tools) = listed_tools(&mut message)
-            {
-                let mut raw = self.raw.lock().unwrap_or_else(|p| p.into_inner());
-                for tool in tools.drain(..) {
-                    if let Some(name) = tool.get("name").and_then(Value::as_str).map(str::to_owned)
-                    {
-                        raw.insert(name, tool);
-                    }
+    fn take_line(&mut self) {
+        let line = std::mem::take(&mut self.line);
+        if may_list_tools(&line)
+            && let Ok(mut message) = serde_json::from_slice::<Value>(&line)
+            && let Some(tools) = listed_tools(&mut message)
+        {
+            let mut raw = self.raw.tools.lock().unwrap_or_else(|p| p.into_inner());
+            for tool in tools.drain(..) {
+                if let Some(name) = tool.get("name").and_then(Value::as_str).map(str::to_owned) {
+                    raw.insert(name, tool);
                 }
             }
-            self.line.clear();
+        }
+        if let Some(tasks) = wire::tasks_capability(&line) {
+            *self
+                .raw
+                .tasks_capability
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(tasks);
+        }
+        match wire::wrap_answer_line(&line) {
+            Some(wrapped) => self.out.extend_from_slice(&wrapped),
+            None => self.out.extend_from_slice(&line),
         }
     }
 }
@@ -75,19 +100,51 @@ impl<R: AsyncRead + Unpin> AsyncRead for TapReader<R> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
-        let fresh = buf.filled()[before..].to_vec();
-        self.inspect(&fresh);
-        Poll::Ready(Ok(()))
+        loop {
+            if self.taken < self.out.len() {
+                let n = buf.remaining().min(self.out.len() - self.taken);
+                let from = self.taken;
+                buf.put_slice(&self.out[from..from + n]);
+                self.taken += n;
+                if self.taken == self.out.len() {
+                    self.out.clear();
+                    self.taken = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if self.eof {
+                return Poll::Ready(Ok(()));
+            }
+            let mut chunk = [0u8; 8192];
+            let mut read = ReadBuf::new(&mut chunk);
+            ready!(Pin::new(&mut self.inner).poll_read(cx, &mut read))?;
+            let fresh = read.filled();
+            if fresh.is_empty() {
+                // An unterminated last line passes as it is.
+                self.eof = true;
+                let rest = std::mem::take(&mut self.line);
+                self.out.extend_from_slice(&rest);
+                continue;
+            }
+            for piece in fresh.split_inclusive(|b| *b == b'\n') {
+                self.line.extend_from_slice(piece);
+                if piece.ends_with(b"\n") {
+                    self.take_line();
+                }
+            }
+        }
     }
 }
 
 /// Finds the raw definition of a listed tool, by name.
 pub(crate) type RawLookup = Arc<dyn Fn(&str) -> Option<Value> + Send + Sync>;
 
+/// The `tasks` capability the gateway offers, if any upstream offers one.
+pub(crate) type TasksLookup = Arc<dyn Fn() -> Option<Value> + Send + Sync>;
+
 /// Writes the gateway's messages to the client, replacing each tool in a
-/// `tools/list` answer by its upstream's raw definition. Whole lines (one
+/// `tools/list` answer by its upstream's raw definition, and adding the
+/// upstreams' `tasks` capability to its `initialize` answer. Whole lines (one
 /// JSON-RPC message each, as the stdio transport frames them) are
 /// buffered until their newline.
 pub(crate) struct RewriteWriter<W> {
@@ -96,16 +153,18 @@ pub(crate) struct RewriteWriter<W> {
     out: Vec<u8>,
     written: usize,
     lookup: RawLookup,
+    tasks: TasksLookup,
 }
 
 impl<W> RewriteWriter<W> {
-    pub(crate) fn new(inner: W, lookup: RawLookup) -> Self {
+    pub(crate) fn new(inner: W, lookup: RawLookup, tasks: TasksLookup) -> Self {
         RewriteWriter {
             inner,
             line: Vec::new(),
             out: Vec::new(),
             written: 0,
             lookup,
+            tasks,
         }
     }
 
@@ -129,6 +188,12 @@ impl<W> RewriteWriter<W> {
                 self.out.extend_from_slice(&bytes);
                 return;
             }
+        }
+        if let Some(tasks) = (self.tasks)()
+            && let Some(offered) = wire::offer_tasks_line(&line, &tasks)
+        {
+            self.out.extend_from_slice(&offered);
+            return;
         }
         self.out.extend_from_slice(&line);
     }
@@ -200,13 +265,31 @@ mod tests {
         tap.read_to_string(&mut through).await.unwrap();
         assert_eq!(through, text, "the tap changes nothing");
 
+        // But a 2025-era task answer is wrapped, so rmcp keeps it whole.
+        let task = json!({"jsonrpc": "2.0", "id": 2, "result": {"taskId": "t", "status": "working", "ttl": 1}});
+        let text = format!("{task}\n{{\"jsonrpc\":\"2.0\",\"method\":\"x\"}}");
+        let mut tap = TapReader::new(text.as_bytes(), raw.clone());
+        let mut through = String::new();
+        tap.read_to_string(&mut through).await.unwrap();
+        let mut lines = through.lines();
+        let wrapped: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+        assert_eq!(
+            wire::unwrap_answer(wrapped["result"].clone()),
+            task["result"]
+        );
+        assert_eq!(
+            lines.next(),
+            Some("{\"jsonrpc\":\"2.0\",\"method\":\"x\"}"),
+            "an unterminated last line passes"
+        );
+
         // The gateway's typed answer lost `execution`; the writer restores it.
         let typed = json!({"jsonrpc": "2.0", "id": 7, "result": {"tools": [
             {"name": "echo", "inputSchema": {"type": "object"}}
         ]}});
-        let lookup: RawLookup = Arc::new(move |n| raw.lock().unwrap().get(n).cloned());
+        let lookup: RawLookup = Arc::new(move |n| raw.tools.lock().unwrap().get(n).cloned());
         let mut out = Vec::new();
-        let mut w = RewriteWriter::new(&mut out, lookup);
+        let mut w = RewriteWriter::new(&mut out, lookup, Arc::new(|| None));
         let line = format!("{typed}\n");
         // Split mid-message, as a framed writer may.
         w.write_all(&line.as_bytes()[..10]).await.unwrap();

@@ -10,6 +10,7 @@ use super::min_opt;
 use crate::config::OnFault;
 use crate::failure::{ErrorKind, Failure};
 use crate::host::clock::duration_ms;
+use crate::pipeline::bulkhead::Slot;
 use crate::plugin::bindings::wit;
 
 /// `wait` answers one attempt's admission may give before the host stops
@@ -19,13 +20,49 @@ const MAX_ADMISSION_WAITS: u32 = 16;
 
 /// Whether an attempt may start.
 pub(super) enum Gate {
-    /// Start, with this timeout if a grant set one.
+    /// The strategies let it start, with this timeout if a grant set one.
     Open { timeout: Option<Duration> },
     /// Do not start: this is why.
     Closed(Failure),
 }
 
+/// An attempt the strategies and the bulkhead let start: it holds `slot`
+/// (when the service has a `max-in-flight`) until it ends.
+pub(super) struct Admitted {
+    pub(super) timeout: Option<Duration>,
+    pub(super) slot: Option<Slot>,
+}
+
 impl CallState<'_> {
+    /// Takes a `max-in-flight` slot for an attempt the strategies let
+    /// start; no limit, no cost. A full bulkhead refuses it with a
+    /// `rejected` failure, which the strategies then see like any other.
+    pub(super) async fn enter_bulkhead(
+        &self,
+        timeout: Option<Duration>,
+    ) -> Result<Admitted, Failure> {
+        let Some(limit) = &self.cx.pipeline.guardrails.in_flight else {
+            return Ok(Admitted {
+                timeout,
+                slot: None,
+            });
+        };
+        match self
+            .cx
+            .pipeline
+            .bulkhead
+            .enter(limit, self.deadline_left())
+            .await
+        {
+            Ok(slot) => Ok(Admitted {
+                timeout,
+                slot: Some(slot),
+            }),
+            Err(full) => Err(Failure::new(ErrorKind::Rejected, full.to_string())
+                .with_tag("rejected-by", "max-in-flight")),
+        }
+    }
+
     /// Asks every admitting strategy, in order, whether attempt `number`
     /// may start. Leases answer without a Wasm call.
     pub(super) async fn admit(&self, number: u32) -> Gate {

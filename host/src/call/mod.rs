@@ -35,7 +35,7 @@ use tokio::time::Instant;
 
 use crate::api::{Attempt, CallError, CallSpec, Payload, Reply, Step};
 use crate::failure::{Classify, ErrorKind, Failure};
-use admission::Gate;
+use admission::{Admitted, Gate};
 pub(crate) use context::CallContext;
 use context::CallState;
 use decide::Next;
@@ -57,12 +57,17 @@ where
     let mut number = 1;
     loop {
         // 1-3: admit, attempt, classify.
-        let (failure, last_error, began, took) = match call.admit(number).await {
-            Gate::Open { timeout } => {
+        let admitted = match call.admit(number).await {
+            Gate::Open { timeout } => call.enter_bulkhead(timeout).await,
+            Gate::Closed(failure) => Err(failure),
+        };
+        let (failure, last_error, began, took) = match admitted {
+            Ok(Admitted { timeout, slot }) => {
                 let timeout = call.attempt_timeout(timeout);
                 let began = Instant::now();
                 let result = within(timeout, attempt(Attempt { number, timeout })).await;
                 let took = began.elapsed();
+                drop(slot);
                 match result {
                     Ok(value) => return Ok(call.succeed(value, took)),
                     Err(AttemptError::Upstream(e)) => (e.classify(), Some(e), began, took),
@@ -74,7 +79,7 @@ where
                     ),
                 }
             }
-            Gate::Closed(failure) => (failure, None, Instant::now(), Duration::ZERO),
+            Err(failure) => (failure, None, Instant::now(), Duration::ZERO),
         };
 
         // 4: decide.

@@ -30,6 +30,36 @@ pub struct Guardrails {
     /// Retries per service as a share of its calls (fleet-wide when the
     /// service's state is in Redis); `None`: no budget.
     pub retry_budget: Option<RetryBudget>,
+    /// Attempts of this service in flight at once in this process (a
+    /// bulkhead); `None`: no limit.
+    pub in_flight: Option<InFlightLimit>,
+}
+
+/// The bulkhead: how many attempts of a service may be in flight at once,
+/// and how an attempt over the limit waits for a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InFlightLimit {
+    /// Attempts in flight at once (at least 1).
+    pub max: u32,
+    /// Attempts that may wait for a slot at once; one more is rejected at
+    /// once. 0: none wait.
+    pub max_queued: u32,
+    /// The longest an attempt waits for a slot before it is rejected (also
+    /// bounded by the call's deadline).
+    pub queue_timeout: Duration,
+}
+
+impl InFlightLimit {
+    /// `max` in flight, none queued.
+    pub fn new(max: u32) -> Self {
+        InFlightLimit {
+            max,
+            max_queued: 0,
+            // A queued attempt that has waited this long is better retried
+            // or failed by the pipeline than kept.
+            queue_timeout: Duration::from_secs(1),
+        }
+    }
 }
 
 impl Default for Guardrails {
@@ -57,6 +87,9 @@ impl Default for Guardrails {
             // other calls' history, which a single agent does not expect
             // by default; fleets should turn it on (README).
             retry_budget: None,
+            // Off unless configured: what an upstream can take is not
+            // something a default can know.
+            in_flight: None,
         }
     }
 }
@@ -76,6 +109,10 @@ pub struct GuardrailsToml {
     retry_non_idempotent: Option<bool>,
     max_credential_refreshes: Option<u32>,
     retry_budget: Option<RetryBudgetToml>,
+    max_in_flight: Option<u32>,
+    max_queued: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    queue_timeout: Option<Duration>,
 }
 
 impl GuardrailsToml {
@@ -96,11 +133,31 @@ impl GuardrailsToml {
                 Some(b) => b.resolve()?,
                 None => base.retry_budget,
             },
+            in_flight: self.in_flight(base.in_flight)?,
         };
         if g.max_attempts == 0 {
             return Err("max-attempts must be at least 1".into());
         }
         Ok(g)
+    }
+
+    /// `max-in-flight` (0: no limit), `max-queued` and `queue-timeout` over
+    /// the inherited bulkhead.
+    fn in_flight(&self, base: Option<InFlightLimit>) -> Result<Option<InFlightLimit>, String> {
+        let limit = match self.max_in_flight {
+            Some(0) => None,
+            Some(max) => Some(base.map_or(InFlightLimit::new(max), |b| InFlightLimit { max, ..b })),
+            None => base,
+        };
+        let Some(mut limit) = limit else {
+            if self.max_queued.is_some() || self.queue_timeout.is_some() {
+                return Err("max-queued and queue-timeout need max-in-flight".into());
+            }
+            return Ok(None);
+        };
+        limit.max_queued = self.max_queued.unwrap_or(limit.max_queued);
+        limit.queue_timeout = self.queue_timeout.unwrap_or(limit.queue_timeout);
+        Ok(Some(limit))
     }
 }
 
@@ -196,6 +253,29 @@ mod setting {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bulkhead_is_configured_and_inherited() {
+        let parse = |s: &str| toml::from_str::<GuardrailsToml>(s).unwrap();
+        let base = Guardrails::default();
+        let g = parse("max-in-flight = 8\nmax-queued = 100")
+            .apply(&base)
+            .unwrap();
+        let limit = g.in_flight.unwrap();
+        assert_eq!((limit.max, limit.max_queued), (8, 100));
+        assert_eq!(limit.queue_timeout, Duration::from_secs(1));
+        // A service changes one key and keeps the others; 0 turns it off.
+        let service = parse("queue-timeout = \"50ms\"").apply(&g).unwrap();
+        let limit = service.in_flight.unwrap();
+        assert_eq!((limit.max, limit.max_queued), (8, 100));
+        assert_eq!(limit.queue_timeout, Duration::from_millis(50));
+        assert_eq!(
+            parse("max-in-flight = 0").apply(&g).unwrap().in_flight,
+            None
+        );
+        let e = parse("max-queued = 3").apply(&base).unwrap_err();
+        assert!(e.contains("need max-in-flight"), "{e}");
+    }
 
     #[test]
     fn retries_are_bounded() {

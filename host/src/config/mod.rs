@@ -43,7 +43,7 @@ pub(crate) mod state;
 mod state_quota;
 
 pub use grants::{DirGrant, DirMode};
-pub use guardrails::{Guardrails, RetryRefusal};
+pub use guardrails::{Guardrails, InFlightLimit, RetryRefusal};
 pub use limits::Limits;
 pub use quarantine::QuarantinePolicy;
 pub use retry_budget::RetryBudget;

@@ -1,6 +1,7 @@
 //! A service's pipeline: its strategies in order (each with its lease and
 //! outcome cursor), its fallback handlers, its guardrails and its counters.
 
+pub(crate) mod bulkhead;
 pub(crate) mod generation;
 pub(crate) mod outcomes;
 pub(crate) mod retry_budget;
@@ -102,6 +103,8 @@ pub(crate) struct Pipeline {
     /// Shared with the service's pipeline before a reload, so counters
     /// run on across it.
     pub(crate) stats: Arc<ServiceStats>,
+    /// The `max-in-flight` slots, shared across reloads like `stats`.
+    pub(crate) bulkhead: Arc<bulkhead::Bulkhead>,
 }
 
 impl Pipeline {
@@ -138,6 +141,7 @@ impl Pipeline {
             fallbacks: t.fallbacks.clone(),
             records_results: t.fallbacks.iter().any(|f| f.records_results()),
             stats: before.map(|b| b.stats.clone()).unwrap_or_default(),
+            bulkhead: before.map(|b| b.bulkhead.clone()).unwrap_or_default(),
         }
     }
 }

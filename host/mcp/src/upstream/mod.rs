@@ -102,8 +102,8 @@ pub(crate) struct Upstream {
     restart_now: Notify,
     restart_reason: Mutex<Option<(String, bool)>>,
     refresh: Arc<Notify>,
-    /// The tools as the server sent them (see `raw_tools`).
-    pub(crate) raw_tools: RawTools,
+    /// Its tools and tasks capability as the server sent them (see `raw_tools`).
+    pub(crate) originals: RawTools,
     checking_hang: AtomicBool,
     pub(crate) calls: AtomicU64,
     pub(crate) failures: AtomicU64,
@@ -137,7 +137,7 @@ impl Upstream {
             restart_now: Notify::new(),
             restart_reason: Mutex::new(None),
             refresh: Arc::new(Notify::new()),
-            raw_tools: RawTools::default(),
+            originals: RawTools::default(),
             checking_hang: AtomicBool::new(false),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),

@@ -52,7 +52,7 @@ impl Upstream {
         else {
             return Err(UpstreamError::Spawn("no stdio pipes to the child".into()));
         };
-        let transport = (TapReader::new(stdout, self.raw_tools.clone()), stdin);
+        let transport = (TapReader::new(stdout, self.originals.clone()), stdin);
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         let stderr_done = stderr.map(|s| {
             tokio::spawn(log_stderr(
