@@ -143,6 +143,11 @@ fn tasks_of_2025_11_25_pass_through_as_they_would_directly() {
 }
 
 #[test]
+fn a_dead_primary_fails_over_to_its_backup_and_back() {
+    pytest("test_failover.py");
+}
+
+#[test]
 fn tool_names_prefix_allow_deny_and_collisions() {
     pytest("test_tool_names.py");
 }

@@ -51,6 +51,13 @@ strategies = ["breaker", "limiter"]
 strategies = ["breaker"]
 guardrails = { attempt-timeout = "off", deadline = "off" }
 
+# The breaker behind a bulkhead (`max-in-flight`): one slot taken and
+# given back per attempt; the bench runs one call at a time, so it never
+# waits.
+[services.breaker-bulkhead]
+strategies = ["breaker"]
+guardrails = { max-in-flight = 64 }
+
 # The bundled pipeline.
 [services.pipeline3]
 strategies = ["breaker", "backoff"]
@@ -83,6 +90,7 @@ fn happy_path(c: &mut Criterion) {
         "breaker",
         "breaker-no-timeout",
         "breaker-limiter",
+        "breaker-bulkhead",
         "pipeline3",
         "cached",
     ] {

@@ -70,6 +70,7 @@ fn arguments_key(name: &str, params: &CallToolRequestParams) -> String {
 pub(crate) async fn call_tool(
     rt: &Runtime,
     up: &Arc<Upstream>,
+    backups: &[Arc<Upstream>],
     tool: Option<&Tool>,
     params: CallToolRequestParams,
     caller: Caller,
@@ -87,19 +88,26 @@ pub(crate) async fn call_tool(
         .call(spec, |attempt| {
             let request = ClientRequest::CallToolRequest(CallToolRequest::new(params.clone()));
             let caller = caller.clone();
-            let up = up.clone();
+            let primary = up.clone();
+            let to = super::failover::target(up, backups, &name).clone();
+            let has_backups = !backups.is_empty();
             async move {
                 let limit = attempt.timeout.map_or(timeout, |t| t.min(timeout));
-                match up.request(request, limit, Some(&caller)).await? {
-                    ServerResult::CallToolResult(r) if r.is_error == Some(true) => {
+                let answer = match to.request(request, limit, Some(&caller)).await {
+                    Ok(ServerResult::CallToolResult(r)) if r.is_error == Some(true) => {
                         Err(UpstreamError::Tool(Box::new(r)))
                     }
-                    ServerResult::CallToolResult(r) => Ok(ToolAnswer(r)),
-                    other => Err(UpstreamError::Other(format!(
+                    Ok(ServerResult::CallToolResult(r)) => Ok(ToolAnswer(r)),
+                    Ok(other) => Err(UpstreamError::Other(format!(
                         "tools/call answered with something else: {}",
                         serde_json::to_string(&other).unwrap_or_default()
                     ))),
+                    Err(e) => Err(e),
+                };
+                if has_backups {
+                    super::failover::record(&to, &primary, answer.as_ref().map(|_| ()));
                 }
+                answer
             }
         })
         .await;

@@ -243,7 +243,13 @@ impl ServerHandler for Gateway {
             request: context.id.clone(),
             progress: context.meta.get_progress_token(),
         };
-        let call = forward::call_tool(&self.rt, up, tool.as_ref(), request, caller);
+        let backups: Vec<Arc<Upstream>> = up
+            .spec
+            .failover
+            .iter()
+            .filter_map(|b| self.upstreams.iter().find(|u| u.name() == b).cloned())
+            .collect();
+        let call = forward::call_tool(&self.rt, up, &backups, tool.as_ref(), request, caller);
         tokio::select! {
             result = call => Ok(result.into()),
             // Dropping the call cancels it upstream as well.

@@ -25,6 +25,7 @@ mod classify;
 mod client;
 mod collisions;
 mod config;
+mod failover;
 mod forward;
 mod framing;
 mod gateway;

@@ -32,6 +32,7 @@ use toml::Spanned;
 
 use mender::config::{ConfigError, Source};
 
+mod failover;
 mod http;
 mod oauth;
 mod protocol;
@@ -148,6 +149,11 @@ pub struct ServerSpec {
     pub http: Option<HttpEndpoint>,
     /// Which era of MCP to speak to it (`protocol`).
     pub protocol: UpstreamProtocol,
+    /// Servers that serve its tools while it cannot (`failover`), in order.
+    pub failover: Vec<String>,
+    /// How long it is passed over for them after a failed attempt
+    /// (`eject-for`).
+    pub eject_for: Duration,
 }
 
 impl ServerSpec {
@@ -281,6 +287,9 @@ struct ServerToml {
     redact_results: RedactResults,
     #[serde(default)]
     protocol: UpstreamProtocol,
+    failover: Option<Spanned<Vec<String>>>,
+    #[serde(default, with = "humantime_serde")]
+    eject_for: Option<Duration>,
 }
 
 fn yes() -> bool {
@@ -433,6 +442,10 @@ impl McpConfig {
                     format!("mcp server `{name}`: {both:?} is in both allow-tools and deny-tools"),
                 ));
             }
+            let names: Vec<&String> = raw.servers.keys().collect();
+            let (failover, eject_for) =
+                failover::check(name, s.failover.as_ref(), s.eject_for, &names)
+                    .map_err(|(at, message)| error(if at == 0 { offset } else { at }, message))?;
             let (line, _) = src.line_col(offset);
             servers.push(ServerSpec {
                 name: name.clone(),
@@ -460,8 +473,11 @@ impl McpConfig {
                 redact_results: s.redact_results,
                 protocol: s.protocol,
                 http,
+                failover,
+                eject_for,
             });
         }
+        failover::backups_last(&mut servers);
         let status_socket = match raw.status_socket {
             Some(p) => base_dir.join(p),
             None => default_status_socket(Path::new(origin)),

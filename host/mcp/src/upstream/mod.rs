@@ -109,6 +109,8 @@ pub(crate) struct Upstream {
     pub(crate) failures: AtomicU64,
     /// The last lines of its stderr (a local server's), for `mender logs`.
     pub(crate) stderr: Arc<StderrLog>,
+    /// Until when its calls go to its `failover` servers (see `failover`).
+    pub(crate) ejected_until: Mutex<Option<Instant>>,
 }
 
 impl Upstream {
@@ -142,6 +144,7 @@ impl Upstream {
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             stderr: Arc::new(StderrLog::new(log_lines)),
+            ejected_until: Mutex::new(None),
         })
     }
 
