@@ -15,12 +15,33 @@ use sha2::{Digest, Sha256};
 use super::classify::UpstreamError;
 use super::client::Caller;
 use super::scrub;
+use super::trace::{self, TraceParent};
 use super::upstream::Upstream;
 use mender::{AttemptRecord, CallError, CallSpec, Payload, Reply, Runtime, ServedBy, Step};
 
 /// The `_meta` key under which the gateway explains a call that did not
 /// succeed at the first attempt (attempts, what each decided, who served).
 pub const CALL_META_KEY: &str = "io.mender/call";
+
+/// One call counted in its upstream's `in_flight` until dropped (answered,
+/// failed, or cancelled by the client).
+struct InFlight<'a>(&'a Upstream);
+
+impl<'a> InFlight<'a> {
+    fn enter(up: &'a Upstream) -> Self {
+        up.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InFlight(up)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 /// A tool's answer as a pipeline payload: successful answers are recorded
 /// for cached fallbacks; a fallback's text becomes a successful result
@@ -73,6 +94,7 @@ pub(crate) async fn call_tool(
     tool: Option<&Tool>,
     params: CallToolRequestParams,
     caller: Caller,
+    client_trace: Option<&TraceParent>,
 ) -> CallToolResult {
     let name = params.name.to_string();
     let idempotent = tool_is_idempotent(tool, &name, &up.spec.retry_tools);
@@ -83,9 +105,12 @@ pub(crate) async fn call_tool(
         .result_key(arguments_key(&name, &params));
     let timeout = up.spec.call_timeout;
     up.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let in_flight = InFlight::enter(up);
     let outcome = rt
         .call(spec, |attempt| {
-            let request = ClientRequest::CallToolRequest(CallToolRequest::new(params.clone()));
+            let mut request = ClientRequest::CallToolRequest(CallToolRequest::new(params.clone()));
+            // Called inside the attempt's span: the upstream's span is its child.
+            trace::stamp(&mut request, client_trace);
             let caller = caller.clone();
             let up = up.clone();
             async move {
@@ -103,6 +128,7 @@ pub(crate) async fn call_tool(
             }
         })
         .await;
+    drop(in_flight);
     if let Some(token) = caller.progress_token() {
         up.hub.progress_done(&token);
     }
@@ -221,6 +247,7 @@ pub(crate) async fn read(
     operation: &str,
     key: &str,
     request: ClientRequest,
+    client_trace: Option<&TraceParent>,
 ) -> Result<ServerResult, rmcp::ErrorData> {
     let spec = CallSpec::new(up.spec.service.clone(), operation.to_owned())
         .idempotent(true)
@@ -228,9 +255,11 @@ pub(crate) async fn read(
         .result_key(format!("{operation}:{key}"));
     let timeout = up.spec.call_timeout;
     up.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let in_flight = InFlight::enter(up);
     let outcome = rt
         .call(spec, |attempt| {
-            let request = request.clone();
+            let mut request = request.clone();
+            trace::stamp(&mut request, client_trace);
             let up = up.clone();
             async move {
                 let limit = attempt.timeout.map_or(timeout, |t| t.min(timeout));
@@ -238,6 +267,7 @@ pub(crate) async fn read(
             }
         })
         .await;
+    drop(in_flight);
     match outcome {
         Ok(reply) => Ok(scrub::result(
             &up.rt,

@@ -22,9 +22,11 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler};
+use tracing::Instrument;
 
 use super::client::{Caller, Hub};
 use super::forward;
+use super::trace;
 use super::upstream::{Catalog, Upstream, UpstreamState};
 use mender::Runtime;
 
@@ -184,6 +186,7 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         self.enter(&context, None).await?;
+        let client_trace = trace::of(&context);
         let name = request.name.to_string();
         let owner = self
             .owner(|c| c.tools.iter().any(|t| t.name == name))
@@ -212,7 +215,8 @@ impl ServerHandler for Gateway {
                 && up.spec.offers_tool(own)
             {
                 request.name = own.to_owned().into();
-                let req = ClientRequest::CallToolRequest(CallToolRequest::new(request));
+                let mut req = ClientRequest::CallToolRequest(CallToolRequest::new(request));
+                trace::stamp(&mut req, client_trace.as_ref());
                 return match up.request(req, up.spec.call_timeout, None).await {
                     Ok(ServerResult::CallToolResult(r)) => Ok(super::scrub::result(
                         &up.rt,
@@ -238,7 +242,16 @@ impl ServerHandler for Gateway {
             request: context.id.clone(),
             progress: context.meta.get_progress_token(),
         };
-        let call = forward::call_tool(&self.rt, up, tool.as_ref(), request, caller);
+        let span = trace::request_span("tools/call", up.name(), Some(&name), client_trace.as_ref());
+        let call = forward::call_tool(
+            &self.rt,
+            up,
+            tool.as_ref(),
+            request,
+            caller,
+            client_trace.as_ref(),
+        )
+        .instrument(span);
         tokio::select! {
             result = call => Ok(result.into()),
             // Dropping the call cancels it upstream as well.
@@ -265,6 +278,7 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         self.enter(&context, None).await?;
+        let client_trace = trace::of(&context);
         let name = request.name.clone();
         let (up, _) = self
             .owner(|c| c.prompts.iter().any(|p| p.name == name))
@@ -275,7 +289,17 @@ impl ServerHandler for Gateway {
             serde_json::to_string(&request.arguments).unwrap_or_default()
         );
         let req = ClientRequest::GetPromptRequest(GetPromptRequest::new(request));
-        match forward::read(&self.rt, up, "prompts/get", &key, req).await? {
+        let span =
+            trace::request_span("prompts/get", up.name(), Some(&name), client_trace.as_ref());
+        let read = forward::read(
+            &self.rt,
+            up,
+            "prompts/get",
+            &key,
+            req,
+            client_trace.as_ref(),
+        );
+        match read.instrument(span).await? {
             ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
             ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
             _ => Err(ErrorData::internal_error(
@@ -319,12 +343,23 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         self.enter(&context, None).await?;
+        let client_trace = trace::of(&context);
         let uri = request.uri.clone();
         let up = self
             .resource_owner(&uri)
             .ok_or_else(|| Self::unknown("resource", &uri))?;
         let req = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(request));
-        match forward::read(&self.rt, up, "resources/read", &uri, req).await? {
+        // No URI in the span: it may carry a credential (`?key=…`).
+        let span = trace::request_span("resources/read", up.name(), None, client_trace.as_ref());
+        let read = forward::read(
+            &self.rt,
+            up,
+            "resources/read",
+            &uri,
+            req,
+            client_trace.as_ref(),
+        );
+        match read.instrument(span).await? {
             ServerResult::ReadResourceResult(r) => Ok(ReadResourceResponse::Complete(r)),
             ServerResult::InputRequiredResult(r) => Ok(ReadResourceResponse::InputRequired(r)),
             _ => Err(ErrorData::internal_error(
@@ -344,7 +379,8 @@ impl ServerHandler for Gateway {
         let up = self
             .resource_owner(&request.uri)
             .ok_or_else(|| Self::unknown("resource", &request.uri))?;
-        let req = ClientRequest::SubscribeRequest(SubscribeRequest::new(request));
+        let mut req = ClientRequest::SubscribeRequest(SubscribeRequest::new(request));
+        trace::stamp(&mut req, trace::of(&context).as_ref());
         up.request(req, up.spec.call_timeout, None)
             .await
             .map(|_| ())
@@ -361,7 +397,8 @@ impl ServerHandler for Gateway {
         let up = self
             .resource_owner(&request.uri)
             .ok_or_else(|| Self::unknown("resource", &request.uri))?;
-        let req = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(request));
+        let mut req = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(request));
+        trace::stamp(&mut req, trace::of(&context).as_ref());
         up.request(req, up.spec.call_timeout, None)
             .await
             .map(|_| ())
@@ -391,7 +428,8 @@ impl ServerHandler for Gateway {
             };
             return Err(Self::unknown(what, &name));
         };
-        let req = ClientRequest::CompleteRequest(CompleteRequest::new(request));
+        let mut req = ClientRequest::CompleteRequest(CompleteRequest::new(request));
+        trace::stamp(&mut req, trace::of(&context).as_ref());
         match up
             .request(req, up.spec.call_timeout, None)
             .await
@@ -417,12 +455,14 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.enter(&context, None).await?;
+        let client_trace = trace::of(&context);
         for up in self.upstreams.iter() {
             let logs = up
                 .connection()
                 .is_some_and(|c| c.info.capabilities.logging.is_some());
             if logs {
-                let req = ClientRequest::SetLevelRequest(SetLevelRequest::new(request.clone()));
+                let mut req = ClientRequest::SetLevelRequest(SetLevelRequest::new(request.clone()));
+                trace::stamp(&mut req, client_trace.as_ref());
                 // One server refusing a level must not fail the others.
                 if let Err(e) = up.request(req, up.spec.call_timeout, None).await {
                     tracing::warn!(server = %up.name(), "logging/setLevel: {e}");
