@@ -125,7 +125,10 @@ fn spans_reach_the_collector_in_the_clients_trace() {
         &config,
         format!(
             "[mcp]\nstatus-socket = {socket:?}\n\n[mcp.servers.raw]\ncommand = {python:?}\n\
-             args = [{server:?}]\nenv = {{ API_TOKEN = \"{TOKEN}\", RUNS_FILE = {runs:?}, TRACE_FILE = {trace_file:?} }}\n",
+             args = [{server:?}]\nenv = {{ API_TOKEN = \"{TOKEN}\", RUNS_FILE = {runs:?}, TRACE_FILE = {trace_file:?} }}\n\n\
+             [plugins.backoff]\nbundled = \"exponential-backoff\"\n\
+             config = {{ base = \"50ms\", jitter = \"none\", max-attempts = 3 }}\n\n\
+             [services.default]\nstrategies = [\"backoff\"]\n",
             socket = dir.path().join("status.sock"),
             server = workspace().join("tests/mcp/raw_server.py"),
             runs = dir.path().join("runs"),
@@ -238,8 +241,8 @@ fn spans_reach_the_collector_in_the_clients_trace() {
     assert_eq!(first["service"], "raw");
     assert_eq!(first["kind"], "resource", "{first:?}");
     assert_eq!(first["decision"], "retry");
-    assert!(!first["plugin"].is_empty());
-    assert!(first["delay_ms"].parse::<u64>().is_ok(), "{first:?}");
+    assert_eq!(first["plugin"], "backoff");
+    assert_eq!(first["delay_ms"], "50", "{first:?}");
     assert!(first["error"].contains("503"), "{first:?}");
     let second = attributes(attempts[1]);
     assert_eq!(second["attempt"], "2");
