@@ -531,6 +531,18 @@ fn gateway_readiness_status_metrics_and_json_logs() {
         lines.iter().any(|l| l.contains("call failed")),
         "the failed call is logged: {lines:#?}"
     );
+    // A line logged inside an attempt carries the attempt's span, with the
+    // same fields as the exported span.
+    let handled: serde_json::Value = lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|l| l["fields"]["message"] == "attempt handled")
+        .unwrap_or_else(|| panic!("no `attempt handled` line: {lines:#?}"));
+    let span = &handled["span"];
+    assert_eq!(span["name"], "mender.attempt", "{handled}");
+    assert_eq!(span["service"], "raw", "{handled}");
+    assert_eq!(span["attempt"], 1, "{handled}");
+    assert_eq!(span["decision"], "fail", "{handled}");
 }
 
 /// Waits for a line on `rx` that `wanted` accepts, within 20 s.
