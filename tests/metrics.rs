@@ -130,13 +130,27 @@ where
     F: FnOnce(Runtime) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    on(&tokio, recorder, toml, scenario)
+}
+
+/// [`under`] on the given tokio runtime.
+fn on<F, Fut>(
+    tokio: &tokio::runtime::Runtime,
+    recorder: &Recorded,
+    toml: &str,
+    scenario: F,
+) -> Runtime
+where
+    F: FnOnce(Runtime) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     metrics::with_local_recorder(recorder, || {
         mender::describe_metrics();
-        let tokio = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .start_paused(true)
-            .build()
-            .unwrap();
         let rt = tokio.block_on(async { runtime(toml) });
         tokio.block_on(scenario(rt.clone()));
         rt.record_metrics();
@@ -315,5 +329,48 @@ fn faults_quarantine_and_reloads() {
     assert_eq!(m.counter("mender_reloads_total{result=failed}"), 1);
     assert_eq!(m.counter("mender_reloads_total{result=applied}"), 1);
     assert_eq!(m.gauge("mender_reload_generation{}"), Some(2.0));
+    all_described(&m);
+}
+
+/// A Redis that accepts connections and never answers (as in
+/// tests/redis.rs): state falls back to local memory, one outage.
+#[cfg(feature = "redis")]
+#[test]
+fn an_unreachable_redis_is_an_outage() {
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}/", hole.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let held: Vec<_> = hole.incoming().collect();
+        drop(held);
+    });
+    let toml = format!(
+        "[plugins.breaker]\nbundled = \"circuit-breaker\"\n[services.default]\n\
+         strategies = [\"breaker\"]\n[state]\nbackend = \"redis\"\nurl = \"{url}\"\ntimeout = \"30ms\"\n"
+    );
+    let m = Recorded::default();
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rt = on(&tokio, &m, &toml, |rt| async move {
+        let up = Script::default();
+        for _ in 0..5 {
+            call(&rt, &up).await.unwrap();
+        }
+    });
+    let status = rt.state_status();
+    assert_eq!(status.len(), 1);
+    let labels = format!("backend=redis,target={}", status[0].target);
+    assert_eq!(
+        m.gauge(&format!("mender_state_shared{{{labels}}}")),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.counter(&format!("mender_state_outages_total{{{labels}}}")),
+        1
+    );
+    let local = m.counter(&format!("mender_state_local_ops_total{{{labels}}}"));
+    assert!(local > 0);
+    assert_eq!(local, status[0].fallback_ops);
     all_described(&m);
 }
