@@ -9,7 +9,10 @@
 //! the config, an error kind, or a fixed word; never an operation, an id
 //! or a message. `docs/observability.md` lists the families.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use ::metrics::SharedString;
 
 use crate::failure::ErrorKind;
 use crate::plugin::bindings::wit;
@@ -122,7 +125,7 @@ impl Outcome {
 }
 
 /// A call ended: count it and its duration.
-pub(super) fn call_ended(service: &str, outcome: Outcome, took: Duration) {
+pub(super) fn call_ended(service: &Arc<str>, outcome: Outcome, took: Duration) {
     let service = label(service);
     ::metrics::counter!(CALLS_TOTAL, "service" => service.clone(), "outcome" => outcome.as_str())
         .increment(1);
@@ -131,14 +134,14 @@ pub(super) fn call_ended(service: &str, outcome: Outcome, took: Duration) {
 
 /// An attempt ended: `None` for an answer, else the failure's kind
 /// (`rejected` for an attempt that admission refused).
-pub(super) fn attempt(service: &str, failed: Option<ErrorKind>) {
+pub(super) fn attempt(service: &Arc<str>, failed: Option<ErrorKind>) {
     let kind = failed.map_or("ok", ErrorKind::as_str);
     ::metrics::counter!(ATTEMPTS_TOTAL, "service" => label(service), "kind" => kind).increment(1);
 }
 
 /// A plugin answered a hook with `decision` (one of a fixed set of words,
 /// see [`decision_name`] and the admission and fallback call sites).
-pub(super) fn decision(service: &str, plugin: &str, decision: &'static str) {
+pub(super) fn decision(service: &Arc<str>, plugin: &Arc<str>, decision: &'static str) {
     ::metrics::counter!(
         DECISIONS_TOTAL,
         "service" => label(service),
@@ -149,19 +152,19 @@ pub(super) fn decision(service: &str, plugin: &str, decision: &'static str) {
 }
 
 /// An attempt that ran took `took`.
-pub(super) fn attempt_took(service: &str, took: Duration) {
+pub(super) fn attempt_took(service: &Arc<str>, took: Duration) {
     ::metrics::histogram!(ATTEMPT_DURATION_SECONDS, "service" => label(service))
         .record(took.as_secs_f64());
 }
 
 /// A call ended without an answer; `kind` is its last failure's.
-pub(super) fn failed(service: &str, kind: ErrorKind) {
+pub(super) fn failed(service: &Arc<str>, kind: ErrorKind) {
     ::metrics::counter!(FAILURES_TOTAL, "service" => label(service), "kind" => kind.as_str())
         .increment(1);
 }
 
 /// A plugin's `hook` (`admit`, `on-error`, `serve`) took `took`.
-pub(super) fn hook_took(service: &str, plugin: &str, hook: &'static str, took: Duration) {
+pub(super) fn hook_took(service: &Arc<str>, plugin: &Arc<str>, hook: &'static str, took: Duration) {
     ::metrics::histogram!(
         HOOK_DURATION_SECONDS,
         "service" => label(service),
@@ -172,19 +175,19 @@ pub(super) fn hook_took(service: &str, plugin: &str, hook: &'static str, took: D
 }
 
 /// A plugin's `allow` granted a lease.
-pub(super) fn lease_granted(service: &str, plugin: &str) {
+pub(super) fn lease_granted(service: &Arc<str>, plugin: &Arc<str>) {
     ::metrics::counter!(LEASES_GRANTED_TOTAL, "service" => label(service), "plugin" => label(plugin))
         .increment(1);
 }
 
 /// A plugin's lease admitted an attempt.
-pub(super) fn lease_used(service: &str, plugin: &str) {
+pub(super) fn lease_used(service: &Arc<str>, plugin: &Arc<str>) {
     ::metrics::counter!(LEASE_ADMISSIONS_TOTAL, "service" => label(service), "plugin" => label(plugin))
         .increment(1);
 }
 
 /// The retry budget judged a retry: spent (`true`) or refused.
-pub(super) fn retry_budget(service: &str, spent: bool) {
+pub(super) fn retry_budget(service: &Arc<str>, spent: bool) {
     let result = if spent { "spent" } else { "refused" };
     ::metrics::counter!(RETRY_BUDGET_TOTAL, "service" => label(service), "result" => result)
         .increment(1);
@@ -201,8 +204,9 @@ pub(super) fn decision_name(d: &wit::Decision) -> &'static str {
     }
 }
 
-/// A label value the recorder keeps (the facade takes owned strings for
-/// anything not `'static`).
-fn label(value: &str) -> String {
-    value.to_owned()
+/// A label value the recorder keeps: the service's or plugin's shared
+/// name, so a label costs a reference count, not an allocation (the
+/// facade builds its key even when no recorder is installed).
+fn label(value: &Arc<str>) -> SharedString {
+    SharedString::from(Arc::clone(value))
 }
