@@ -11,6 +11,7 @@ use rmcp::model::{
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 use super::classify::UpstreamError;
 use super::client::Caller;
@@ -106,6 +107,7 @@ pub(crate) async fn call_tool(
     let timeout = up.spec.call_timeout;
     up.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let in_flight = InFlight::enter(up);
+    let span = trace::request_span("tools/call", up.name(), Some(&name), client_trace);
     let outcome = rt
         .call(spec, |attempt| {
             let mut request = ClientRequest::CallToolRequest(CallToolRequest::new(params.clone()));
@@ -127,6 +129,7 @@ pub(crate) async fn call_tool(
                 }
             }
         })
+        .instrument(span)
         .await;
     drop(in_flight);
     if let Some(token) = caller.progress_token() {
@@ -239,16 +242,19 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// Forwards a read (`resources/read`, `prompts/get`) through the pipeline
-/// as an idempotent call; its error is the last upstream failure, as a
-/// JSON-RPC error for the client.
+/// as an idempotent call, in a span named for `operation` and `target`;
+/// its error is the last upstream failure, as a JSON-RPC error for the
+/// client.
 pub(crate) async fn read(
     rt: &Runtime,
     up: &Arc<Upstream>,
-    operation: &str,
+    operation: &'static str,
     key: &str,
     request: ClientRequest,
     client_trace: Option<&TraceParent>,
+    target: Option<&str>,
 ) -> Result<ServerResult, rmcp::ErrorData> {
+    let span = trace::request_span(operation, up.name(), target, client_trace);
     let spec = CallSpec::new(up.spec.service.clone(), operation.to_owned())
         .idempotent(true)
         .tag("mcp-server", up.name())
@@ -266,6 +272,7 @@ pub(crate) async fn read(
                 up.request(request, limit, None).await.map(mender::Json)
             }
         })
+        .instrument(span)
         .await;
     drop(in_flight);
     match outcome {

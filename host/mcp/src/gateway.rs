@@ -22,7 +22,6 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{RoleServer, ServerHandler};
-use tracing::Instrument;
 
 use super::client::{Caller, Hub};
 use super::forward;
@@ -186,7 +185,6 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         self.enter(&context, None).await?;
-        let client_trace = trace::of(&context);
         let name = request.name.to_string();
         let owner = self
             .owner(|c| c.tools.iter().any(|t| t.name == name))
@@ -215,9 +213,8 @@ impl ServerHandler for Gateway {
                 && up.spec.offers_tool(own)
             {
                 request.name = own.to_owned().into();
-                let mut req = ClientRequest::CallToolRequest(CallToolRequest::new(request));
-                trace::stamp(&mut req, client_trace.as_ref());
-                return match up.request(req, up.spec.call_timeout, None).await {
+                let req = ClientRequest::CallToolRequest(CallToolRequest::new(request));
+                return match direct(up, req, &context).await {
                     Ok(ServerResult::CallToolResult(r)) => Ok(super::scrub::result(
                         &up.rt,
                         &up.secrets.get(),
@@ -229,7 +226,7 @@ impl ServerHandler for Gateway {
                         "tools/call: unexpected answer upstream",
                         None,
                     )),
-                    Err(e) => Err(as_rpc_error(up, e)),
+                    Err(e) => Err(e),
                 };
             }
             return Err(Self::unknown("tool", &name));
@@ -242,16 +239,8 @@ impl ServerHandler for Gateway {
             request: context.id.clone(),
             progress: context.meta.get_progress_token(),
         };
-        let span = trace::request_span("tools/call", up.name(), Some(&name), client_trace.as_ref());
-        let call = forward::call_tool(
-            &self.rt,
-            up,
-            tool.as_ref(),
-            request,
-            caller,
-            client_trace.as_ref(),
-        )
-        .instrument(span);
+        let tp = trace::of(&context);
+        let call = forward::call_tool(&self.rt, up, tool.as_ref(), request, caller, tp.as_ref());
         tokio::select! {
             result = call => Ok(result.into()),
             // Dropping the call cancels it upstream as well.
@@ -278,7 +267,6 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
         self.enter(&context, None).await?;
-        let client_trace = trace::of(&context);
         let name = request.name.clone();
         let (up, _) = self
             .owner(|c| c.prompts.iter().any(|p| p.name == name))
@@ -289,17 +277,8 @@ impl ServerHandler for Gateway {
             serde_json::to_string(&request.arguments).unwrap_or_default()
         );
         let req = ClientRequest::GetPromptRequest(GetPromptRequest::new(request));
-        let span =
-            trace::request_span("prompts/get", up.name(), Some(&name), client_trace.as_ref());
-        let read = forward::read(
-            &self.rt,
-            up,
-            "prompts/get",
-            &key,
-            req,
-            client_trace.as_ref(),
-        );
-        match read.instrument(span).await? {
+        let (tp, target) = (trace::of(&context), Some(name.as_str()));
+        match forward::read(&self.rt, up, "prompts/get", &key, req, tp.as_ref(), target).await? {
             ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
             ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
             _ => Err(ErrorData::internal_error(
@@ -343,23 +322,14 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
         self.enter(&context, None).await?;
-        let client_trace = trace::of(&context);
         let uri = request.uri.clone();
         let up = self
             .resource_owner(&uri)
             .ok_or_else(|| Self::unknown("resource", &uri))?;
         let req = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(request));
         // No URI in the span: it may carry a credential (`?key=…`).
-        let span = trace::request_span("resources/read", up.name(), None, client_trace.as_ref());
-        let read = forward::read(
-            &self.rt,
-            up,
-            "resources/read",
-            &uri,
-            req,
-            client_trace.as_ref(),
-        );
-        match read.instrument(span).await? {
+        let tp = trace::of(&context);
+        match forward::read(&self.rt, up, "resources/read", &uri, req, tp.as_ref(), None).await? {
             ServerResult::ReadResourceResult(r) => Ok(ReadResourceResponse::Complete(r)),
             ServerResult::InputRequiredResult(r) => Ok(ReadResourceResponse::InputRequired(r)),
             _ => Err(ErrorData::internal_error(
@@ -379,12 +349,8 @@ impl ServerHandler for Gateway {
         let up = self
             .resource_owner(&request.uri)
             .ok_or_else(|| Self::unknown("resource", &request.uri))?;
-        let mut req = ClientRequest::SubscribeRequest(SubscribeRequest::new(request));
-        trace::stamp(&mut req, trace::of(&context).as_ref());
-        up.request(req, up.spec.call_timeout, None)
-            .await
-            .map(|_| ())
-            .map_err(|e| as_rpc_error(up, e))
+        let req = ClientRequest::SubscribeRequest(SubscribeRequest::new(request));
+        direct(up, req, &context).await.map(|_| ())
     }
 
     #[allow(deprecated)]
@@ -397,12 +363,8 @@ impl ServerHandler for Gateway {
         let up = self
             .resource_owner(&request.uri)
             .ok_or_else(|| Self::unknown("resource", &request.uri))?;
-        let mut req = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(request));
-        trace::stamp(&mut req, trace::of(&context).as_ref());
-        up.request(req, up.spec.call_timeout, None)
-            .await
-            .map(|_| ())
-            .map_err(|e| as_rpc_error(up, e))
+        let req = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(request));
+        direct(up, req, &context).await.map(|_| ())
     }
 
     async fn complete(
@@ -428,13 +390,8 @@ impl ServerHandler for Gateway {
             };
             return Err(Self::unknown(what, &name));
         };
-        let mut req = ClientRequest::CompleteRequest(CompleteRequest::new(request));
-        trace::stamp(&mut req, trace::of(&context).as_ref());
-        match up
-            .request(req, up.spec.call_timeout, None)
-            .await
-            .map_err(|e| as_rpc_error(up, e))?
-        {
+        let req = ClientRequest::CompleteRequest(CompleteRequest::new(request));
+        match direct(up, req, &context).await? {
             ServerResult::CompleteResult(r) => Ok(super::scrub::result(
                 &up.rt,
                 &up.secrets.get(),
@@ -521,6 +478,19 @@ impl ServerHandler for Gateway {
     ) -> Result<rmcp::model::DiscoverResult, ErrorData> {
         self.discovered(&context).await
     }
+}
+
+/// Sends `request` to `up` outside the pipeline (no retries), with the
+/// client's trace context; a failure is the client's JSON-RPC error.
+async fn direct(
+    up: &Arc<Upstream>,
+    mut request: ClientRequest,
+    context: &RequestContext<RoleServer>,
+) -> Result<ServerResult, ErrorData> {
+    trace::stamp(&mut request, trace::of(context).as_ref());
+    up.request(request, up.spec.call_timeout, None)
+        .await
+        .map_err(|e| as_rpc_error(up, e))
 }
 
 /// An upstream failure as the JSON-RPC error the client gets, redacted.
