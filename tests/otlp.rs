@@ -244,6 +244,15 @@ fn spans_reach_the_collector_in_the_clients_trace() {
     assert_eq!(first["plugin"], "backoff");
     assert_eq!(first["delay_ms"], "50", "{first:?}");
     assert!(first["error"].contains("503"), "{first:?}");
+    // What was logged inside the attempt is one of its events.
+    assert!(
+        attempts[0]
+            .events
+            .iter()
+            .any(|e| e.name == "attempt handled"),
+        "{:?}",
+        attempts[0].events
+    );
     let second = attributes(attempts[1]);
     assert_eq!(second["attempt"], "2");
     assert_eq!(second["kind"], "ok");
