@@ -119,6 +119,16 @@ def main():
               "cached"]}
     overhead = {k: (None if v is None or bare_call is None else v - bare_call)
                 for k, v in happy.items()}
+    # The same calls with the Prometheus recorder installed: the metrics'
+    # cost, as a ratio to the run without one and in ns per call.
+    recorded = {k: ns(f"happy/{k}_recorded") for k in ["bare", "breaker", "pipeline3"]}
+    metrics_cost = {
+        k: {
+            "ns": None if v is None or happy[k] is None else v - happy[k],
+            "ratio": ratio(v, happy[k]),
+        }
+        for k, v in recorded.items()
+    }
 
     def verdict(ok):
         return "n/a" if ok is None else ("**met**" if ok else "**missed**")
@@ -236,6 +246,16 @@ def main():
     for k, label in names.items():
         L.append(f"| {label} | {fmt_ns(happy[k])} | {fmt_ns(overhead[k])} |")
     L.append("")
+    L.append("### Metrics on the happy path: with the Prometheus recorder installed, and without")
+    L.append("")
+    L.append("| what | no recorder | recorder | cost | ratio |")
+    L.append("|---|---|---|---|---|")
+    for k, label in [("bare", "no plugins"), ("breaker", "breaker (lease held)"),
+                     ("pipeline3", "breaker → backoff → static fallback")]:
+        c = metrics_cost[k]
+        L.append(f"| {label} | {fmt_ns(happy[k])} | {fmt_ns(recorded[k])} | "
+                 f"{fmt_ns(c['ns'])} | {fmt_ratio(c['ratio'])} |")
+    L.append("")
     L.append("### Throughput: 64 tasks on one multi-threaded tokio runtime, one worker per core")
     L.append("")
     L.append("| what | per call | calls per second |")
@@ -312,6 +332,7 @@ def main():
             "async_feature_cost": ratio(floor, floor_sync),
             "extism_over_mender_backoff": ratio(extism, backoff),
             "happy_overhead_ns": overhead,
+            "happy_metrics_cost": metrics_cost,
         },
         "memory": memory,
     }, indent=2) + "\n")

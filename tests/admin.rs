@@ -43,6 +43,41 @@ fn has(s: &Sample, labels: &[(&str, &str)]) -> bool {
     labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v))
 }
 
+/// The observations of the histograms of `family` whose labels include
+/// `labels`, summed.
+fn histogram_count(scrape: &Scrape, family: &str, labels: &[(&str, &str)]) -> u64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == family && has(s, labels))
+        .map(|s| match &s.value {
+            Value::Histogram(buckets) => buckets.iter().map(|b| b.count).fold(0.0, f64::max) as u64,
+            other => panic!("{family}: not a histogram: {other:?}"),
+        })
+        .sum()
+}
+
+/// Attempts that admission refused (`kind="rejected"`).
+fn refused_attempts(scrape: &Scrape) -> u64 {
+    value(scrape, "mender_attempts_total", &[("kind", "rejected")]) as u64
+}
+
+/// Every family in the exposition has a `# HELP` description.
+fn described(scrape: &Scrape) {
+    for s in &scrape.samples {
+        // A histogram's sum and count are read as samples of their own.
+        let family = ["_sum", "_count"]
+            .iter()
+            .find_map(|suffix| s.metric.strip_suffix(suffix))
+            .filter(|base| scrape.samples.iter().any(|h| h.metric == *base))
+            .unwrap_or(&s.metric);
+        assert!(
+            scrape.docs.get(family).is_some_and(|d| !d.is_empty()),
+            "{family} has no # HELP"
+        );
+    }
+}
+
 /// The numbers after `label` in the summary line that starts with it,
 /// e.g. `calls  180  ok first try 92, …` → [180, 92, …].
 fn numbers(out: &str, label: &str) -> Vec<u64> {
@@ -219,6 +254,59 @@ fn demo_metrics_count_what_the_script_did() {
         other => panic!("a histogram, not {other:?}"),
     }
 
+    // Every family carries a `# HELP` line.
+    described(&m);
+
+    // Attempt durations: one per attempt that ran (admission refusals
+    // never start one).
+    assert_eq!(
+        histogram_count(&m, "mender_attempt_duration_seconds", &[demo]),
+        attempts - refused_attempts(&m),
+        "{out}"
+    );
+    // Calls that ended without an answer, by their last failure's kind:
+    // the rejected ones are exactly the calls an open circuit turned away.
+    assert_eq!(value(&m, "mender_failures_total", &[demo]) as u64, failed);
+    assert_eq!(
+        value(&m, "mender_failures_total", &[demo, ("kind", "rejected")]) as u64,
+        calls("rejected")
+    );
+    // Every hook call is timed and is one decision, per plugin.
+    for plugin in ["breaker", "backoff", "cached", "static"] {
+        let p = ("plugin", plugin);
+        assert_eq!(
+            histogram_count(&m, "mender_hook_duration_seconds", &[demo, p]),
+            value(&m, "mender_decisions_total", &[demo, p]) as u64,
+            "{plugin}"
+        );
+    }
+    // The closed breaker leases admissions: a lease comes with some of its
+    // `allow`s (none in half-open), and admits attempts without a hook.
+    let breaker = [demo, ("plugin", "breaker")];
+    let granted = value(&m, "mender_leases_granted_total", &breaker) as u64;
+    assert!(
+        granted > 0 && granted <= decided("breaker", "allow"),
+        "{granted}"
+    );
+    assert!(value(&m, "mender_lease_admissions_total", &breaker) > 0.0);
+    // The sandbox's counts are the runtime's (the page's) own.
+    for p in activity["plugins"].as_array().unwrap() {
+        let plugin = ("plugin", p["name"].as_str().unwrap());
+        assert_eq!(
+            value(&m, "mender_sandbox_faults_total", &[plugin]),
+            p["faults"].as_f64().unwrap()
+        );
+        assert_eq!(
+            value(&m, "mender_sandbox_quarantines_total", &[plugin]),
+            p["quarantines"].as_f64().unwrap()
+        );
+    }
+    assert_eq!(value(&m, "mender_reload_generation", &[]), 1.0);
+    assert_eq!(
+        value(&m, "mender_reloads_total", &[("result", "failed")]),
+        0.0
+    );
+
     // The breaker's own counters, as the summary adds them up
     // (`circuit transitions  closed 2, half-open 3, open 3`).
     let opened = value(
@@ -373,6 +461,10 @@ fn gateway_readiness_status_metrics_and_json_logs() {
         1.0
     );
     let server = ("server", "raw");
+    described(&m);
+    // Both calls are answered: none is in the pipeline any more.
+    assert_eq!(value(&m, "mender_upstream_in_flight", &[server]), 0.0);
+    assert_eq!(value(&m, "mender_reload_generation", &[]), 1.0);
     assert_eq!(value(&m, "mender_upstream_up", &[server]), 1.0);
     assert_eq!(value(&m, "mender_upstream_tools", &[server]), 4.0);
     assert_eq!(value(&m, "mender_upstream_restarts_total", &[server]), 0.0);
@@ -404,6 +496,24 @@ fn gateway_readiness_status_metrics_and_json_logs() {
     assert_eq!(value(&m, "mender_upstream_up", &[server]), 1.0);
     assert_eq!(value(&m, "mender_upstream_restarts_total", &[server]), 1.0);
 
+    // A call in the pipeline (the flaky tool fails, waits, and is retried)
+    // is in flight until it is answered.
+    send(
+        &mut stdin,
+        serde_json::json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+            "params": {"name": "flaky_progress", "arguments": {}}}),
+    );
+    let in_flight = || value(&scrape(addr), "mender_upstream_in_flight", &[server]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while in_flight() != 1.0 {
+        assert!(Instant::now() < deadline, "the call never showed in flight");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    while in_flight() != 0.0 {
+        assert!(Instant::now() < deadline, "the call stayed in flight");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
     // Every log line so far is one JSON object, and the token the upstream
     // echoed in its error is in none of them.
     drop(stdin);
@@ -421,6 +531,18 @@ fn gateway_readiness_status_metrics_and_json_logs() {
         lines.iter().any(|l| l.contains("call failed")),
         "the failed call is logged: {lines:#?}"
     );
+    // A line logged inside an attempt carries the attempt's span, with the
+    // same fields as the exported span.
+    let handled: serde_json::Value = lines
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|l| l["fields"]["message"] == "attempt handled")
+        .unwrap_or_else(|| panic!("no `attempt handled` line: {lines:#?}"));
+    let span = &handled["span"];
+    assert_eq!(span["name"], "mender.attempt", "{handled}");
+    assert_eq!(span["service"], "raw", "{handled}");
+    assert_eq!(span["attempt"], 1, "{handled}");
+    assert_eq!(span["decision"], "fail", "{handled}");
 }
 
 /// Waits for a line on `rx` that `wanted` accepts, within 20 s.

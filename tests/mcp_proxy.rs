@@ -101,6 +101,11 @@ fn sampling_roots_logs_and_cancellation_are_forwarded() {
     pytest("test_forwarding.py");
 }
 
+#[test]
+fn a_clients_traceparent_reaches_an_http_upstream() {
+    pytest("test_tracing.py");
+}
+
 /// Without the MCP tools a test skips, saying so past the harness's
 /// capture, unless MENDER_REQUIRE_MCP=1, which fails it.
 #[test]

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mender::Failure;
+use metrics_exporter_prometheus::PrometheusBuilder;
 
 use common::{failing_call, succeeding_call};
 
@@ -98,6 +99,21 @@ fn happy_path(c: &mut Criterion) {
         g.bench_function(service, |b| {
             b.iter_custom(|iters| {
                 common::time_calls(&tokio, iters, || succeeding_call(&rt, service))
+            })
+        });
+    }
+    // The same calls with the `mender` command's Prometheus recorder
+    // installed (local to this thread, which runs the whole call): what
+    // the metrics cost beside the runs above, which emit into the facade's
+    // no-op. The activity window and the spans (disabled without a
+    // subscriber) are in both.
+    let recorder = PrometheusBuilder::new().build_recorder();
+    for service in ["bare", "breaker", "pipeline3"] {
+        g.bench_function(format!("{service}_recorded"), |b| {
+            b.iter_custom(|iters| {
+                metrics::with_local_recorder(&recorder, || {
+                    common::time_calls(&tokio, iters, || succeeding_call(&rt, service))
+                })
             })
         });
     }

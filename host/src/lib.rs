@@ -67,7 +67,9 @@ pub use redact::{REDACTED, Redactor};
 pub use runtime::reload::ReloadStatus;
 #[cfg(feature = "watch")]
 pub use runtime::watch::{DEBOUNCE, ReloadResult, WatchError, Watcher};
-pub use runtime::{BuildError, PluginStatus, ReloadError, Runtime, RuntimeBuilder};
+pub use runtime::{
+    BuildError, PluginStatus, ReloadError, Runtime, RuntimeBuilder, describe_metrics,
+};
 
 /// The names of the plugins compiled into this build.
 pub fn bundled_plugins() -> impl Iterator<Item = &'static str> {

@@ -13,6 +13,8 @@ Tools:
 Resources: resources/read of anything fails with $API_TOKEN in the message.
 With $STDERR_ON_CALL set, each tools/call first writes a line to stderr
 naming the tool, with an error code and $API_TOKEN in it (for `mender logs`).
+With $TRACE_FILE set, each tools/call appends the tool's name and the
+`_meta.traceparent` it came with to that file (for tests/otlp.rs).
 
 Run as `python raw_server.py [args...]`; one JSON-RPC message per line."""
 
@@ -68,7 +70,11 @@ def call_tool(params: dict) -> tuple[dict | None, dict | None]:
     if os.environ.get("STDERR_ON_CALL"):
         print(f"raw_server: {name}: connect ECONNREFUSED 127.0.0.1:9 (key {TOKEN})",
               file=sys.stderr, flush=True)
-    token = (params.get("_meta") or {}).get("progressToken")
+    meta = params.get("_meta") or {}
+    if os.environ.get("TRACE_FILE"):
+        with open(os.environ["TRACE_FILE"], "a") as f:
+            f.write(json.dumps({"tool": name, "traceparent": meta.get("traceparent")}) + "\n")
+    token = meta.get("progressToken")
     if name == "echo_secret":
         return text_result(f"token {TOKEN}; argv {' '.join(sys.argv[1:])}"), None
     if name == "reject":

@@ -14,7 +14,7 @@ use mender_mcp::{McpConfig, McpProxy};
 use rmcp::ServiceExt as _;
 use rmcp::model::CallToolRequestParams;
 
-use crate::logging::{self, LogFormat};
+use crate::logging::{self, Logging};
 
 /// The arguments of `mender call`.
 #[derive(clap::Args)]
@@ -109,7 +109,7 @@ impl OAuthArgs {
 
 /// Runs `mender call`; 0 when the tools were listed or the call succeeded,
 /// 1 when the call failed (an `isError` result), 2 on bad input.
-pub fn run(args: Args, log_format: LogFormat) -> ExitCode {
+pub fn run(args: Args, log: &Logging) -> ExitCode {
     let mut mcp = match target_config(&args) {
         Ok(m) => m,
         Err(e) => {
@@ -130,7 +130,7 @@ pub fn run(args: Args, log_format: LogFormat) -> ExitCode {
     let secrets = crate::mcp::secrets_of(&mcp);
     // Quiet by default: stdout is the answer, stderr only trouble.
     let redactor = crate::mcp::redactor_for(&secrets);
-    logging::init(log_format, "warn,rmcp=error", redactor.clone());
+    let _telemetry = logging::init(log, "warn,rmcp=error", redactor.clone());
     // A private status socket: a gateway running on the same config keeps
     // its own.
     let scratch = match tempfile::tempdir() {

@@ -11,7 +11,7 @@ use mender_mcp::McpConfig;
 
 /// Runs `mender login`; 0 once the tokens are stored, 2 on bad input,
 /// 1 when the sign-in fails.
-pub fn run(config: &Path, server: &str, log_format: crate::logging::LogFormat) -> ExitCode {
+pub fn run(config: &Path, server: &str, log: &crate::logging::Logging) -> ExitCode {
     let mcp = match McpConfig::from_file(config) {
         Ok(m) => m,
         Err(e) => {
@@ -33,8 +33,8 @@ pub fn run(config: &Path, server: &str, log_format: crate::logging::LogFormat) -
         return ExitCode::from(2);
     };
     // Quiet: stdout is the URL and the result.
-    crate::logging::init(
-        log_format,
+    let _telemetry = crate::logging::init(
+        log,
         "warn,rmcp=error",
         crate::mcp::redactor_for(&crate::mcp::secrets_of(&mcp)),
     );

@@ -20,6 +20,8 @@ mod logging;
 mod login;
 mod logs;
 mod mcp;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod timeline;
 mod upstream;
 mod watch;
@@ -40,6 +42,12 @@ struct Cli {
     /// text.
     #[arg(long, global = true, value_enum)]
     log_format: Option<logging::LogFormat>,
+    /// Export spans (each call, each attempt, each gateway request) over
+    /// OTLP/HTTP to this collector, e.g. `http://127.0.0.1:4318` (spans go
+    /// to `/v1/traces`). Default: `OTEL_EXPORTER_OTLP_ENDPOINT`; off when
+    /// neither is set.
+    #[arg(long, global = true, value_name = "URL")]
+    otlp: Option<String>,
 }
 
 /// `--admin ADDR` and its opt-in to a non-loopback address.
@@ -157,8 +165,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let log_format = match logging::LogFormat::resolve(cli.log_format) {
-        Ok(f) => f,
+    let log = match logging::LogFormat::resolve(cli.log_format) {
+        Ok(format) => logging::Logging {
+            format,
+            otlp: cli.otlp,
+        },
         Err(e) => {
             eprintln!("mender: {e}");
             return ExitCode::from(2);
@@ -204,10 +215,10 @@ fn main() -> ExitCode {
             if admin.admin.is_none() {
                 admin.admin = std::env::var("MENDER_ADMIN").ok().filter(|a| !a.is_empty());
             }
-            mcp::proxy(&config, http, &admin, log_format)
+            mcp::proxy(&config, http, &admin, &log)
         }
-        Command::Call(args) => call::run(args, log_format),
-        Command::Login { config, server } => login::run(&config, &server, log_format),
+        Command::Call(args) => call::run(args, &log),
+        Command::Login { config, server } => login::run(&config, &server, &log),
         Command::Status {
             config,
             socket,

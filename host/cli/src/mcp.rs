@@ -9,7 +9,7 @@ use mender_mcp::{GatewayStatus, McpConfig, McpProxy};
 
 use crate::AdminArgs;
 use crate::admin;
-use crate::logging::{self, LogFormat};
+use crate::logging::{self, Logging};
 
 /// `mender mcp-proxy`'s HTTP front door.
 #[derive(clap::Args)]
@@ -65,12 +65,7 @@ impl HttpArgs {
 
 /// `mender mcp-proxy --config F`: stdout is the MCP channel, so every log
 /// line goes to stderr (where MCP clients collect a server's logs).
-pub fn proxy(
-    config: &Path,
-    http: HttpArgs,
-    admin_args: &AdminArgs,
-    log_format: LogFormat,
-) -> ExitCode {
+pub fn proxy(config: &Path, http: HttpArgs, admin_args: &AdminArgs, log: &Logging) -> ExitCode {
     let tokens = match http.tokens() {
         Ok(t) => t,
         Err(e) => {
@@ -113,7 +108,7 @@ pub fn proxy(
     let redactor = redactor_for(&secrets);
     // rmcp logs every message at info, and a peer's refusal (e.g. a client
     // without roots) at warn; its errors are what matter here.
-    logging::init(log_format, "info,rmcp=error", redactor.clone());
+    let _telemetry = logging::init(log, "info,rmcp=error", redactor.clone());
     if mcp.servers.is_empty() {
         eprintln!(
             "mender mcp-proxy: {} has no [mcp.servers.*]: nothing to put the gateway in front of",

@@ -11,16 +11,38 @@ use rmcp::model::{
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 use super::classify::UpstreamError;
 use super::client::Caller;
 use super::scrub;
+use super::trace::{self, TraceParent};
 use super::upstream::Upstream;
 use mender::{AttemptRecord, CallError, CallSpec, Payload, Reply, Runtime, ServedBy, Step};
 
 /// The `_meta` key under which the gateway explains a call that did not
 /// succeed at the first attempt (attempts, what each decided, who served).
 pub const CALL_META_KEY: &str = "io.mender/call";
+
+/// One call counted in its upstream's `in_flight` until dropped (answered,
+/// failed, or cancelled by the client).
+struct InFlight<'a>(&'a Upstream);
+
+impl<'a> InFlight<'a> {
+    fn enter(up: &'a Upstream) -> Self {
+        up.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        InFlight(up)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
 
 /// A tool's answer as a pipeline payload: successful answers are recorded
 /// for cached fallbacks; a fallback's text becomes a successful result
@@ -74,6 +96,7 @@ pub(crate) async fn call_tool(
     tool: Option<&Tool>,
     params: CallToolRequestParams,
     caller: Caller,
+    client_trace: Option<&TraceParent>,
 ) -> CallToolResult {
     let name = params.name.to_string();
     let idempotent = tool_is_idempotent(tool, &name, &up.spec.retry_tools);
@@ -84,9 +107,13 @@ pub(crate) async fn call_tool(
         .result_key(arguments_key(&name, &params));
     let timeout = up.spec.call_timeout;
     up.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let in_flight = InFlight::enter(up);
+    let span = trace::request_span("tools/call", up.name(), Some(&name), client_trace);
     let outcome = rt
         .call(spec, |attempt| {
-            let request = ClientRequest::CallToolRequest(CallToolRequest::new(params.clone()));
+            let mut request = ClientRequest::CallToolRequest(CallToolRequest::new(params.clone()));
+            // Called inside the attempt's span: the upstream's span is its child.
+            trace::stamp(&mut request, client_trace);
             let caller = caller.clone();
             let primary = up.clone();
             let to = super::failover::target(up, backups, &name).clone();
@@ -110,7 +137,9 @@ pub(crate) async fn call_tool(
                 answer
             }
         })
+        .instrument(span)
         .await;
+    drop(in_flight);
     if let Some(token) = caller.progress_token() {
         up.hub.progress_done(&token);
     }
@@ -221,31 +250,39 @@ fn millis(d: Duration) -> u64 {
 }
 
 /// Forwards a read (`resources/read`, `prompts/get`) through the pipeline
-/// as an idempotent call; its error is the last upstream failure, as a
-/// JSON-RPC error for the client.
+/// as an idempotent call, in a span named for `operation` and `target`;
+/// its error is the last upstream failure, as a JSON-RPC error for the
+/// client.
 pub(crate) async fn read(
     rt: &Runtime,
     up: &Arc<Upstream>,
-    operation: &str,
+    operation: &'static str,
     key: &str,
     request: ClientRequest,
+    client_trace: Option<&TraceParent>,
+    target: Option<&str>,
 ) -> Result<ServerResult, rmcp::ErrorData> {
+    let span = trace::request_span(operation, up.name(), target, client_trace);
     let spec = CallSpec::new(up.spec.service.clone(), operation.to_owned())
         .idempotent(true)
         .tag("mcp-server", up.name())
         .result_key(format!("{operation}:{key}"));
     let timeout = up.spec.call_timeout;
     up.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let in_flight = InFlight::enter(up);
     let outcome = rt
         .call(spec, |attempt| {
-            let request = request.clone();
+            let mut request = request.clone();
+            trace::stamp(&mut request, client_trace);
             let up = up.clone();
             async move {
                 let limit = attempt.timeout.map_or(timeout, |t| t.min(timeout));
                 up.request(request, limit, None).await.map(mender::Json)
             }
         })
+        .instrument(span)
         .await;
+    drop(in_flight);
     match outcome {
         Ok(reply) => Ok(scrub::result(
             &up.rt,

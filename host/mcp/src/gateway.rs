@@ -26,6 +26,7 @@ use rmcp::{RoleServer, ServerHandler};
 
 use super::client::{Caller, Hub};
 use super::forward;
+use super::trace;
 use super::upstream::{Catalog, Upstream, UpstreamState};
 use mender::Runtime;
 
@@ -218,7 +219,7 @@ impl ServerHandler for Gateway {
             {
                 request.name = own.to_owned().into();
                 let req = ClientRequest::CallToolRequest(CallToolRequest::new(request));
-                return match up.request(req, up.spec.call_timeout, None).await {
+                return match direct(up, req, &context).await {
                     Ok(ServerResult::CallToolResult(r)) => Ok(super::scrub::result(
                         &up.rt,
                         &up.secrets.get(),
@@ -230,7 +231,7 @@ impl ServerHandler for Gateway {
                         "tools/call: unexpected answer upstream",
                         None,
                     )),
-                    Err(e) => Err(as_rpc_error(up, e)),
+                    Err(e) => Err(e),
                 };
             }
             return Err(Self::unknown("tool", &name));
@@ -249,7 +250,16 @@ impl ServerHandler for Gateway {
             .iter()
             .filter_map(|b| self.upstreams.iter().find(|u| u.name() == b).cloned())
             .collect();
-        let call = forward::call_tool(&self.rt, up, &backups, tool.as_ref(), request, caller);
+        let tp = trace::of(&context);
+        let call = forward::call_tool(
+            &self.rt,
+            up,
+            &backups,
+            tool.as_ref(),
+            request,
+            caller,
+            tp.as_ref(),
+        );
         tokio::select! {
             result = call => Ok(result.into()),
             // Dropping the call cancels it upstream as well.
@@ -286,7 +296,8 @@ impl ServerHandler for Gateway {
             serde_json::to_string(&request.arguments).unwrap_or_default()
         );
         let req = ClientRequest::GetPromptRequest(GetPromptRequest::new(request));
-        match forward::read(&self.rt, up, "prompts/get", &key, req).await? {
+        let (tp, target) = (trace::of(&context), Some(name.as_str()));
+        match forward::read(&self.rt, up, "prompts/get", &key, req, tp.as_ref(), target).await? {
             ServerResult::GetPromptResult(r) => Ok(GetPromptResponse::Complete(r)),
             ServerResult::InputRequiredResult(r) => Ok(GetPromptResponse::InputRequired(r)),
             _ => Err(ErrorData::internal_error(
@@ -335,7 +346,9 @@ impl ServerHandler for Gateway {
             .resource_owner(&uri)
             .ok_or_else(|| Self::unknown("resource", &uri))?;
         let req = ClientRequest::ReadResourceRequest(ReadResourceRequest::new(request));
-        match forward::read(&self.rt, up, "resources/read", &uri, req).await? {
+        // No URI in the span: it may carry a credential (`?key=…`).
+        let tp = trace::of(&context);
+        match forward::read(&self.rt, up, "resources/read", &uri, req, tp.as_ref(), None).await? {
             ServerResult::ReadResourceResult(r) => Ok(ReadResourceResponse::Complete(r)),
             ServerResult::InputRequiredResult(r) => Ok(ReadResourceResponse::InputRequired(r)),
             _ => Err(ErrorData::internal_error(
@@ -356,10 +369,7 @@ impl ServerHandler for Gateway {
             .resource_owner(&request.uri)
             .ok_or_else(|| Self::unknown("resource", &request.uri))?;
         let req = ClientRequest::SubscribeRequest(SubscribeRequest::new(request));
-        up.request(req, up.spec.call_timeout, None)
-            .await
-            .map(|_| ())
-            .map_err(|e| as_rpc_error(up, e))
+        direct(up, req, &context).await.map(|_| ())
     }
 
     #[allow(deprecated)]
@@ -373,10 +383,7 @@ impl ServerHandler for Gateway {
             .resource_owner(&request.uri)
             .ok_or_else(|| Self::unknown("resource", &request.uri))?;
         let req = ClientRequest::UnsubscribeRequest(UnsubscribeRequest::new(request));
-        up.request(req, up.spec.call_timeout, None)
-            .await
-            .map(|_| ())
-            .map_err(|e| as_rpc_error(up, e))
+        direct(up, req, &context).await.map(|_| ())
     }
 
     async fn complete(
@@ -403,11 +410,7 @@ impl ServerHandler for Gateway {
             return Err(Self::unknown(what, &name));
         };
         let req = ClientRequest::CompleteRequest(CompleteRequest::new(request));
-        match up
-            .request(req, up.spec.call_timeout, None)
-            .await
-            .map_err(|e| as_rpc_error(up, e))?
-        {
+        match direct(up, req, &context).await? {
             ServerResult::CompleteResult(r) => Ok(super::scrub::result(
                 &up.rt,
                 &up.secrets.get(),
@@ -428,12 +431,14 @@ impl ServerHandler for Gateway {
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         self.enter(&context, None).await?;
+        let client_trace = trace::of(&context);
         for up in self.upstreams.iter() {
             let logs = up
                 .connection()
                 .is_some_and(|c| c.info.capabilities.logging.is_some());
             if logs {
-                let req = ClientRequest::SetLevelRequest(SetLevelRequest::new(request.clone()));
+                let mut req = ClientRequest::SetLevelRequest(SetLevelRequest::new(request.clone()));
+                trace::stamp(&mut req, client_trace.as_ref());
                 // One server refusing a level must not fail the others.
                 if let Err(e) = up.request(req, up.spec.call_timeout, None).await {
                     tracing::warn!(server = %up.name(), "logging/setLevel: {e}");
@@ -501,6 +506,19 @@ impl ServerHandler for Gateway {
     ) -> Result<rmcp::model::DiscoverResult, ErrorData> {
         self.discovered(&context).await
     }
+}
+
+/// Sends `request` to `up` outside the pipeline (no retries), with the
+/// client's trace context; a failure is the client's JSON-RPC error.
+async fn direct(
+    up: &Arc<Upstream>,
+    mut request: ClientRequest,
+    context: &RequestContext<RoleServer>,
+) -> Result<ServerResult, ErrorData> {
+    trace::stamp(&mut request, trace::of(context).as_ref());
+    up.request(request, up.spec.call_timeout, None)
+        .await
+        .map_err(|e| as_rpc_error(up, e))
 }
 
 /// An upstream failure as the JSON-RPC error the client gets, redacted.

@@ -38,6 +38,7 @@ mod status;
 mod stderr_log;
 mod stdio;
 mod tasks;
+mod trace;
 mod upstream;
 
 use std::sync::Arc;
@@ -54,9 +55,11 @@ pub use forward::{CALL_META_KEY, tool_is_idempotent};
 pub use http_front::{HttpFront, check_listen_address};
 pub use oauth::{SecretSink, login};
 pub use status::{
-    CIRCUIT_GAUGE, GatewayStatus, StatusHandle, UpstreamStatus, fetch as fetch_status, fetch_logs,
+    CIRCUIT_GAUGE, GatewayStatus, StatusHandle, UpstreamStatus, describe_metrics,
+    fetch as fetch_status, fetch_logs,
 };
 pub use stderr_log::{DEFAULT_LOG_LINES, LogLine, LogQuery, error_codes};
+pub use trace::{SpanContext, TraceParent, set_span_context};
 pub use upstream::UpstreamState;
 
 use client::Hub;

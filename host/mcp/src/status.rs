@@ -70,10 +70,34 @@ pub struct UpstreamStatus {
     pub calls: u64,
     /// Of those, how many failed for good.
     pub failures: u64,
+    /// Of those, how many are in the pipeline now (waiting, retrying).
+    #[serde(default)]
+    pub in_flight: u64,
     /// The MCP version spoken with it (`2025-11-25`, `2026-07-28`, …),
     /// while connected.
     #[serde(default)]
     pub protocol: Option<String>,
+}
+
+/// Describes the per-upstream families to the installed recorder
+/// (`# HELP`); call it once, after installing the recorder.
+pub fn describe_metrics() {
+    metrics::describe_gauge!(
+        "mender_upstream_up",
+        "1 while the MCP server is ready, else 0 (starting, unresponsive, restarting, down)"
+    );
+    metrics::describe_counter!(
+        "mender_upstream_restarts_total",
+        "Times the MCP server exited, was killed as hung, or failed to start"
+    );
+    metrics::describe_gauge!(
+        "mender_upstream_tools",
+        "Tools the MCP server offers, as last listed"
+    );
+    metrics::describe_gauge!(
+        "mender_upstream_in_flight",
+        "Calls to the MCP server in the pipeline now (attempting, waiting to retry)"
+    );
 }
 
 impl GatewayStatus {
@@ -98,6 +122,8 @@ impl GatewayStatus {
                 .absolute(u.restarts);
             metrics::gauge!("mender_upstream_tools", "server" => u.name.clone())
                 .set(u.tools as f64);
+            metrics::gauge!("mender_upstream_in_flight", "server" => u.name.clone())
+                .set(u.in_flight as f64);
         }
     }
 }
@@ -113,6 +139,13 @@ pub struct StatusHandle {
 }
 
 impl StatusHandle {
+    /// Sets the gateway's scrape-time families: the upstreams' (from a
+    /// fresh snapshot) and the runtime's ([`Runtime::record_metrics`]).
+    pub fn record_metrics(&self) {
+        self.snapshot().record_metrics();
+        self.rt.record_metrics();
+    }
+
     /// The gateway's health now: what `mender status --json` prints.
     pub fn snapshot(&self) -> GatewayStatus {
         snapshot(&self.rt, &self.upstreams, self.started)
@@ -197,6 +230,7 @@ fn snapshot(
                 circuit,
                 calls: u.calls.load(Ordering::Relaxed),
                 failures: u.failures.load(Ordering::Relaxed),
+                in_flight: u.in_flight.load(Ordering::Relaxed),
                 protocol: u
                     .connection()
                     .map(|c| c.info.protocol_version.as_str().to_owned()),

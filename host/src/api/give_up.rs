@@ -93,6 +93,24 @@ pub enum GiveUp {
     },
 }
 
+impl GiveUp {
+    /// The plugin whose answer (or fault) ended the call, if one did.
+    pub fn plugin(&self) -> Option<&str> {
+        match self {
+            GiveUp::Strategy { plugin, .. }
+            | GiveUp::RetryRefused { plugin, .. }
+            | GiveUp::RefreshRefused { plugin, .. }
+            | GiveUp::RefreshLimit { plugin, .. }
+            | GiveUp::NoCredentialProvider { plugin, .. }
+            | GiveUp::FallbackUndecodable { plugin, .. } => Some(plugin),
+            GiveUp::PluginFault(fault) | GiveUp::FallbackFault { fault, .. } => Some(&fault.plugin),
+            GiveUp::NoRetry { .. } | GiveUp::NoStrategy { .. } | GiveUp::RefreshFailed { .. } => {
+                None
+            }
+        }
+    }
+}
+
 impl std::fmt::Display for GiveUp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

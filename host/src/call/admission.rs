@@ -73,6 +73,7 @@ impl CallState<'_> {
             loop {
                 let now = self.now_ms();
                 if let Some(leased) = slot.lease.try_admit(now) {
+                    metrics::lease_used(&self.cx.pipeline.service, slot.plugin.name());
                     timeout = min_opt(timeout, leased.timeout);
                     break;
                 }
@@ -87,6 +88,7 @@ impl CallState<'_> {
                 });
                 let recent = slot.cursor.take(&self.cx.pipeline.stats, &slot.lease);
                 let by = slot.plugin.name();
+                let began = std::time::Instant::now();
                 let admission = slot
                     .plugin
                     .clone()
@@ -97,6 +99,8 @@ impl CallState<'_> {
                         &recent,
                     )
                     .await;
+                let service = &self.cx.pipeline.service;
+                metrics::hook_took(service, by, "admit", began.elapsed());
                 let decided = match &admission {
                     Ok(wit::Admission::Allow(_)) => "allow",
                     Ok(wit::Admission::Reject(_)) => "reject",
@@ -106,6 +110,9 @@ impl CallState<'_> {
                 metrics::decision(&self.cx.pipeline.service, by, decided);
                 match admission {
                     Ok(wit::Admission::Allow(grant)) => {
+                        if grant.lease.as_ref().is_some_and(|l| l.ttl > 0) {
+                            metrics::lease_granted(service, by);
+                        }
                         slot.lease.grant(&grant, now);
                         timeout =
                             min_opt(timeout, grant.attempt_timeout.map(Duration::from_millis));

@@ -48,6 +48,10 @@ pub(crate) struct CallState<'a> {
     pub(super) deadline: Option<Instant>,
     pub(super) history: Vec<AttemptRecord>,
     pub(super) refreshes: u32,
+    /// The call's span (`spans.rs`); disabled without a subscriber.
+    pub(super) span: tracing::Span,
+    /// The redacted operation, once, when the span is enabled.
+    pub(super) traced_operation: Option<String>,
 }
 
 impl<'a> CallState<'a> {
@@ -63,15 +67,19 @@ impl<'a> CallState<'a> {
         if let Some(b) = &cx.pipeline.guardrails.retry_budget {
             cx.budgets.count_call(cx.host, &cx.pipeline.service, b);
         }
-        CallState {
+        let mut call = CallState {
             id: cx.activity.next_call(),
+            span: super::spans::call(&cx.pipeline.service),
             cx,
             spec,
             started,
             deadline,
             history: Vec::new(),
             refreshes: 0,
-        }
+            traced_operation: None,
+        };
+        call.trace_start();
+        call
     }
 
     pub(super) fn deadline_left(&self) -> Option<Duration> {
@@ -96,10 +104,17 @@ impl<'a> CallState<'a> {
 
     /// The upstream answered: count it, record it for cached fallbacks,
     /// and hand it back with the history of what came before.
-    pub(super) fn succeed<T: Payload>(self, value: T, took: Duration) -> Reply<T> {
+    pub(super) fn succeed<T: Payload>(
+        self,
+        value: T,
+        took: Duration,
+        span: &tracing::Span,
+    ) -> Reply<T> {
         let p = &self.cx.pipeline;
         p.stats.record_success(duration_ms(took));
         super::metrics::attempt(&p.service, None);
+        super::metrics::attempt_took(&p.service, took);
+        super::spans::answered(span);
         let outcome = if self.history.is_empty() {
             Outcome::Ok
         } else {
@@ -130,6 +145,7 @@ impl<'a> CallState<'a> {
         let service = &self.cx.pipeline.service;
         let took = self.started.elapsed();
         super::metrics::call_ended(service, outcome, took);
+        self.trace_end(outcome);
         let ended = match outcome {
             Outcome::Ok | Outcome::RetriedOk => Ended::Answered,
             Outcome::Fallback => Ended::Fallback,
@@ -182,9 +198,11 @@ impl<'a> CallState<'a> {
         self.cx.redactor.redact(&self.spec.operation)
     }
 
-    /// Records a handled attempt in the history (and the log).
+    /// Records a handled attempt in the history, its span (`span`) and
+    /// the log.
     pub(super) fn push(
         &mut self,
+        span: &tracing::Span,
         event: &wit::ErrorEvent,
         number: u32,
         began: Instant,
@@ -193,6 +211,11 @@ impl<'a> CallState<'a> {
     ) {
         let kind = ErrorKind::from(event.kind);
         super::metrics::attempt(&self.cx.pipeline.service, Some(kind));
+        if kind != ErrorKind::Rejected {
+            super::metrics::attempt_took(&self.cx.pipeline.service, took);
+        }
+        super::spans::handled(span, event, &step);
+        let _in_attempt = span.enter();
         tracing::info!(
             service = %event.service, operation = %event.operation, attempt = number,
             kind = %kind, step = ?step, "attempt handled"

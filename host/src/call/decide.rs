@@ -84,12 +84,14 @@ impl CallState<'_> {
         for slot in p.strategies.iter().filter(|s| s.decides()) {
             let recent = slot.cursor.take(&p.stats, &slot.lease);
             let by = slot.plugin.name().clone();
-            let decision = match slot
+            let began = std::time::Instant::now();
+            let answered = slot
                 .plugin
                 .clone()
                 .on_error(self.deadline_left(), &p.service, event, &recent)
-                .await
-            {
+                .await;
+            metrics::hook_took(&p.service, &by, "on-error", began.elapsed());
+            let decision = match answered {
                 Ok(d) => d,
                 Err(fault) => {
                     metrics::decision(&p.service, &by, "fault");
@@ -164,7 +166,9 @@ impl CallState<'_> {
             p.guardrails
                 .check_retry(number, self.spec.idempotent, delay, self.deadline_left())?;
         if let Some(b) = &p.guardrails.retry_budget {
-            self.cx.budgets.spend_retry(self.cx.host, &p.service, b)?;
+            let spent = self.cx.budgets.spend_retry(self.cx.host, &p.service, b);
+            metrics::retry_budget(&p.service, spent.is_ok());
+            spent?;
         }
         Ok(delay)
     }

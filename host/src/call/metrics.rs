@@ -9,7 +9,10 @@
 //! the config, an error kind, or a fixed word; never an operation, an id
 //! or a message. `docs/observability.md` lists the families.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use ::metrics::SharedString;
 
 use crate::failure::ErrorKind;
 use crate::plugin::bindings::wit;
@@ -22,6 +25,66 @@ pub(crate) const ATTEMPTS_TOTAL: &str = "mender_attempts_total";
 pub(crate) const CALL_DURATION_SECONDS: &str = "mender_call_duration_seconds";
 /// Plugin answers by plugin and decision.
 pub(crate) const DECISIONS_TOTAL: &str = "mender_decisions_total";
+/// Attempts that ran (admission let them start), start to end, in seconds.
+pub(crate) const ATTEMPT_DURATION_SECONDS: &str = "mender_attempt_duration_seconds";
+/// Calls that ended without an answer, by their last failure's kind.
+pub(crate) const FAILURES_TOTAL: &str = "mender_failures_total";
+/// One plugin hook call (a Wasm call), in seconds, by plugin and hook.
+pub(crate) const HOOK_DURATION_SECONDS: &str = "mender_hook_duration_seconds";
+/// `allow` answers that came with a lease.
+pub(crate) const LEASES_GRANTED_TOTAL: &str = "mender_leases_granted_total";
+/// Attempts a lease admitted without a Wasm call.
+pub(crate) const LEASE_ADMISSIONS_TOTAL: &str = "mender_lease_admissions_total";
+/// Retries judged by the service's retry budget (`result`: spent, refused).
+pub(crate) const RETRY_BUDGET_TOTAL: &str = "mender_retry_budget_total";
+
+/// Describes this module's families to the installed recorder (`# HELP`).
+pub(crate) fn describe() {
+    use ::metrics::{Unit, describe_counter, describe_histogram};
+    describe_counter!(
+        CALLS_TOTAL,
+        "Calls through Runtime::call by how they ended (outcome: ok, retried_ok, fallback, failed, rejected)"
+    );
+    describe_counter!(
+        ATTEMPTS_TOTAL,
+        "Attempts: kind=ok for an answer, else the handled failure's error kind (rejected: refused admission)"
+    );
+    describe_histogram!(
+        CALL_DURATION_SECONDS,
+        Unit::Seconds,
+        "Whole calls, start to outcome, retries and waits included"
+    );
+    describe_histogram!(
+        ATTEMPT_DURATION_SECONDS,
+        Unit::Seconds,
+        "Attempts that reached the caller's closure, start to answer or failure"
+    );
+    describe_counter!(
+        DECISIONS_TOTAL,
+        "Plugin answers to hooks by plugin and decision (pass, retry, fail, fallback, refresh, allow, wait, reject, fault)"
+    );
+    describe_counter!(
+        FAILURES_TOTAL,
+        "Calls that ended without an answer (failed or rejected), by the last failure's error kind"
+    );
+    describe_histogram!(
+        HOOK_DURATION_SECONDS,
+        Unit::Seconds,
+        "Plugin hook calls (admit, on-error, serve) by plugin, quarantine skips and faults included"
+    );
+    describe_counter!(
+        LEASES_GRANTED_TOTAL,
+        "allow answers that granted a lease (later attempts admitted without a Wasm call)"
+    );
+    describe_counter!(
+        LEASE_ADMISSIONS_TOTAL,
+        "Attempts admitted by a plugin's lease, without a Wasm call"
+    );
+    describe_counter!(
+        RETRY_BUDGET_TOTAL,
+        "Retries the service's retry budget let through (result=spent) or refused (result=refused)"
+    );
+}
 
 /// How a call ended.
 #[derive(Clone, Copy, Debug)]
@@ -40,7 +103,17 @@ pub(super) enum Outcome {
 }
 
 impl Outcome {
-    fn as_str(self) -> &'static str {
+    /// Whether the call's last attempt was answered by the upstream.
+    pub(super) fn answered_upstream(self) -> bool {
+        matches!(self, Outcome::Ok | Outcome::RetriedOk)
+    }
+
+    /// Whether the call ended without an answer.
+    pub(super) fn is_failure(self) -> bool {
+        matches!(self, Outcome::Failed | Outcome::Rejected)
+    }
+
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::RetriedOk => "retried_ok",
@@ -52,7 +125,7 @@ impl Outcome {
 }
 
 /// A call ended: count it and its duration.
-pub(super) fn call_ended(service: &str, outcome: Outcome, took: Duration) {
+pub(super) fn call_ended(service: &Arc<str>, outcome: Outcome, took: Duration) {
     let service = label(service);
     ::metrics::counter!(CALLS_TOTAL, "service" => service.clone(), "outcome" => outcome.as_str())
         .increment(1);
@@ -61,14 +134,14 @@ pub(super) fn call_ended(service: &str, outcome: Outcome, took: Duration) {
 
 /// An attempt ended: `None` for an answer, else the failure's kind
 /// (`rejected` for an attempt that admission refused).
-pub(super) fn attempt(service: &str, failed: Option<ErrorKind>) {
+pub(super) fn attempt(service: &Arc<str>, failed: Option<ErrorKind>) {
     let kind = failed.map_or("ok", ErrorKind::as_str);
     ::metrics::counter!(ATTEMPTS_TOTAL, "service" => label(service), "kind" => kind).increment(1);
 }
 
 /// A plugin answered a hook with `decision` (one of a fixed set of words,
 /// see [`decision_name`] and the admission and fallback call sites).
-pub(super) fn decision(service: &str, plugin: &str, decision: &'static str) {
+pub(super) fn decision(service: &Arc<str>, plugin: &Arc<str>, decision: &'static str) {
     ::metrics::counter!(
         DECISIONS_TOTAL,
         "service" => label(service),
@@ -76,6 +149,48 @@ pub(super) fn decision(service: &str, plugin: &str, decision: &'static str) {
         "decision" => decision
     )
     .increment(1);
+}
+
+/// An attempt that ran took `took`.
+pub(super) fn attempt_took(service: &Arc<str>, took: Duration) {
+    ::metrics::histogram!(ATTEMPT_DURATION_SECONDS, "service" => label(service))
+        .record(took.as_secs_f64());
+}
+
+/// A call ended without an answer; `kind` is its last failure's.
+pub(super) fn failed(service: &Arc<str>, kind: ErrorKind) {
+    ::metrics::counter!(FAILURES_TOTAL, "service" => label(service), "kind" => kind.as_str())
+        .increment(1);
+}
+
+/// A plugin's `hook` (`admit`, `on-error`, `serve`) took `took`.
+pub(super) fn hook_took(service: &Arc<str>, plugin: &Arc<str>, hook: &'static str, took: Duration) {
+    ::metrics::histogram!(
+        HOOK_DURATION_SECONDS,
+        "service" => label(service),
+        "plugin" => label(plugin),
+        "hook" => hook
+    )
+    .record(took.as_secs_f64());
+}
+
+/// A plugin's `allow` granted a lease.
+pub(super) fn lease_granted(service: &Arc<str>, plugin: &Arc<str>) {
+    ::metrics::counter!(LEASES_GRANTED_TOTAL, "service" => label(service), "plugin" => label(plugin))
+        .increment(1);
+}
+
+/// A plugin's lease admitted an attempt.
+pub(super) fn lease_used(service: &Arc<str>, plugin: &Arc<str>) {
+    ::metrics::counter!(LEASE_ADMISSIONS_TOTAL, "service" => label(service), "plugin" => label(plugin))
+        .increment(1);
+}
+
+/// The retry budget judged a retry: spent (`true`) or refused.
+pub(super) fn retry_budget(service: &Arc<str>, spent: bool) {
+    let result = if spent { "spent" } else { "refused" };
+    ::metrics::counter!(RETRY_BUDGET_TOTAL, "service" => label(service), "result" => result)
+        .increment(1);
 }
 
 /// The word an `on-error` decision is counted under.
@@ -89,8 +204,9 @@ pub(super) fn decision_name(d: &wit::Decision) -> &'static str {
     }
 }
 
-/// A label value the recorder keeps (the facade takes owned strings for
-/// anything not `'static`).
-fn label(value: &str) -> String {
-    value.to_owned()
+/// A label value the recorder keeps: the service's or plugin's shared
+/// name, so a label costs a reference count, not an allocation (the
+/// facade builds its key even when no recorder is installed).
+fn label(value: &Arc<str>) -> SharedString {
+    SharedString::from(Arc::clone(value))
 }

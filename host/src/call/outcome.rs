@@ -63,10 +63,12 @@ impl CallState<'_> {
                 })
                 .flatten()
                 .map(|(body, age)| wit::RecordedResult { body, age });
+            let began = std::time::Instant::now();
             let served = handler
                 .clone()
                 .serve(self.deadline_left(), &p.service, event, recorded.as_ref())
                 .await;
+            metrics::hook_took(&p.service, handler.name(), "serve", began.elapsed());
             let decided = match &served {
                 Ok(Some(_)) => "fallback",
                 Ok(None) => "pass",
@@ -113,6 +115,7 @@ impl CallState<'_> {
             Outcome::Failed
         };
         self.ended(outcome);
+        metrics::failed(&self.cx.pipeline.service, kind);
         tracing::warn!(service = %event.service, operation = %event.operation, %reason, "call failed");
         Err(CallError {
             service: self.cx.pipeline.service.to_string(),

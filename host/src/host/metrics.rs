@@ -11,6 +11,11 @@ const NAME_BYTES: usize = 64;
 /// plugin inventing names in a loop cannot grow the registry without bound.
 const MAX_SERIES: usize = 4096;
 
+/// The `# HELP` of every plugin-defined family (described when a series
+/// is first seen; the plugin chose the name).
+const PLUGIN_HELP: &str =
+    "Reported by the plugin through the WIT metrics interface (labels: plugin, service)";
+
 /// One metric series: (plugin, service, name).
 pub type SeriesKey = (String, String, String);
 
@@ -39,6 +44,9 @@ impl PluginMetrics {
         )
         .increment(value);
         let mut map = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        if !map.contains_key(&key) {
+            metrics::describe_counter!(format!("mender_plugin_{}", key.2), PLUGIN_HELP);
+        }
         if map.len() < MAX_SERIES || map.contains_key(&key) {
             *map.entry(key).or_default() += value;
         }
@@ -53,6 +61,9 @@ impl PluginMetrics {
         )
         .set(value);
         let mut map = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+        if !map.contains_key(&key) {
+            metrics::describe_gauge!(format!("mender_plugin_{}", key.2), PLUGIN_HELP);
+        }
         if map.len() < MAX_SERIES || map.contains_key(&key) {
             map.insert(key, value);
         }

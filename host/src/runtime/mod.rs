@@ -4,6 +4,7 @@
 
 mod builder;
 mod error;
+mod metrics;
 pub(crate) mod reload;
 #[cfg(feature = "watch")]
 pub(crate) mod watch;
@@ -16,6 +17,7 @@ use arc_swap::ArcSwap;
 
 pub use builder::RuntimeBuilder;
 pub use error::{BuildError, ReloadError};
+pub use metrics::describe_metrics;
 
 use crate::api::{Attempt, CallError, CallSpec, CredentialProvider, Payload, Reply};
 use crate::call::CallContext;

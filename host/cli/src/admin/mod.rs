@@ -26,6 +26,13 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 mod page;
 pub(crate) use page::show_demo_runtime;
 
+/// Hook calls from a leased-out no-op (microseconds) to a plugin near its
+/// time limit: ×2.5 steps from 10 µs to 250 ms.
+const HOOK_BUCKETS: &[f64] = &[
+    0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1, 0.25,
+];
+
 /// Call durations from a cached fallback (well under a millisecond) to a
 /// call that waited out retries and a slow upstream (a minute); roughly
 /// ×2.5 steps, so 14 buckets per service.
@@ -58,16 +65,22 @@ pub(crate) fn parse_addr(addr: &str, public: bool) -> Result<SocketAddr, String>
     Ok(first)
 }
 
-/// Installs the process's Prometheus recorder; everything emitted through
-/// the `metrics` facade from then on is rendered by the handle.
+/// Installs the process's Prometheus recorder and describes every family
+/// to it (`# HELP`); everything emitted through the `metrics` facade from
+/// then on is rendered by the handle.
 pub(crate) fn install_recorder() -> Result<PrometheusHandle, String> {
-    PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Full("mender_call_duration_seconds".to_owned()),
-            DURATION_BUCKETS,
-        )
+    let full = |name: &str| Matcher::Full(name.to_owned());
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(full("mender_call_duration_seconds"), DURATION_BUCKETS)
+        .and_then(|b| {
+            b.set_buckets_for_metric(full("mender_attempt_duration_seconds"), DURATION_BUCKETS)
+        })
+        .and_then(|b| b.set_buckets_for_metric(full("mender_hook_duration_seconds"), HOOK_BUCKETS))
         .and_then(|b| b.install_recorder())
-        .map_err(|e| format!("cannot install the metrics recorder: {e}"))
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    mender::describe_metrics();
+    mender_mcp::describe_metrics();
+    Ok(handle)
 }
 
 /// `mender demo [--watch] --admin ADDR`: the listener on its own thread,
@@ -265,8 +278,13 @@ fn log_query(query: &str) -> Result<mender_mcp::LogQuery, String> {
 
 /// The Prometheus text exposition of every family.
 async fn render_metrics(State(admin): State<Arc<Admin>>) -> Response {
-    if let Some(gateway) = &admin.gateway {
-        gateway.snapshot().record_metrics();
+    match &admin.gateway {
+        Some(gateway) => gateway.record_metrics(),
+        None => {
+            if let Some(rt) = page::demo_runtime() {
+                rt.record_metrics();
+            }
+        }
     }
     admin.metrics.run_upkeep();
     (

@@ -25,6 +25,11 @@ const STATUS_PAGE: &str = include_str!("status_page.html");
 /// the runtime afterwards.
 static DEMO_RUNTIME: OnceLock<Runtime> = OnceLock::new();
 
+/// The demo's runtime, once published (its families are scraped too).
+pub(super) fn demo_runtime() -> Option<&'static Runtime> {
+    DEMO_RUNTIME.get()
+}
+
 /// Shows the demo's `runtime` on the status page.
 pub(crate) fn show_demo_runtime(runtime: &Runtime) {
     let _ = DEMO_RUNTIME.set(runtime.clone());

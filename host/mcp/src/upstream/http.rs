@@ -142,6 +142,18 @@ impl SessionAwareClient {
     }
 }
 
+/// `headers` plus the `traceparent` of a request's `_meta` (see
+/// `crate::trace`): an HTTP server's tracing reads the header.
+fn with_traceparent(
+    message: &ClientJsonRpcMessage,
+    mut headers: HashMap<HeaderName, HeaderValue>,
+) -> HashMap<HeaderName, HeaderValue> {
+    if let Some(tp) = crate::trace::header_of(message) {
+        headers.insert(HeaderName::from_static("traceparent"), tp);
+    }
+    headers
+}
+
 impl StreamableHttpClient for SessionAwareClient {
     type Error = reqwest::Error;
 
@@ -155,6 +167,7 @@ impl StreamableHttpClient for SessionAwareClient {
     ) -> PostResult {
         let request = matches!(message, JsonRpcMessage::Request(_));
         let had_session = session_id.is_some();
+        let custom_headers = with_traceparent(&message, custom_headers);
         let result = self
             .0
             .post_message(uri, message, session_id, auth_header, custom_headers)
@@ -173,6 +186,7 @@ impl StreamableHttpClient for SessionAwareClient {
     ) -> PostResult {
         let request = matches!(message, JsonRpcMessage::Request(_));
         let had_session = session_id.is_some();
+        let custom_headers = with_traceparent(&message, custom_headers);
         let result = self
             .0
             .post_message_with_max_sse_event_size(

@@ -107,6 +107,8 @@ pub(crate) struct Upstream {
     checking_hang: AtomicBool,
     pub(crate) calls: AtomicU64,
     pub(crate) failures: AtomicU64,
+    /// Calls forwarded through the pipeline and not yet answered.
+    pub(crate) in_flight: AtomicU64,
     /// The last lines of its stderr (a local server's), for `mender logs`.
     pub(crate) stderr: Arc<StderrLog>,
     /// Until when its calls go to its `failover` servers (see `failover`).
@@ -143,6 +145,7 @@ impl Upstream {
             checking_hang: AtomicBool::new(false),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
             stderr: Arc::new(StderrLog::new(log_lines)),
             ejected_until: Mutex::new(None),
         })
