@@ -89,6 +89,10 @@ impl McpProxy {
         if front.max_body_bytes > 0 {
             config.max_request_body_bytes = front.max_body_bytes;
         }
+        let lookup: crate::raw_tools::RawLookup = {
+            let gateway = gateway.clone();
+            Arc::new(move |name| gateway.raw_tool(name))
+        };
         let service = StreamableHttpService::new(
             move || Ok(gateway.for_session(sessions.fetch_add(1, Ordering::Relaxed))),
             Arc::new(LocalSessionManager::default()),
@@ -103,6 +107,10 @@ impl McpProxy {
         // taken, so a client without one cannot fill anybody's slots.
         let app = axum::Router::new()
             .nest_service("/mcp", service)
+            .layer(axum::middleware::from_fn_with_state(
+                lookup,
+                crate::raw_tools_http::restore_raw_tools,
+            ))
             .layer(axum::middleware::from_fn_with_state(in_flight, limit))
             .layer(axum::middleware::from_fn_with_state(tokens, authorize));
         axum::serve(listener, app)

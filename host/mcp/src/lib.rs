@@ -32,6 +32,7 @@ mod http_front;
 mod lifecycle;
 mod oauth;
 mod raw_tools;
+mod raw_tools_http;
 mod scrub;
 mod status;
 mod stderr_log;
