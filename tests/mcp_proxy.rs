@@ -186,3 +186,8 @@ fn conformance_suite_client_auth_scenarios() {
 fn typescript_sdk_clients_both_eras_through_the_http_front() {
     pytest("test_ts_client.py");
 }
+
+#[test]
+fn jwt_bearer_tokens_validated_against_a_jwks() {
+    pytest("test_http_jwt.py");
+}

@@ -29,6 +29,7 @@ mod forward;
 mod framing;
 mod gateway;
 mod http_front;
+pub mod jwt;
 mod lifecycle;
 mod oauth;
 mod raw_tools;
