@@ -196,3 +196,13 @@ fn oauth_for_remote_servers_client_credentials_login_refresh_and_step_up() {
 fn conformance_suite_client_auth_scenarios() {
     pytest("test_conformance_auth.py");
 }
+
+#[test]
+fn typescript_sdk_clients_both_eras_through_the_http_front() {
+    pytest("test_ts_client.py");
+}
+
+#[test]
+fn jwt_bearer_tokens_validated_against_a_jwks() {
+    pytest("test_http_jwt.py");
+}

@@ -393,6 +393,7 @@ fn the_redis_store_keeps_the_state_contract() {
         url: redis.url(),
         prefix: "c".into(),
         timeout: Duration::from_millis(500),
+        ca_file: None,
     })
     .unwrap();
     let k = |key: &str| ScopedKey {
@@ -527,6 +528,7 @@ fn a_redis_too_slow_for_writes_is_not_retried_in_a_tight_loop() {
         url: redis.url(),
         prefix: "slow".into(),
         timeout: Duration::from_millis(50),
+        ca_file: None,
     })
     .unwrap();
     // Writes (and scripts) hang for 3 s; PING and reads still answer, so
@@ -555,6 +557,137 @@ fn a_redis_too_slow_for_writes_is_not_retried_in_a_tight_loop() {
     // than one timed-out write every 100 ms (15 in 1.5 s).
     assert!((2..=6).contains(&outages), "{outages} outages");
     assert!(slowest < Duration::from_secs(1), "{slowest:?}");
+}
+
+/// A test CA and a certificate it signed for `localhost`, made with
+/// openssl in `dir`: (ca, cert, key).
+fn test_ca(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+        ]
+        .into_iter()
+        .chain(["-days", "2", "-subj", "/CN=mender redis test CA"])
+        .collect::<Vec<_>>(),
+    );
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+/// `rediss://`: state shared over TLS with a redis-server whose
+/// certificate a private CA signed, trusted through `ca-file`; the system
+/// roots do not know that CA, so without `ca-file` (or with another CA)
+/// the link is refused and the host serves local state.
+#[test]
+fn rediss_with_a_private_ca_and_without_it() {
+    use mender::state::{RedisSettings, RedisState, ScopedKey, StateStore};
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_ca(dir.path());
+    let Some(redis) = RedisServer::start_tls_or_skip("rediss", &cert, &key, &ca) else {
+        return;
+    };
+    let settings = |ca_file: Option<std::path::PathBuf>| RedisSettings {
+        url: redis.tls_url(),
+        prefix: "tls".into(),
+        timeout: Duration::from_millis(1000),
+        ca_file,
+    };
+    let k = ScopedKey {
+        plugin: "p".into(),
+        service: "s".into(),
+        key: "k".into(),
+    };
+
+    let store = RedisState::connect(settings(Some(ca.clone()))).unwrap();
+    store.set(k.clone(), "over tls".into(), None, 0);
+    let [status] = &store.status()[..] else {
+        panic!("one backend")
+    };
+    assert!(status.shared && status.outages == 0, "{status:?}");
+    assert_eq!(status.target, redis.tls_url());
+    // It reached the server (read back on the plain port).
+    let v: Option<String> = redis::cmd("GET")
+        .arg("tls:p:s:k")
+        .query(&mut redis.client())
+        .unwrap();
+    assert_eq!(v.as_deref(), Some("over tls"));
+
+    // Neither the system roots nor another CA trust the server.
+    let other = tempfile::tempdir().unwrap();
+    let (other_ca, _, _) = test_ca(other.path());
+    for ca_file in [None, Some(other_ca)] {
+        let store = RedisState::connect(settings(ca_file.clone())).unwrap();
+        store.set(k.clone(), "local".into(), None, 0);
+        let [status] = &store.status()[..] else {
+            panic!("one backend")
+        };
+        assert!(
+            !status.shared && status.outages == 1,
+            "{ca_file:?}: {status:?}"
+        );
+    }
+    let v: Option<String> = redis::cmd("GET")
+        .arg("tls:p:s:k")
+        .query(&mut redis.client())
+        .unwrap();
+    assert_eq!(
+        v.as_deref(),
+        Some("over tls"),
+        "nothing reached Redis without trust"
+    );
+
+    // A CA file that is not PEM certificates is an error naming it.
+    let bad = dir.path().join("not-a-ca.pem");
+    std::fs::write(&bad, "hello").unwrap();
+    let e = RedisState::connect(settings(Some(bad.clone())))
+        .err()
+        .unwrap_or_default();
+    assert!(e.contains("not-a-ca.pem"), "{e}");
 }
 
 /// Without redis-server a test skips, saying so past the harness's

@@ -160,6 +160,7 @@ fn the_redis_quota_evicts_expired_keys_and_is_fleet_wide() {
             url: redis.url(),
             prefix: "e".into(),
             timeout: Duration::from_millis(500),
+            ca_file: None,
         })
         .unwrap()
     };

@@ -146,6 +146,7 @@ fn redis_store(server: &RedisServer, prefix: &str) -> Arc<dyn StateStore> {
             url: server.url(),
             prefix: prefix.into(),
             timeout: Duration::from_millis(50),
+            ca_file: None,
         })
         .unwrap(),
     )

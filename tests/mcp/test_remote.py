@@ -6,7 +6,9 @@ The token in `headers` comes from the gateway's environment (`${NAME}`):
 it reaches the server on every request and nothing else (log, status,
 results). A 429 with Retry-After is a rate-limited attempt the pipeline
 waits out; a server restarted under the gateway (its sessions gone, HTTP
-404) is re-initialized without a failed call; a server that is down is
+404) gets a new session, the refused call reaching the pipeline as one
+`connect` event tagged `session-expired` and re-issued only when safe; a
+401 or 403 in the middle of a session is `auth`; a server that is down is
 retried until it is back."""
 
 from __future__ import annotations
@@ -148,7 +150,7 @@ async def test_a_429_with_retry_after_is_waited_out(workdir: Path, remote) -> No
     assert faults.posts("tools/call") == 1
 
 
-async def test_a_restarted_server_gets_a_new_session_without_a_failed_call(workdir: Path, remote) -> None:
+async def test_a_restarted_server_gets_a_new_session_and_only_safe_calls_are_reissued(workdir: Path, remote) -> None:
     server, faults = remote
     async with proxy(mender_toml(workdir, {"remote": remote_spec(faults)}, PIPELINE), proxy_env=ENV) as p:
         await wait_remote_ready(p)
@@ -166,8 +168,50 @@ async def test_a_restarted_server_gets_a_new_session_without_a_failed_call(workd
         assert sum(1 for s in faults.seen if s.rpc_method == "initialize") == initializes + 1, (log, p.stderr())
         # The spec's 404, or the 400 the reference TypeScript servers send.
         assert any(s.status in (400, 404) for s in faults.seen), log
-        # Not even a retried attempt: the transport renewed the session.
-        assert "io.mender/call" not in (r.meta or {}), r.meta
+        # One event through the pipeline, kind `connect` tagged
+        # `session-expired`; echo is read-only, so it was re-issued.
+        [attempt] = call_meta(r)["attempts"]
+        assert attempt["kind"] == "connect" and attempt["tags"] == {"session-expired": "true"}, attempt
+        assert attempt["step"] == "retry", attempt
+        assert p.upstream("remote")["restarts"] == 0, p.upstream("remote")
+
+        # A write is not re-issued: a clear error, and the tool never ran.
+        server.stop()
+        server.start()
+        ran = faults.posts("tools/call")
+        r = await p.client.call_tool("toggle-simulated-logging", {})
+        assert r.is_error, text(r)
+        assert text(r).startswith("mender:") and "session" in text(r), text(r)
+        [attempt] = call_meta(r)["attempts"]
+        assert attempt["kind"] == "connect" and attempt["tags"] == {"session-expired": "true"}, attempt
+        assert attempt["step"] == "fail", attempt
+        assert faults.posts("tools/call") == ran, [(s.rpc_method, s.status) for s in faults.seen]
+        # The new session serves the next call at once.
+        r = await p.client.call_tool("echo", {"message": "three"})
+        assert not r.is_error and "io.mender/call" not in (r.meta or {}), (text(r), r.meta)
+
+
+async def test_auth_failures_mid_session_are_auth(workdir: Path, remote) -> None:
+    server, faults = remote
+    async with proxy(mender_toml(workdir, {"remote": remote_spec(faults)}, PIPELINE), proxy_env=ENV) as p:
+        await wait_remote_ready(p)
+        r = await p.client.call_tool("echo", {"message": "session up"})
+        assert not r.is_error, text(r)
+        # A revoked token, a lost permission: with and without a challenge.
+        for status, headers in [
+            (401, {}),
+            (403, {}),
+            (401, {"WWW-Authenticate": 'Bearer error="invalid_token"'}),
+        ]:
+            faults.fail_next(1, status, headers, only="tools/call")
+            r = await p.client.call_tool("echo", {"message": "refused"})
+            assert r.is_error, text(r)
+            [attempt] = call_meta(r)["attempts"]
+            # `auth`, not `connect`: backoff passes it, nothing is retried.
+            assert attempt["kind"] == "auth" and attempt["status"] == status, (status, headers, attempt)
+            assert attempt["step"] == "fail", attempt
+        assert p.upstream("remote")["state"] == "ready", p.upstream("remote")
+        assert TOKEN not in p.stderr()
 
 
 async def test_a_server_that_is_down_is_retried_until_it_is_back(workdir: Path, remote) -> None:

@@ -22,6 +22,16 @@ pub struct HttpArgs {
     /// `MENDER_TOKENS`, comma-separated). Redacted from every log line.
     #[arg(long, requires = "listen")]
     token_file: Option<PathBuf>,
+    /// Also accept JWTs as bearer tokens: signed by a key of this JWKS (a
+    /// file, or an http(s) URL fetched at start and on key rotation).
+    #[arg(long, value_name = "FILE|URL", requires_all = ["listen", "jwt_issuer", "jwt_audience"])]
+    jwt_jwks: Option<String>,
+    /// The issuer (`iss`) a JWT must name.
+    #[arg(long, value_name = "ISS", requires = "jwt_jwks")]
+    jwt_issuer: Option<String>,
+    /// The audience (`aud`) a JWT must name.
+    #[arg(long, value_name = "AUD", requires = "jwt_jwks")]
+    jwt_audience: Option<String>,
     /// A browser origin allowed to call, e.g. `https://app.example.com:443`
     /// (repeatable; by default requests with an `Origin` header are refused).
     #[arg(long = "allow-origin", requires = "listen")]
@@ -74,7 +84,8 @@ pub fn proxy(config: &Path, http: HttpArgs, admin_args: &AdminArgs, log: &Loggin
         }
     };
     if let Some(addr) = http.listen
-        && let Err(e) = mender_mcp::check_listen_address(addr, !tokens.is_empty())
+        && let Err(e) =
+            mender_mcp::check_listen_address(addr, !tokens.is_empty() || http.jwt_jwks.is_some())
     {
         eprintln!("mender mcp-proxy: {e}");
         return ExitCode::from(2);
@@ -184,10 +195,24 @@ pub fn proxy(config: &Path, http: HttpArgs, admin_args: &AdminArgs, log: &Loggin
                         return ExitCode::FAILURE;
                     }
                 };
+                let jwt = match (http.jwt_jwks, http.jwt_issuer, http.jwt_audience) {
+                    (Some(jwks), Some(issuer), Some(audience)) => {
+                        let source = mender_mcp::jwt::JwksSource::parse(&jwks);
+                        match mender_mcp::jwt::JwtAuth::load(source, issuer, audience).await {
+                            Ok(jwt) => Some(std::sync::Arc::new(jwt)),
+                            Err(e) => {
+                                eprintln!("mender mcp-proxy: {e}");
+                                return ExitCode::from(2);
+                            }
+                        }
+                    }
+                    _ => None,
+                };
                 let bound = listener.local_addr().unwrap_or(addr);
-                tracing::info!(url = %format!("http://{bound}/mcp"), bearer_required = !tokens.is_empty(), "serving MCP over Streamable HTTP");
+                tracing::info!(url = %format!("http://{bound}/mcp"), bearer_required = !tokens.is_empty() || jwt.is_some(), jwt = ?jwt, "serving MCP over Streamable HTTP");
                 let front = mender_mcp::HttpFront {
                     tokens,
+                    jwt,
                     allowed_hosts: http.allow_hosts,
                     allowed_origins: http.allow_origins,
                     max_body_bytes: max_body,

@@ -25,6 +25,10 @@ pub enum UpstreamError {
     Timeout(Duration),
     /// A JSON-RPC error response.
     Rpc(ErrorData),
+    /// A remote server no longer knows the session the request was sent
+    /// in (HTTP 404 on its `Mcp-Session-Id`, or the reference servers'
+    /// 400): it did not run the request, and a new session is on its way.
+    SessionExpired(String),
     /// A remote server answered with an HTTP error status (429, 5xx, 401…).
     Http {
         /// The status code.
@@ -48,6 +52,10 @@ impl std::fmt::Display for UpstreamError {
             UpstreamError::NotReady(m) => write!(f, "server not ready: {m}"),
             UpstreamError::Closed(m) => write!(f, "connection closed: {m}"),
             UpstreamError::Timeout(t) => write!(f, "no answer within {t:?}"),
+            UpstreamError::SessionExpired(m) => write!(
+                f,
+                "the server no longer knows the session ({m}); starting a new one"
+            ),
             UpstreamError::Rpc(e) => write!(f, "JSON-RPC error {}: {}", e.code.0, e.message),
             UpstreamError::Http { message, .. } => f.write_str(message),
             UpstreamError::Tool(r) => write!(f, "tool error: {}", tool_text(r)),
@@ -84,6 +92,9 @@ impl Classify for UpstreamError {
                 Failure::new(ErrorKind::Connect, message)
             }
             UpstreamError::Timeout(_) => Failure::new(ErrorKind::Timeout, message),
+            UpstreamError::SessionExpired(_) => {
+                Failure::new(ErrorKind::Connect, message).with_tag(SESSION_EXPIRED, "true")
+            }
             UpstreamError::Rpc(e) => Failure::new(rpc_kind(e.code), message).with_status(e.code.0),
             UpstreamError::Http {
                 status,
@@ -123,19 +134,39 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// The tag on the event of an attempt that failed because the server
+/// forgot its session (see [`UpstreamError::SessionExpired`]).
+pub const SESSION_EXPIRED: &str = "session-expired";
+
 /// What a remote server's HTTP transport reported, when it is a status
 /// the pipeline should see (a 429's `Retry-After` included), a timeout,
-/// or a refused/reset connection.
+/// an expired session, or a refused/reset connection.
 fn from_http(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<UpstreamError> {
     use rmcp::transport::streamable_http_client::StreamableHttpError;
     let e = e.downcast_ref::<StreamableHttpError<reqwest::Error>>()?;
     let message = error_chain(e);
+    // rmcp keeps only 429 and 5xx as a status; any other error status (a
+    // 401 or 403 without a challenge, a 400) arrives as text that starts
+    // with it, or as reqwest's own status error.
+    let status = match e {
+        StreamableHttpError::UnexpectedServerResponse(text) => status_in(text),
+        StreamableHttpError::Client(c) => c.status().map(|s| s.as_u16()),
+        _ => None,
+    };
+    if let Some(status) = status {
+        return Some(UpstreamError::Http {
+            status,
+            retry_after: None,
+            message,
+        });
+    }
     Some(match e {
         StreamableHttpError::HttpStatus(s) => UpstreamError::Http {
             status: s.status,
             retry_after: s.retry_after.clone(),
             message,
         },
+        StreamableHttpError::SessionExpired => UpstreamError::SessionExpired(message),
         StreamableHttpError::AuthRequired(_) => UpstreamError::Http {
             status: 401,
             retry_after: None,
@@ -151,6 +182,14 @@ fn from_http(e: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<Upst
         }
         _ => UpstreamError::Closed(message),
     })
+}
+
+/// The error status rmcp's text for an unexpected answer starts with
+/// (`HTTP 401 Unauthorized: …`).
+fn status_in(text: &str) -> Option<u16> {
+    let code = text.strip_prefix("HTTP ")?.get(..3)?;
+    let status = StatusCode::from_bytes(code.as_bytes()).ok()?;
+    (status.is_client_error() || status.is_server_error()).then_some(status.as_u16())
 }
 
 /// `Retry-After` as seconds or an HTTP date, read as the core reads it.
@@ -303,5 +342,44 @@ mod tests {
             timeout: Duration::from_secs(1),
         });
         assert_eq!(t.classify().kind, ErrorKind::Timeout);
+    }
+
+    #[test]
+    fn http_statuses_rmcp_passes_as_text_keep_their_kind() {
+        use rmcp::transport::streamable_http_client::StreamableHttpError;
+        let text = |t: &'static str| {
+            StreamableHttpError::<reqwest::Error>::UnexpectedServerResponse(t.into())
+        };
+        for (answer, kind, status) in [
+            ("HTTP 401 Unauthorized: token expired", ErrorKind::Auth, 401),
+            ("HTTP 403 Forbidden: ", ErrorKind::Auth, 403),
+            ("HTTP 400 Bad Request: no", ErrorKind::Tool, 400),
+        ] {
+            let f = from_http(&text(answer)).expect("an HTTP error").classify();
+            assert_eq!((f.kind, f.status), (kind, Some(status)), "{answer}");
+        }
+        // Text that is no status stays a broken connection.
+        let f = from_http(&text("HTTP 200 OK but garbage"))
+            .expect("an error")
+            .classify();
+        assert_eq!(f.kind, ErrorKind::Connect);
+        let f = from_http(&text("could not parse"))
+            .expect("an error")
+            .classify();
+        assert_eq!(f.kind, ErrorKind::Connect);
+    }
+
+    #[test]
+    fn an_expired_session_is_connect_tagged_session_expired() {
+        use rmcp::transport::streamable_http_client::StreamableHttpError;
+        let e =
+            from_http(&StreamableHttpError::<reqwest::Error>::SessionExpired).expect("an error");
+        let f = e.classify();
+        assert_eq!(f.kind, ErrorKind::Connect);
+        assert_eq!(
+            f.tags,
+            vec![(SESSION_EXPIRED.to_owned(), "true".to_owned())]
+        );
+        assert!(f.message.contains("session"), "{}", f.message);
     }
 }

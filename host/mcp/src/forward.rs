@@ -238,6 +238,7 @@ fn attempt_json(a: &AttemptRecord) -> Value {
         "kind": a.kind.as_str(),
         "status": a.status,
         "message": a.message,
+        "tags": a.tags.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect::<serde_json::Map<_, _>>(),
         "took_ms": millis(a.took),
         "step": step,
         "delay_ms": delay,

@@ -33,6 +33,8 @@ pub struct HttpFront {
     /// one of them. Empty: no authentication (refused by the CLI on a
     /// non-loopback address).
     pub tokens: Vec<String>,
+    /// JWTs accepted as bearer tokens besides `tokens` (see `crate::jwt`).
+    pub jwt: Option<Arc<crate::jwt::JwtAuth>>,
     /// Names accepted in the `Host` header besides the loopback names
     /// (`localhost`, `127.0.0.1`, `::1`): DNS-rebinding protection.
     pub allowed_hosts: Vec<String>,
@@ -89,12 +91,19 @@ impl McpProxy {
         if front.max_body_bytes > 0 {
             config.max_request_body_bytes = front.max_body_bytes;
         }
+        let lookup: crate::raw_tools::RawLookup = {
+            let gateway = gateway.clone();
+            Arc::new(move |name| gateway.raw_tool(name))
+        };
         let service = StreamableHttpService::new(
             move || Ok(gateway.for_session(sessions.fetch_add(1, Ordering::Relaxed))),
             Arc::new(LocalSessionManager::default()),
             config,
         );
-        let tokens: Arc<[String]> = front.tokens.into();
+        let admission = Arc::new(Admission {
+            tokens: front.tokens,
+            jwt: front.jwt,
+        });
         let in_flight = Arc::new(InFlight {
             limit: front.max_in_flight_per_client,
             per_client: Mutex::default(),
@@ -103,8 +112,12 @@ impl McpProxy {
         // taken, so a client without one cannot fill anybody's slots.
         let app = axum::Router::new()
             .nest_service("/mcp", service)
+            .layer(axum::middleware::from_fn_with_state(
+                lookup,
+                crate::raw_tools_http::restore_raw_tools,
+            ))
             .layer(axum::middleware::from_fn_with_state(in_flight, limit))
-            .layer(axum::middleware::from_fn_with_state(tokens, authorize));
+            .layer(axum::middleware::from_fn_with_state(admission, authorize));
         axum::serve(listener, app)
             .await
             .map_err(|e| ProxyError::Client(format!("HTTP server: {e}")))
@@ -124,10 +137,21 @@ pub fn check_listen_address(addr: SocketAddr, has_tokens: bool) -> Result<(), St
     }
 }
 
+/// Who may call: static tokens and, optionally, JWTs.
+struct Admission {
+    tokens: Vec<String>,
+    jwt: Option<Arc<crate::jwt::JwtAuth>>,
+}
+
 /// Lets a request through when no tokens are configured or it carries one
-/// of them; else 401 with a `WWW-Authenticate` challenge.
-async fn authorize(State(tokens): State<Arc<[String]>>, request: Request, next: Next) -> Response {
-    if tokens.is_empty() {
+/// of them (or a valid JWT); else 401 with a `WWW-Authenticate` challenge.
+async fn authorize(
+    State(admission): State<Arc<Admission>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let tokens = &admission.tokens;
+    if tokens.is_empty() && admission.jwt.is_none() {
         return next.run(request).await;
     }
     let presented = request
@@ -146,17 +170,29 @@ async fn authorize(State(tokens): State<Arc<[String]>>, request: Request, next: 
     if known {
         return next.run(request).await;
     }
+    let mut why = None;
+    if let (Some(jwt), Some(token)) = (&admission.jwt, presented) {
+        match jwt.check(token).await {
+            Ok(()) => return next.run(request).await,
+            Err(e) => why = Some(e),
+        }
+    }
     let error = if presented.is_some() {
         "invalid_token"
     } else {
         "invalid_request"
     };
+    // The reason names what failed (expired, audience…), never the token;
+    // quotes and backslashes would end the header's quoted string.
+    let description = why
+        .map(|w| w.replace(['"', '\\'], "'"))
+        .map_or_else(String::new, |w| format!(", error_description=\"{w}\""));
     let mut response = (
         StatusCode::UNAUTHORIZED,
         Body::from(format!("mender: a bearer token is required ({error})\n")),
     )
         .into_response();
-    if let Ok(v) = format!("Bearer realm=\"mender\", error=\"{error}\"").parse() {
+    if let Ok(v) = format!("Bearer realm=\"mender\", error=\"{error}\"{description}").parse() {
         response.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
     response

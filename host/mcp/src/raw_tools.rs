@@ -170,24 +170,10 @@ impl<W> RewriteWriter<W> {
 
     fn take_line(&mut self) {
         let line = std::mem::take(&mut self.line);
-        if may_list_tools(&line)
-            && let Ok(mut message) = serde_json::from_slice::<Value>(&line)
-            && let Some(tools) = listed_tools(&mut message)
-        {
-            for tool in tools.iter_mut() {
-                let raw = tool
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .and_then(|n| (self.lookup)(n));
-                if let Some(raw) = raw {
-                    *tool = raw;
-                }
-            }
-            if let Ok(mut bytes) = serde_json::to_vec(&message) {
-                bytes.push(b'\n');
-                self.out.extend_from_slice(&bytes);
-                return;
-            }
+        if let Some(mut bytes) = restore(&line, &self.lookup) {
+            bytes.push(b'\n');
+            self.out.extend_from_slice(&bytes);
+            return;
         }
         if let Some(tasks) = (self.tasks)()
             && let Some(offered) = wire::offer_tasks_line(&line, &tasks)
@@ -197,6 +183,26 @@ impl<W> RewriteWriter<W> {
         }
         self.out.extend_from_slice(&line);
     }
+}
+
+/// `message` (one JSON-RPC message) with each tool of a `tools/list`
+/// answer replaced by its upstream's raw definition; `None` when it is no
+/// such answer (leave it as it is).
+pub(crate) fn restore(message: &[u8], lookup: &RawLookup) -> Option<Vec<u8>> {
+    if !may_list_tools(message) {
+        return None;
+    }
+    let mut message = serde_json::from_slice::<Value>(message).ok()?;
+    for tool in listed_tools(&mut message)? {
+        let raw = tool
+            .get("name")
+            .and_then(Value::as_str)
+            .and_then(|n| lookup(n));
+        if let Some(raw) = raw {
+            *tool = raw;
+        }
+    }
+    serde_json::to_vec(&message).ok()
 }
 
 impl<W: AsyncWrite + Unpin> RewriteWriter<W> {

@@ -195,6 +195,9 @@ pub struct AttemptRecord {
     pub message: String,
     /// HTTP status or JSON-RPC code, if any.
     pub status: Option<i32>,
+    /// The failure's own tags (`session-expired`, …; not the call's),
+    /// redacted.
+    pub tags: Vec<(String, String)>,
     /// What happened next.
     pub step: Step,
 }

@@ -221,6 +221,8 @@ impl<'a> CallState<'a> {
             kind = %kind, step = ?step, "attempt handled"
         );
         self.remember(number, kind, &step);
+        // `tags()` puts the call's own tags first, one for one.
+        let own_tags = event.tags.get(self.spec.tags.len()..).unwrap_or_default();
         self.history.push(AttemptRecord {
             attempt: number,
             started: began.saturating_duration_since(self.started),
@@ -228,6 +230,7 @@ impl<'a> CallState<'a> {
             kind,
             message: event.message.clone(),
             status: event.status,
+            tags: own_tags.to_vec(),
             step,
         });
     }

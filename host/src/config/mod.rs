@@ -382,6 +382,7 @@ impl Config {
             raw.services
                 .iter()
                 .map(|(n, s)| (n, s.get_ref().state.as_ref())),
+            base_dir,
         )
         .map_err(|(offset, m)| src.error(offset, m))?;
         Ok(Config {

@@ -7,12 +7,14 @@
 //! url = "redis://cache.internal:6379/0"
 //! prefix = "mender"                # keys are prefix:plugin:service:key
 //! timeout = "50ms"                 # per Redis operation
+//! ca-file = "redis-ca.pem"         # rediss:// only: the CA to trust instead of the system's
 //!
 //! [services.search]
 //! state = { backend = "memory" }   # this service keeps its state local
 //! ```
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -50,6 +52,9 @@ pub struct RedisSettings {
     pub prefix: String,
     /// Connect, read and write timeout of one operation.
     pub timeout: Duration,
+    /// For `rediss://`: PEM certificates of the CA to trust instead of the
+    /// system's roots (a private CA, a managed service's own).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for RedisSettings {
@@ -59,6 +64,7 @@ impl std::fmt::Debug for RedisSettings {
             .field("url", &shown_url(&self.url))
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -92,6 +98,7 @@ pub(crate) struct StateToml {
     url: Option<Spanned<String>>,
     prefix: Option<Spanned<String>>,
     timeout: Option<Spanned<HumanDuration>>,
+    ca_file: Option<Spanned<PathBuf>>,
 }
 
 /// A duration written as `"50ms"`.
@@ -131,6 +138,7 @@ impl StateToml {
             url: self.url.clone().or_else(|| base.url.clone()),
             prefix: self.prefix.clone().or_else(|| base.prefix.clone()),
             timeout: self.timeout.clone().or_else(|| base.timeout.clone()),
+            ca_file: self.ca_file.clone().or_else(|| base.ca_file.clone()),
         }
     }
 
@@ -178,10 +186,20 @@ impl StateToml {
                         timeout
                     }
                 };
+                let ca_file = match &self.ca_file {
+                    Some(f) if !url.get_ref().starts_with("rediss://") => {
+                        return Err(StateError::at(
+                            f,
+                            "`ca-file` is for TLS: the `url` must be rediss://".into(),
+                        ));
+                    }
+                    f => f.as_ref().map(|f| f.get_ref().clone()),
+                };
                 Ok(StateBackend::Redis(RedisSettings {
                     url: url.get_ref().clone(),
                     prefix,
                     timeout,
+                    ca_file,
                 }))
             }
         }
@@ -238,9 +256,18 @@ pub(crate) fn shown_url(url: &str) -> String {
 pub(crate) fn resolve<'a>(
     global: Option<&Spanned<StateToml>>,
     services: impl Iterator<Item = (&'a String, Option<&'a Spanned<StateToml>>)>,
+    base_dir: &Path,
 ) -> Result<StateConfig, (usize, String)> {
+    // A relative `ca-file` is the config file's neighbour.
+    let anchored = |backend: StateBackend| match backend {
+        StateBackend::Redis(mut s) => {
+            s.ca_file = s.ca_file.map(|f| base_dir.join(f));
+            StateBackend::Redis(s)
+        }
+        memory => memory,
+    };
     let base = global.map(|g| g.get_ref().clone()).unwrap_or_default();
-    let default = base.backend().map_err(|e| {
+    let default = base.backend().map(anchored).map_err(|e| {
         (
             e.at.unwrap_or_else(|| global.map_or(0, |g| g.span().start)),
             format!("[state]: {}", e.message),
@@ -252,12 +279,17 @@ pub(crate) fn resolve<'a>(
     };
     for (name, own) in services {
         let Some(own) = own else { continue };
-        let backend = own.get_ref().over(&base).backend().map_err(|e| {
-            (
-                e.at.unwrap_or(own.span().start),
-                format!("service `{name}`: state: {}", e.message),
-            )
-        })?;
+        let backend = own
+            .get_ref()
+            .over(&base)
+            .backend()
+            .map(anchored)
+            .map_err(|e| {
+                (
+                    e.at.unwrap_or(own.span().start),
+                    format!("service `{name}`: state: {}", e.message),
+                )
+            })?;
         if backend != config.default {
             config.services.insert(name.clone(), backend);
         }
@@ -338,11 +370,21 @@ mod tests {
             .unwrap_err()
             .message;
         assert!(e.contains("not a redis:// URL"), "{e}");
-        let e = table("backend = \"redis\"\nurl = \"rediss://x/\"")
+        // TLS is built in: rediss:// is accepted, with or without a CA file;
+        // a CA file on a plain URL is a mistake.
+        let StateBackend::Redis(tls) =
+            table("backend = \"redis\"\nurl = \"rediss://x/\"\nca-file = \"ca.pem\"")
+                .backend()
+                .unwrap()
+        else {
+            panic!("not redis")
+        };
+        assert_eq!(tls.ca_file.as_deref(), Some(std::path::Path::new("ca.pem")));
+        let e = table("backend = \"redis\"\nurl = \"redis://x/\"\nca-file = \"ca.pem\"")
             .backend()
             .unwrap_err()
             .message;
-        assert!(e.contains("TLS"), "{e}");
+        assert!(e.contains("rediss://"), "{e}");
         let e = table("backend = \"redis\"\nurl = \"redis://x/\"\ntimeout = \"5s\"")
             .backend()
             .unwrap_err()

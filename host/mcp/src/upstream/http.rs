@@ -1,8 +1,11 @@
 //! Reaching a remote upstream over Streamable HTTP: the HTTP client
 //! (rustls, the system's roots plus `ca-file`, `HTTPS_PROXY` honoured,
 //! redirects refused), the configured headers, and rmcp's transport,
-//! which keeps the `Mcp-Session-Id` and re-initializes a session the
-//! server forgot before re-sending what failed with it.
+//! which keeps the `Mcp-Session-Id`. A request the server refuses because
+//! it forgot the session fails as `SessionExpired` (rmcp's own re-send is
+//! off): the pipeline sees it as one `connect` event tagged
+//! `session-expired` and re-issues it only when that is safe, while the
+//! upstream starts a new session (`Upstream::renew_session`).
 //!
 //! The spec says a forgotten session is answered with HTTP 404, but the
 //! reference TypeScript servers (server-everything among them) answer 400
@@ -109,9 +112,9 @@ fn config(endpoint: &HttpEndpoint) -> Result<StreamableHttpClientTransportConfig
     }
     let mut config = StreamableHttpClientTransportConfig::with_uri(endpoint.url.as_str());
     config.custom_headers = headers;
-    // A 404 on the session means the server never ran the request, so
-    // re-sending it after a new `initialize` is safe even for a write.
-    config.reinit_on_expired_session = true;
+    // Not re-sent inside the transport, where no strategy sees it: the
+    // expired session reaches the pipeline (see the module header).
+    config.reinit_on_expired_session = false;
     Ok(config)
 }
 

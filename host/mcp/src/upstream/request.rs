@@ -73,10 +73,31 @@ impl Upstream {
             // tells, and an unanswered one starts a new session.
             Err(UpstreamError::Closed(_)) if self.spec.http.is_some() => self.check_hung(),
             Err(UpstreamError::Closed(_)) => {}
+            // The server forgot the session (a deploy, a restart): the
+            // next attempt, if the pipeline makes one, goes to a new one.
+            Err(UpstreamError::SessionExpired(_)) => self.renew_session(&conn),
             // Any answer at all: the server is not hung.
             _ => self.answered(),
         }
         result
+    }
+
+    /// Starts a new session in place of `expired`, once however many
+    /// requests found it expired: the connection is withdrawn at once (so
+    /// new requests wait for the next one), then the supervisor ends the
+    /// old session and connects again, without a restart delay.
+    fn renew_session(&self, expired: &Arc<Connection>) {
+        let previous = self.conn.compare_and_swap(expired, None::<Arc<Connection>>);
+        if !previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, expired)) {
+            return;
+        }
+        tracing::info!(server = %self.name(), "the server forgot its MCP session; starting a new one");
+        *self
+            .restart_reason
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) =
+            Some(("because its session expired".to_owned(), false));
+        self.restart_now.notify_one();
     }
 
     /// The live connection, waiting up to `limit` for a (re)starting server:

@@ -120,8 +120,7 @@ impl RedisState {
     /// if Redis is unreachable it starts on local state and keeps trying in
     /// the background, so a down Redis never stops the agent from starting.
     pub fn connect(settings: RedisSettings) -> Result<RedisState, String> {
-        let client = Client::open(settings.url.as_str())
-            .map_err(|e| format!("redis url {}: {e}", shown_url(&settings.url)))?;
+        let client = client(&settings)?;
         let link = Arc::new(Link {
             client,
             shown: shown_url(&settings.url),
@@ -219,6 +218,35 @@ impl RedisState {
 /// Whether an error is trouble with the link (refused, reset, timed out,
 /// unreadable) rather than the server's error reply to one command, after
 /// which the connection is still good.
+/// The client for `settings`: `rediss://` over rustls, trusting the
+/// system's roots, or only `ca-file` when it is given.
+fn client(settings: &RedisSettings) -> Result<Client, String> {
+    let shown = shown_url(&settings.url);
+    if settings.url.starts_with("rediss://") {
+        // redis leaves the crypto provider to the application; an error
+        // means one is installed already (the CLI's HTTP client), fine too.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+    let Some(path) = &settings.ca_file else {
+        return Client::open(settings.url.as_str()).map_err(|e| format!("redis url {shown}: {e}"));
+    };
+    let pem = crate::file::read_text(path, "PEM certificates")
+        .map_err(|e| format!("redis ca-file {}: {e}", path.display()))?;
+    // redis reads no certificate at all from a file without one, silently.
+    if !pem.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(format!(
+            "redis ca-file {}: no PEM certificate in it",
+            path.display()
+        ));
+    }
+    let certificates = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem.into_bytes()),
+    };
+    Client::build_with_tls(settings.url.as_str(), certificates)
+        .map_err(|e| format!("redis url {shown} with ca-file {}: {e}", path.display()))
+}
+
 fn link_trouble(e: &redis::RedisError) -> bool {
     e.is_io_error()
         || e.is_timeout()
@@ -432,6 +460,7 @@ mod tests {
             url: "redis://127.0.0.1:1/".into(),
             prefix: "t".into(),
             timeout: Duration::from_millis(50),
+            ca_file: None,
         })
         .unwrap();
         let key = ScopedKey {
