@@ -172,6 +172,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def await_port(port: int, process: subprocess.Popen[Any], log: Path, timeout: float = 30) -> None:
+    """Returns once `port` on loopback accepts connections; fails with
+    `log` if `process` exits first or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+
+
 @contextmanager
 def listening(command: list[str], port: int, log: Path, cwd: Path | None = None) -> Iterator[tuple[str, int]]:
     """Runs `command` until the block ends; yields its MCP URL and pid once
@@ -187,13 +199,7 @@ def listening(command: list[str], port: int, log: Path, cwd: Path | None = None)
             env={**os.environ, "PORT": str(port)},
         )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
+        await_port(port, process, log)
         yield f"http://127.0.0.1:{port}/mcp", process.pid
     finally:
         with suppress(ProcessLookupError):

@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import anyio
 import pytest
-from conftest import free_port, listening, mender_bin, mender_toml
+from conftest import await_port, free_port, listening, mender_bin, mender_toml
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -48,13 +46,7 @@ async def test_the_clients_traceparent_header_reaches_an_http_upstream(
                 env=env,
             )
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                with socket.socket() as s:
-                    if s.connect_ex(("127.0.0.1", port)) == 0:
-                        break
-                assert gateway.poll() is None and time.monotonic() < deadline, (workdir / "front.stderr").read_text()
-                time.sleep(0.05)
+            await_port(port, gateway, workdir / "front.stderr")
             http = create_mcp_http_client(headers={"traceparent": TRACEPARENT})
             with anyio.fail_after(30):
                 async with Client(streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=http)) as client:
