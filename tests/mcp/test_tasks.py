@@ -4,7 +4,8 @@ task-augmented `tools/call`, `tasks/get` (with its `ttl` and
 `pollInterval`), `tasks/list`, `tasks/result` (with the elicitation the
 server asks for while the client waits on it), `tasks/cancel`, and status
 notifications. Each run speaks raw JSON-RPC to server-everything once
-directly and once through `mender mcp-proxy`, and compares.
+directly and once through `mender mcp-proxy`, on stdio and through its
+HTTP front (`--listen`), and compares.
 
 Task ids, timestamps and the report's wording differ from run to run, so
 what is compared is the shape: the keys of each answer, the statuses, and
@@ -20,7 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from conftest import everything, mender_bin, mender_toml
+import httpx
+
+from conftest import await_port, everything, free_port, mender_bin, mender_toml
 
 TOOL = "simulate-research-query"
 INITIALIZE = {
@@ -96,7 +99,55 @@ class Session:
         self.stderr.close()
 
 
-def run(session: Session) -> dict[str, Any]:
+class HttpSession:
+    """The same client over Streamable HTTP: each request a POST whose
+    answer is JSON or an SSE stream, on which the server's own requests
+    (the elicitation) arrive and are answered with a POST of their own.
+    Notifications the gateway sends on the standalone GET stream are not
+    read (none is opened)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = httpx.Client(timeout=60)
+        self.headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+        self.next_id = 1
+        self.notifications: list[dict[str, Any]] = []
+        self.asked: list[dict[str, Any]] = []
+
+    def send(self, message: dict[str, Any]) -> None:
+        r = self.http.post(self.url, json=message, headers=self.headers)
+        assert r.status_code in (200, 202), (r.status_code, r.text)
+
+    def request(self, method: str, params: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+        rid = self.next_id
+        self.next_id += 1
+        message = {"jsonrpc": "2.0", "id": rid, "method": method, "params": params}
+        with self.http.stream("POST", self.url, json=message, headers=self.headers, timeout=timeout) as r:
+            assert r.status_code == 200, (r.status_code, r.read())
+            if "mcp-session-id" in r.headers:
+                self.headers["mcp-session-id"] = r.headers["mcp-session-id"]
+                self.headers["mcp-protocol-version"] = "2025-11-25"
+            if r.headers.get("content-type", "").startswith("application/json"):
+                return json.loads(r.read())
+            for line in r.iter_lines():
+                if not line.startswith("data:") or not line[5:].strip():
+                    continue
+                got = json.loads(line[5:])
+                if "method" in got and "id" in got:
+                    self.answer_server(got)
+                elif "method" in got:
+                    self.notifications.append(got)
+                elif got.get("id") == rid:
+                    return got
+        raise AssertionError(f"the stream of request {rid} ({method}) ended without its answer")
+
+    answer_server = Session.answer_server
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def run(session: Session | HttpSession) -> dict[str, Any]:
     """The scripted task session; what it saw, by step."""
     seen: dict[str, Any] = {}
     init = session.request("initialize", INITIALIZE["params"])
@@ -141,7 +192,7 @@ def run(session: Session) -> dict[str, Any]:
     return seen
 
 
-def test_tasks_pass_through_as_they_would_directly(workdir: Path) -> None:
+def direct_run(workdir: Path) -> dict[str, Any]:
     spec = everything()
     direct = Session([spec["command"], *spec["args"]], workdir, "direct")
     try:
@@ -151,7 +202,39 @@ def test_tasks_pass_through_as_they_would_directly(workdir: Path) -> None:
     assert want["capabilities.tasks"], "server-everything offers tasks"
     assert isinstance(want["get.ttl"], int), want
     assert want["result.report"] and want["result.clarified"], want
+    return want
 
+
+def test_tasks_pass_through_the_http_front_as_they_would_directly(workdir: Path) -> None:
+    want = direct_run(workdir)
+    config = mender_toml(workdir, {"everything": everything()})
+    port = free_port()
+    log = workdir / "front.stderr"
+    with open(log, "w") as err:
+        front = subprocess.Popen(
+            [mender_bin(), "mcp-proxy", "--config", str(config), "--listen", f"127.0.0.1:{port}"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    session = HttpSession(f"http://127.0.0.1:{port}/mcp")
+    try:
+        await_port(port, front, log)
+        got = run(session)
+    finally:
+        session.close()
+        front.kill()
+        front.wait()
+    # Status notifications go to the standalone stream, which this client
+    # does not open; everything else must be as direct.
+    want.pop("notified")
+    got.pop("notified")
+    assert got == want, f"through the HTTP front: {json.dumps(got, indent=1)}\ndirectly: {json.dumps(want, indent=1)}"
+
+
+def test_tasks_pass_through_as_they_would_directly(workdir: Path) -> None:
+    want = direct_run(workdir)
+    spec = everything()
     config = mender_toml(workdir, {"everything": spec})
     proxied = Session([mender_bin(), "mcp-proxy", "--config", str(config)], workdir, "proxied")
     try:

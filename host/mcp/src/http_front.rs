@@ -91,9 +91,13 @@ impl McpProxy {
         if front.max_body_bytes > 0 {
             config.max_request_body_bytes = front.max_body_bytes;
         }
-        let lookup: crate::raw_tools::RawLookup = {
-            let gateway = gateway.clone();
-            Arc::new(move |name| gateway.raw_tool(name))
+        let originals = {
+            let (tools, tasks) = (gateway.clone(), gateway.clone());
+            crate::raw_tools_http::Originals {
+                tools: Arc::new(move |name| tools.raw_tool(name)),
+                tasks: Arc::new(move || tasks.tasks_capability()),
+                max_body: config.max_request_body_bytes,
+            }
         };
         let service = StreamableHttpService::new(
             move || Ok(gateway.for_session(sessions.fetch_add(1, Ordering::Relaxed))),
@@ -113,7 +117,7 @@ impl McpProxy {
         let app = axum::Router::new()
             .nest_service("/mcp", service)
             .layer(axum::middleware::from_fn_with_state(
-                lookup,
+                originals,
                 crate::raw_tools_http::restore_raw_tools,
             ))
             .layer(axum::middleware::from_fn_with_state(in_flight, limit))

@@ -176,8 +176,9 @@ impl<W> RewriteWriter<W> {
             return;
         }
         if let Some(tasks) = (self.tasks)()
-            && let Some(offered) = wire::offer_tasks_line(&line, &tasks)
+            && let Some(mut offered) = wire::offer_tasks(&line, &tasks)
         {
+            offered.push(b'\n');
             self.out.extend_from_slice(&offered);
             return;
         }

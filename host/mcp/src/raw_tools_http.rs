@@ -2,7 +2,9 @@
 //! `raw_tools` does for stdio: rmcp's server transport writes the typed
 //! `tools/list` answer (a JSON body, or a `data:` line of an SSE stream),
 //! which lacks the fields rmcp does not model (2025-11-25's `execution`);
-//! [`RawToolsBody`] swaps each upstream's raw definitions back in.
+//! [`RawToolsBody`] swaps each upstream's raw definitions back in, and adds
+//! the upstreams' `tasks` capability to `initialize` answers; task requests
+//! are marked on the way in, as on stdio (see `tasks`).
 //! Everything else passes through as it came, line by line.
 
 use std::pin::Pin;
@@ -10,26 +12,60 @@ use std::task::{Context, Poll, ready};
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
-use axum::http::{Method, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use http_body::Frame;
 
-use crate::raw_tools::{RawLookup, restore};
+use crate::raw_tools::{RawLookup, TasksLookup, restore};
+use crate::tasks::wire;
 
-/// The response to a POST (what carries `tools/list` answers), with its
-/// body rewritten; its length may change, so it loses `Content-Length`.
+/// What the HTTP front restores of the upstreams' own words.
+#[derive(Clone)]
+pub(crate) struct Originals {
+    pub(crate) tools: RawLookup,
+    /// The `tasks` capability to offer in `initialize` answers.
+    pub(crate) tasks: TasksLookup,
+    /// The front's request body limit (rmcp's `max_request_body_bytes`).
+    pub(crate) max_body: usize,
+}
+
+/// A POST (what carries requests and their answers): its task requests
+/// marked to reach the gateway untyped (see `tasks`), and its response
+/// body rewritten; the length of either may change, so each gets its
+/// own `Content-Length` or none.
 pub(crate) async fn restore_raw_tools(
-    State(lookup): State<RawLookup>,
+    State(originals): State<Originals>,
     request: Request,
     next: Next,
 ) -> Response {
     if request.method() != Method::POST {
         return next.run(request).await;
     }
+    let (mut parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, originals.max_body).await else {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the request body is over the front's limit of {} bytes",
+                originals.max_body
+            ),
+        )
+            .into_response();
+    };
+    let body = match wire::mark_body(&body) {
+        Some(marked) => {
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(marked.len()));
+            Bytes::from(marked)
+        }
+        None => body,
+    };
+    let request = Request::from_parts(parts, Body::from(body));
     let (mut parts, body) = next.run(request).await.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::new(RawToolsBody::new(body, lookup)))
+    Response::from_parts(parts, Body::new(RawToolsBody::new(body, originals)))
 }
 
 /// A response body passed on line by line (a JSON body is one line
@@ -39,15 +75,15 @@ pub(crate) struct RawToolsBody {
     inner: Body,
     /// The incomplete last line seen so far.
     line: Vec<u8>,
-    lookup: RawLookup,
+    originals: Originals,
 }
 
 impl RawToolsBody {
-    pub(crate) fn new(inner: Body, lookup: RawLookup) -> Self {
+    pub(crate) fn new(inner: Body, originals: Originals) -> Self {
         RawToolsBody {
             inner,
             line: Vec::new(),
-            lookup,
+            originals,
         }
     }
 
@@ -68,7 +104,10 @@ impl RawToolsBody {
             }
             None => (&b""[..], text),
         };
-        match restore(message, &self.lookup) {
+        let restored = restore(message, &self.originals.tools).or_else(|| {
+            (self.originals.tasks)().and_then(|tasks| wire::offer_tasks(message, &tasks))
+        });
+        match restored {
             Some(restored) => {
                 out.extend_from_slice(field);
                 out.extend_from_slice(&restored);
@@ -167,7 +206,12 @@ mod tests {
     async fn through(chunks: Vec<&'static str>) -> String {
         let raw = json!({"name": "echo", "inputSchema": {"type": "object"}, "execution": {"taskSupport": "forbidden"}});
         let lookup: RawLookup = Arc::new(move |n| (n == "echo").then(|| raw.clone()));
-        let body = RawToolsBody::new(Body::new(Chunks(chunks.into())), lookup);
+        let originals = Originals {
+            tools: lookup,
+            tasks: Arc::new(|| None),
+            max_body: usize::MAX,
+        };
+        let body = RawToolsBody::new(Body::new(Chunks(chunks.into())), originals);
         let bytes = axum::body::to_bytes(Body::new(body), usize::MAX)
             .await
             .unwrap();

@@ -109,21 +109,34 @@ pub(crate) fn tasks_capability(line: &[u8]) -> Option<Value> {
 }
 
 /// Adds `tasks` to the capabilities of the gateway's own `initialize`
-/// answer in `line`; the line to write instead, if it is one.
-pub(crate) fn offer_tasks_line(line: &[u8], tasks: &Value) -> Option<Vec<u8>> {
-    if !contains(line, b"\"protocolVersion\"") || !contains(line, b"\"serverInfo\"") {
+/// answer in `message` (one JSON-RPC message, a trailing newline allowed);
+/// the message to write instead, without a newline, if it is one.
+pub(crate) fn offer_tasks(message: &[u8], tasks: &Value) -> Option<Vec<u8>> {
+    if !contains(message, b"\"protocolVersion\"") || !contains(message, b"\"serverInfo\"") {
         return None;
     }
-    let mut message: Value = serde_json::from_slice(line).ok()?;
+    let mut message: Value = serde_json::from_slice(message).ok()?;
     message.get("id")?;
     let caps = message
         .get_mut("result")?
         .get_mut("capabilities")?
         .as_object_mut()?;
     caps.insert("tasks".into(), tasks.clone());
-    let mut out = serde_json::to_vec(&message).ok()?;
-    out.push(b'\n');
-    Some(out)
+    serde_json::to_vec(&message).ok()
+}
+
+/// [`mark_request`] on a POST body (one message or a batch); the body to
+/// pass on instead, if it changed.
+pub(crate) fn mark_body(body: &[u8]) -> Option<Vec<u8>> {
+    if !contains(body, b"\"task") {
+        return None;
+    }
+    let mut messages: Value = serde_json::from_slice(body).ok()?;
+    let marked = match &mut messages {
+        Value::Array(batch) => batch.iter_mut().fold(false, |m, r| mark_request(r) | m),
+        one => mark_request(one),
+    };
+    marked.then(|| serde_json::to_vec(&messages).ok()).flatten()
 }
 
 /// Merges one upstream's `tasks` capability into `into`: an object key
@@ -187,6 +200,20 @@ mod tests {
     }
 
     #[test]
+    fn post_bodies_are_marked_one_message_or_a_batch() {
+        let get =
+            json!({"jsonrpc": "2.0", "id": 2, "method": "tasks/get", "params": {"taskId": "t"}});
+        let ping = json!({"jsonrpc": "2.0", "id": 3, "method": "ping"});
+        let one: Value = serde_json::from_slice(&mark_body(&line(get.clone())).unwrap()).unwrap();
+        assert_eq!(one["method"], "mender.untyped/tasks/get");
+        let batch: Value =
+            serde_json::from_slice(&mark_body(&line(json!([ping.clone(), get]))).unwrap()).unwrap();
+        assert_eq!(batch[0], ping);
+        assert_eq!(batch[1]["method"], "mender.untyped/tasks/get");
+        assert_eq!(mark_body(&line(ping)), None);
+    }
+
+    #[test]
     fn task_answers_of_2025_are_wrapped_and_unwrap_whole() {
         let task = json!({"taskId": "t1", "status": "working", "createdAt": "2026-01-01T00:00:00Z",
             "lastUpdatedAt": "2026-01-01T00:00:00Z", "ttl": 60000, "pollInterval": 1000});
@@ -228,7 +255,8 @@ mod tests {
         );
         let ours = json!({"jsonrpc": "2.0", "id": 0, "result": {"protocolVersion": "2025-11-25",
             "capabilities": {"tools": {}}, "serverInfo": {"name": "mender", "version": "1"}}});
-        let out = parsed(offer_tasks_line(&line(ours), &offered));
+        let out: Value =
+            serde_json::from_slice(&offer_tasks(&line(ours), &offered).unwrap()).unwrap();
         assert_eq!(out["result"]["capabilities"]["tasks"], offered);
         assert_eq!(out["result"]["capabilities"]["tools"], json!({}));
         let no_tasks = json!({"jsonrpc": "2.0", "id": 0, "result": {"protocolVersion": "x", "capabilities": {}}});
