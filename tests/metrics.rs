@@ -171,21 +171,10 @@ fn all_described(recorded: &Recorded) {
     }
 }
 
-const BUDGET: &str = r#"
-[guardrails]
-max-attempts = 4
-retry-budget = { percent = 0, min-retries = 5, window = "24h" }
-[plugins.backoff]
-bundled = "exponential-backoff"
-config = { base = "1ms", jitter = "none", max-attempts = 4 }
-[services.default]
-strategies = ["backoff"]
-"#;
-
 #[test]
 fn retries_spent_and_refused_failures_attempts_and_hooks() {
     let m = Recorded::default();
-    under(&m, BUDGET, |rt| async move {
+    under(&m, common::RETRY_BUDGET, |rt| async move {
         let down = Script::failing(fail(ErrorKind::Connect), 1000);
         for _ in 0..10 {
             call(&rt, &down).await.unwrap_err();

@@ -175,17 +175,6 @@ async fn child_process_sees_an_outage() {
     assert_eq!(trip(&runtime(&config)).await, 3);
 }
 
-const BUDGET: &str = r#"
-[guardrails]
-max-attempts = 4
-retry-budget = { percent = 0, min-retries = 5, window = "24h" }
-[plugins.backoff]
-bundled = "exponential-backoff"
-config = { base = "1ms", jitter = "none", max-attempts = 4 }
-[services.default]
-strategies = ["backoff"]
-"#;
-
 /// Ten calls on each of `a` and `b` at once against a dead upstream (each
 /// wants three retries); returns the retries made in all.
 async fn retries_of_two(a: &Runtime, b: &Runtime) -> usize {
@@ -212,11 +201,15 @@ async fn the_retry_budget_is_fleet_wide() {
     let Some(redis) = RedisServer::start_or_skip("fleet-wide retry budget") else {
         return;
     };
-    let config = on_redis(BUDGET, &redis);
+    let config = on_redis(common::RETRY_BUDGET, &redis);
     let shared = retries_of_two(&runtime(&config), &runtime(&config)).await;
     assert_eq!(shared, 5, "one budget of 5 retries for both runtimes");
     // The same two runtimes on local state: each has its own budget.
-    let local = retries_of_two(&runtime(BUDGET), &runtime(BUDGET)).await;
+    let local = retries_of_two(
+        &runtime(common::RETRY_BUDGET),
+        &runtime(common::RETRY_BUDGET),
+    )
+    .await;
     assert_eq!(local, 10);
 }
 
@@ -370,7 +363,7 @@ strategies = ["limiter", "breaker"]
 #[tokio::test(start_paused = true)]
 async fn the_retry_budget_caps_retries_in_one_process() {
     // No Redis needed: on local state the budget is per process.
-    let rt = runtime(BUDGET);
+    let rt = runtime(common::RETRY_BUDGET);
     let down = Script::failing(fail(ErrorKind::Connect), 1000);
     let mut made = 0;
     let mut refused = 0;

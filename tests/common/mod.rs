@@ -19,6 +19,20 @@ pub fn guest(name: &str) -> PathBuf {
     path
 }
 
+/// A backoff that wants three retries per call, under a retry budget of
+/// five retries a day and no more (`percent = 0`): the budget, not the
+/// plugin, decides how many retries happen.
+pub const RETRY_BUDGET: &str = r#"
+[guardrails]
+max-attempts = 4
+retry-budget = { percent = 0, min-retries = 5, window = "24h" }
+[plugins.backoff]
+bundled = "exponential-backoff"
+config = { base = "1ms", jitter = "none", max-attempts = 4 }
+[services.default]
+strategies = ["backoff"]
+"#;
+
 /// A runtime from TOML text, seeded for replayable jitter. `{guests}` in
 /// the text is replaced by the fixture directory.
 pub fn runtime(toml: &str) -> Runtime {
