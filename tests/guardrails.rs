@@ -432,6 +432,12 @@ queue-timeout = "50ms"
             Ok(_) => ok += 1,
             Err(e) => {
                 assert_eq!(e.kind, ErrorKind::Rejected, "{}", e.reason);
+                let tags = &e.history[0].tags;
+                assert!(
+                    tags.iter()
+                        .any(|(k, v)| k == "rejected-by" && v == "max-in-flight"),
+                    "{tags:?}"
+                );
                 let said = &e.history[0].message;
                 if said.contains("no slot came free in 50ms") {
                     timed_out += 1;

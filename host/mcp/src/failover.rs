@@ -12,7 +12,7 @@
 //! passed over until it is ready again: that is the probe.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::classify::UpstreamError;
 use crate::upstream::{Upstream, UpstreamState};
@@ -37,7 +37,17 @@ fn lists(up: &Upstream, own: &str) -> bool {
         })
 }
 
-/// The server attempt `n` of a call to tool `own` of `primary` goes to.
+/// The servers `up` fails over to, in its `failover` order (none missing:
+/// the config checked every name).
+pub(crate) fn backups_of(up: &Upstream, upstreams: &[Arc<Upstream>]) -> Vec<Arc<Upstream>> {
+    up.spec
+        .failover
+        .iter()
+        .filter_map(|b| upstreams.iter().find(|u| u.name() == b).cloned())
+        .collect()
+}
+
+/// The server the next attempt of a call to tool `own` of `primary` goes to.
 pub(crate) fn target<'a>(
     primary: &'a Arc<Upstream>,
     backups: &'a [Arc<Upstream>],
@@ -63,9 +73,9 @@ pub(crate) fn target<'a>(
 }
 
 /// After an attempt on `up` (of a call with backups) ended: a failure
-/// that is not the tool's own answer ejects it for the primary's
-/// `eject-for`; a success ends an ejection.
-pub(crate) fn record(up: &Upstream, primary: &Upstream, result: Result<(), &UpstreamError>) {
+/// that is not the server's own answer ejects it for `eject_for` (the
+/// primary's); a success ends an ejection.
+pub(crate) fn record(up: &Upstream, eject_for: Duration, result: Result<(), &UpstreamError>) {
     let mut until = up.ejected_until.lock().unwrap_or_else(|p| p.into_inner());
     match result {
         Ok(()) => *until = None,
@@ -74,10 +84,10 @@ pub(crate) fn record(up: &Upstream, primary: &Upstream, result: Result<(), &Upst
         Err(e) => {
             tracing::warn!(
                 server = %up.name(),
-                eject_for = ?primary.spec.eject_for,
+                eject_for = ?eject_for,
                 "failover: an attempt failed ({e}); the server is passed over for its backups meanwhile"
             );
-            *until = Some(Instant::now() + primary.spec.eject_for);
+            *until = Some(Instant::now() + eject_for);
         }
     }
 }

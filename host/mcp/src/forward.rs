@@ -115,9 +115,10 @@ pub(crate) async fn call_tool(
             // Called inside the attempt's span: the upstream's span is its child.
             trace::stamp(&mut request, client_trace);
             let caller = caller.clone();
-            let primary = up.clone();
             let to = super::failover::target(up, backups, &name).clone();
-            let has_backups = !backups.is_empty();
+            // With backups, each attempt's end may eject its server for the
+            // primary's `eject-for`; without, nothing to record.
+            let eject_for = (!backups.is_empty()).then_some(up.spec.eject_for);
             async move {
                 let limit = attempt.timeout.map_or(timeout, |t| t.min(timeout));
                 let answer = match to.request(request, limit, Some(&caller)).await {
@@ -131,8 +132,8 @@ pub(crate) async fn call_tool(
                     ))),
                     Err(e) => Err(e),
                 };
-                if has_backups {
-                    super::failover::record(&to, &primary, answer.as_ref().map(|_| ()));
+                if let Some(eject_for) = eject_for {
+                    super::failover::record(&to, eject_for, answer.as_ref().map(|_| ()));
                 }
                 answer
             }

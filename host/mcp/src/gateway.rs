@@ -244,12 +244,7 @@ impl ServerHandler for Gateway {
             request: context.id.clone(),
             progress: context.meta.get_progress_token(),
         };
-        let backups: Vec<Arc<Upstream>> = up
-            .spec
-            .failover
-            .iter()
-            .filter_map(|b| self.upstreams.iter().find(|u| u.name() == b).cloned())
-            .collect();
+        let backups = super::failover::backups_of(up, &self.upstreams);
         let tp = trace::of(&context);
         let call = forward::call_tool(
             &self.rt,
