@@ -105,18 +105,32 @@ fn happy_path(c: &mut Criterion) {
     // The same calls with the `mender` command's Prometheus recorder
     // installed (local to this thread, which runs the whole call): what
     // the metrics cost beside the runs above, which emit into the facade's
-    // no-op. The activity window and the spans (disabled without a
-    // subscriber) are in both.
+    // no-op. A pipeline registers its metric handles with the recorder in
+    // force at its first call, so these calls go through a runtime of
+    // their own, first called under the recorder. The activity window and
+    // the spans (disabled without a subscriber) are in both.
     let recorder = PrometheusBuilder::new().build_recorder();
+    let recorded = metrics::with_local_recorder(&recorder, || {
+        tokio.block_on(async { common::runtime(HAPPY) })
+    });
     for service in ["bare", "breaker", "pipeline3"] {
+        metrics::with_local_recorder(&recorder, || {
+            assert!(tokio.block_on(succeeding_call(&recorded, service)));
+        });
         g.bench_function(format!("{service}_recorded"), |b| {
             b.iter_custom(|iters| {
                 metrics::with_local_recorder(&recorder, || {
-                    common::time_calls(&tokio, iters, || succeeding_call(&rt, service))
+                    common::time_calls(&tokio, iters, || succeeding_call(&recorded, service))
                 })
             })
         });
     }
+    // The handles really are the recorder's: the calls above were counted.
+    let scraped = recorder.handle().render();
+    assert!(
+        scraped.contains("mender_calls_total{service=\"breaker\",outcome=\"ok\"}"),
+        "the recorded runs emitted nothing: {scraped}"
+    );
     g.finish();
 }
 

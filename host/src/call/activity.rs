@@ -7,25 +7,26 @@
 //! redactor before they get here), and bounded: one window per service
 //! (services are configured or capped), [`RECENT_DECISIONS`] decisions.
 //! The hot path pays one atomic for the call's number, and at its end a
-//! clock read and one process-wide lock over every service's window
-//! (contended when calls end at once on several threads); decisions are
-//! only recorded for failed attempts.
+//! clock read and the lock of its own service's window, which the
+//! service's pipeline holds (`pipeline/window.rs`): calls of different
+//! services never wait for each other here. Decisions are only recorded
+//! for failed attempts.
 //!
 //! Time here is the wall clock, not the host clock: the demo replays its
 //! script in virtual time, and a page that polls in real time wants "calls
 //! per (real) second" and timestamps it can print.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use super::window::{Ended, Window};
-pub use super::window::{ServiceActivity, WINDOW_S};
 use crate::api::Step;
 use crate::failure::ErrorKind;
+use crate::pipeline::window::{Ended, SharedWindow, Window};
+pub use crate::pipeline::window::{ServiceActivity, WINDOW_S};
 
 /// Decisions kept: a few minutes of a service in trouble at a few calls
 /// per second, and about 60 KB of JSON for the page to poll.
@@ -36,7 +37,8 @@ pub const RECENT_DECISIONS: usize = 200;
 pub(crate) struct Activity {
     epoch: Instant,
     next_call: AtomicU64,
-    services: Mutex<HashMap<Arc<str>, Window>>,
+    /// Every service's window, from its first ended call on.
+    services: Mutex<Vec<(Arc<str>, Arc<SharedWindow>)>>,
     decisions: Mutex<VecDeque<RecentDecision>>,
 }
 
@@ -140,28 +142,47 @@ impl Activity {
         self.next_call.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn window<R>(&self, service: &Arc<str>, f: impl FnOnce(&mut Window) -> R) -> R {
+    /// `f` on `service`'s window (held by its pipeline), which is listed
+    /// for snapshots from its first use on.
+    fn window<R>(
+        &self,
+        service: &Arc<str>,
+        shared: &Arc<SharedWindow>,
+        f: impl FnOnce(&mut Window) -> R,
+    ) -> R {
         // A poisoned lock only means a panic elsewhere mid-update of plain
         // counters: keep counting.
-        let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
-        match services.get_mut(&**service) {
-            Some(w) => f(w),
-            None => f(services.entry(service.clone()).or_default()),
+        let r = f(&mut shared.window.lock().unwrap_or_else(|e| e.into_inner()));
+        if !shared.listed.load(Ordering::Relaxed) && !shared.listed.swap(true, Ordering::AcqRel) {
+            let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+            services.push((service.clone(), shared.clone()));
         }
+        r
     }
 
     /// A call of `service` ended after `took`.
-    pub(super) fn call_ended(&self, service: &Arc<str>, ended: Ended, took: Duration) {
+    pub(super) fn call_ended(
+        &self,
+        service: &Arc<str>,
+        window: &Arc<SharedWindow>,
+        ended: Ended,
+        took: Duration,
+    ) {
         let now = self.now_s();
-        self.window(service, |w| w.call_ended(now, ended, took));
+        self.window(service, window, |w| w.call_ended(now, ended, took));
     }
 
     /// A failed attempt was handled: remember the decision (and count a
     /// retry).
-    pub(super) fn decided(&self, service: &Arc<str>, decision: RecentDecision) {
+    pub(super) fn decided(
+        &self,
+        service: &Arc<str>,
+        window: &Arc<SharedWindow>,
+        decision: RecentDecision,
+    ) {
         if decision.decision == "retry" {
             let now = self.now_s();
-            self.window(service, |w| w.retried(now));
+            self.window(service, window, |w| w.retried(now));
         }
         let mut ring = self.decisions.lock().unwrap_or_else(|e| e.into_inner());
         if ring.len() == RECENT_DECISIONS {
@@ -178,7 +199,10 @@ impl Activity {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .map(|(name, w)| w.summary(name, now))
+            .map(|(name, w)| {
+                let w = w.window.lock().unwrap_or_else(|e| e.into_inner());
+                w.summary(name, now)
+            })
             .collect();
         services.sort_by(|a, b| a.service.cmp(&b.service));
         let decisions = self
@@ -239,6 +263,7 @@ mod tests {
     fn the_ring_keeps_the_newest_first_and_is_bounded() {
         let a = Activity::default();
         let service: Arc<str> = "s".into();
+        let window = Arc::default();
         for call in 0..(RECENT_DECISIONS as u64 + 5) {
             let step = Step::Retry {
                 by: "b".into(),
@@ -246,6 +271,7 @@ mod tests {
             };
             a.decided(
                 &service,
+                &window,
                 RecentDecision::new(call, "s", "op".into(), 1, ErrorKind::Connect, &step),
             );
         }

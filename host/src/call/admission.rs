@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::context::CallState;
 use super::metrics;
 use super::min_opt;
@@ -34,10 +36,28 @@ pub(super) struct Admitted {
 }
 
 impl CallState<'_> {
-    /// Takes a `max-in-flight` slot for an attempt the strategies let
-    /// start; no limit, no cost. A full bulkhead refuses it with a
-    /// `rejected` failure, which the strategies then see like any other.
-    pub(super) async fn enter_bulkhead(
+    /// Takes a free `max-in-flight` slot for an attempt the strategies let
+    /// start, without waiting; no limit, no cost. `None`: no slot is free
+    /// ([`Self::queue_for_bulkhead`] waits for one).
+    pub(super) fn try_bulkhead(&self, timeout: Option<Duration>) -> Option<Admitted> {
+        let Some(limit) = &self.cx.pipeline.guardrails.in_flight else {
+            return Some(Admitted {
+                timeout,
+                slot: None,
+            });
+        };
+        let slot = self.cx.pipeline.bulkhead.try_enter(limit.max)?;
+        Some(Admitted {
+            timeout,
+            slot: Some(slot),
+        })
+    }
+
+    /// Waits in the `max-in-flight` queue for a slot, when
+    /// [`Self::try_bulkhead`] found none free. A full queue, or no slot
+    /// in time, refuses the attempt with a `rejected` failure, which the
+    /// strategies then see like any other.
+    pub(super) async fn queue_for_bulkhead(
         &self,
         timeout: Option<Duration>,
     ) -> Result<Admitted, Failure> {
@@ -63,17 +83,51 @@ impl CallState<'_> {
         }
     }
 
-    /// Asks every admitting strategy, in order, whether attempt `number`
-    /// may start. Leases answer without a Wasm call.
-    pub(super) async fn admit(&self, number: u32) -> Gate {
+    /// Admission by leases alone, without awaiting anything: `Ok` with
+    /// the grants' timeout when every admitting strategy's lease let
+    /// attempt the start (`at` being the loop's latest clock reading: no
+    /// clock read here), else `Err` with where [`Self::admit`] goes on:
+    /// the first strategy whose lease did not hold, and the timeout so
+    /// far. The happy path's admission, kept out of the call's future.
+    pub(super) fn admit_leased(
+        &self,
+        at: Instant,
+    ) -> Result<Option<Duration>, (usize, Option<Duration>)> {
         let mut timeout = None;
+        let now = self.cx.host.ms_at(at);
+        for (i, slot) in self.cx.pipeline.strategies.iter().enumerate() {
+            if !slot.admits() {
+                continue;
+            }
+            match slot.lease.try_admit(now) {
+                Some(leased) => {
+                    metrics::lease_used(&self.cx.pipeline.service, slot);
+                    timeout = min_opt(timeout, leased.timeout);
+                }
+                None => return Err((i, timeout)),
+            }
+        }
+        Ok(timeout)
+    }
+
+    /// Asks every admitting strategy from the `from`th on, in order,
+    /// whether attempt `number` may start; `timeout` is what the leases
+    /// before it granted ([`Self::admit_leased`]). Leases still answer
+    /// without a Wasm call.
+    pub(super) async fn admit(
+        &self,
+        number: u32,
+        from: usize,
+        mut timeout: Option<Duration>,
+    ) -> Gate {
         let mut call: Option<wit::CallInfo> = None;
-        for slot in self.cx.pipeline.strategies.iter().filter(|s| s.admits()) {
+        let strategies = self.cx.pipeline.strategies.iter().skip(from);
+        for slot in strategies.filter(|s| s.admits()) {
             let mut waits = 0;
             loop {
                 let now = self.now_ms();
                 if let Some(leased) = slot.lease.try_admit(now) {
-                    metrics::lease_used(&self.cx.pipeline.service, slot.plugin.name());
+                    metrics::lease_used(&self.cx.pipeline.service, slot);
                     timeout = min_opt(timeout, leased.timeout);
                     break;
                 }

@@ -11,7 +11,6 @@ use tokio::time::Instant;
 use super::activity::{Activity, RecentDecision};
 use super::metrics::Outcome;
 use super::min_opt;
-use super::window::Ended;
 use crate::api::{AttemptRecord, CallSpec, CredentialProvider, Payload, Reply, ServedBy, Step};
 use crate::failure::ErrorKind;
 use crate::host::HostShared;
@@ -19,6 +18,7 @@ use crate::host::clock::duration_ms;
 use crate::host::results::ResultStore;
 use crate::pipeline::Pipeline;
 use crate::pipeline::retry_budget::RetryBudgets;
+use crate::pipeline::window::Ended;
 use crate::plugin::bindings::wit;
 use crate::redact::Redactor;
 
@@ -83,44 +83,54 @@ impl<'a> CallState<'a> {
     }
 
     pub(super) fn deadline_left(&self) -> Option<Duration> {
-        self.deadline
-            .map(|d| d.saturating_duration_since(Instant::now()))
+        self.deadline_left_at(Instant::now())
+    }
+
+    /// What is left of the deadline at `now`, a recent clock reading.
+    pub(super) fn deadline_left_at(&self, now: Instant) -> Option<Duration> {
+        self.deadline.map(|d| d.saturating_duration_since(now))
     }
 
     pub(super) fn now_ms(&self) -> u64 {
         self.cx.host.now_ms()
     }
 
-    /// The attempt's timeout: the tightest of the admission grant's, the
-    /// service's, the call's, and what is left of the deadline.
-    pub(super) fn attempt_timeout(&self, granted: Option<Duration>) -> Option<Duration> {
+    /// The timeout of an attempt starting at `began`: the tightest of the
+    /// admission grant's, the service's, the call's, and what is left of
+    /// the deadline.
+    pub(super) fn attempt_timeout(
+        &self,
+        granted: Option<Duration>,
+        began: Instant,
+    ) -> Option<Duration> {
         let g = &self.cx.pipeline.guardrails;
         let t = min_opt(
             min_opt(granted, g.attempt_timeout),
             self.spec.attempt_timeout,
         );
-        min_opt(t, self.deadline_left())
+        min_opt(t, self.deadline_left_at(began))
     }
 
-    /// The upstream answered: count it, record it for cached fallbacks,
-    /// and hand it back with the history of what came before.
+    /// The upstream answered at `ended` after `took`: count it, record it
+    /// for cached fallbacks, and hand it back with the history of what
+    /// came before.
     pub(super) fn succeed<T: Payload>(
         self,
         value: T,
+        ended: Instant,
         took: Duration,
         span: &tracing::Span,
     ) -> Reply<T> {
         let p = &self.cx.pipeline;
         p.stats.record_success(duration_ms(took));
-        super::metrics::attempt(&p.service, None);
-        super::metrics::attempt_took(&p.service, took);
+        super::metrics::answered_attempt(p, took);
         super::spans::answered(span);
         let outcome = if self.history.is_empty() {
             Outcome::Ok
         } else {
             Outcome::RetriedOk
         };
-        self.ended(outcome);
+        self.ended_at(outcome, ended);
         // Only an idempotent call's answer can stand in for a later one:
         // replaying a write's result would claim a write that never
         // happened.
@@ -140,18 +150,25 @@ impl<'a> CallState<'a> {
         }
     }
 
-    /// The call ended: count it for the metrics and the recent window.
+    /// The call ended now: count it for the metrics and the recent window.
     pub(super) fn ended(&self, outcome: Outcome) {
-        let service = &self.cx.pipeline.service;
-        let took = self.started.elapsed();
-        super::metrics::call_ended(service, outcome, took);
+        self.ended_at(outcome, Instant::now());
+    }
+
+    /// The call ended at `at`, a clock reading the caller already has.
+    fn ended_at(&self, outcome: Outcome, at: Instant) {
+        let p = &self.cx.pipeline;
+        let took = at.saturating_duration_since(self.started);
+        super::metrics::call_ended(p, outcome, took);
         self.trace_end(outcome);
         let ended = match outcome {
             Outcome::Ok | Outcome::RetriedOk => Ended::Answered,
             Outcome::Fallback => Ended::Fallback,
             Outcome::Failed | Outcome::Rejected => Ended::Failed,
         };
-        self.cx.activity.call_ended(service, ended, took);
+        self.cx
+            .activity
+            .call_ended(&p.service, &p.window, ended, took);
     }
 
     /// Remembers what was decided after attempt `number` failed with
@@ -169,9 +186,10 @@ impl<'a> CallState<'a> {
             }
             other => other,
         };
-        let service = &self.cx.pipeline.service;
-        let decision = RecentDecision::new(self.id, service, self.operation(), number, kind, step);
-        self.cx.activity.decided(service, decision);
+        let p = &self.cx.pipeline;
+        let decision =
+            RecentDecision::new(self.id, &p.service, self.operation(), number, kind, step);
+        self.cx.activity.decided(&p.service, &p.window, decision);
     }
 
     pub(super) fn result_key(&self) -> &str {
@@ -210,7 +228,7 @@ impl<'a> CallState<'a> {
         step: Step,
     ) {
         let kind = ErrorKind::from(event.kind);
-        super::metrics::attempt(&self.cx.pipeline.service, Some(kind));
+        super::metrics::attempt_failed(&self.cx.pipeline.service, kind);
         if kind != ErrorKind::Rejected {
             super::metrics::attempt_took(&self.cx.pipeline.service, took);
         }

@@ -15,6 +15,8 @@ use std::time::Duration;
 use ::metrics::SharedString;
 
 use crate::failure::ErrorKind;
+use crate::pipeline::meters::OUTCOMES;
+use crate::pipeline::{Pipeline, StrategySlot};
 use crate::plugin::bindings::wit;
 
 /// Calls by how they ended (`outcome`: see [`Outcome`]).
@@ -103,6 +105,11 @@ pub(super) enum Outcome {
 }
 
 impl Outcome {
+    /// Its index among the pipeline's cached `mender_calls_total` handles.
+    fn index(self) -> usize {
+        self as usize
+    }
+
     /// Whether the call's last attempt was answered by the upstream.
     pub(super) fn answered_upstream(self) -> bool {
         matches!(self, Outcome::Ok | Outcome::RetriedOk)
@@ -124,19 +131,46 @@ impl Outcome {
     }
 }
 
-/// A call ended: count it and its duration.
-pub(super) fn call_ended(service: &Arc<str>, outcome: Outcome, took: Duration) {
-    let service = label(service);
-    ::metrics::counter!(CALLS_TOTAL, "service" => service.clone(), "outcome" => outcome.as_str())
+// One cached handle per outcome (`pipeline/meters.rs`).
+const _: () = assert!(Outcome::Rejected as usize + 1 == OUTCOMES);
+
+/// A call ended: count it and its duration, through the pipeline's
+/// cached handles.
+pub(super) fn call_ended(p: &Pipeline, outcome: Outcome, took: Duration) {
+    let m = &p.meters;
+    m.calls[outcome.index()]
+        .get_or_init(|| {
+            ::metrics::counter!(CALLS_TOTAL, "service" => label(&p.service), "outcome" => outcome.as_str())
+        })
         .increment(1);
-    ::metrics::histogram!(CALL_DURATION_SECONDS, "service" => service).record(took.as_secs_f64());
+    m.call_duration
+        .get_or_init(
+            || ::metrics::histogram!(CALL_DURATION_SECONDS, "service" => label(&p.service)),
+        )
+        .record(took.as_secs_f64());
 }
 
-/// An attempt ended: `None` for an answer, else the failure's kind
-/// (`rejected` for an attempt that admission refused).
-pub(super) fn attempt(service: &Arc<str>, failed: Option<ErrorKind>) {
-    let kind = failed.map_or("ok", ErrorKind::as_str);
-    ::metrics::counter!(ATTEMPTS_TOTAL, "service" => label(service), "kind" => kind).increment(1);
+/// An attempt was answered after `took`: counted (`kind="ok"`) and timed
+/// through the pipeline's cached handles.
+pub(super) fn answered_attempt(p: &Pipeline, took: Duration) {
+    let m = &p.meters;
+    m.answered_attempts
+        .get_or_init(
+            || ::metrics::counter!(ATTEMPTS_TOTAL, "service" => label(&p.service), "kind" => "ok"),
+        )
+        .increment(1);
+    m.attempt_duration
+        .get_or_init(
+            || ::metrics::histogram!(ATTEMPT_DURATION_SECONDS, "service" => label(&p.service)),
+        )
+        .record(took.as_secs_f64());
+}
+
+/// A handled attempt failed with `kind` (`rejected` for an attempt that
+/// admission refused).
+pub(super) fn attempt_failed(service: &Arc<str>, kind: ErrorKind) {
+    ::metrics::counter!(ATTEMPTS_TOTAL, "service" => label(service), "kind" => kind.as_str())
+        .increment(1);
 }
 
 /// A plugin answered a hook with `decision` (one of a fixed set of words,
@@ -180,9 +214,18 @@ pub(super) fn lease_granted(service: &Arc<str>, plugin: &Arc<str>) {
         .increment(1);
 }
 
-/// A plugin's lease admitted an attempt.
-pub(super) fn lease_used(service: &Arc<str>, plugin: &Arc<str>) {
-    ::metrics::counter!(LEASE_ADMISSIONS_TOTAL, "service" => label(service), "plugin" => label(plugin))
+/// `slot`'s lease admitted an attempt of `service` (a cached handle: a
+/// leased breaker does this on every successful call).
+pub(super) fn lease_used(service: &Arc<str>, slot: &StrategySlot) {
+    slot.meters
+        .lease_admissions
+        .get_or_init(|| {
+            ::metrics::counter!(
+                LEASE_ADMISSIONS_TOTAL,
+                "service" => label(service),
+                "plugin" => label(slot.plugin.name())
+            )
+        })
         .increment(1);
 }
 

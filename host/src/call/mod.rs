@@ -30,7 +30,6 @@ mod outcome;
 mod spans;
 #[cfg(test)]
 mod tests;
-mod window;
 
 use std::future::Future;
 use std::time::Duration;
@@ -59,83 +58,109 @@ where
     F: FnMut(Attempt) -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
+    // The call's span is entered only around what runs in it directly (the
+    // wait between attempts, the fallback and the give-up); each attempt's
+    // span names it as parent. Wrapping the whole loop in `instrument`
+    // would move this whole future into the wrapper on every call.
     let mut call = CallState::start(cx, spec);
-    let call_span = call.span.clone();
-    async move {
-        let mut number = 1;
-        loop {
-            // Admission, the attempt, its classification and what the
-            // strategies and guardrails made of it, under the attempt's
-            // span; the wait before the next attempt is the call's.
-            let span = call.attempt_span(number);
-            // 1-3: admit, attempt, classify.
-            let admitted = match call.admit(number).instrument(span.clone()).await {
-                Gate::Open { timeout } => {
-                    call.enter_bulkhead(timeout).instrument(span.clone()).await
+    let mut number = 1;
+    // The clock is read once before an attempt and once after it, and
+    // whatever else needs the time in between (a lease's expiry, the
+    // deadline left, the attempt's timeout) uses those readings: on
+    // the happy path these reads were most of the host's own cost.
+    // The first attempt starts when the call did.
+    let mut now = call.started;
+    loop {
+        // Admission, the attempt, its classification and what the
+        // strategies and guardrails made of it, under the attempt's
+        // span; the wait before the next attempt is the call's.
+        let span = call.attempt_span(number);
+        // 1-3: admit, attempt, classify. Leases and a free bulkhead
+        // slot admit at once; asking a plugin or queueing is the slow
+        // path, boxed so that its state does not make every call's
+        // future (moved on each poll's way in) larger.
+        let gate = match call.admit_leased(now) {
+            Ok(timeout) => Gate::Open { timeout },
+            Err((from, timeout)) => {
+                let gate = Box::pin(call.admit(number, from, timeout));
+                let gate = gate.instrument(span.clone()).await;
+                now = Instant::now();
+                gate
+            }
+        };
+        let admitted = match gate {
+            Gate::Open { timeout } => match call.try_bulkhead(timeout) {
+                Some(admitted) => Ok(admitted),
+                None => {
+                    let queued = Box::pin(call.queue_for_bulkhead(timeout));
+                    let admitted = queued.instrument(span.clone()).await;
+                    now = Instant::now();
+                    admitted
                 }
-                Gate::Closed(failure) => Err(failure),
-            };
-            let (failure, last_error, began, took) = match admitted {
-                Ok(Admitted { timeout, slot }) => {
-                    let timeout = call.attempt_timeout(timeout);
-                    let began = Instant::now();
-                    let fut = span.in_scope(|| attempt(Attempt { number, timeout }));
-                    let result = within(timeout, fut).instrument(span.clone()).await;
-                    let took = began.elapsed();
-                    drop(slot);
-                    match result {
-                        Ok(value) => return Ok(call.succeed(value, took, &span)),
-                        Err(AttemptError::Upstream(e)) => (e.classify(), Some(e), began, took),
-                        Err(AttemptError::Timeout(t)) => (
-                            Failure::new(
-                                ErrorKind::Timeout,
-                                format!("attempt timed out after {t:?}"),
-                            ),
-                            None,
-                            began,
-                            took,
-                        ),
-                    }
+            },
+            Gate::Closed(failure) => Err(failure),
+        };
+        let (failure, last_error, began, took) = match admitted {
+            Ok(Admitted { timeout, slot }) => {
+                let began = now;
+                let timeout = call.attempt_timeout(timeout, began);
+                let fut = span.in_scope(|| attempt(Attempt { number, timeout }));
+                let result = within(began, timeout, fut).instrument(span.clone()).await;
+                let ended = Instant::now();
+                let took = ended.saturating_duration_since(began);
+                drop(slot);
+                match result {
+                    Ok(value) => return Ok(call.succeed(value, ended, took, &span)),
+                    Err(AttemptError::Upstream(e)) => (e.classify(), Some(e), began, took),
+                    Err(AttemptError::Timeout(t)) => (
+                        Failure::new(ErrorKind::Timeout, format!("attempt timed out after {t:?}")),
+                        None,
+                        began,
+                        took,
+                    ),
                 }
-                Err(failure) => (failure, None, Instant::now(), Duration::ZERO),
-            };
+            }
+            Err(failure) => (failure, None, now, Duration::ZERO),
+        };
 
-            // 4: decide.
-            let (event, verdict) = call
-                .on_failure(number, failure)
-                .instrument(span.clone())
-                .await;
+        // 4: decide.
+        let (event, verdict) = Box::pin(call.on_failure(number, failure))
+            .instrument(span.clone())
+            .await;
 
-            // 5-6: guard, then wait, refresh, fall back or give up.
-            match call.guard(number, verdict).instrument(span.clone()).await {
-                Next::Again { step, wait } => {
-                    call.push(&span, &event, number, began, took, step);
-                    drop(span);
-                    if !wait.is_zero() {
-                        tokio::time::sleep(wait).await;
-                    }
-                    number += 1;
+        // 5-6: guard, then wait, refresh, fall back or give up.
+        let next = Box::pin(call.guard(number, verdict));
+        match next.instrument(span.clone()).await {
+            Next::Again { step, wait } => {
+                call.push(&span, &event, number, began, took, step);
+                drop(span);
+                if !wait.is_zero() {
+                    let wait = tokio::time::sleep(wait);
+                    wait.instrument(call.span.clone()).await;
                 }
-                Next::Fallback { by, answer } => {
-                    let step = Step::Fallback { by: by.to_string() };
-                    call.push(&span, &event, number, began, took, step);
-                    drop(span);
-                    return call.answer_with(&by, answer, &event, last_error);
-                }
-                Next::GiveUp(cause) => {
-                    let step = Step::Fail {
-                        reason: cause.to_string(),
-                        cause: cause.clone(),
-                    };
-                    call.push(&span, &event, number, began, took, step);
-                    drop(span);
-                    return call.give_up(cause, &event, last_error).await;
-                }
+                now = Instant::now();
+                number += 1;
+            }
+            Next::Fallback { by, answer } => {
+                let step = Step::Fallback { by: by.to_string() };
+                call.push(&span, &event, number, began, took, step);
+                drop(span);
+                let _in_call = call.span.clone().entered();
+                return call.answer_with(&by, answer, &event, last_error);
+            }
+            Next::GiveUp(cause) => {
+                let step = Step::Fail {
+                    reason: cause.to_string(),
+                    cause: cause.clone(),
+                };
+                call.push(&span, &event, number, began, took, step);
+                drop(span);
+                let span = call.span.clone();
+                let give_up = Box::pin(call.give_up(cause, &event, last_error));
+                return give_up.instrument(span).await;
             }
         }
     }
-    .instrument(call_span)
-    .await
 }
 
 /// How an attempt failed before it could be classified.
@@ -144,13 +169,17 @@ enum AttemptError<E> {
     Timeout(Duration),
 }
 
-/// Awaits `fut`, for at most `timeout`.
+/// Awaits `fut`, started at `began`, for at most `timeout`.
 async fn within<T, E>(
+    began: Instant,
     timeout: Option<Duration>,
     fut: impl Future<Output = Result<T, E>>,
 ) -> Result<T, AttemptError<E>> {
-    match timeout {
-        Some(t) => match tokio::time::timeout(t, fut).await {
+    // `timeout_at`, from the reading the loop already has: `timeout` would
+    // read the clock again. A timer is only registered if `fut` is pending
+    // on its first poll. A limit past what the clock can represent is none.
+    match timeout.and_then(|t| Some((t, began.checked_add(t)?))) {
+        Some((t, at)) => match tokio::time::timeout_at(at, fut).await {
             Ok(r) => r.map_err(AttemptError::Upstream),
             Err(_) => Err(AttemptError::Timeout(t)),
         },

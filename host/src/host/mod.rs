@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use clock::millis_since;
+use clock::{duration_ms, millis_since};
 use metrics::PluginMetrics;
 use random::RandomSource;
 use state::{MemoryState, StateStore};
@@ -40,6 +40,14 @@ pub(crate) struct HostShared {
 impl HostShared {
     pub(crate) fn now_ms(&self) -> u64 {
         self.origin_ms.saturating_add(millis_since(self.epoch))
+    }
+
+    /// The host time of `at`, a reading of the same (tokio) clock taken
+    /// a moment ago: what `now_ms` would have said then, without reading
+    /// the clock again.
+    pub(crate) fn ms_at(&self, at: Instant) -> u64 {
+        self.origin_ms
+            .saturating_add(duration_ms(at.saturating_duration_since(self.epoch)))
     }
 }
 

@@ -72,7 +72,8 @@ impl Bulkhead {
         self.in_flight.load(Acquire)
     }
 
-    fn try_enter(self: &Arc<Self>, max: u32) -> Option<Slot> {
+    /// A slot under `max` if one is free now, without waiting.
+    pub(crate) fn try_enter(self: &Arc<Self>, max: u32) -> Option<Slot> {
         self.in_flight
             .fetch_update(AcqRel, Acquire, |n| (n < max).then_some(n + 1))
             .ok()

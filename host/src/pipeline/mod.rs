@@ -3,10 +3,12 @@
 
 pub(crate) mod bulkhead;
 pub(crate) mod generation;
+pub(crate) mod meters;
 pub(crate) mod outcomes;
 pub(crate) mod retry_budget;
 mod smoke;
 pub(crate) mod strategy;
+pub(crate) mod window;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -14,8 +16,10 @@ use std::sync::{Arc, RwLock};
 use crate::config::{Config, DEFAULT_SERVICE, Guardrails, ServiceSpec};
 use crate::plugin::bindings::wit;
 use crate::plugin::{LoadError, Loaded};
+use meters::{ServiceMeters, SlotMeters};
 use outcomes::{Cursor, LeaseCell, ServiceStats};
 pub(crate) use strategy::{Fallback, Strategy};
+use window::SharedWindow;
 
 /// Services created on first use (unlisted ones served by `default`) are
 /// capped, so a caller inventing service names cannot grow memory without
@@ -30,6 +34,7 @@ pub(crate) struct StrategySlot {
     pub(crate) plugin: Arc<dyn Strategy>,
     pub(crate) lease: Arc<LeaseCell>,
     pub(crate) cursor: Arc<Cursor>,
+    pub(crate) meters: SlotMeters,
 }
 
 impl StrategySlot {
@@ -105,6 +110,11 @@ pub(crate) struct Pipeline {
     pub(crate) stats: Arc<ServiceStats>,
     /// The `max-in-flight` slots, shared across reloads like `stats`.
     pub(crate) bulkhead: Arc<bulkhead::Bulkhead>,
+    /// The last minute, for the runtime's activity; shared across reloads
+    /// like `stats`.
+    pub(crate) window: Arc<SharedWindow>,
+    /// Metric handles of the happy path, registered on first use.
+    pub(crate) meters: ServiceMeters,
 }
 
 impl Pipeline {
@@ -135,6 +145,7 @@ impl Pipeline {
                             .map(|s| s.lease.clone())
                             .unwrap_or_default(),
                         cursor: old.map(|s| s.cursor.clone()).unwrap_or_default(),
+                        meters: SlotMeters::default(),
                     }
                 })
                 .collect(),
@@ -142,6 +153,8 @@ impl Pipeline {
             records_results: t.fallbacks.iter().any(|f| f.records_results()),
             stats: before.map(|b| b.stats.clone()).unwrap_or_default(),
             bulkhead: before.map(|b| b.bulkhead.clone()).unwrap_or_default(),
+            window: before.map(|b| b.window.clone()).unwrap_or_default(),
+            meters: ServiceMeters::default(),
         }
     }
 }

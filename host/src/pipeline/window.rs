@@ -9,6 +9,8 @@
 //! additions per call.
 
 use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -36,7 +38,7 @@ struct Second {
 
 /// How a call ended, as the window counts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Ended {
+pub(crate) enum Ended {
     /// The upstream answered (first try or after retries).
     Answered,
     /// A fallback answered.
@@ -45,9 +47,20 @@ pub(super) enum Ended {
     Failed,
 }
 
+/// A service's window as its pipeline keeps it: shared with the
+/// service's pipelines before and after a reload (like its counters), so
+/// a call locks its own service's window, not a map of every service's.
+#[derive(Debug, Default)]
+pub(crate) struct SharedWindow {
+    pub(crate) window: Mutex<Window>,
+    /// Whether the runtime's activity lists this window yet (it does from
+    /// the service's first ended call).
+    pub(crate) listed: AtomicBool,
+}
+
 /// A service's sliding window.
 #[derive(Debug)]
-pub(super) struct Window {
+pub(crate) struct Window {
     /// Indexed by second modulo [`WINDOW_S`]; a slot whose `at` is older
     /// than the window is stale and read as zero.
     seconds: [Second; WINDOW_S as usize],
@@ -77,7 +90,7 @@ impl Window {
     }
 
     /// A call ended at second `now_s` after `took`.
-    pub(super) fn call_ended(&mut self, now_s: u64, ended: Ended, took: Duration) {
+    pub(crate) fn call_ended(&mut self, now_s: u64, ended: Ended, took: Duration) {
         let slot = self.slot(now_s);
         slot.calls += 1;
         match ended {
@@ -92,12 +105,12 @@ impl Window {
     }
 
     /// A call was retried at second `now_s`.
-    pub(super) fn retried(&mut self, now_s: u64) {
+    pub(crate) fn retried(&mut self, now_s: u64) {
         self.slot(now_s).retries += 1;
     }
 
     /// The window as of second `now_s`.
-    pub(super) fn summary(&self, service: &str, now_s: u64) -> ServiceActivity {
+    pub(crate) fn summary(&self, service: &str, now_s: u64) -> ServiceActivity {
         let first = now_s.saturating_sub(WINDOW_S - 1);
         let live = |s: &&Second| s.at >= first && s.at <= now_s;
         let mut calls_per_second = vec![0; WINDOW_S as usize];
