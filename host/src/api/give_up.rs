@@ -94,6 +94,25 @@ pub enum GiveUp {
 }
 
 impl GiveUp {
+    /// Whether the reason quotes text the host did not write (a plugin's
+    /// reason or fault, a decoder's complaint, a credential provider's
+    /// message), which must pass the redactor before it is kept.
+    pub(crate) fn quotes_others(&self) -> bool {
+        match self {
+            GiveUp::Strategy { .. }
+            | GiveUp::PluginFault(_)
+            | GiveUp::RefreshFailed { .. }
+            | GiveUp::FallbackUndecodable { .. }
+            | GiveUp::FallbackFault { .. } => true,
+            GiveUp::NoRetry { .. }
+            | GiveUp::NoStrategy { .. }
+            | GiveUp::RetryRefused { .. }
+            | GiveUp::RefreshRefused { .. }
+            | GiveUp::RefreshLimit { .. }
+            | GiveUp::NoCredentialProvider { .. } => false,
+        }
+    }
+
     /// The plugin whose answer (or fault) ended the call, if one did.
     pub fn plugin(&self) -> Option<&str> {
         match self {

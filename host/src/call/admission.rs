@@ -133,7 +133,7 @@ impl CallState<'_> {
                 }
                 let call = call.get_or_insert_with(|| wit::CallInfo {
                     service: self.cx.pipeline.service.to_string(),
-                    operation: self.operation(),
+                    operation: self.operation().to_owned(),
                     attempt: number,
                     elapsed: duration_ms(self.started.elapsed()),
                     deadline_left: self.deadline_left().map(duration_ms),

@@ -3,7 +3,7 @@
 //! ([`CallState`]).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -50,8 +50,9 @@ pub(crate) struct CallState<'a> {
     pub(super) refreshes: u32,
     /// The call's span (`spans.rs`); disabled without a subscriber.
     pub(super) span: tracing::Span,
-    /// The redacted operation, once, when the span is enabled.
-    pub(super) traced_operation: Option<String>,
+    /// The operation, redacted once, when first needed (an event, a
+    /// decision, an enabled span): see [`CallState::operation`].
+    pub(super) redacted_operation: OnceLock<String>,
 }
 
 impl<'a> CallState<'a> {
@@ -76,7 +77,7 @@ impl<'a> CallState<'a> {
             deadline,
             history: Vec::new(),
             refreshes: 0,
-            traced_operation: None,
+            redacted_operation: OnceLock::new(),
         };
         call.trace_start();
         call
@@ -172,12 +173,13 @@ impl<'a> CallState<'a> {
     }
 
     /// Remembers what was decided after attempt `number` failed with
-    /// `kind`, for a live view. `step`'s reason is redacted here: a
-    /// plugin's own words may echo what it saw.
+    /// `kind`, for a live view. `step`'s reason is redacted here when it
+    /// quotes a plugin or a decoder, whose words may echo what they saw;
+    /// the host's own reasons are names, kinds and numbers.
     pub(super) fn remember(&self, number: u32, kind: ErrorKind, step: &Step) {
         let redacted;
         let step = match step {
-            Step::Fail { reason, cause } => {
+            Step::Fail { reason, cause } if cause.quotes_others() => {
                 redacted = Step::Fail {
                     reason: self.cx.redactor.redact(reason),
                     cause: cause.clone(),
@@ -187,8 +189,14 @@ impl<'a> CallState<'a> {
             other => other,
         };
         let p = &self.cx.pipeline;
-        let decision =
-            RecentDecision::new(self.id, &p.service, self.operation(), number, kind, step);
+        let decision = RecentDecision::new(
+            self.id,
+            &p.service,
+            self.operation().to_owned(),
+            number,
+            kind,
+            step,
+        );
         self.cx.activity.decided(&p.service, &p.window, decision);
     }
 
@@ -211,9 +219,10 @@ impl<'a> CallState<'a> {
     }
 
     /// The operation as plugins and logs see it: redacted (a URL's
-    /// `?api_key=…`).
-    pub(super) fn operation(&self) -> String {
-        self.cx.redactor.redact(&self.spec.operation)
+    /// `?api_key=…`), once per call.
+    pub(super) fn operation(&self) -> &str {
+        self.redacted_operation
+            .get_or_init(|| self.cx.redactor.redact(&self.spec.operation))
     }
 
     /// Records a handled attempt in the history, its span (`span`) and

@@ -58,7 +58,7 @@ impl CallState<'_> {
         }
         let event = wit::ErrorEvent {
             service: p.service.to_string(),
-            operation: self.operation(),
+            operation: self.operation().to_owned(),
             kind: failure.kind.into(),
             message: self.cx.redactor.redact(&failure.message),
             status: failure.status,

@@ -119,7 +119,7 @@ impl CallState<'_> {
         tracing::warn!(service = %event.service, operation = %event.operation, %reason, "call failed");
         Err(CallError {
             service: self.cx.pipeline.service.to_string(),
-            operation: self.operation(),
+            operation: self.operation().to_owned(),
             reason,
             cause,
             kind,

@@ -44,9 +44,7 @@ impl CallState<'_> {
         if self.span.is_disabled() {
             return;
         }
-        let operation = self.operation();
-        self.span.record("operation", operation.as_str());
-        self.traced_operation = Some(operation);
+        self.span.record("operation", self.operation());
     }
 
     /// The span of attempt `number`, a child of the call's.
@@ -65,8 +63,8 @@ impl CallState<'_> {
             error = Empty,
             otel.status_code = Empty,
         );
-        if let Some(op) = &self.traced_operation {
-            span.record("operation", op.as_str());
+        if !self.span.is_disabled() {
+            span.record("operation", self.operation());
         }
         span
     }

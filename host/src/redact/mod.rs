@@ -14,7 +14,10 @@ mod writer;
 #[cfg(feature = "log-writer")]
 pub use writer::RedactingWriter;
 
-use rules::{BARE, BASE64_RUN, KEYED, PEM, decode_base64, replace_bare};
+use rules::{
+    BARE, BASE64_RUN, KEYED, PEM, SUSPECT, SUSPECT_BASE64, decode_base64, may_hold_a_secret,
+    replace_bare,
+};
 
 /// What a redacted secret is replaced with.
 pub const REDACTED: &str = "[REDACTED]";
@@ -120,12 +123,16 @@ impl Redactor {
             Some(re) => re.replace_all(text, REDACTED).into_owned(),
             None => text.to_owned(),
         };
-        // Most messages hold no secret. `is_match` answers that without
-        // the capture groups `replace_all` allocates for its first search,
-        // which made up most of the cost of redacting a plain message.
-        let (bare, keyed) = (BARE.is_match(&out), KEYED.is_match(&out));
-        let (pem, base64) = (out.contains("-----BEGIN"), BASE64_RUN.is_match(&out));
-        if !(bare || keyed || pem || base64) {
+        // Most messages hold no secret. One pass of the set answers that
+        // without the capture groups `replace_all` allocates for its first
+        // search, which made up most of the cost of redacting a plain
+        // message.
+        if !may_hold_a_secret(&out) {
+            return out;
+        }
+        let suspect = SUSPECT.matches(&out);
+        let (pem, base64) = (out.contains("-----BEGIN"), suspect.matched(SUSPECT_BASE64));
+        if !(suspect.matched_any() || pem) {
             return out;
         }
         if pem {
