@@ -44,13 +44,36 @@ pub(crate) struct Gateway {
     pub(crate) session: u64,
     /// Whether clients may speak 2026-07-28 (`[mcp] stateless-clients`).
     pub(crate) stateless_clients: bool,
+    /// The live per-client processes of every session (see `per_client`).
+    pub(crate) per_client: Arc<super::per_client::PerClient>,
+    /// This session's own processes, in `upstreams` in place of their
+    /// servers' shared entries (HTTP front, `share = "per-client"`).
+    pub(crate) own: Option<Arc<super::per_client::SessionServers>>,
 }
 
 impl Gateway {
-    /// The same gateway, for another client's session.
+    /// The same gateway, for another client's session: with its own
+    /// processes of the per-client servers (started at its `initialize`).
     pub(crate) fn for_session(&self, session: u64) -> Gateway {
+        let own =
+            super::per_client::SessionServers::new(&self.per_client, &self.upstreams, session)
+                .map(Arc::new);
+        let upstreams = match &own {
+            None => self.upstreams.clone(),
+            Some(own) => Arc::new(
+                self.upstreams
+                    .iter()
+                    .map(|u| {
+                        let mine = own.own.iter().find(|o| o.name() == u.name());
+                        mine.unwrap_or(u).clone()
+                    })
+                    .collect(),
+            ),
+        };
         Gateway {
             session,
+            upstreams,
+            own,
             ..self.clone()
         }
     }
@@ -100,9 +123,18 @@ impl Gateway {
         (with_resources.len() == 1).then(|| with_resources[0].0)
     }
 
-    /// A listed tool's definition as its upstream sent it.
+    /// A listed tool's definition as its upstream sent it (a per-client
+    /// server's, as any of its processes sent it: the HTTP front asks the
+    /// shared handle).
     pub(crate) fn raw_tool(&self, name: &str) -> Option<serde_json::Value> {
-        let (up, _) = self.owner(|c| c.tools.iter().any(|t| t.name == name))?;
+        let lists = |u: &Arc<Upstream>| {
+            u.catalog()
+                .is_some_and(|c| c.tools.iter().any(|t| t.name == name))
+        };
+        let up = match self.owner(|c| c.tools.iter().any(|t| t.name == name)) {
+            Some((up, _)) => up.clone(),
+            None => self.per_client.all().into_iter().find(lists)?,
+        };
         let mut raw = up
             .originals
             .tools
@@ -454,6 +486,11 @@ impl ServerHandler for Gateway {
     ) -> Result<InitializeResult, ErrorData> {
         context.peer.set_peer_info(request.clone());
         self.enter(&context, Some(&request.capabilities)).await?;
+        if let Some(own) = &self.own {
+            own.launch()
+                .await
+                .map_err(|e| ErrorData::internal_error(format!("mender: {e}"), None))?;
+        }
         self.negotiate_initialize(&request)
     }
 

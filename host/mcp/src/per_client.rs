@@ -1,0 +1,169 @@
+//! Per-client upstream processes (`share = "per-client"`) on the HTTP
+//! front: each client session gets its own process of such a server,
+//! started at the session's `initialize` and stopped when the session ends
+//! (its `DELETE`, its idle expiry) or the gateway shuts down.
+//!
+//! A session's gateway handle holds its [`SessionServers`]; rmcp drops the
+//! handle when the session's service ends, and the drop stops the
+//! processes (the supervisors do the graceful part: close stdin, SIGTERM,
+//! SIGKILL, reap). The [`PerClient`] registry counts the live ones against
+//! each server's `max-processes` and lists them for `mender status`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::config::Share;
+use crate::upstream::{Upstream, UpstreamState};
+
+/// Every live per-client process, by session.
+#[derive(Default)]
+pub(crate) struct PerClient {
+    /// Set by the HTTP front: on stdio there is one client, and every
+    /// server is shared.
+    active: AtomicBool,
+    live: Mutex<BTreeMap<u64, Vec<Arc<Upstream>>>>,
+    /// Processes of ended sessions until they are reaped, so a shutdown
+    /// meanwhile still waits for them.
+    stopping: Mutex<Vec<Arc<Upstream>>>,
+}
+
+impl PerClient {
+    /// From now on, `per-client` servers get a process per session.
+    pub(crate) fn activate(&self) {
+        self.active.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether `up` runs per client here (and so is never launched as a
+    /// shared process).
+    pub(crate) fn applies_to(&self, up: &Upstream) -> bool {
+        self.active.load(Ordering::Relaxed) && up.spec.share == Share::PerClient
+    }
+
+    /// The live processes of the server named `name`, oldest session first.
+    pub(crate) fn processes_of(&self, name: &str) -> Vec<Arc<Upstream>> {
+        self.lock()
+            .values()
+            .flatten()
+            .filter(|u| u.name() == name)
+            .cloned()
+            .collect()
+    }
+
+    /// Every live per-client process.
+    pub(crate) fn all(&self) -> Vec<Arc<Upstream>> {
+        self.lock().values().flatten().cloned().collect()
+    }
+
+    /// Every per-client process not yet reaped: the live ones and those
+    /// of ended sessions still stopping.
+    pub(crate) fn unreaped(&self) -> Vec<Arc<Upstream>> {
+        let mut stopping = self.stopping.lock().unwrap_or_else(|p| p.into_inner());
+        stopping.retain(|u| !u.health(|h| h.state == UpstreamState::Stopped));
+        let mut all = self.all();
+        all.extend(stopping.iter().cloned());
+        all
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Vec<Arc<Upstream>>>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One session's own processes (not started until [`SessionServers::launch`]).
+pub(crate) struct SessionServers {
+    session: u64,
+    pub(crate) own: Vec<Arc<Upstream>>,
+    registry: Arc<PerClient>,
+    launched: tokio::sync::OnceCell<Result<(), String>>,
+}
+
+impl SessionServers {
+    /// New processes of each per-client server in `templates`, for
+    /// `session`; `None` when there are none (or the front shares all).
+    pub(crate) fn new(
+        registry: &Arc<PerClient>,
+        templates: &[Arc<Upstream>],
+        session: u64,
+    ) -> Option<SessionServers> {
+        let own: Vec<Arc<Upstream>> = templates
+            .iter()
+            .filter(|t| registry.applies_to(t))
+            .map(|t| Upstream::for_session(t, session))
+            .collect();
+        (!own.is_empty()).then(|| SessionServers {
+            session,
+            own,
+            registry: registry.clone(),
+            launched: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// Starts the session's processes, once: refused when a server already
+    /// runs its `max-processes`; a required server that fails its first
+    /// start fails the session (an optional one recovers on its own).
+    pub(crate) async fn launch(&self) -> Result<(), String> {
+        self.launched
+            .get_or_init(|| async {
+                self.admit()?;
+                for up in &self.own {
+                    up.spawn_supervisor();
+                }
+                for up in &self.own {
+                    match up.first_start().await {
+                        Ok(()) => {}
+                        Err(e) if up.spec.optional => {
+                            tracing::warn!(server = %up.name(), session = self.session, "optional per-client MCP server is down: {e}");
+                        }
+                        Err(e) => {
+                            return Err(format!(
+                                "required MCP server `{}` ({}) failed to start for this client: {e}",
+                                up.name(),
+                                up.spec.location
+                            ));
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .await
+            .clone()
+    }
+
+    /// Counts the session in, unless a server is at its cap.
+    fn admit(&self) -> Result<(), String> {
+        let mut live = self.registry.lock();
+        for up in &self.own {
+            let running = live
+                .values()
+                .flatten()
+                .filter(|u| u.name() == up.name())
+                .count();
+            if running >= up.spec.max_processes {
+                return Err(format!(
+                    "MCP server `{}` runs one process per client and already runs {running} \
+                     (max-processes = {}, {}); try again when another client's session ends",
+                    up.name(),
+                    up.spec.max_processes,
+                    up.spec.location
+                ));
+            }
+        }
+        live.insert(self.session, self.own.clone());
+        Ok(())
+    }
+}
+
+impl Drop for SessionServers {
+    fn drop(&mut self) {
+        self.registry.lock().remove(&self.session);
+        for up in &self.own {
+            up.stop_soon();
+        }
+        self.registry
+            .stopping
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(self.own.iter().cloned());
+    }
+}
