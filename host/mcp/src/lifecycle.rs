@@ -61,7 +61,12 @@ impl Gateway {
     /// until each is reaped (the gateway is shutting down).
     pub(crate) async fn stop_all(&self) {
         let mut stops = tokio::task::JoinSet::new();
-        for up in self.upstreams.iter().cloned().chain(self.per_client.unreaped()) {
+        for up in self
+            .upstreams
+            .iter()
+            .cloned()
+            .chain(self.per_client.unreaped())
+        {
             stops.spawn(async move { up.stop().await });
         }
         while stops.join_next().await.is_some() {}
