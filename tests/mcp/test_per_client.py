@@ -131,6 +131,12 @@ async def test_each_client_gets_its_own_process_stopped_when_its_session_ends(wo
                 assert all(p["state"] == "ready" for p in procs), procs
                 [up] = mender_status(f.config)["upstreams"]
                 assert up["share"] == "per-client" and up["state"] == "per-client" and up["calls"] == 4, up
+                # The table shows each process under its server, by session number.
+                table = subprocess.run(
+                    [mender_bin(), "status", "--config", str(f.config)], capture_output=True, text=True, timeout=10
+                ).stdout
+                rows = [line.split() for line in table.splitlines() if line.startswith("  session ")]
+                assert sorted(int(r[3]) for r in rows) == sorted([pid_a, pid_b]), table
 
                 # The cap: a third client is refused, saying why.
                 with pytest.raises(BaseException) as refused:

@@ -363,5 +363,19 @@ fn print_table(status: &GatewayStatus) {
             u.restarts,
             last_error
         );
+        // A per-client server's processes, one line each, under it.
+        for c in &u.clients {
+            out!(
+                "{:<16} {:<12} {:>8} {:>8} {:>6} {:<10} {:>6} {:>8}",
+                format!("  session {}", c.session),
+                c.state,
+                "",
+                c.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                "",
+                "",
+                format!("{}/{}", c.calls - c.failures, c.calls),
+                c.restarts
+            );
+        }
     }
 }
