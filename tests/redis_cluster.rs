@@ -89,8 +89,14 @@ async fn two_runtimes_share_one_breaker_through_the_cluster() {
     for rt in &fleet {
         assert!(!call_down(rt, &reached).await);
         let status = rt.state_status();
-        assert!(status.iter().all(|s| s.shared && s.fallback_ops == 0), "{status:?}");
-        assert!(status[0].target.starts_with("redis+cluster://127.0.0.1:"), "{status:?}");
+        assert!(
+            status.iter().all(|s| s.shared && s.fallback_ops == 0),
+            "{status:?}"
+        );
+        assert!(
+            status[0].target.starts_with("redis+cluster://127.0.0.1:"),
+            "{status:?}"
+        );
     }
     // The breaker's keys are in the cluster, under the scope's hash tag.
     let mut c = cluster.client();
@@ -105,7 +111,9 @@ async fn two_runtimes_share_one_breaker_through_the_cluster() {
         })
         .collect();
     assert!(
-        stored.iter().any(|k| k.starts_with("{fleet:breaker:search}:")),
+        stored
+            .iter()
+            .any(|k| k.starts_with("{fleet:breaker:search}:")),
         "{stored:?}"
     );
     let _: () = redis::cmd("PING").query(&mut c).unwrap();
@@ -154,7 +162,10 @@ fn every_store_operation_runs_on_the_cluster() {
                 .len()
         })
         .collect();
-    assert!(per_node.iter().all(|&n| n > 0), "keys per node: {per_node:?}");
+    assert!(
+        per_node.iter().all(|&n| n > 0),
+        "keys per node: {per_node:?}"
+    );
 
     // The retry budget's two counters, in one script, agree with the local
     // store's answers.
@@ -189,6 +200,9 @@ fn a_bad_cluster_url_is_an_error_at_its_line() {
         .err()
         .expect("a cluster has no database 3")
         .to_string();
-    assert!(e.contains("fleet.toml:3") && e.contains("database 0"), "{e}");
+    assert!(
+        e.contains("fleet.toml:3") && e.contains("database 0"),
+        "{e}"
+    );
     assert!(!e.contains("hunter2"), "{e}");
 }

@@ -160,10 +160,70 @@ impl Drop for SessionServers {
         for up in &self.own {
             up.stop_soon();
         }
+        // Only those that run: a session that never launched (a 2026-07-28
+        // request has no session, and gets a handle per request) has
+        // nothing to wait for.
         self.registry
             .stopping
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .extend(self.own.iter().cloned());
+            .extend(self.own.iter().filter(|u| u.is_supervised()).cloned());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Hub;
+    use crate::config::McpConfig;
+
+    fn templates(text: &str) -> Vec<Arc<Upstream>> {
+        let config = McpConfig::parse(text, "m.toml", std::path::Path::new(".")).unwrap();
+        let rt = mender::Runtime::builder().build().unwrap();
+        let hub = Arc::new(Hub::default());
+        config
+            .servers
+            .into_iter()
+            .map(|s| Upstream::new(s, hub.clone(), rt.clone(), 10))
+            .collect()
+    }
+
+    #[test]
+    fn only_per_client_servers_and_only_on_the_http_front() {
+        let ups = templates(
+            "[mcp.servers.a]\ncommand = \"a\"\nshare = \"per-client\"\n\
+             [mcp.servers.b]\ncommand = \"b\"\n",
+        );
+        let registry = Arc::new(PerClient::default());
+        // stdio: everything is shared.
+        assert!(SessionServers::new(&registry, &ups, 1).is_none());
+        registry.activate();
+        let own = SessionServers::new(&registry, &ups, 1).unwrap();
+        assert_eq!(own.own.len(), 1);
+        assert_eq!((own.own[0].name(), own.own[0].session), ("a", Some(1)));
+        assert_eq!(own.own[0].key(), "a#1");
+        // Never launched (a request with no session): nothing to wait for
+        // once dropped, so handles made per request do not pile up.
+        drop(own);
+        assert!(registry.unreaped().is_empty());
+    }
+
+    #[test]
+    fn a_session_past_max_processes_is_refused_with_the_limit_and_line() {
+        let ups = templates(
+            "[mcp.servers.a]\ncommand = \"a\"\nshare = \"per-client\"\nmax-processes = 1\n",
+        );
+        let registry = Arc::new(PerClient::default());
+        registry.activate();
+        let first = SessionServers::new(&registry, &ups, 1).unwrap();
+        first.admit().unwrap();
+        let second = SessionServers::new(&registry, &ups, 2).unwrap();
+        let e = second.admit().unwrap_err();
+        assert!(e.contains("max-processes = 1, m.toml:1"), "{e}");
+        assert_eq!(registry.processes_of("a").len(), 1);
+        // The first session's end frees its place.
+        drop(first);
+        second.admit().unwrap();
+        assert_eq!(registry.processes_of("a")[0].session, Some(2));
     }
 }

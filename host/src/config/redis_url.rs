@@ -150,7 +150,9 @@ mod tests {
         );
         let e = cluster_seeds("redis+cluster://a:1/3").unwrap().unwrap_err();
         assert!(e.contains("database 0"), "{e}");
-        let e = cluster_seeds("redis+cluster://a:1,,b:2").unwrap().unwrap_err();
+        let e = cluster_seeds("redis+cluster://a:1,,b:2")
+            .unwrap()
+            .unwrap_err();
         assert!(e.contains("empty node"), "{e}");
     }
 
@@ -159,7 +161,10 @@ mod tests {
     fn cluster_passwords_are_not_shown() {
         let shown = shown_url("redis+cluster://user:hunter2@a:1,b:2");
         assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(shown.starts_with("redis+cluster://") && shown.contains("b:2"), "{shown}");
+        assert!(
+            shown.starts_with("redis+cluster://") && shown.contains("b:2"),
+            "{shown}"
+        );
         assert!(check("redis+cluster://a:1,b:2").is_ok());
         let e = check("redis+cluster://a:1,b:notaport").unwrap_err();
         assert!(e.contains("redis+cluster://"), "{e}");

@@ -68,3 +68,44 @@ pub(super) fn check(
     };
     Ok((kind, max))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{DEFAULT_MAX_PROCESSES, McpConfig, Share};
+    use std::path::Path;
+
+    fn parse(text: &str) -> Result<McpConfig, mender::config::ConfigError> {
+        McpConfig::parse(text, "m.toml", Path::new("."))
+    }
+
+    #[test]
+    fn shared_by_default_per_client_when_said_and_errors_at_their_line() {
+        let c = parse("[mcp.servers.a]\ncommand = \"a\"\n").unwrap();
+        let s = &c.servers[0];
+        assert_eq!(
+            (s.share, s.max_processes),
+            (Share::Shared, DEFAULT_MAX_PROCESSES)
+        );
+        let c =
+            parse("[mcp.servers.a]\ncommand = \"a\"\nshare = \"per-client\"\nmax-processes = 3\n")
+                .unwrap();
+        assert_eq!(
+            (c.servers[0].share, c.servers[0].max_processes),
+            (Share::PerClient, 3)
+        );
+
+        let e = parse("[mcp.servers.a]\ncommand = \"a\"\nmax-processes = 0\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(
+            e.to_string()
+                .contains("`a`: max-processes must be at least 1"),
+            "{e}"
+        );
+        let e = parse("[mcp.servers.r]\nurl = \"https://x.example/mcp\"\nshare = \"per-client\"\n")
+            .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.to_string().contains("for local servers"), "{e}");
+        let e = parse("[mcp.servers.a]\ncommand = \"a\"\nshare = \"sometimes\"\n").unwrap_err();
+        assert!(e.to_string().contains("per-client"), "{e}");
+    }
+}

@@ -43,6 +43,14 @@ impl Upstream {
         }
     }
 
+    /// Whether its supervisor was spawned (and not yet awaited by a stop).
+    pub(crate) fn is_supervised(&self) -> bool {
+        self.supervisor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
     /// Asks the supervisor to stop the server for good, without waiting
     /// (from a `Drop`); [`Upstream::stop`] waits.
     pub(crate) fn stop_soon(&self) {
