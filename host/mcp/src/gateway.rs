@@ -52,32 +52,6 @@ pub(crate) struct Gateway {
 }
 
 impl Gateway {
-    /// The same gateway, for another client's session: with its own
-    /// processes of the per-client servers (started at its `initialize`).
-    pub(crate) fn for_session(&self, session: u64) -> Gateway {
-        let own =
-            super::per_client::SessionServers::new(&self.per_client, &self.upstreams, session)
-                .map(Arc::new);
-        let upstreams = match &own {
-            None => self.upstreams.clone(),
-            Some(own) => Arc::new(
-                self.upstreams
-                    .iter()
-                    .map(|u| {
-                        let mine = own.own.iter().find(|o| o.name() == u.name());
-                        mine.unwrap_or(u).clone()
-                    })
-                    .collect(),
-            ),
-        };
-        Gateway {
-            session,
-            upstreams,
-            own,
-            ..self.clone()
-        }
-    }
-
     /// Upstreams whose offerings are listed: ready ones, and required ones
     /// between restarts (their calls wait in the pipeline and are retried);
     /// an optional server that is not ready is left out until it recovers.
@@ -127,13 +101,9 @@ impl Gateway {
     /// server's, as any of its processes sent it: the HTTP front asks the
     /// shared handle).
     pub(crate) fn raw_tool(&self, name: &str) -> Option<serde_json::Value> {
-        let lists = |u: &Arc<Upstream>| {
-            u.catalog()
-                .is_some_and(|c| c.tools.iter().any(|t| t.name == name))
-        };
         let up = match self.owner(|c| c.tools.iter().any(|t| t.name == name)) {
             Some((up, _)) => up.clone(),
-            None => self.per_client.all().into_iter().find(lists)?,
+            None => self.per_client.lister_of(name)?,
         };
         let mut raw = up
             .originals
@@ -486,11 +456,7 @@ impl ServerHandler for Gateway {
     ) -> Result<InitializeResult, ErrorData> {
         context.peer.set_peer_info(request.clone());
         self.enter(&context, Some(&request.capabilities)).await?;
-        if let Some(own) = &self.own {
-            own.launch()
-                .await
-                .map_err(|e| ErrorData::internal_error(format!("mender: {e}"), None))?;
-        }
+        self.launch_own().await?;
         self.negotiate_initialize(&request)
     }
 

@@ -13,7 +13,10 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use rmcp::ErrorData;
+
 use crate::config::Share;
+use crate::gateway::Gateway;
 use crate::upstream::{Upstream, UpstreamState};
 
 /// Every live per-client process, by session.
@@ -50,6 +53,14 @@ impl PerClient {
             .collect()
     }
 
+    /// A live process that lists tool `name` (for its raw definition).
+    pub(crate) fn lister_of(&self, name: &str) -> Option<Arc<Upstream>> {
+        self.all().into_iter().find(|u| {
+            u.catalog()
+                .is_some_and(|c| c.tools.iter().any(|t| t.name == name))
+        })
+    }
+
     /// Every live per-client process.
     pub(crate) fn all(&self) -> Vec<Arc<Upstream>> {
         self.lock().values().flatten().cloned().collect()
@@ -67,6 +78,44 @@ impl PerClient {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Vec<Arc<Upstream>>>> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Gateway {
+    /// The same gateway, for another client's session: with its own
+    /// processes of the per-client servers (started at its `initialize`).
+    pub(crate) fn for_session(&self, session: u64) -> Gateway {
+        let own = SessionServers::new(&self.per_client, &self.upstreams, session).map(Arc::new);
+        let upstreams = match &own {
+            None => self.upstreams.clone(),
+            Some(own) => Arc::new(
+                self.upstreams
+                    .iter()
+                    .map(|u| {
+                        let mine = own.own.iter().find(|o| o.name() == u.name());
+                        mine.unwrap_or(u).clone()
+                    })
+                    .collect(),
+            ),
+        };
+        Gateway {
+            session,
+            upstreams,
+            own,
+            ..self.clone()
+        }
+    }
+
+    /// Starts this session's own processes (at its `initialize`); the
+    /// client is told why when it cannot have them.
+    pub(crate) async fn launch_own(&self) -> Result<(), ErrorData> {
+        match &self.own {
+            Some(own) => own
+                .launch()
+                .await
+                .map_err(|e| ErrorData::internal_error(format!("mender: {e}"), None)),
+            None => Ok(()),
+        }
     }
 }
 
