@@ -195,3 +195,38 @@ async def test_an_idle_session_expires_and_shutdown_stops_every_process(workdir:
             assert time.monotonic() - started < 15
         assert not [p for p in pids if alive(p)], pids
         assert "SIGTERM: stopping the MCP servers" in f.log.read_text()
+
+
+async def test_each_session_gets_only_its_own_process_progress(workdir: Path) -> None:
+    # Two processes of one server number their progress tokens alike (each
+    # connection counts from the same start, through the same start-up
+    # requests): the gateway routes progress by process and token, so each
+    # client sees exactly its own steps.
+    with front(workdir, {"counter": counter(workdir, share="per-client")}) as f:
+        async with f.client() as a, f.client() as b:
+            seen: dict[str, list[float]] = {"a": [], "b": []}
+
+            async def run(who: str, client: Client, n: int) -> None:
+                async def on_progress(value: float, total: float | None, message: str | None) -> None:
+                    seen[who].append(value)
+
+                r = await client.call_tool("steps", {"n": n}, progress_callback=on_progress)
+                assert not r.is_error, text(r)
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(run, "a", a, 8)
+                tg.start_soon(run, "b", b, 3)
+        assert seen == {"a": [1, 2, 3, 4, 5, 6, 7, 8], "b": [1, 2, 3]}, seen
+
+
+async def test_a_server_that_ignores_sigterm_is_killed_and_reaped(workdir: Path) -> None:
+    spec = counter(workdir, share="per-client")
+    spec["env"]["COUNTER_IGNORE_TERM"] = "1"
+    with front(workdir, {"counter": spec}) as f:
+        async with f.client() as a:
+            pid, _ = await count(a)
+        started = time.monotonic()
+        # Closed stdin (3 s), SIGTERM ignored (2 s), then SIGKILL, reaped.
+        await wait_until(f"pid {pid} gone", lambda: not alive(pid), timeout=20)
+        assert time.monotonic() - started >= 4, "ended before the graces ran out"
+        assert "ignored SIGTERM; killing it" in f.log.read_text()
