@@ -188,6 +188,11 @@ fn many_clients_over_http_with_tokens_origins_and_limits() {
 }
 
 #[test]
+fn per_client_servers_each_session_its_own_process_stopped_when_it_ends() {
+    pytest("test_per_client.py");
+}
+
+#[test]
 fn oauth_for_remote_servers_client_credentials_login_refresh_and_step_up() {
     pytest("test_oauth.py");
 }

@@ -46,6 +46,21 @@ impl RedisServer {
         Some(server)
     }
 
+    /// A server started with `extra` arguments (a cluster node's).
+    pub fn start_with_or_skip(test: &str, extra: Vec<String>) -> Option<RedisServer> {
+        if !installed(test) {
+            return None;
+        }
+        let mut server = RedisServer {
+            port: free_port(),
+            tls_port: None,
+            extra,
+            child: None,
+        };
+        server.restart();
+        Some(server)
+    }
+
     /// A server that also serves TLS on `tls_port`, with `cert` and `key`
     /// (signed by `ca`); its clients need no certificate of their own. The
     /// plain port stays open, for the checks and `client()`.
@@ -150,7 +165,7 @@ fn installed(test: &str) -> bool {
     installed
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free loopback port")

@@ -44,6 +44,10 @@ pub struct HttpArgs {
     /// flight; more get 429 with `Retry-After: 1` (0: no limit).
     #[arg(long, default_value_t = 32, requires = "listen")]
     max_in_flight_per_client: usize,
+    /// How long a client session may stay idle (no request, no stream
+    /// event) before it ends, with its per-client servers.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5m", requires = "listen")]
+    session_idle: std::time::Duration,
 }
 
 impl HttpArgs {
@@ -217,6 +221,7 @@ pub fn proxy(config: &Path, http: HttpArgs, admin_args: &AdminArgs, log: &Loggin
                     allowed_origins: http.allow_origins,
                     max_body_bytes: max_body,
                     max_in_flight_per_client: http.max_in_flight_per_client,
+                    session_idle: Some(http.session_idle),
                 };
                 proxy.serve_http(listener, front).await
             }
@@ -358,5 +363,19 @@ fn print_table(status: &GatewayStatus) {
             u.restarts,
             last_error
         );
+        // A per-client server's processes, one line each, under it.
+        for c in &u.clients {
+            out!(
+                "{:<16} {:<12} {:>8} {:>8} {:>6} {:<10} {:>6} {:>8}",
+                format!("  session {}", c.session),
+                c.state,
+                "",
+                c.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                "",
+                "",
+                format!("{}/{}", c.calls - c.failures, c.calls),
+                c.restarts
+            );
+        }
     }
 }

@@ -61,9 +61,11 @@ impl Caller {
 pub(crate) struct Hub {
     /// By session, oldest first.
     downstream: RwLock<BTreeMap<u64, Peer<RoleServer>>>,
-    /// Upstream progress token (the gateway's own, one per forwarded
-    /// request) -> the client and token it is for.
-    progress: Mutex<HashMap<ProgressToken, ClientToken>>,
+    /// Upstream process (its [`Upstream::key`](crate::upstream::Upstream))
+    /// and progress token (the gateway's own, one per forwarded request:
+    /// each connection counts its own from 0) -> the client and token it
+    /// is for.
+    progress: Mutex<HashMap<(String, ProgressToken), ClientToken>>,
     /// The highest progress sent to a client, per its token, across all
     /// attempts of its call: the spec says progress MUST increase, and a
     /// retried attempt starts again from zero.
@@ -73,7 +75,7 @@ pub(crate) struct Hub {
     /// connects), so a server sees the same client through the gateway as
     /// directly (server-everything, for one, adds tools per capability).
     offered: RwLock<ClientCapabilities>,
-    /// Upstream requests in flight, by (server, upstream request id), and
+    /// Upstream requests in flight, by (upstream key, upstream request id), and
     /// the client request each serves: a server's own request (sampling,
     /// elicitation, roots) made while serving one goes to that client, on
     /// that request's stream.
@@ -177,20 +179,22 @@ impl Hub {
             .collect()
     }
 
-    /// Routes progress for `upstream` to the client's `client` token until
-    /// the returned guard drops.
+    /// Routes progress for `upstream` (the process keyed `key`) to the
+    /// client's `client` token until the returned guard drops.
     pub(crate) fn route_progress(
         self: &Arc<Self>,
+        key: String,
         upstream: ProgressToken,
         client: ClientToken,
     ) -> ProgressRoute {
+        let token = (key, upstream);
         self.progress
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(upstream.clone(), client);
+            .insert(token.clone(), client);
         ProgressRoute {
             hub: self.clone(),
-            token: upstream,
+            token,
         }
     }
 
@@ -254,7 +258,7 @@ impl Drop for InFlight {
 /// Stops routing one request's progress when dropped.
 pub(crate) struct ProgressRoute {
     hub: Arc<Hub>,
-    token: ProgressToken,
+    token: (String, ProgressToken),
 }
 
 impl Drop for ProgressRoute {
@@ -277,6 +281,8 @@ pub(crate) struct UpstreamClient {
     /// Asks the supervisor to re-read the server's lists (it then tells the
     /// client through [`Hub::lists_changed`]).
     pub(crate) refresh: Arc<Notify>,
+    /// Its process's key in the hub's routes (`Upstream::key`).
+    pub(crate) key: String,
 }
 
 fn no_client(what: &str) -> ErrorData {
@@ -303,7 +309,7 @@ impl UpstreamClient {
         context: &RequestContext<RoleClient>,
     ) -> Result<ClientResult, ErrorData> {
         let origin = context.extensions.get::<InboundStreamOrigin>();
-        let peer = match self.hub.caller_of(&self.server, origin) {
+        let peer = match self.hub.caller_of(&self.key, origin) {
             Some(caller) => {
                 request
                     .extensions_mut()
@@ -394,7 +400,7 @@ impl ClientHandler for UpstreamClient {
             .progress
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&params.progress_token)
+            .get(&(self.key.clone(), params.progress_token.clone()))
             .cloned();
         // Progress for a request the client did not ask progress for (or
         // that already ended) has nowhere to go.

@@ -44,17 +44,14 @@ pub(crate) struct Gateway {
     pub(crate) session: u64,
     /// Whether clients may speak 2026-07-28 (`[mcp] stateless-clients`).
     pub(crate) stateless_clients: bool,
+    /// The live per-client processes of every session (see `per_client`).
+    pub(crate) per_client: Arc<super::per_client::PerClient>,
+    /// This session's own processes, in `upstreams` in place of their
+    /// servers' shared entries (HTTP front, `share = "per-client"`).
+    pub(crate) own: Option<Arc<super::per_client::SessionServers>>,
 }
 
 impl Gateway {
-    /// The same gateway, for another client's session.
-    pub(crate) fn for_session(&self, session: u64) -> Gateway {
-        Gateway {
-            session,
-            ..self.clone()
-        }
-    }
-
     /// Upstreams whose offerings are listed: ready ones, and required ones
     /// between restarts (their calls wait in the pipeline and are retried);
     /// an optional server that is not ready is left out until it recovers.
@@ -100,9 +97,14 @@ impl Gateway {
         (with_resources.len() == 1).then(|| with_resources[0].0)
     }
 
-    /// A listed tool's definition as its upstream sent it.
+    /// A listed tool's definition as its upstream sent it (a per-client
+    /// server's, as any of its processes sent it: the HTTP front asks the
+    /// shared handle).
     pub(crate) fn raw_tool(&self, name: &str) -> Option<serde_json::Value> {
-        let (up, _) = self.owner(|c| c.tools.iter().any(|t| t.name == name))?;
+        let up = match self.owner(|c| c.tools.iter().any(|t| t.name == name)) {
+            Some((up, _)) => up.clone(),
+            None => self.per_client.lister_of(name)?,
+        };
         let mut raw = up
             .originals
             .tools
@@ -454,6 +456,7 @@ impl ServerHandler for Gateway {
     ) -> Result<InitializeResult, ErrorData> {
         context.peer.set_peer_info(request.clone());
         self.enter(&context, Some(&request.capabilities)).await?;
+        self.launch_own().await?;
         self.negotiate_initialize(&request)
     }
 

@@ -50,6 +50,9 @@ pub struct HttpFront {
     /// by its session); more are refused with 429 and `Retry-After: 1`,
     /// so one agent cannot take every upstream slot. 0: no limit.
     pub max_in_flight_per_client: usize,
+    /// How long a session may stay idle before it ends (and its
+    /// per-client servers stop); `None`: rmcp's default, 5 minutes.
+    pub session_idle: Option<std::time::Duration>,
 }
 
 /// Browser origins on this machine, any port.
@@ -64,14 +67,17 @@ const LOOPBACK_ORIGINS: &[&str] = &[
 
 impl McpProxy {
     /// Serves MCP over Streamable HTTP at `/mcp` on `listener`, to any
-    /// number of clients, until the process ends. The upstreams start on
-    /// the first client's `initialize` (offered that client's roots,
-    /// sampling and elicitation) and are shared by every client.
+    /// number of clients, until SIGTERM or SIGINT, then stops every
+    /// upstream process (see `upstream/supervisor.rs`). The shared
+    /// upstreams start on the first client's `initialize` (offered that
+    /// client's roots, sampling and elicitation); a `share = "per-client"`
+    /// server gets a process per client session (see `per_client`).
     pub async fn serve_http(
         self,
         listener: tokio::net::TcpListener,
         front: HttpFront,
     ) -> Result<(), ProxyError> {
+        self.gateway.per_client.activate();
         let gateway = self.gateway.clone();
         let sessions = Arc::new(AtomicU64::new(1));
         let mut config = StreamableHttpServerConfig::default().enforce_origin_validation();
@@ -101,7 +107,7 @@ impl McpProxy {
         };
         let service = StreamableHttpService::new(
             move || Ok(gateway.for_session(sessions.fetch_add(1, Ordering::Relaxed))),
-            Arc::new(LocalSessionManager::default()),
+            Arc::new(sessions_idle_after(front.session_idle)),
             config,
         );
         let admission = Arc::new(Admission {
@@ -122,10 +128,46 @@ impl McpProxy {
             ))
             .layer(axum::middleware::from_fn_with_state(in_flight, limit))
             .layer(axum::middleware::from_fn_with_state(admission, authorize));
-        axum::serve(listener, app)
-            .await
-            .map_err(|e| ProxyError::Client(format!("HTTP server: {e}")))
+        let served = tokio::select! {
+            served = axum::serve(listener, app) => {
+                served.map_err(|e| ProxyError::Client(format!("HTTP server: {e}")))
+            }
+            signal = shutdown_signal() => {
+                tracing::info!("{signal}: stopping the MCP servers");
+                Ok(())
+            }
+        };
+        self.gateway.stop_all().await;
+        if let Some(path) = &self.status_socket {
+            let _ = std::fs::remove_file(path);
+        }
+        served
     }
+}
+
+/// The first SIGTERM or SIGINT, by name; never, where they cannot be
+/// watched (the gateway then ends as it always did: killed).
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+/// rmcp's session manager, with sessions ending after `idle` (if given).
+fn sessions_idle_after(idle: Option<std::time::Duration>) -> LocalSessionManager {
+    let mut manager = LocalSessionManager::default();
+    if let Some(idle) = idle {
+        manager.session_config.keep_alive = Some(idle);
+    }
+    manager
 }
 
 /// The address `--listen` means: refuses a non-loopback address without

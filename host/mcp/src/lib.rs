@@ -33,6 +33,7 @@ mod http_front;
 pub mod jwt;
 mod lifecycle;
 mod oauth;
+mod per_client;
 mod raw_tools;
 mod raw_tools_http;
 mod scrub;
@@ -50,14 +51,15 @@ use rmcp::ServiceExt as _;
 
 pub use classify::{UpstreamError, classify_tool_text, rpc_kind, tool_text};
 pub use config::{
-    DEFAULT_MAX_MESSAGE_BYTES, Grant, HttpEndpoint, McpConfig, OAuthSettings, RedactResults,
-    ServerSpec, UpstreamProtocol, default_status_socket, status_socket_of,
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PROCESSES, Grant, HttpEndpoint, McpConfig,
+    OAuthSettings, RedactResults, ServerSpec, Share, UpstreamProtocol, default_status_socket,
+    status_socket_of,
 };
 pub use forward::{CALL_META_KEY, tool_is_idempotent};
 pub use http_front::{HttpFront, check_listen_address};
 pub use oauth::{SecretSink, login};
 pub use status::{
-    CIRCUIT_GAUGE, GatewayStatus, StatusHandle, UpstreamStatus, describe_metrics,
+    CIRCUIT_GAUGE, ClientProcess, GatewayStatus, StatusHandle, UpstreamStatus, describe_metrics,
     fetch as fetch_status, fetch_logs,
 };
 pub use stderr_log::{DEFAULT_LOG_LINES, LogLine, LogQuery, error_codes};
@@ -92,7 +94,7 @@ pub enum ProxyError {
 /// is left to recover on its own).
 async fn launch(upstreams: &[Arc<Upstream>]) -> Result<(), ProxyError> {
     for up in upstreams {
-        tokio::spawn(up.clone().supervise());
+        up.spawn_supervisor();
     }
     let mut waits = tokio::task::JoinSet::new();
     for up in upstreams {
@@ -150,6 +152,8 @@ impl McpProxy {
                 launched: Arc::default(),
                 session: 0,
                 stateless_clients: config.stateless_clients,
+                per_client: Arc::default(),
+                own: None,
             },
             started: Instant::now(),
             status_socket: None,
@@ -181,6 +185,7 @@ impl McpProxy {
         StatusHandle {
             rt: self.gateway.rt.clone(),
             upstreams: self.gateway.upstreams.clone(),
+            per_client: self.gateway.per_client.clone(),
             started: self.started,
         }
     }

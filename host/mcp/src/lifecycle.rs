@@ -27,7 +27,13 @@ impl Gateway {
                 self.hub.offer(caps);
             }
         }
-        let upstreams = self.upstreams.clone();
+        // Shared processes only: a session's own start at its `initialize`.
+        let upstreams: Vec<_> = self
+            .upstreams
+            .iter()
+            .filter(|u| u.session.is_none() && !self.per_client.applies_to(u))
+            .cloned()
+            .collect();
         let launched = self
             .launched
             .get_or_init(|| async move { super::launch(&upstreams).await })
@@ -49,5 +55,20 @@ impl Gateway {
             self.supported_protocol_versions().into_owned(),
             self.get_info(),
         ))
+    }
+
+    /// Stops every upstream process, shared and per-client, and waits
+    /// until each is reaped (the gateway is shutting down).
+    pub(crate) async fn stop_all(&self) {
+        let mut stops = tokio::task::JoinSet::new();
+        for up in self
+            .upstreams
+            .iter()
+            .cloned()
+            .chain(self.per_client.unreaped())
+        {
+            stops.spawn(async move { up.stop().await });
+        }
+        while stops.join_next().await.is_some() {}
     }
 }

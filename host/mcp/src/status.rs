@@ -77,6 +77,33 @@ pub struct UpstreamStatus {
     /// while connected.
     #[serde(default)]
     pub protocol: Option<String>,
+    /// `per-client` when each HTTP client session gets its own process
+    /// (`share = "per-client"` on the HTTP front; `state` is then
+    /// `per-client`, and the processes are in `clients`), else `shared`.
+    #[serde(default)]
+    pub share: String,
+    /// Its per-client processes, oldest session first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<ClientProcess>,
+}
+
+/// One per-client process of a server. Sessions are numbered by the
+/// gateway in the order they arrived (the `Mcp-Session-Id` a client holds
+/// is a credential of sorts, so it is not shown).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ClientProcess {
+    /// The gateway's number for the client session it serves.
+    pub session: u64,
+    /// As `UpstreamStatus::state`.
+    pub state: String,
+    /// The process, while it runs.
+    pub pid: Option<u32>,
+    /// How many times it exited, was killed as hung, or failed to start.
+    pub restarts: u64,
+    /// Calls forwarded to it.
+    pub calls: u64,
+    /// Of those, how many failed for good.
+    pub failures: u64,
 }
 
 /// Describes the per-upstream families to the installed recorder
@@ -106,7 +133,7 @@ impl GatewayStatus {
     pub fn not_ready(&self) -> Vec<&UpstreamStatus> {
         self.upstreams
             .iter()
-            .filter(|u| !u.optional && u.state != "ready")
+            .filter(|u| !u.optional && u.share != "per-client" && u.state != "ready")
             .collect()
     }
 
@@ -135,6 +162,7 @@ impl GatewayStatus {
 pub struct StatusHandle {
     pub(crate) rt: Runtime,
     pub(crate) upstreams: Arc<Vec<Arc<Upstream>>>,
+    pub(crate) per_client: Arc<crate::per_client::PerClient>,
     pub(crate) started: std::time::Instant,
 }
 
@@ -148,7 +176,13 @@ impl StatusHandle {
 
     /// The gateway's health now: what `mender status --json` prints.
     pub fn snapshot(&self) -> GatewayStatus {
-        snapshot(&self.rt, &self.upstreams, self.started)
+        let mut status = snapshot(&self.rt, &self.upstreams, self.started);
+        for (u, s) in self.upstreams.iter().zip(&mut status.upstreams) {
+            if self.per_client.applies_to(u) {
+                per_client(s, &self.per_client.processes_of(u.name()));
+            }
+        }
+        status
     }
 
     /// The stderr lines kept of the servers `query` names (all when it
@@ -210,10 +244,7 @@ fn snapshot(
                 .map(str::to_owned);
             UpstreamStatus {
                 name: u.name().to_owned(),
-                state: serde_json::to_value(state)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                state: state_name(state),
                 state_for_s: since.elapsed().as_secs(),
                 optional: u.spec.optional,
                 pid: if matches!(state, UpstreamState::Ready | UpstreamState::Unresponsive) {
@@ -234,6 +265,8 @@ fn snapshot(
                 protocol: u
                     .connection()
                     .map(|c| c.info.protocol_version.as_str().to_owned()),
+                share: "shared".to_owned(),
+                clients: Vec::new(),
             }
         })
         .collect();
@@ -242,6 +275,42 @@ fn snapshot(
         uptime_s: started.elapsed().as_secs(),
         upstreams,
     }
+}
+
+/// A per-client server's entry: its processes, and their calls summed.
+fn per_client(status: &mut UpstreamStatus, processes: &[Arc<Upstream>]) {
+    status.share = "per-client".to_owned();
+    status.state = "per-client".to_owned();
+    status.clients = processes
+        .iter()
+        .map(|p| {
+            let (state, restarts) = p.health(|h| (h.state, h.restarts));
+            let running = matches!(state, UpstreamState::Ready | UpstreamState::Unresponsive);
+            ClientProcess {
+                session: p.session.unwrap_or_default(),
+                state: state_name(state),
+                pid: running
+                    .then(|| p.connection().and_then(|c| c.pid))
+                    .flatten(),
+                restarts,
+                calls: p.calls.load(Ordering::Relaxed),
+                failures: p.failures.load(Ordering::Relaxed),
+            }
+        })
+        .collect();
+    status.calls = status.clients.iter().map(|c| c.calls).sum();
+    status.failures = status.clients.iter().map(|c| c.failures).sum();
+    status.restarts = status.clients.iter().map(|c| c.restarts).sum();
+    if let Some(catalog) = processes.iter().find_map(|p| p.catalog()) {
+        status.tools = catalog.tools.len();
+    }
+}
+
+fn state_name(state: UpstreamState) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// How long a client has to send its request line: a `mender status`

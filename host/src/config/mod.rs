@@ -38,6 +38,7 @@ pub(crate) mod guardrails;
 mod limits;
 mod quarantine;
 pub(crate) mod ranges;
+pub(crate) mod redis_url;
 mod retry_budget;
 pub(crate) mod state;
 mod state_quota;

@@ -4,7 +4,7 @@
 //! ```toml
 //! [state]                          # every service
 //! backend = "redis"                # or "memory" (the default)
-//! url = "redis://cache.internal:6379/0"
+//! url = "redis://cache.internal:6379/0"  # a cluster: "redis+cluster://h1:6379,h2:6379"
 //! prefix = "mender"                # keys are prefix:plugin:service:key
 //! timeout = "50ms"                 # per Redis operation
 //! ca-file = "redis-ca.pem"         # rediss:// only: the CA to trust instead of the system's
@@ -46,7 +46,10 @@ pub enum StateBackend {
 /// How to reach Redis.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RedisSettings {
-    /// `redis://[user:password@]host:port/db` (or `rediss://`, `redis+unix://`).
+    /// `redis://[user:password@]host:port/db` (or `rediss://`,
+    /// `redis+unix://`), or a cluster's seed nodes:
+    /// `redis+cluster://[user:password@]host:port,host:port` (or
+    /// `rediss+cluster://`).
     pub url: String,
     /// The first part of every key.
     pub prefix: String,
@@ -157,7 +160,7 @@ impl StateToml {
                             .into(),
                     )
                 })?;
-                check_redis_url(url.get_ref()).map_err(|m| StateError::at(url, m))?;
+                super::redis_url::check(url.get_ref()).map_err(|m| StateError::at(url, m))?;
                 let prefix = match &self.prefix {
                     None => DEFAULT_PREFIX.to_owned(),
                     Some(p) => {
@@ -187,10 +190,11 @@ impl StateToml {
                     }
                 };
                 let ca_file = match &self.ca_file {
-                    Some(f) if !url.get_ref().starts_with("rediss://") => {
+                    Some(f) if !url.get_ref().starts_with("rediss") => {
                         return Err(StateError::at(
                             f,
-                            "`ca-file` is for TLS: the `url` must be rediss://".into(),
+                            "`ca-file` is for TLS: the `url` must be rediss:// (or rediss+cluster://)"
+                                .into(),
                         ));
                     }
                     f => f.as_ref().map(|f| f.get_ref().clone()),
@@ -206,50 +210,7 @@ impl StateToml {
     }
 }
 
-/// Whether this build can use `url` (parsing only, no network).
-#[cfg(feature = "redis")]
-fn check_redis_url(url: &str) -> Result<(), String> {
-    if redis::parse_redis_url(url).is_none() {
-        return Err(format!("`url` {} is not a redis:// URL", shown_url(url)));
-    }
-    // Catches what this build cannot use, such as `rediss://` (TLS is not
-    // compiled in).
-    if let Err(e) = redis::Client::open(url) {
-        return Err(format!("`url` {}: {e}", shown_url(url)));
-    }
-    Ok(())
-}
-
-#[cfg(not(feature = "redis"))]
-fn check_redis_url(_url: &str) -> Result<(), String> {
-    Err(
-        "backend = \"redis\" needs a mender built with the `redis` feature \
-         (the `mender` command has it; embedders: features = [\"redis\"])"
-            .into(),
-    )
-}
-
-/// `url` without its password (and without anything at all if it does not
-/// parse), so it can be logged.
-#[cfg(feature = "redis")]
-pub(crate) fn shown_url(url: &str) -> String {
-    match redis::parse_redis_url(url) {
-        Some(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some(crate::redact::REDACTED));
-            }
-            u.to_string()
-        }
-        None => "<unparsable redis url>".into(),
-    }
-}
-
-/// Without the Redis client there is no URL parser: show the scheme only.
-#[cfg(not(feature = "redis"))]
-pub(crate) fn shown_url(url: &str) -> String {
-    let scheme = url.split_once("://").map_or("redis", |(s, _)| s);
-    format!("{scheme}://{}", crate::redact::REDACTED)
-}
+pub(crate) use super::redis_url::shown_url;
 
 /// Resolves the global `[state]` table and the services' own `state`
 /// tables; an error carries the byte offset of the table at fault.

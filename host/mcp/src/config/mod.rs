@@ -17,6 +17,7 @@
 //! allow-tools = ["search_*"]        # only these tools (exact names, or a `*` suffix)
 //! deny-tools = ["delete_repo"]      # never these
 //! redact-results = "secrets"        # "secrets" (default), "all" or "none"
+//! share = "per-client"              # HTTP front: a process per client ("shared": one)
 //!
 //! [mcp.servers.remote]             # over Streamable HTTP (see `http.rs`)
 //! url = "https://mcp.example.com/mcp"
@@ -36,10 +37,12 @@ mod failover;
 mod http;
 mod oauth;
 mod protocol;
+mod share;
 pub use http::HttpEndpoint;
 pub use oauth::{Grant, OAuthSettings};
 pub use protocol::UpstreamProtocol;
 pub(crate) use protocol::is_stateless;
+pub use share::{DEFAULT_MAX_PROCESSES, Share};
 
 /// The MCP SDKs' default request timeout: a tool that legitimately runs
 /// long (a build, a crawl) should not be cut short by the gateway unless
@@ -154,6 +157,10 @@ pub struct ServerSpec {
     /// How long it is passed over for them after a failed attempt
     /// (`eject-for`).
     pub eject_for: Duration,
+    /// One process for every client, or one per client (`share`).
+    pub share: Share,
+    /// The most per-client processes at once (`max-processes`).
+    pub max_processes: usize,
 }
 
 impl ServerSpec {
@@ -290,6 +297,8 @@ struct ServerToml {
     failover: Option<Spanned<Vec<String>>>,
     #[serde(default, with = "humantime_serde")]
     eject_for: Option<Duration>,
+    share: Option<Spanned<Share>>,
+    max_processes: Option<Spanned<usize>>,
 }
 
 fn yes() -> bool {
@@ -446,6 +455,13 @@ impl McpConfig {
             let (failover, eject_for) =
                 failover::check(name, s.failover.as_ref(), s.eject_for, &names)
                     .map_err(|(at, message)| error(if at == 0 { offset } else { at }, message))?;
+            let (share, max_processes) = share::check(
+                &src,
+                name,
+                s.share.as_ref(),
+                s.max_processes.as_ref(),
+                http.is_some(),
+            )?;
             let (line, _) = src.line_col(offset);
             servers.push(ServerSpec {
                 name: name.clone(),
@@ -475,6 +491,8 @@ impl McpConfig {
                 http,
                 failover,
                 eject_for,
+                share,
+                max_processes,
             });
         }
         failover::backups_last(&mut servers);

@@ -4,13 +4,14 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
 use rmcp::model::{Prompt, Resource, ResourceTemplate, ServerPeerInfo, Tool};
 use rmcp::service::{ClientServiceExt as _, RunningService};
 use rmcp::{Peer, RoleClient};
 use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
 
 use crate::classify::UpstreamError;
 use crate::client::{Hub, UpstreamClient};
@@ -22,13 +23,7 @@ use crate::stderr_log::StderrLog;
 pub(crate) mod http;
 mod request;
 mod stdio;
-
-/// A server that stayed up this long has its restart delay reset: it was
-/// healthy, so its next crash is a new incident, not part of a crash loop.
-const HEALTHY_AFTER: Duration = Duration::from_secs(10);
-/// How long a server whose stdin was closed (a planned restart) may take
-/// to exit before it is killed.
-const EXIT_GRACE: Duration = Duration::from_secs(3);
+mod supervisor;
 
 /// What an upstream offers, read after each (re)start and on its
 /// list-changed notifications.
@@ -67,6 +62,9 @@ pub enum UpstreamState {
     /// hung (killed and restarted unless `restart-on-hang = false`). Back
     /// to ready when it answers again.
     Unresponsive,
+    /// Stopped for good: its client's session ended, or the gateway is
+    /// shutting down.
+    Stopped,
 }
 
 #[derive(Debug)]
@@ -113,6 +111,13 @@ pub(crate) struct Upstream {
     pub(crate) stderr: Arc<StderrLog>,
     /// Until when its calls go to its `failover` servers (see `failover`).
     pub(crate) ejected_until: Mutex<Option<Instant>>,
+    /// The HTTP client session this process serves alone (`share =
+    /// "per-client"`); `None` for a process every client shares.
+    pub(crate) session: Option<u64>,
+    /// Cancelled to stop the server for good (see `supervisor`).
+    stop: CancellationToken,
+    /// The supervisor's task, once spawned: awaited by a stop.
+    supervisor: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Upstream {
@@ -121,6 +126,28 @@ impl Upstream {
         hub: Arc<Hub>,
         rt: mender::Runtime,
         log_lines: usize,
+    ) -> Arc<Upstream> {
+        Self::build(spec, hub, rt, Arc::new(StderrLog::new(log_lines)), None)
+    }
+
+    /// Another process of `template`'s server, for client `session` alone:
+    /// its stderr kept with the server's (`mender logs` names the server).
+    pub(crate) fn for_session(template: &Upstream, session: u64) -> Arc<Upstream> {
+        Self::build(
+            template.spec.clone(),
+            template.hub.clone(),
+            template.rt.clone(),
+            template.stderr.clone(),
+            Some(session),
+        )
+    }
+
+    fn build(
+        spec: ServerSpec,
+        hub: Arc<Hub>,
+        rt: mender::Runtime,
+        stderr: Arc<StderrLog>,
+        session: Option<u64>,
     ) -> Arc<Upstream> {
         let secrets = ServerSecrets::new(spec.secret_values().map(str::to_owned));
         Arc::new(Upstream {
@@ -146,13 +173,26 @@ impl Upstream {
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
-            stderr: Arc::new(StderrLog::new(log_lines)),
+            stderr,
             ejected_until: Mutex::new(None),
+            session,
+            stop: CancellationToken::new(),
+            supervisor: Mutex::new(None),
         })
     }
 
     pub(crate) fn name(&self) -> &str {
         &self.spec.name
+    }
+
+    /// Which process of the server this is, for routing its requests and
+    /// progress: the name, or `name#session` for a per-client one (two
+    /// processes number their requests alike).
+    pub(crate) fn key(&self) -> String {
+        match self.session {
+            Some(s) => format!("{}#{s}", self.spec.name),
+            None => self.spec.name.clone(),
+        }
     }
 
     /// The server's own name for a tool the client knows as `listed`.
@@ -213,6 +253,7 @@ impl Upstream {
                     .last_error
                     .as_ref()
                     .map_or_else(|| "failed to start".to_owned(), |e| e.0.clone()))),
+                UpstreamState::Stopped => Some(Err("stopped".to_owned())),
                 _ => None,
             });
             if let Some(outcome) = outcome {
@@ -222,69 +263,6 @@ impl Upstream {
                 return Err("supervisor ended".into());
             }
         }
-    }
-
-    /// Runs the server until the process ends: start, watch, restart.
-    pub(crate) async fn supervise(self: Arc<Self>) {
-        let mut failed_starts: u32 = 0;
-        loop {
-            self.set_state(UpstreamState::Starting, None);
-            let started = match self.start().await {
-                Ok(started) => started,
-                Err(e) => {
-                    let e = self.rt.redact(&e.to_string());
-                    tracing::warn!(server = %self.name(), target = %self.spec.target(), "MCP server failed to start: {e}");
-                    self.set_state(UpstreamState::Down, Some((e.to_string(), "connect")));
-                    failed_starts += 1;
-                    tokio::time::sleep(self.restart_delay(failed_starts)).await;
-                    continue;
-                }
-            };
-            let (service, mut child) = started;
-            let up_since = Instant::now();
-            tracing::info!(server = %self.name(), pid = ?child.as_ref().and_then(|c| c.id()), "MCP server ready");
-            let (reason, failure) = self.serve_until_gone(service, child.as_mut()).await;
-            // The state changes before the connection goes and before the
-            // reaping below (up to EXIT_GRACE): status must never show a
-            // server as ready with no process behind it.
-            if failure {
-                tracing::warn!(server = %self.name(), "MCP server {reason}; restarting");
-                self.set_state(UpstreamState::Restarting, Some((reason, "connect")));
-            } else {
-                tracing::info!(server = %self.name(), "restarting MCP server {reason}");
-                self.set_state(UpstreamState::Starting, None);
-            }
-            self.conn.store(None);
-            // Reap it: it has exited, was killed, or gets a moment to exit
-            // on its closed stdin before it is killed.
-            if let Some(child) = &mut child
-                && tokio::time::timeout(EXIT_GRACE, child.wait())
-                    .await
-                    .is_err()
-            {
-                let _ = child.kill().await;
-            }
-            if !failure {
-                continue;
-            }
-            self.hub.lists_changed().await;
-            failed_starts = if up_since.elapsed() >= HEALTHY_AFTER {
-                0
-            } else {
-                failed_starts + 1
-            };
-            tokio::time::sleep(self.restart_delay(failed_starts.max(1))).await;
-        }
-    }
-
-    /// Doubling per failure in a row, from `restart-backoff.base` up to its
-    /// `max`.
-    fn restart_delay(&self, failures: u32) -> Duration {
-        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
-        self.spec
-            .restart_base
-            .saturating_mul(factor)
-            .min(self.spec.restart_max)
     }
 
     /// The MCP handshake with a remote server over `transport`, within
@@ -378,66 +356,7 @@ impl Upstream {
                 .then(|| self.secrets.clone()),
             hub: self.hub.clone(),
             refresh: self.refresh.clone(),
-        }
-    }
-
-    /// Serves until the connection closes, or the process is killed as hung
-    /// or restarted on purpose; says why, and whether it was a failure.
-    async fn serve_until_gone(
-        &self,
-        service: RunningService<RoleClient, UpstreamClient>,
-        mut child: Option<&mut tokio::process::Child>,
-    ) -> (String, bool) {
-        let ct = service.cancellation_token();
-        let waiting = service.waiting();
-        tokio::pin!(waiting);
-        loop {
-            tokio::select! {
-                quit = &mut waiting => {
-                    return match quit {
-                        Ok(_) if child.is_none() => ("ended its connection".to_owned(), true),
-                        Ok(_) => ("exited (its stdout closed)".to_owned(), true),
-                        Err(e) => (format!("connection task failed: {e}"), true),
-                    };
-                }
-                () = self.restart_now.notified() => {
-                    let (reason, failure) = self
-                        .restart_reason
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .take()
-                        .unwrap_or_else(|| ("on request".to_owned(), true));
-                    if failure && let Some(child) = child.as_mut() {
-                        // SIGKILL (which also ends a SIGSTOPped process): a
-                        // hung server cannot be asked to leave.
-                        let _ = child.start_kill();
-                    }
-                    // Closing the session closes the server's stdin: after
-                    // a planned restart it exits on its own.
-                    ct.cancel();
-                    let _ = (&mut waiting).await;
-                    return (reason, failure);
-                }
-                () = self.refresh.notified() => {
-                    let Some(conn) = self.connection() else { continue };
-                    let read = tokio::time::timeout(
-                        self.spec.call_timeout,
-                        read_catalog(&self.spec, &conn.peer, &conn.info),
-                    );
-                    // Reading the lists of a server that just hung would
-                    // hold this loop for a whole call-timeout: a restart
-                    // asked for meanwhile (the hang check) goes first.
-                    tokio::select! {
-                        read = read => {
-                            if let Ok(Ok(c)) = read {
-                                self.catalog.store(Some(Arc::new(c)));
-                                self.hub.lists_changed().await;
-                            }
-                        }
-                        () = self.restart_now.notified() => self.restart_now.notify_one(),
-                    }
-                }
-            }
+            key: self.key(),
         }
     }
 }

@@ -47,11 +47,11 @@ impl Upstream {
             .await?;
         let _route = caller.and_then(|c| c.progress_token()).map(|client| {
             self.hub
-                .route_progress(handle.progress_token.clone(), client)
+                .route_progress(self.key(), handle.progress_token.clone(), client)
         });
         let _in_flight = caller.map(|c| {
             self.hub
-                .route_requests(self.name(), handle.id.clone(), c.clone())
+                .route_requests(&self.key(), handle.id.clone(), c.clone())
         });
         let guard = CancelOnDrop {
             peer: Some(conn.peer.clone()),

@@ -12,6 +12,8 @@ pub mod quota;
 #[cfg(feature = "redis")]
 mod redis;
 #[cfg(feature = "redis")]
+mod redis_conn;
+#[cfg(feature = "redis")]
 mod redis_quota;
 mod routed;
 

@@ -45,8 +45,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use redis::{Client, Connection, RedisResult, Script};
+use redis::{ConnectionLike, RedisResult, Script};
 
+use super::redis_conn::{Conn, Target};
 use super::redis_quota::{QuotaScript, Write, Written};
 use super::{
     MemoryState, QuotaExceeded, RetryAsk, RetryTake, ScopedKey, StateQuota, StateStatus, StateStore,
@@ -98,11 +99,11 @@ pub struct RedisState {
 
 /// The connection side, shared with the reconnecting thread.
 struct Link {
-    client: Client,
+    target: Target,
     settings: RedisSettings,
     /// The URL with any password removed, for logs and status.
     shown: String,
-    idle: Mutex<Vec<Connection>>,
+    idle: Mutex<Vec<Conn>>,
     up: AtomicBool,
     reconnecting: AtomicBool,
     /// Operations served by the local fallback.
@@ -120,9 +121,9 @@ impl RedisState {
     /// if Redis is unreachable it starts on local state and keeps trying in
     /// the background, so a down Redis never stops the agent from starting.
     pub fn connect(settings: RedisSettings) -> Result<RedisState, String> {
-        let client = client(&settings)?;
+        let target = Target::new(&settings)?;
         let link = Arc::new(Link {
-            client,
+            target,
             shown: shown_url(&settings.url),
             settings,
             idle: Mutex::new(Vec::new()),
@@ -133,7 +134,7 @@ impl RedisState {
             came_back: Mutex::new(None),
         });
         match link.open().and_then(|mut c| {
-            redis::cmd("PING").query::<()>(&mut c)?;
+            redis::cmd("PING").query::<()>(c.get())?;
             Ok(c)
         }) {
             Ok(c) => link.put(c),
@@ -147,11 +148,24 @@ impl RedisState {
         })
     }
 
+    /// Where `key` is stored: `prefix:plugin:service:key`; on a cluster
+    /// `{prefix:plugin:service}:key`, the scope a hash tag, so a scope's
+    /// keys and bookkeeping (which one script touches) share a slot.
     fn redis_key(&self, key: &ScopedKey) -> String {
-        format!(
-            "{}:{}:{}:{}",
-            self.link.settings.prefix, key.plugin, key.service, key.key
-        )
+        format!("{}:{}", self.scope(key), key.key)
+    }
+
+    /// The scope of `key` (its plugin and service), tagged on a cluster.
+    fn scope(&self, key: &ScopedKey) -> String {
+        let scope = format!(
+            "{}:{}:{}",
+            self.link.settings.prefix, key.plugin, key.service
+        );
+        if self.link.target.is_cluster() {
+            format!("{{{scope}}}")
+        } else {
+            scope
+        }
     }
 
     /// Runs an accounted write on Redis; `None` if it must be served
@@ -164,17 +178,14 @@ impl RedisState {
         quota: StateQuota,
     ) -> Option<Written> {
         let k = self.redis_key(key);
-        let scope = format!(
-            "{}:{}:{}",
-            self.link.settings.prefix, key.plugin, key.service
-        );
+        let scope = self.scope(key);
         self.run(|c| self.write.run(c, (&k, &scope), key, &write, ttl_ms, quota))
     }
 
     /// Runs `op` on a pooled connection, or `None` (served locally) if
     /// Redis is down, could not be reached (which marks it down), or
     /// refused the operation.
-    fn run<T>(&self, op: impl FnOnce(&mut Connection) -> RedisResult<T>) -> Option<T> {
+    fn run<T>(&self, op: impl FnOnce(&mut dyn ConnectionLike) -> RedisResult<T>) -> Option<T> {
         if !self.link.up.load(Ordering::Acquire) {
             self.link.fallback_ops.fetch_add(1, Ordering::Relaxed);
             return None;
@@ -183,7 +194,7 @@ impl RedisState {
         // credentials) is an outage: retrying it on every operation would
         // make each one wait.
         let result = self.link.take().map_err(|e| (e, true)).and_then(|mut c| {
-            let r = op(&mut c);
+            let r = op(c.get());
             match r {
                 Ok(v) => {
                     self.link.put(c);
@@ -218,35 +229,6 @@ impl RedisState {
 /// Whether an error is trouble with the link (refused, reset, timed out,
 /// unreadable) rather than the server's error reply to one command, after
 /// which the connection is still good.
-/// The client for `settings`: `rediss://` over rustls, trusting the
-/// system's roots, or only `ca-file` when it is given.
-fn client(settings: &RedisSettings) -> Result<Client, String> {
-    let shown = shown_url(&settings.url);
-    if settings.url.starts_with("rediss://") {
-        // redis leaves the crypto provider to the application; an error
-        // means one is installed already (the CLI's HTTP client), fine too.
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    }
-    let Some(path) = &settings.ca_file else {
-        return Client::open(settings.url.as_str()).map_err(|e| format!("redis url {shown}: {e}"));
-    };
-    let pem = crate::file::read_text(path, "PEM certificates")
-        .map_err(|e| format!("redis ca-file {}: {e}", path.display()))?;
-    // redis reads no certificate at all from a file without one, silently.
-    if !pem.contains("-----BEGIN CERTIFICATE-----") {
-        return Err(format!(
-            "redis ca-file {}: no PEM certificate in it",
-            path.display()
-        ));
-    }
-    let certificates = redis::TlsCertificates {
-        client_tls: None,
-        root_cert: Some(pem.into_bytes()),
-    };
-    Client::build_with_tls(settings.url.as_str(), certificates)
-        .map_err(|e| format!("redis url {shown} with ca-file {}: {e}", path.display()))
-}
-
 fn link_trouble(e: &redis::RedisError) -> bool {
     e.is_io_error()
         || e.is_timeout()
@@ -359,15 +341,11 @@ impl StateStore for RedisState {
 }
 
 impl Link {
-    fn open(&self) -> RedisResult<Connection> {
-        let t = self.settings.timeout;
-        let c = self.client.get_connection_with_timeout(t)?;
-        c.set_read_timeout(Some(t))?;
-        c.set_write_timeout(Some(t))?;
-        Ok(c)
+    fn open(&self) -> RedisResult<Conn> {
+        self.target.open(self.settings.timeout)
     }
 
-    fn take(&self) -> RedisResult<Connection> {
+    fn take(&self) -> RedisResult<Conn> {
         let pooled = lock(&self.idle).pop();
         match pooled {
             Some(c) => Ok(c),
@@ -375,7 +353,7 @@ impl Link {
         }
     }
 
-    fn put(&self, c: Connection) {
+    fn put(&self, c: Conn) {
         let mut idle = lock(&self.idle);
         if idle.len() < MAX_IDLE {
             idle.push(c);
@@ -420,7 +398,7 @@ fn reconnect(link: Weak<Link>) {
         std::thread::sleep(wait);
         let Some(link) = link.upgrade() else { return };
         let ping = link.open().and_then(|mut c| {
-            redis::cmd("PING").query::<()>(&mut c)?;
+            redis::cmd("PING").query::<()>(c.get())?;
             Ok(c)
         });
         if let Ok(c) = ping {

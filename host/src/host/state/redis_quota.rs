@@ -15,7 +15,7 @@
 //! A plugin key is always `…:service:key`, with a `:` after the service,
 //! so it never names one of these.
 
-use redis::{Connection, RedisResult, Script};
+use redis::{ConnectionLike, RedisResult, Script};
 
 use super::{QuotaExceeded, ScopedKey, StateQuota};
 
@@ -142,7 +142,7 @@ impl QuotaScript {
     /// bookkeeping keys start with `scope`) under `quota`.
     pub(super) fn run(
         &self,
-        c: &mut Connection,
+        c: &mut dyn ConnectionLike,
         (redis_key, scope): (&str, &str),
         key: &ScopedKey,
         write: &Write<'_>,
