@@ -88,7 +88,8 @@ impl Subject {
                 plugin::compile(&engine, &bytes)
             })
             .map_err(|e| format!("{origin}: {e}"))?;
-        let world = plugin::world_of(&engine, &component).map_err(|e| format!("{origin}: {e}"))?;
+        let (world, _) =
+            plugin::world_of(&engine, &component).map_err(|e| format!("{origin}: {e}"))?;
         let mut source = toml::Table::new();
         source.insert(key.into(), toml::Value::String(value));
         Ok(Subject {

@@ -5,6 +5,7 @@ pub(crate) mod bindings;
 pub(crate) mod bundled;
 pub(crate) mod cache;
 mod capability;
+mod current;
 mod file;
 pub(crate) mod host_api;
 mod inspect;
@@ -32,12 +33,13 @@ pub use trial::{TrialStart, trial_start};
 use crate::api::PluginFault;
 use crate::config::{OnFault, PluginSource, PluginSpec};
 use crate::host::HostShared;
-use bindings::{fallback, strategy, wit};
+use bindings::wit;
 use cache::ArtifactCache;
 use host_api::HostState;
 use pool::{Pool, Recipe, Warm};
 use supervisor::Supervisor;
-use world::{FALLBACK_EXPORT, STRATEGY_EXPORT, World};
+pub use world::Contract;
+use world::{FallbackWorld, StrategyWorld, World};
 
 /// A plugin that could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +58,9 @@ pub(crate) struct StrategyPlugin {
     pub(crate) name: Arc<str>,
     pub(crate) on_fault: OnFault,
     pub(crate) hooks: wit::Hooks,
-    pool: Pool<strategy::StrategyPlugin>,
+    /// The contract its component targets.
+    pub(crate) contract: Contract,
+    pool: Pool<StrategyWorld>,
     supervisor: Supervisor,
 }
 
@@ -65,7 +69,9 @@ pub(crate) struct FallbackPlugin {
     pub(crate) name: Arc<str>,
     pub(crate) on_fault: OnFault,
     pub(crate) records_results: bool,
-    pool: Pool<fallback::FallbackPlugin>,
+    /// The contract its component targets.
+    pub(crate) contract: Contract,
+    pool: Pool<FallbackWorld>,
     supervisor: Supervisor,
 }
 
@@ -104,7 +110,7 @@ impl StrategyPlugin {
 
     fn admit_on(
         &self,
-        warm: Option<Warm<strategy::StrategyPlugin>>,
+        warm: Option<Warm<StrategyWorld>>,
         budget: Option<Duration>,
         service: &Arc<str>,
         call: &wit::CallInfo,
@@ -112,7 +118,7 @@ impl StrategyPlugin {
     ) -> Result<wit::Admission, PluginFault> {
         self.supervisor.run(|| {
             self.pool.call(warm, budget, service, "admit", |b, store| {
-                b.mender_plugin_strategy().call_admit(store, call, recent)
+                b.admit(store, call, recent)
             })
         })
     }
@@ -153,7 +159,7 @@ impl StrategyPlugin {
 
     fn on_error_on(
         &self,
-        warm: Option<Warm<strategy::StrategyPlugin>>,
+        warm: Option<Warm<StrategyWorld>>,
         budget: Option<Duration>,
         service: &Arc<str>,
         event: &wit::ErrorEvent,
@@ -162,8 +168,7 @@ impl StrategyPlugin {
         self.supervisor.run(|| {
             self.pool
                 .call(warm, budget, service, "on-error", |b, store| {
-                    b.mender_plugin_strategy()
-                        .call_on_error(store, event, recent)
+                    b.on_error(store, event, recent)
                 })
         })
     }
@@ -213,7 +218,7 @@ impl FallbackPlugin {
 
     fn serve_on(
         &self,
-        warm: Option<Warm<fallback::FallbackPlugin>>,
+        warm: Option<Warm<FallbackWorld>>,
         budget: Option<Duration>,
         service: &Arc<str>,
         event: &wit::ErrorEvent,
@@ -221,8 +226,7 @@ impl FallbackPlugin {
     ) -> Result<Option<wit::FallbackAnswer>, PluginFault> {
         self.supervisor.run(|| {
             self.pool.call(warm, budget, service, "serve", |b, store| {
-                b.mender_plugin_fallback_handler()
-                    .call_serve(store, event, recorded)
+                b.serve(store, event, recorded)
             })
         })
     }
@@ -339,6 +343,7 @@ impl Source {
 pub(crate) struct Prepared {
     origin: String,
     kind: WorldKind,
+    contract: Contract,
     imports_wasi: bool,
     pre: wasmtime::component::InstancePre<HostState>,
 }
@@ -370,19 +375,20 @@ pub(crate) fn link(
     component: &Component,
 ) -> Result<Prepared, LoadError> {
     let fail = |reason: String| error(spec, origin, reason);
-    let kind = world_of(cx.engine, component).map_err(fail)?;
+    let (kind, contract) = world_of(cx.engine, component).map_err(fail)?;
     let imports_wasi = component
         .component_type()
         .imports(cx.engine)
         .any(|(name, _)| name.starts_with("wasi:"));
     let pre = cx.linker.instantiate_pre(component).map_err(|e| {
         fail(format!(
-            "imports something the host does not provide: {e:#} (plugins may import mender:plugin/{{log,clock,random,state,metrics}}@0.1.0 and WASI 0.2)"
+            "imports something the host does not provide: {e:#} (plugins may import mender:plugin/{{log,clock,random,state,metrics}}@0.1.0, those and mender:plugin/current@0.2.0 for contract 0.2, and WASI 0.2)"
         ))
     })?;
     Ok(Prepared {
         origin: origin.to_owned(),
         kind,
+        contract,
         imports_wasi,
         pre,
     })
@@ -411,25 +417,29 @@ pub(crate) fn instantiate(
     let pre = prepared.pre.clone();
     match prepared.kind {
         WorldKind::Strategy => {
-            let pre = strategy::StrategyPlugin::pre(pre).map_err(|e| fail(format!("{e:#}")))?;
+            let pre =
+                StrategyWorld::pre(pre, prepared.contract).map_err(|e| fail(format!("{e:#}")))?;
             let (pool, info) =
-                Pool::<strategy::StrategyPlugin>::new(pre, recipe()).map_err(|f| fail(f.reason))?;
+                Pool::<StrategyWorld>::new(pre, recipe()).map_err(|f| fail(f.reason))?;
             Ok(Loaded::Strategy(Arc::new(StrategyPlugin {
                 name: name.clone(),
                 on_fault: spec.on_fault,
                 hooks: info.hooks,
+                contract: prepared.contract,
                 pool,
                 supervisor: Supervisor::new(name, shared.clone(), &spec.limits),
             })))
         }
         WorldKind::Fallback => {
-            let pre = fallback::FallbackPlugin::pre(pre).map_err(|e| fail(format!("{e:#}")))?;
+            let pre =
+                FallbackWorld::pre(pre, prepared.contract).map_err(|e| fail(format!("{e:#}")))?;
             let (pool, info) =
-                Pool::<fallback::FallbackPlugin>::new(pre, recipe()).map_err(|f| fail(f.reason))?;
+                Pool::<FallbackWorld>::new(pre, recipe()).map_err(|f| fail(f.reason))?;
             Ok(Loaded::Fallback(Arc::new(FallbackPlugin {
                 name: name.clone(),
                 on_fault: spec.on_fault,
                 records_results: info.records_results,
+                contract: prepared.contract,
                 pool,
                 supervisor: Supervisor::new(name, shared.clone(), &spec.limits),
             })))
@@ -459,26 +469,43 @@ pub(crate) fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, String
     Component::new(engine, bytes).map_err(|e| format!("invalid component: {e:#}"))
 }
 
-/// Which world a component implements, judged by its exports.
-pub(crate) fn world_of(engine: &Engine, component: &Component) -> Result<WorldKind, String> {
+/// Which world, of which contract version, a component implements,
+/// judged by its exports.
+pub(crate) fn world_of(
+    engine: &Engine,
+    component: &Component,
+) -> Result<(WorldKind, Contract), String> {
     let exports: Vec<String> = component
         .component_type()
         .exports(engine)
         .map(|(name, _)| name.to_owned())
         .collect();
     let has = |e: &str| exports.iter().any(|x| x == e);
-    match (has(STRATEGY_EXPORT), has(FALLBACK_EXPORT)) {
-        (true, false) => Ok(WorldKind::Strategy),
-        (false, true) => Ok(WorldKind::Fallback),
-        (true, true) => Err("exports both the strategy and fallback-handler interfaces; a plugin implements one world".into()),
-        (false, false) => {
+    let mut found = Contract::ALL.iter().flat_map(|&c| {
+        [
+            has(c.strategy_export()).then_some((WorldKind::Strategy, c)),
+            has(c.fallback_export()).then_some((WorldKind::Fallback, c)),
+        ]
+        .into_iter()
+        .flatten()
+    });
+    match (found.next(), found.next()) {
+        (Some(one), None) => Ok(one),
+        (Some(_), Some(_)) => Err("exports more than one of the strategy and fallback-handler interfaces (of one or several contract versions); a plugin implements one world".into()),
+        (None, _) => {
             let other_version = exports
                 .iter()
                 .find(|e| e.starts_with("mender:plugin/"))
-                .map(|e| format!(" (it exports `{e}`: built against another version of the contract)"))
+                .map(|e| format!(" (it exports `{e}`: built against a contract version this host does not implement)"))
                 .unwrap_or_default();
+            let expected: Vec<String> = Contract::ALL
+                .iter()
+                .flat_map(|c| [c.strategy_export(), c.fallback_export()])
+                .map(|e| format!("`{e}`"))
+                .collect();
             Err(format!(
-                "exports neither `{STRATEGY_EXPORT}` nor `{FALLBACK_EXPORT}`{other_version}; exports: [{}]",
+                "exports none of {}{other_version}; exports: [{}]",
+                expected.join(", "),
                 exports.join(", ")
             ))
         }
