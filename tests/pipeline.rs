@@ -449,3 +449,80 @@ strategies = ["new", "old"]
         other => panic!("expected old's retry, got {other:?}"),
     }
 }
+
+/// Contract 0.2's additions to `outcomes`, read by the 0.2 `echo-strategy`
+/// through `current`: the successes' latency summary with the span of host
+/// time it covers, and failures in a row per kind (ended by a success).
+#[tokio::test(start_paused = true)]
+async fn a_v0_2_plugin_reads_latencies_and_streaks_per_kind() {
+    let rt = runtime(
+        "[plugins.echo]\npath = \"{guests}/echo-strategy.wasm\"\n[services.default]\nstrategies = [\"echo\"]\n",
+    );
+    let spec = || CallSpec::new("api", "get").idempotent(true);
+    let answer_after = |ms: u64| {
+        move |_| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok::<_, Failure>("fresh".to_owned())
+        }
+    };
+    // What echo answered: its on-error JSON (the call's failure reason).
+    let echoed = |err: mender::CallError<Failure>| -> serde_json::Value {
+        let json = &err.reason[err.reason.find('{').expect("echo's JSON")..];
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"))
+    };
+    let failing = |kind| {
+        let script = Script::failing(fail(kind), 1);
+        move |_| {
+            let script = script.clone();
+            async move { script.next().await }
+        }
+    };
+
+    // A success of 30 ms; echo's admit took the report before it.
+    rt.call(spec(), answer_after(30)).await.unwrap();
+    tokio::time::advance(Duration::from_millis(1_000)).await;
+    // Echo's admit refuses a call tagged so, with `recent` as JSON: the
+    // refusal is the message of the `rejected` event its on-error echoes.
+    let err = rt
+        .call(spec().tag("echo-admit", "reject"), answer_after(0))
+        .await
+        .unwrap_err();
+    let refused: serde_json::Value =
+        serde_json::from_str(echoed(err)["message"].as_str().expect("message")).unwrap();
+    let latency = &refused["recent"]["latency"];
+    assert_eq!(latency["count"], 1, "{refused}");
+    assert_eq!(latency["sum"], 30, "{refused}");
+    assert_eq!(latency["sum-of-squares"], 900, "{refused}");
+    // From the first call's admit to this one: its 30 ms and the 1 s after.
+    assert_eq!(latency["span"], 1_030, "{refused}");
+
+    let streaks = |v: serde_json::Value| v["recent"]["consecutive-failures-by-kind"].clone();
+    let err = rt
+        .call(spec(), failing(ErrorKind::Timeout))
+        .await
+        .unwrap_err();
+    assert_eq!(streaks(echoed(err)), serde_json::json!({"timeout": 1}));
+    let err = rt
+        .call(spec(), failing(ErrorKind::Timeout))
+        .await
+        .unwrap_err();
+    assert_eq!(streaks(echoed(err)), serde_json::json!({"timeout": 2}));
+    let err = rt
+        .call(spec(), failing(ErrorKind::Connect))
+        .await
+        .unwrap_err();
+    let seen = echoed(err);
+    assert_eq!(
+        streaks(seen.clone()),
+        serde_json::json!({"connect": 1, "timeout": 2}),
+        "{seen}"
+    );
+    assert_eq!(seen["recent"]["consecutive-failures"], 3, "{seen}");
+    // A success ends every streak.
+    rt.call(spec(), answer_after(5)).await.unwrap();
+    let err = rt
+        .call(spec(), failing(ErrorKind::Connect))
+        .await
+        .unwrap_err();
+    assert_eq!(streaks(echoed(err)), serde_json::json!({"connect": 1}));
+}

@@ -17,6 +17,7 @@ use std::cell::OnceCell;
 use crate::bindings::host::current;
 use crate::bindings::host::types as wit;
 use wit::ErrorKind;
+pub use wit::LatencySummary;
 
 /// The strings of an event or call, each fetched on first use.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -229,6 +230,8 @@ pub struct Outcomes {
     /// Attempts this plugin's current lease let start without asking it.
     pub leased_attempts: u32,
     by_kind: OnceCell<Vec<(ErrorKind, u32)>>,
+    latency: OnceCell<LatencySummary>,
+    streaks: OnceCell<Vec<(ErrorKind, u32)>>,
 }
 
 impl Outcomes {
@@ -240,10 +243,15 @@ impl Outcomes {
             success_latency_total: o.success_latency_total,
             leased_attempts: o.leased_attempts,
             by_kind: OnceCell::new(),
+            latency: OnceCell::new(),
+            streaks: OnceCell::new(),
         };
-        // No failure, no list: nothing to fetch.
+        // No failure, no list; none in a row, no streaks: nothing to fetch.
         if o.failures == 0 {
             put(&mut out.by_kind, Vec::new());
+        }
+        if o.consecutive_failures == 0 {
+            put(&mut out.streaks, Vec::new());
         }
         out
     }
@@ -269,6 +277,46 @@ impl Outcomes {
             .filter(|(k, _)| kinds.contains(k))
             .map(|(_, n)| *n)
             .sum()
+    }
+
+    /// The latencies of the successes counted here (count, sum, sum of
+    /// squares) and the host time this report covers.
+    pub fn latency(&self) -> &LatencySummary {
+        self.latency.get_or_init(current::latency)
+    }
+
+    /// The mean latency of the successes counted here, if there were any.
+    pub fn mean_latency(&self) -> Option<f64> {
+        let l = self.latency();
+        (l.count > 0).then(|| l.sum as f64 / f64::from(l.count))
+    }
+
+    /// Failed attempts of `kind` in a row on the service right now: zero
+    /// after any success (not a delta).
+    pub fn consecutive_failures_of(&self, kind: ErrorKind) -> u32 {
+        self.consecutive_failures_by_kind()
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// [`consecutive_failures_of`](Self::consecutive_failures_of) for every
+    /// kind that has any.
+    pub fn consecutive_failures_by_kind(&self) -> &[(ErrorKind, u32)] {
+        self.streaks
+            .get_or_init(current::consecutive_failures_by_kind)
+    }
+
+    /// These outcomes with their latency summary set (for tests).
+    pub fn with_latency(mut self, latency: LatencySummary) -> Outcomes {
+        put(&mut self.latency, latency);
+        self
+    }
+
+    /// These outcomes with their failures in a row per kind set (for tests).
+    pub fn with_consecutive_failures_by_kind(mut self, streaks: Vec<(ErrorKind, u32)>) -> Outcomes {
+        put(&mut self.streaks, streaks);
+        self
     }
 
     /// These outcomes with their failures per kind set (for tests).
@@ -310,6 +358,22 @@ mod tests {
         });
         assert_eq!(recent.failures_of(ErrorKind::Timeout), 0);
         assert!(recent.failures_by_kind().is_empty());
+        assert_eq!(recent.consecutive_failures_of(ErrorKind::Timeout), 0);
+    }
+
+    #[test]
+    fn latency_and_streaks_as_given() {
+        let recent = Outcomes::default()
+            .with_latency(LatencySummary {
+                count: 2,
+                sum: 30,
+                sum_of_squares: 500,
+                span: 1_000,
+            })
+            .with_consecutive_failures_by_kind(vec![(ErrorKind::Timeout, 3)]);
+        assert_eq!(recent.mean_latency(), Some(15.0));
+        assert_eq!(recent.consecutive_failures_of(ErrorKind::Timeout), 3);
+        assert_eq!(recent.consecutive_failures_of(ErrorKind::Auth), 0);
     }
 
     #[test]

@@ -108,7 +108,7 @@ pub mod prelude {
         Admission, Decision, ErrorKind, FallbackAnswer, Grant, Hooks, Lease, RecordedResult,
         Rejection,
     };
-    pub use crate::event::{CallInfo, ErrorEvent, Outcomes};
+    pub use crate::event::{CallInfo, ErrorEvent, LatencySummary, Outcomes};
     pub use crate::{
         FallbackHandler, Millis, NoConfig, Strategy, clock, log, metrics, random, state,
     };

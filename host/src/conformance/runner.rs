@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::failure::ErrorKind;
 use crate::host::HostShared;
 use crate::host::state::MemoryState;
+use crate::pipeline::detail::{DetailCursor, RecentDetail};
 use crate::pipeline::outcomes::{Cursor, LeaseCell, ServiceStats};
 use crate::plugin::bindings::wit;
 use crate::plugin::cache::ArtifactCache;
@@ -247,6 +248,7 @@ impl Subject {
             stats: ServiceStats::default(),
             lease: LeaseCell::default(),
             cursor: Cursor::default(),
+            detail: DetailCursor::default(),
         })
     }
 }
@@ -260,6 +262,8 @@ struct Host {
     stats: ServiceStats,
     lease: LeaseCell,
     cursor: Cursor,
+    /// 0.2's detail of `recent`, as a pipeline slot takes it.
+    detail: DetailCursor,
 }
 
 impl Host {
@@ -288,6 +292,17 @@ impl Host {
             return self.serve(spec);
         }
         unreachable!("ScenarioFile::parse checks that a step has one input")
+    }
+
+    /// 0.2's detail for a hook call of `p`, as `StrategySlot::take_detail`.
+    fn take_detail(&self, p: &crate::plugin::StrategyPlugin) -> RecentDetail {
+        if p.contract >= crate::plugin::Contract::V0_2 {
+            let shared = &self.shared;
+            self.detail
+                .take(&self.stats.detail, shared.now_ms(), shared.origin_ms)
+        } else {
+            RecentDetail::default()
+        }
     }
 
     /// What call.rs does with a failed attempt before asking strategies.
@@ -327,7 +342,8 @@ impl Host {
             return Observed::Skipped("on-error");
         }
         let recent = self.cursor.take(&self.stats, &self.lease);
-        match p.on_error(&self.service, &self.event(spec), &recent) {
+        let detail = self.take_detail(p);
+        match p.on_error(&self.service, &self.event(spec), &recent, &detail) {
             Ok(d) => Observed::Decision(d),
             Err(fault) => Observed::Fault(fault.reason),
         }
@@ -354,7 +370,8 @@ impl Host {
             tags: spec.tags.clone().into_iter().collect(),
         };
         let recent = self.cursor.take(&self.stats, &self.lease);
-        match p.admit(&self.service, &call, &recent) {
+        let detail = self.take_detail(p);
+        match p.admit(&self.service, &call, &recent, &detail) {
             Ok(answer) => {
                 if let wit::Admission::Allow(grant) = &answer {
                     self.lease.grant(grant, now);

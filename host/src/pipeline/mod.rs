@@ -2,6 +2,7 @@
 //! outcome cursor), its fallback handlers, its guardrails and its counters.
 
 pub(crate) mod bulkhead;
+pub(crate) mod detail;
 pub(crate) mod generation;
 pub(crate) mod outcomes;
 pub(crate) mod retry_budget;
@@ -14,6 +15,7 @@ use std::sync::{Arc, RwLock};
 use crate::config::{Config, DEFAULT_SERVICE, Guardrails, ServiceSpec};
 use crate::plugin::bindings::wit;
 use crate::plugin::{LoadError, Loaded};
+use detail::DetailCursor;
 use outcomes::{Cursor, LeaseCell, ServiceStats};
 pub(crate) use strategy::{Fallback, Strategy};
 
@@ -30,6 +32,8 @@ pub(crate) struct StrategySlot {
     pub(crate) plugin: Arc<dyn Strategy>,
     pub(crate) lease: Arc<LeaseCell>,
     pub(crate) cursor: Arc<Cursor>,
+    /// The cursor of 0.2's detail (`detail.rs`), carried like `cursor`.
+    pub(crate) detail: Arc<DetailCursor>,
 }
 
 impl StrategySlot {
@@ -39,6 +43,22 @@ impl StrategySlot {
 
     pub(crate) fn decides(&self) -> bool {
         self.plugin.hooks().contains(wit::Hooks::ON_ERROR)
+    }
+
+    /// The detail report for a hook call at host time `now_ms` (the host
+    /// clock started at `start_ms`): taken only for a plugin that can read
+    /// it (contract 0.2), else empty.
+    pub(crate) fn take_detail(
+        &self,
+        stats: &ServiceStats,
+        now_ms: u64,
+        start_ms: u64,
+    ) -> detail::RecentDetail {
+        if self.plugin.reads_detail() {
+            self.detail.take(&stats.detail, now_ms, start_ms)
+        } else {
+            detail::RecentDetail::default()
+        }
     }
 }
 
@@ -135,6 +155,7 @@ impl Pipeline {
                             .map(|s| s.lease.clone())
                             .unwrap_or_default(),
                         cursor: old.map(|s| s.cursor.clone()).unwrap_or_default(),
+                        detail: old.map(|s| s.detail.clone()).unwrap_or_default(),
                     }
                 })
                 .collect(),

@@ -10,6 +10,7 @@
 use super::bindings::v0_2::strategy::mender::plugin::{current, types};
 use super::bindings::{v0_2, wit};
 use super::host_api::HostState;
+use crate::pipeline::detail::{LatencySummary, RecentDetail};
 
 /// The strings and lists of the hook call in progress.
 #[derive(Default)]
@@ -18,12 +19,18 @@ pub(crate) struct Current {
     message: String,
     tags: Vec<(String, String)>,
     failures_by_kind: Vec<(wit::ErrorKind, u32)>,
+    latency: LatencySummary,
+    consecutive_by_kind: Vec<(crate::failure::ErrorKind, u32)>,
 }
 
 impl Current {
     /// Before `on-error` or `serve`: the event's strings, and the per-kind
-    /// counts of `recent` (`None` for `serve`, which has no counts).
-    pub(crate) fn set_event(&mut self, event: &wit::ErrorEvent, recent: Option<&wit::Outcomes>) {
+    /// counts and detail of `recent` (`None` for `serve`, which has none).
+    pub(crate) fn set_event(
+        &mut self,
+        event: &wit::ErrorEvent,
+        recent: Option<(&wit::Outcomes, &RecentDetail)>,
+    ) {
         self.operation.clone_from(&event.operation);
         self.message.clone_from(&event.message);
         self.tags.clone_from(&event.tags);
@@ -31,17 +38,30 @@ impl Current {
     }
 
     /// Before `admit`: the call's strings (it has no message).
-    pub(crate) fn set_call(&mut self, call: &wit::CallInfo, recent: &wit::Outcomes) {
+    pub(crate) fn set_call(
+        &mut self,
+        call: &wit::CallInfo,
+        recent: &wit::Outcomes,
+        detail: &RecentDetail,
+    ) {
         self.operation.clone_from(&call.operation);
         self.message.clear();
         self.tags.clone_from(&call.tags);
-        self.set_counts(Some(recent));
+        self.set_counts(Some((recent, detail)));
     }
 
-    fn set_counts(&mut self, recent: Option<&wit::Outcomes>) {
+    fn set_counts(&mut self, recent: Option<(&wit::Outcomes, &RecentDetail)>) {
         match recent {
-            Some(r) => self.failures_by_kind.clone_from(&r.failures_by_kind),
-            None => self.failures_by_kind.clear(),
+            Some((r, d)) => {
+                self.failures_by_kind.clone_from(&r.failures_by_kind);
+                self.latency = d.latency;
+                self.consecutive_by_kind.clone_from(&d.consecutive_by_kind);
+            }
+            None => {
+                self.failures_by_kind.clear();
+                self.latency = LatencySummary::default();
+                self.consecutive_by_kind.clear();
+            }
         }
     }
 }
@@ -76,6 +96,24 @@ impl current::Host for HostState {
             .failures_by_kind
             .iter()
             .map(|(k, n)| (v0_2::kind(*k), *n))
+            .collect()
+    }
+
+    fn latency(&mut self) -> types::LatencySummary {
+        let l = self.current.latency;
+        types::LatencySummary {
+            count: l.count,
+            sum: l.sum,
+            sum_of_squares: l.sum_of_squares,
+            span: l.span,
+        }
+    }
+
+    fn consecutive_failures_by_kind(&mut self) -> Vec<(types::ErrorKind, u32)> {
+        self.current
+            .consecutive_by_kind
+            .iter()
+            .map(|(k, n)| (v0_2::kind((*k).into()), *n))
             .collect()
     }
 }
@@ -114,16 +152,32 @@ mod tests {
             success_latency_total: 0,
             leased_attempts: 0,
         };
-        c.set_event(&event("GET /a", &[("k", "v"), ("x", "y")]), Some(&recent));
+        let detail = RecentDetail {
+            latency: LatencySummary {
+                count: 1,
+                sum: 7,
+                sum_of_squares: 49,
+                span: 100,
+            },
+            consecutive_by_kind: vec![(crate::failure::ErrorKind::Timeout, 2)],
+        };
+        c.set_event(
+            &event("GET /a", &[("k", "v"), ("x", "y")]),
+            Some((&recent, &detail)),
+        );
         assert_eq!(c.operation, "GET /a");
         assert_eq!(c.message, "GET /a timed out");
         assert_eq!(c.tags.len(), 2);
         assert_eq!(c.failures_by_kind, vec![(wit::ErrorKind::Timeout, 2)]);
+        assert_eq!(c.latency, detail.latency);
+        assert_eq!(c.consecutive_by_kind, detail.consecutive_by_kind);
         // A `serve` has no counts, an `admit` no message: nothing of the
         // previous call may show through.
         c.set_event(&event("GET /b", &[]), None);
         assert_eq!(c.operation, "GET /b");
         assert!(c.tags.is_empty() && c.failures_by_kind.is_empty());
+        assert_eq!(c.latency, LatencySummary::default());
+        assert!(c.consecutive_by_kind.is_empty());
         let call = wit::CallInfo {
             service: "svc".into(),
             operation: "GET /c".into(),
@@ -137,7 +191,7 @@ mod tests {
             failures_by_kind: Vec::new(),
             ..recent
         };
-        c.set_call(&call, &none);
+        c.set_call(&call, &none, &RecentDetail::default());
         assert_eq!((c.operation.as_str(), c.message.as_str()), ("GET /c", ""));
         assert_eq!(c.tags, vec![("t".to_owned(), "1".to_owned())]);
         assert!(c.failures_by_kind.is_empty());

@@ -33,6 +33,7 @@ pub use trial::{TrialStart, trial_start};
 use crate::api::PluginFault;
 use crate::config::{OnFault, PluginSource, PluginSpec};
 use crate::host::HostShared;
+use crate::pipeline::detail::RecentDetail;
 use bindings::wit;
 use cache::ArtifactCache;
 use host_api::HostState;
@@ -83,8 +84,9 @@ impl StrategyPlugin {
         service: &Arc<str>,
         call: &wit::CallInfo,
         recent: &wit::Outcomes,
+        detail: &RecentDetail,
     ) -> Result<wit::Admission, PluginFault> {
-        self.admit_on(None, None, service, call, recent)
+        self.admit_on(None, None, service, call, recent, detail)
     }
 
     /// `admit` for a live call with `budget` left before its deadline.
@@ -94,14 +96,20 @@ impl StrategyPlugin {
         service: &Arc<str>,
         call: &wit::CallInfo,
         recent: &wit::Outcomes,
+        detail: &RecentDetail,
     ) -> Result<wit::Admission, PluginFault> {
         match placement(&self.supervisor, &self.pool) {
-            Placement::Here(warm) => self.admit_on(warm, budget, service, call, recent),
+            Placement::Here(warm) => self.admit_on(warm, budget, service, call, recent, detail),
             Placement::Blocking => {
-                let (me, service, call, recent) =
-                    (self.clone(), service.clone(), call.clone(), recent.clone());
+                let (me, service, call, recent, detail) = (
+                    self.clone(),
+                    service.clone(),
+                    call.clone(),
+                    recent.clone(),
+                    detail.clone(),
+                );
                 off_worker(&self.name, move || {
-                    me.admit_on(None, budget, &service, &call, &recent)
+                    me.admit_on(None, budget, &service, &call, &recent, &detail)
                 })
                 .await
             }
@@ -115,10 +123,11 @@ impl StrategyPlugin {
         service: &Arc<str>,
         call: &wit::CallInfo,
         recent: &wit::Outcomes,
+        detail: &RecentDetail,
     ) -> Result<wit::Admission, PluginFault> {
         self.supervisor.run(|| {
             self.pool.call(warm, budget, service, "admit", |b, store| {
-                b.admit(store, call, recent)
+                b.admit(store, call, recent, detail)
             })
         })
     }
@@ -130,8 +139,9 @@ impl StrategyPlugin {
         service: &Arc<str>,
         event: &wit::ErrorEvent,
         recent: &wit::Outcomes,
+        detail: &RecentDetail,
     ) -> Result<wit::Decision, PluginFault> {
-        self.on_error_on(None, None, service, event, recent)
+        self.on_error_on(None, None, service, event, recent, detail)
     }
 
     /// `on-error` for a live call with `budget` left before its deadline:
@@ -143,14 +153,20 @@ impl StrategyPlugin {
         service: &Arc<str>,
         event: &wit::ErrorEvent,
         recent: &wit::Outcomes,
+        detail: &RecentDetail,
     ) -> Result<wit::Decision, PluginFault> {
         match placement(&self.supervisor, &self.pool) {
-            Placement::Here(warm) => self.on_error_on(warm, budget, service, event, recent),
+            Placement::Here(warm) => self.on_error_on(warm, budget, service, event, recent, detail),
             Placement::Blocking => {
-                let (me, service, event, recent) =
-                    (self.clone(), service.clone(), event.clone(), recent.clone());
+                let (me, service, event, recent, detail) = (
+                    self.clone(),
+                    service.clone(),
+                    event.clone(),
+                    recent.clone(),
+                    detail.clone(),
+                );
                 off_worker(&self.name, move || {
-                    me.on_error_on(None, budget, &service, &event, &recent)
+                    me.on_error_on(None, budget, &service, &event, &recent, &detail)
                 })
                 .await
             }
@@ -164,11 +180,12 @@ impl StrategyPlugin {
         service: &Arc<str>,
         event: &wit::ErrorEvent,
         recent: &wit::Outcomes,
+        detail: &RecentDetail,
     ) -> Result<wit::Decision, PluginFault> {
         self.supervisor.run(|| {
             self.pool
                 .call(warm, budget, service, "on-error", |b, store| {
-                    b.on_error(store, event, recent)
+                    b.on_error(store, event, recent, detail)
                 })
         })
     }

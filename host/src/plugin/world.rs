@@ -12,6 +12,7 @@ use wasmtime::Store;
 use wasmtime::component::InstancePre;
 
 use super::host_api::HostState;
+use crate::pipeline::detail::RecentDetail;
 use crate::plugin::bindings::{v0_1, v0_2, wit};
 
 /// A contract version the host implements.
@@ -129,11 +130,12 @@ impl StrategyWorld {
         store: &mut Store<HostState>,
         call: &wit::CallInfo,
         recent: &wit::Outcomes,
+        detail: &RecentDetail,
     ) -> wasmtime::Result<wit::Admission> {
         match self {
             StrategyWorld::V0_1(b) => b.mender_plugin_strategy().call_admit(store, call, recent),
             StrategyWorld::V0_2(b) => {
-                store.data_mut().current.set_call(call, recent);
+                store.data_mut().current.set_call(call, recent, detail);
                 let answer = b.mender_plugin_strategy().call_admit(
                     store,
                     v0_2::call_info(call),
@@ -150,13 +152,17 @@ impl StrategyWorld {
         store: &mut Store<HostState>,
         event: &wit::ErrorEvent,
         recent: &wit::Outcomes,
+        detail: &RecentDetail,
     ) -> wasmtime::Result<wit::Decision> {
         match self {
             StrategyWorld::V0_1(b) => b
                 .mender_plugin_strategy()
                 .call_on_error(store, event, recent),
             StrategyWorld::V0_2(b) => {
-                store.data_mut().current.set_event(event, Some(recent));
+                store
+                    .data_mut()
+                    .current
+                    .set_event(event, Some((recent, detail)));
                 let answer = b.mender_plugin_strategy().call_on_error(
                     store,
                     v0_2::event(event),

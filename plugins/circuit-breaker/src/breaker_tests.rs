@@ -10,19 +10,16 @@ fn breaker(json: &str) -> Breaker {
 
 /// `n` failures of `kind` reported at once, all in a row.
 fn failures(kind: ErrorKind, n: u32, in_a_row: u32) -> Outcomes {
-    Outcomes {
-        failures: n,
-        consecutive_failures: in_a_row,
-        ..Outcomes::default()
-    }
-    .with_failures_by_kind(vec![(kind, n)])
+    let mut recent = Outcomes::default().with_failures_by_kind(vec![(kind, n)]);
+    recent.failures = n;
+    recent.consecutive_failures = in_a_row;
+    recent
 }
 
 fn successes(n: u32) -> Outcomes {
-    Outcomes {
-        successes: n,
-        ..Outcomes::default()
-    }
+    let mut recent = Outcomes::default();
+    recent.successes = n;
+    recent
 }
 
 fn leased(ttl: u64) -> Admission {

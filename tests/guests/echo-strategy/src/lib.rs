@@ -1,6 +1,7 @@
 //! Test fixture: a strategy that shows the host exactly what it received.
 //!
-//! * `on-error` answers `fail` with the event and `recent` as JSON (see
+//! * `on-error` answers `fail` with the event and `recent` (with 0.2's
+//!   latency summary and failures in a row per kind) as JSON (see
 //!   [`echo`]), so host tests can check what reaches a plugin, e.g. that
 //!   secrets were redacted from the message and tags.
 //! * `admit` allows with no lease, unless the call has the tag
@@ -34,6 +35,12 @@ fn outcomes(recent: &Outcomes) -> Value {
         .iter()
         .map(|(kind, n)| (kind.name().to_owned(), json!(n)))
         .collect();
+    let streaks: serde_json::Map<String, Value> = recent
+        .consecutive_failures_by_kind()
+        .iter()
+        .map(|(kind, n)| (kind.name().to_owned(), json!(n)))
+        .collect();
+    let latency = recent.latency();
     json!({
         "successes": recent.successes,
         "failures": recent.failures,
@@ -41,6 +48,13 @@ fn outcomes(recent: &Outcomes) -> Value {
         "consecutive-failures": recent.consecutive_failures,
         "success-latency-total": recent.success_latency_total,
         "leased-attempts": recent.leased_attempts,
+        "latency": {
+            "count": latency.count,
+            "sum": latency.sum,
+            "sum-of-squares": latency.sum_of_squares,
+            "span": latency.span,
+        },
+        "consecutive-failures-by-kind": streaks,
     })
 }
 
@@ -113,17 +127,28 @@ mod tests {
         let mut event =
             error_event(ErrorKind::RateLimited, 2).with_tags(vec![("quota".into(), "0".into())]);
         event.status = Some(429);
-        let recent = Outcomes {
-            failures: 1,
-            ..Outcomes::default()
-        }
-        .with_failures_by_kind(vec![(ErrorKind::RateLimited, 1)]);
+        let mut recent =
+            Outcomes::default().with_failures_by_kind(vec![(ErrorKind::RateLimited, 1)]);
+        recent.failures = 1;
+        let recent = recent
+            .with_latency(LatencySummary {
+                count: 1,
+                sum: 5,
+                sum_of_squares: 25,
+                span: 100,
+            })
+            .with_consecutive_failures_by_kind(vec![(ErrorKind::RateLimited, 1)]);
         let value: Value = serde_json::from_str(&echo(&event, &recent, 7)).unwrap();
         assert_eq!(value["kind"], "rate-limited");
         assert_eq!(value["status"], 429);
         assert_eq!(value["retry-after"], Value::Null);
         assert_eq!(value["tags"], json!([["quota", "0"]]));
         assert_eq!(value["recent"]["failures-by-kind"]["rate-limited"], 1);
+        assert_eq!(value["recent"]["latency"]["sum-of-squares"], 25);
+        assert_eq!(
+            value["recent"]["consecutive-failures-by-kind"]["rate-limited"],
+            1
+        );
         assert_eq!(value["calls"], 7);
     }
 }
