@@ -8,7 +8,13 @@
 //! built, and wraps the host's imports ([`log`], [`clock`], [`random`],
 //! [`state`], [`metrics`]) in safe functions.
 //!
-//! Rules every plugin lives by (the WIT contract in `wit/` has the details):
+//! It targets contract `mender:plugin@0.2.0` (`wit/since_v0.2.0/`): a hook
+//! is passed scalars, and the event's strings are fetched from the host
+//! when first read ([`ErrorEvent::operation`](prelude::ErrorEvent::operation)
+//! and the like).
+//!
+//! Rules every plugin lives by (the WIT contract in `wit/since_v0.2.0/`
+//! has the details):
 //!
 //! * Time comes only from [`clock::now`], in milliseconds on the host's
 //!   clock, which may be virtual. Never use `std::time`.

@@ -241,11 +241,18 @@ impl Subject {
         let loaded = plugin::link(&cx, &spec, &self.origin, &self.component)
             .and_then(|prepared| plugin::instantiate(&self.engine, &shared, &spec, &prepared))
             .map_err(|e| e.to_string())?;
+        // As a pipeline does: 0.2's detail is counted when a plugin reads it.
+        let stats = ServiceStats::default();
+        if let Loaded::Strategy(p) = &loaded
+            && p.contract >= crate::plugin::Contract::V0_2
+        {
+            stats.detail.enable();
+        }
         Ok(Host {
             service: Arc::from(scenario.service.as_str()),
             shared,
             loaded,
-            stats: ServiceStats::default(),
+            stats,
             lease: LeaseCell::default(),
             cursor: Cursor::default(),
             detail: DetailCursor::default(),

@@ -5,10 +5,14 @@
 //! time a report covers.
 //!
 //! A 0.2 plugin reads it on demand (`current.latency()`,
-//! `current.consecutive-failures-by-kind()`); the host takes a report only
-//! for plugins that can read it, so 0.1 plugins cost nothing more. Kept out
-//! of `outcomes.rs` so the hot counters there stay as they were: recording
-//! here is three relaxed adds per success, one per failure.
+//! `current.consecutive-failures-by-kind()`). Nothing is counted until a
+//! pipeline of the service has a plugin that can read it ([`enable`]), so
+//! a service of 0.1 plugins pays one relaxed load per attempt; the host
+//! takes a report only for such plugins. Kept out of `outcomes.rs` so the
+//! hot counters there stay as they were: recording here, once enabled, is
+//! three relaxed adds per success, one per failure.
+//!
+//! [`enable`]: DetailStats::enable
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -18,6 +22,8 @@ use crate::failure::ErrorKind;
 /// Running totals of one service's latencies and failure streaks.
 #[derive(Default)]
 pub(crate) struct DetailStats {
+    /// Whether anything reads these counts (see the module doc).
+    enabled: AtomicBool,
     successes: AtomicU64,
     latency_ms: AtomicU64,
     latency_sq: AtomicU64,
@@ -28,7 +34,18 @@ pub(crate) struct DetailStats {
 }
 
 impl DetailStats {
+    /// Starts counting: a plugin that reads the detail serves the service.
+    /// Never turned off (a reload back to 0.1 plugins leaves it on).
+    pub(crate) fn enable(&self) {
+        if !self.enabled.load(Relaxed) {
+            self.enabled.store(true, Relaxed);
+        }
+    }
+
     pub(crate) fn record_success(&self, latency_ms: u64) {
+        if !self.enabled.load(Relaxed) {
+            return;
+        }
         self.successes.fetch_add(1, Relaxed);
         self.latency_ms.fetch_add(latency_ms, Relaxed);
         self.latency_sq
@@ -43,6 +60,9 @@ impl DetailStats {
 
     /// Counts a failed attempt that reached the upstream.
     pub(crate) fn record_failure(&self, kind: ErrorKind) {
+        if !self.enabled.load(Relaxed) {
+            return;
+        }
         self.streak_by_kind[kind.index()].fetch_add(1, Relaxed);
         if !self.in_streak.load(Relaxed) {
             self.in_streak.store(true, Relaxed);
@@ -131,9 +151,35 @@ impl DetailCursor {
 mod tests {
     use super::*;
 
+    fn enabled() -> DetailStats {
+        let stats = DetailStats::default();
+        stats.enable();
+        stats
+    }
+
+    #[test]
+    fn nothing_is_counted_until_enabled() {
+        let (stats, cursor) = (DetailStats::default(), DetailCursor::default());
+        stats.record_success(10);
+        stats.record_failure(ErrorKind::Timeout);
+        assert_eq!(
+            cursor.take(&stats, 5, 0),
+            RecentDetail {
+                latency: LatencySummary {
+                    span: 5,
+                    ..LatencySummary::default()
+                },
+                consecutive_by_kind: Vec::new(),
+            }
+        );
+        stats.enable();
+        stats.record_success(10);
+        assert_eq!(cursor.take(&stats, 5, 0).latency.count, 1);
+    }
+
     #[test]
     fn latencies_are_summed_and_squared_per_report() {
-        let (stats, cursor) = (DetailStats::default(), DetailCursor::default());
+        let (stats, cursor) = (enabled(), DetailCursor::default());
         for ms in [10, 20, 30] {
             stats.record_success(ms);
         }
@@ -161,7 +207,7 @@ mod tests {
 
     #[test]
     fn streaks_are_per_kind_and_end_at_a_success() {
-        let (stats, cursor) = (DetailStats::default(), DetailCursor::default());
+        let (stats, cursor) = (enabled(), DetailCursor::default());
         stats.record_failure(ErrorKind::Timeout);
         stats.record_failure(ErrorKind::Timeout);
         stats.record_failure(ErrorKind::Connect);

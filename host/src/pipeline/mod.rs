@@ -140,6 +140,10 @@ impl Pipeline {
         let slot_before = |p: &Arc<dyn Strategy>| {
             before.and_then(|b| b.strategies.iter().find(|s| s.plugin.name() == p.name()))
         };
+        let stats: Arc<ServiceStats> = before.map(|b| b.stats.clone()).unwrap_or_default();
+        if t.strategies.iter().any(|p| p.reads_detail()) {
+            stats.detail.enable();
+        }
         Pipeline {
             service: Arc::from(service),
             guardrails: t.guardrails.clone(),
@@ -161,7 +165,7 @@ impl Pipeline {
                 .collect(),
             fallbacks: t.fallbacks.clone(),
             records_results: t.fallbacks.iter().any(|f| f.records_results()),
-            stats: before.map(|b| b.stats.clone()).unwrap_or_default(),
+            stats,
             bulkhead: before.map(|b| b.bulkhead.clone()).unwrap_or_default(),
         }
     }
