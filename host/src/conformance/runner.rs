@@ -22,10 +22,11 @@ use crate::config::Config;
 use crate::failure::ErrorKind;
 use crate::host::HostShared;
 use crate::host::state::MemoryState;
-use crate::pipeline::detail::{DetailCursor, RecentDetail};
+use crate::pipeline::detail::DetailCursor;
 use crate::pipeline::outcomes::{Cursor, LeaseCell, ServiceStats};
 use crate::plugin::bindings::wit;
 use crate::plugin::cache::ArtifactCache;
+use crate::plugin::current::RecentDetail;
 use crate::plugin::host_api::HostState;
 use crate::plugin::{self, LoadContext, Loaded, Sandbox, WorldKind};
 

@@ -18,6 +18,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use crate::failure::ErrorKind;
+use crate::plugin::current::{LatencySummary, RecentDetail};
 
 /// Running totals of one service's latencies and failure streaks.
 #[derive(Default)]
@@ -68,26 +69,6 @@ impl DetailStats {
             self.in_streak.store(true, Relaxed);
         }
     }
-}
-
-/// The successes' latencies since the last report, and the time it covers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct LatencySummary {
-    pub(crate) count: u32,
-    pub(crate) sum: u64,
-    pub(crate) sum_of_squares: u64,
-    /// Host milliseconds from the previous report (the first report: from
-    /// the host clock's start) to this one.
-    pub(crate) span: u64,
-}
-
-/// One report of [`DetailStats`] to one plugin.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct RecentDetail {
-    pub(crate) latency: LatencySummary,
-    /// Failures in a row per kind right now (not a delta); kinds with none
-    /// are left out.
-    pub(crate) consecutive_by_kind: Vec<(ErrorKind, u32)>,
 }
 
 #[derive(Clone, Copy, Default)]

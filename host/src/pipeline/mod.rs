@@ -53,11 +53,11 @@ impl StrategySlot {
         stats: &ServiceStats,
         now_ms: u64,
         start_ms: u64,
-    ) -> detail::RecentDetail {
+    ) -> crate::plugin::current::RecentDetail {
         if self.plugin.reads_detail() {
             self.detail.take(&stats.detail, now_ms, start_ms)
         } else {
-            detail::RecentDetail::default()
+            crate::plugin::current::RecentDetail::default()
         }
     }
 }

@@ -45,8 +45,8 @@ pub(crate) fn check(
         leased_attempts: 0,
     };
     // The 0.2 detail of such a report: one success of 10 ms, one failure.
-    let detail = crate::pipeline::detail::RecentDetail {
-        latency: crate::pipeline::detail::LatencySummary {
+    let detail = crate::plugin::current::RecentDetail {
+        latency: crate::plugin::current::LatencySummary {
             count: 1,
             sum: 10,
             sum_of_squares: 100,

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use crate::api::{BoxFuture, PluginFault};
 use crate::config::OnFault;
-use crate::pipeline::detail::RecentDetail;
 use crate::plugin::bindings::wit;
+use crate::plugin::current::RecentDetail;
 use crate::plugin::{FallbackPlugin, StrategyPlugin};
 
 /// A strategy: decides whether an attempt may start and what to do after

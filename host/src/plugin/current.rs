@@ -10,7 +10,28 @@
 use super::bindings::v0_2::strategy::mender::plugin::{current, types};
 use super::bindings::{v0_2, wit};
 use super::host_api::HostState;
-use crate::pipeline::detail::{LatencySummary, RecentDetail};
+use crate::failure::ErrorKind;
+
+/// The successes' latencies since the last report, and the time it covers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LatencySummary {
+    pub(crate) count: u32,
+    pub(crate) sum: u64,
+    pub(crate) sum_of_squares: u64,
+    /// Host milliseconds from the previous report (the first report: from
+    /// the host clock's start) to this one.
+    pub(crate) span: u64,
+}
+
+/// One report of the detail 0.2 adds to `outcomes` to one plugin
+/// (counted by `pipeline/detail.rs`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RecentDetail {
+    pub(crate) latency: LatencySummary,
+    /// Failures in a row per kind right now (not a delta); kinds with none
+    /// are left out.
+    pub(crate) consecutive_by_kind: Vec<(ErrorKind, u32)>,
+}
 
 /// The strings and lists of the hook call in progress.
 #[derive(Default)]
@@ -20,7 +41,7 @@ pub(crate) struct Current {
     tags: Vec<(String, String)>,
     failures_by_kind: Vec<(wit::ErrorKind, u32)>,
     latency: LatencySummary,
-    consecutive_by_kind: Vec<(crate::failure::ErrorKind, u32)>,
+    consecutive_by_kind: Vec<(ErrorKind, u32)>,
 }
 
 impl Current {
@@ -159,7 +180,7 @@ mod tests {
                 sum_of_squares: 49,
                 span: 100,
             },
-            consecutive_by_kind: vec![(crate::failure::ErrorKind::Timeout, 2)],
+            consecutive_by_kind: vec![(ErrorKind::Timeout, 2)],
         };
         c.set_event(
             &event("GET /a", &[("k", "v"), ("x", "y")]),

@@ -5,7 +5,7 @@ pub(crate) mod bindings;
 pub(crate) mod bundled;
 pub(crate) mod cache;
 mod capability;
-mod current;
+pub(crate) mod current;
 mod file;
 pub(crate) mod host_api;
 mod inspect;
@@ -33,13 +33,14 @@ pub use trial::{TrialStart, trial_start};
 use crate::api::PluginFault;
 use crate::config::{OnFault, PluginSource, PluginSpec};
 use crate::host::HostShared;
-use crate::pipeline::detail::RecentDetail;
 use bindings::wit;
 use cache::ArtifactCache;
+use current::RecentDetail;
 use host_api::HostState;
 use pool::{Pool, Recipe, Warm};
 use supervisor::Supervisor;
 pub use world::Contract;
+pub(crate) use world::world_of;
 use world::{FallbackWorld, StrategyWorld, World};
 
 /// A plugin that could not be loaded.
@@ -484,47 +485,4 @@ pub(crate) fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, String
         );
     }
     Component::new(engine, bytes).map_err(|e| format!("invalid component: {e:#}"))
-}
-
-/// Which world, of which contract version, a component implements,
-/// judged by its exports.
-pub(crate) fn world_of(
-    engine: &Engine,
-    component: &Component,
-) -> Result<(WorldKind, Contract), String> {
-    let exports: Vec<String> = component
-        .component_type()
-        .exports(engine)
-        .map(|(name, _)| name.to_owned())
-        .collect();
-    let has = |e: &str| exports.iter().any(|x| x == e);
-    let mut found = Contract::ALL.iter().flat_map(|&c| {
-        [
-            has(c.strategy_export()).then_some((WorldKind::Strategy, c)),
-            has(c.fallback_export()).then_some((WorldKind::Fallback, c)),
-        ]
-        .into_iter()
-        .flatten()
-    });
-    match (found.next(), found.next()) {
-        (Some(one), None) => Ok(one),
-        (Some(_), Some(_)) => Err("exports more than one of the strategy and fallback-handler interfaces (of one or several contract versions); a plugin implements one world".into()),
-        (None, _) => {
-            let other_version = exports
-                .iter()
-                .find(|e| e.starts_with("mender:plugin/"))
-                .map(|e| format!(" (it exports `{e}`: built against a contract version this host does not implement)"))
-                .unwrap_or_default();
-            let expected: Vec<String> = Contract::ALL
-                .iter()
-                .flat_map(|c| [c.strategy_export(), c.fallback_export()])
-                .map(|e| format!("`{e}`"))
-                .collect();
-            Err(format!(
-                "exports none of {}{other_version}; exports: [{}]",
-                expected.join(", "),
-                exports.join(", ")
-            ))
-        }
-    }
 }

@@ -8,11 +8,12 @@
 //! records) into what that version takes and its answer back. A 0.1
 //! plugin is called with exactly the arguments it always was.
 
-use wasmtime::Store;
-use wasmtime::component::InstancePre;
+use wasmtime::component::{Component, InstancePre};
+use wasmtime::{Engine, Store};
 
+use super::WorldKind;
+use super::current::RecentDetail;
 use super::host_api::HostState;
-use crate::pipeline::detail::RecentDetail;
 use crate::plugin::bindings::{v0_1, v0_2, wit};
 
 /// A contract version the host implements.
@@ -243,6 +244,49 @@ impl FallbackWorld {
                 )?;
                 Ok(answer.map(v0_2::answer))
             }
+        }
+    }
+}
+
+/// Which world, of which contract version, a component implements,
+/// judged by its exports.
+pub(crate) fn world_of(
+    engine: &Engine,
+    component: &Component,
+) -> Result<(WorldKind, Contract), String> {
+    let exports: Vec<String> = component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    let has = |e: &str| exports.iter().any(|x| x == e);
+    let mut found = Contract::ALL.iter().flat_map(|&c| {
+        [
+            has(c.strategy_export()).then_some((WorldKind::Strategy, c)),
+            has(c.fallback_export()).then_some((WorldKind::Fallback, c)),
+        ]
+        .into_iter()
+        .flatten()
+    });
+    match (found.next(), found.next()) {
+        (Some(one), None) => Ok(one),
+        (Some(_), Some(_)) => Err("exports more than one of the strategy and fallback-handler interfaces (of one or several contract versions); a plugin implements one world".into()),
+        (None, _) => {
+            let other_version = exports
+                .iter()
+                .find(|e| e.starts_with("mender:plugin/"))
+                .map(|e| format!(" (it exports `{e}`: built against a contract version this host does not implement)"))
+                .unwrap_or_default();
+            let expected: Vec<String> = Contract::ALL
+                .iter()
+                .flat_map(|c| [c.strategy_export(), c.fallback_export()])
+                .map(|e| format!("`{e}`"))
+                .collect();
+            Err(format!(
+                "exports none of {}{other_version}; exports: [{}]",
+                expected.join(", "),
+                exports.join(", ")
+            ))
         }
     }
 }
