@@ -18,6 +18,7 @@ GOAL_DECISION_NS = 2000  # 3-strategy error-path decision
 GOAL_DECISION_FLOORS = 3.0  # ... as a multiple of the floor
 GOAL_HAPPY_OVERHEAD_NS = 60  # success path over the bare call
 GOAL_EXTISM_FACTOR = 3.0  # mender at least this much faster than Extism
+GOAL_CONTRACT_FLOOR = 0.5  # contract 0.2's floor as a multiple of 0.1's (#19)
 
 
 def estimates(dirs):
@@ -109,6 +110,9 @@ def main():
     floor = ns("floor/on_error_noop")
     floor_admit = ns("floor/admit_noop")
     floor_sync = ns("floor_no_async/on_error_noop")
+    # The two contracts' floors, measured interleaved in one bench.
+    floor_v0_1 = ns("contract_floor/on_error_v0_1")
+    floor_v0_2 = ns("contract_floor/on_error_v0_2")
     p3 = ns("error_path/pipeline3")
     bare_err = ns("error_path/bare")
     backoff = ns("error_path/backoff")
@@ -156,6 +160,14 @@ def main():
             else fmt_ns(overhead["breaker-limiter"]),
             "met": None if overhead["breaker-limiter"] is None
             else overhead["breaker-limiter"] <= GOAL_HAPPY_OVERHEAD_NS,
+        },
+        {
+            "goal": "contract 0.2 floor ≤ 0.5× the 0.1 floor (on-error, interleaved)",
+            "measured": "n/a" if floor_v0_1 is None or floor_v0_2 is None
+            else f"{fmt_ratio(ratio(floor_v0_2, floor_v0_1))} "
+                 f"({fmt_ns(floor_v0_2)} vs {fmt_ns(floor_v0_1)})",
+            "met": None if ratio(floor_v0_2, floor_v0_1) is None
+            else ratio(floor_v0_2, floor_v0_1) <= GOAL_CONTRACT_FLOOR,
         },
         {
             "goal": "≥ 3× faster than Extism (same backoff strategy)",

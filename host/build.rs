@@ -6,8 +6,10 @@
 //!    crate, in its own target dir so it does not wait on this build's lock,
 //!    and a second, small one for the WASI fixtures (`WASI_FIXTURES`).
 //! 3. Turns each core module into a component (wit-component), checks that
-//!    it imports only `mender:plugin/*@0.1.0` and exports one mender
-//!    interface (save the few fixtures in `OTHER_CONTRACT_FIXTURES`), and
+//!    it imports only `mender:plugin/*` of its contract version (the guest
+//!    SDK's, 0.2.0, save the fixtures pinned to 0.1.0 in `PINNED_V0_1` and
+//!    those in `OTHER_CONTRACT_FIXTURES`) and exports one mender interface
+//!    of that version, and
 //!    writes it to `$OUT_DIR/guests/<crate>.wasm`. The WASI fixtures come
 //!    out of the linker as components already, and may also import
 //!    `wasi:*@0.2.*`.
@@ -49,10 +51,12 @@ const FIXTURES: &[&str] = &[
     "trap-strategy",
     "echo-strategy",
     "hostile-strategy",
-    "contract-v0-2",
+    "contract-v0-9",
     "naive-backoff",
-    // A strategy that answers without work: the floor in host/benches.
+    // A strategy that answers without work: the floor in host/benches, on
+    // contract 0.1 (pinned, see PINNED_V0_1) and on 0.2.
     "noop-strategy",
+    "noop-strategy-v0-2",
     // A strategy whose instances after the first take 5 s to init.
     "slow-init-strategy",
 ];
@@ -72,12 +76,24 @@ const WASI_TARGET: &str = "wasm32-wasip2";
 const WASI_IMPORT_PACKAGE: &str = "wasi:";
 const WASI_IMPORT_VERSION: &str = "@0.2.";
 
-/// What a guest may import: the host interfaces of this package version.
+/// What a guest may import: the host interfaces of its contract version.
 const IMPORT_PACKAGE: &str = "mender:plugin/";
-const IMPORT_VERSION: &str = "@0.1.0";
+/// The version the guest SDK speaks, which every guest built with it does.
+const IMPORT_VERSION: &str = "@0.2.0";
 
 /// What a guest may export: exactly one of these.
 const EXPORTS: &[&str] = &[
+    "mender:plugin/strategy@0.2.0",
+    "mender:plugin/fallback-handler@0.2.0",
+];
+
+/// Fixtures pinned to contract 0.1.0, which the host still implements:
+/// built with wit-bindgen on `wit/since_v0.1.0`, not with the SDK, so that
+/// 0.1 stays under test from Rust too. They may import only
+/// `mender:plugin/*@0.1.0` and export one of [`V0_1_EXPORTS`].
+const PINNED_V0_1: &[&str] = &["noop-strategy"];
+const V0_1_VERSION: &str = "@0.1.0";
+const V0_1_EXPORTS: &[&str] = &[
     "mender:plugin/strategy@0.1.0",
     "mender:plugin/fallback-handler@0.1.0",
 ];
@@ -88,9 +104,9 @@ const EXPORTS: &[&str] = &[
 /// `mender:plugin/*@<version>`, and must export exactly what is listed here.
 /// Only fixtures: check_guest_lists refuses a plugin in this list.
 const OTHER_CONTRACT_FIXTURES: &[(&str, &str, &str)] = &[
-    // tests/guests/contract-v0-2: a strategy on a future contract whose
+    // tests/guests/contract-v0-9: a strategy on a future contract whose
     // `init` takes an extra parameter.
-    ("contract-v0-2", "@0.2.0", "mender:plugin/strategy@0.2.0"),
+    ("contract-v0-9", "@0.9.0", "mender:plugin/strategy@0.9.0"),
 ];
 
 type Result<T, E = String> = std::result::Result<T, E>;
@@ -189,6 +205,14 @@ fn check_guest_lists(workspace: &Path) -> Result<()> {
             return Err(format!(
                 "host/build.rs lets {name} break the contract (OTHER_CONTRACT_FIXTURES), but \
                  it is not in FIXTURES: only test fixtures may"
+            ));
+        }
+    }
+    for name in PINNED_V0_1 {
+        if !FIXTURES.contains(name) {
+            return Err(format!(
+                "host/build.rs pins {name} to contract 0.1.0 (PINNED_V0_1), but it is not in \
+                 FIXTURES: plugins use the guest SDK's contract"
             ));
         }
     }
@@ -346,14 +370,16 @@ fn componentize(name: &str, module: &[u8]) -> Result<Vec<u8>> {
         .map_err(|e| format!("turning {name} into a component: {e:#}"))
 }
 
-/// The component imports only `mender:plugin/*@0.1.0` and exports exactly
-/// one mender interface (for OTHER_CONTRACT_FIXTURES: imports only
+/// The component imports only `mender:plugin/*` of its version (0.2.0, or
+/// 0.1.0 for PINNED_V0_1) and exports exactly one mender interface of it
+/// (for OTHER_CONTRACT_FIXTURES: imports only
 /// `mender:plugin/*` of its version, and exports what is listed there; for
 /// WASI_FIXTURES: may also import `wasi:*@0.2.*`).
 fn check_component(name: &str, component: &[u8]) -> Result<()> {
     let other_contract = OTHER_CONTRACT_FIXTURES.iter().find(|(n, _, _)| *n == name);
     let (import_version, exports_allowed): (&str, &[&str]) = match other_contract {
         Some((_, version, export)) => (*version, std::slice::from_ref(export)),
+        None if PINNED_V0_1.contains(&name) => (V0_1_VERSION, V0_1_EXPORTS),
         None => (IMPORT_VERSION, EXPORTS),
     };
     let wasi = WASI_FIXTURES.contains(&name);

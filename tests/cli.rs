@@ -30,6 +30,8 @@ fn check_accepts_every_bundled_plugin() {
         let (ok, out, err) = mender(&["check", path.to_str().unwrap()]);
         assert!(ok, "{name}: {err}");
         assert!(out.contains(&format!("ok, a {world} component")), "{out}");
+        // The bundled plugins are built with the guest SDK: contract 0.2.
+        assert!(out.contains("contract: mender:plugin@0.2.0"), "{out}");
         assert!(out.contains("mender:plugin/"), "{out}");
         assert!(
             !out.contains("wasi:"),
@@ -60,7 +62,10 @@ fn check_validates_a_config_and_its_plugins() {
     .unwrap();
     let (ok, out, err) = mender(&["check", good.to_str().unwrap()]);
     assert!(ok, "{err}");
-    assert!(out.contains("plugin b: strategy-plugin"), "{out}");
+    assert!(
+        out.contains("plugin b: strategy-plugin, contract mender:plugin@0.2.0"),
+        "{out}"
+    );
 
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "[services.api]\nstrategies = [\"b\"]\n").unwrap();
@@ -130,6 +135,33 @@ fn wat_fixture(name: &str) -> String {
         .join(format!("tests/guests-wat/{name}.wasm"))
         .display()
         .to_string()
+}
+
+/// `check` says which contract a component targets: 0.1 for a plugin built
+/// before 0.2 (the hand-written WAT, the pinned Rust fixture), 0.2 for one
+/// built with the SDK; a version the host does not implement is refused
+/// with the version named.
+#[test]
+fn check_names_the_contract_a_component_targets() {
+    for (path, contract) in [
+        (wat_fixture("fixed-retry"), "mender:plugin@0.1.0"),
+        (
+            common::guest("noop-strategy").display().to_string(),
+            "mender:plugin@0.1.0",
+        ),
+        (
+            common::guest("noop-strategy-v0-2").display().to_string(),
+            "mender:plugin@0.2.0",
+        ),
+    ] {
+        let (ok, out, err) = mender(&["check", &path]);
+        assert!(ok, "{path}: {err}");
+        assert!(out.contains(&format!("contract: {contract}")), "{out}");
+    }
+    let future = common::guest("contract-v0-9").display().to_string();
+    let (ok, _, err) = mender(&["check", &future]);
+    assert!(!ok);
+    assert!(err.contains("mender:plugin/strategy@0.9.0"), "{err}");
 }
 
 /// `check FILE.wasm` starts the component under the limits, as loading

@@ -1,5 +1,5 @@
 //! The WIT contract is the one source of truth for the names it defines.
-//! The ten `error-kind` cases of `wit/types.wit` (read with wit-parser,
+//! The ten `error-kind` cases of `wit/since_v*/types.wit` (read with wit-parser,
 //! as any component toolchain reads them) are spelled out again by the
 //! host (`mender::ErrorKind`), the Rust guest SDK (`mender_guest::prelude::ErrorKind`)
 //! and the plain-Rust benchmark logic (`bench/logic/backoff.rs`). Each copy
@@ -19,9 +19,31 @@ use std::str::FromStr;
 
 use mender_guest::prelude::ErrorKind as SdkKind;
 
-/// The cases of `enum error-kind` in `interface types` of wit/, in order.
+/// The contract the guest SDK targets: the copies are checked against it,
+/// and every other version against it ([`every_contract_version_has_the_same_error_kinds`]).
+const LATEST: &str = "since_v0.2.0";
+
+/// The cases of `enum error-kind` in `interface types` of the latest
+/// contract, in order.
 fn wit_error_kinds() -> Vec<String> {
+    error_kinds_of(LATEST)
+}
+
+/// Every contract version's directory under wit/.
+fn versions() -> Vec<String> {
     let dir = tools::workspace().join("wit");
+    let mut versions: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("since_v"))
+        .collect();
+    versions.sort();
+    versions
+}
+
+/// The cases of `enum error-kind` in `interface types` of wit/`version`.
+fn error_kinds_of(version: &str) -> Vec<String> {
+    let dir = tools::workspace().join("wit").join(version);
     // The files go in by hand: wit-parser's own directory reading needs its
     // `std` feature, which changes a feature of a crate wasmtime shares and
     // so would rebuild wasmtime for the tests.
@@ -135,6 +157,25 @@ fn every_copy_of_the_error_kinds_matches_the_wit() {
         "the error kinds drifted from wit/types.wit:\n{}",
         drifted.join("\n")
     );
+}
+
+/// The host maps error kinds between contract versions by position (one
+/// counter slot per kind), so every version must list the same kinds in
+/// the same order.
+#[test]
+fn every_contract_version_has_the_same_error_kinds() {
+    let versions = versions();
+    assert!(
+        versions.iter().any(|v| v == "since_v0.1.0") && versions.iter().any(|v| v == LATEST),
+        "wit/ should hold since_v0.1.0 and {LATEST}: {versions:?}"
+    );
+    let latest = wit_error_kinds();
+    for version in &versions {
+        let kinds = error_kinds_of(version);
+        if let Some(table) = drift(&kinds, &latest) {
+            panic!("wit/{version} error-kind differs from wit/{LATEST}:\n{table}");
+        }
+    }
 }
 
 /// Each WIT name parses back, in every copy that parses names, to the kind

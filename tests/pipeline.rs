@@ -355,3 +355,174 @@ strategies = ["backoff"]
         err.reason
     );
 }
+
+/// Issue #19: a contract 0.1 plugin (`noop-strategy`, built with
+/// wit-bindgen on `wit/since_v0.1.0`) and a 0.2 plugin (`echo-strategy`,
+/// built with the guest SDK) in one pipeline. The 0.1 plugin is asked
+/// first and passes; the 0.2 plugin then fails the call with what it was
+/// given, which shows that the strings 0.2 no longer passes inline
+/// (service, operation, message, tags, failures per kind) reach it through
+/// `current`, exactly as 0.1 passed them.
+#[tokio::test(start_paused = true)]
+async fn a_v0_1_and_a_v0_2_plugin_decide_in_one_pipeline() {
+    let toml = r#"
+[plugins.old]
+path = "{guests}/noop-strategy.wasm"
+[plugins.new]
+path = "{guests}/echo-strategy.wasm"
+[services.default]
+strategies = ["old", "new"]
+"#
+    .replace("{guests}", env!("MENDER_GUEST_DIR"));
+    let rt = runtime(&toml);
+    let contracts: Vec<(String, mender::Contract)> = rt
+        .plugins()
+        .into_iter()
+        .map(|p| (p.name, p.contract))
+        .collect();
+    assert!(
+        contracts.contains(&("old".into(), mender::Contract::V0_1))
+            && contracts.contains(&("new".into(), mender::Contract::V0_2)),
+        "{contracts:?}"
+    );
+    let failure = Failure::new(ErrorKind::Timeout, "upstream took too long")
+        .with_status(504)
+        .with_tag("server", "eu-1");
+    let script = Script::failing(failure, 1);
+    let spec = CallSpec::new("github", "GET /repos")
+        .idempotent(true)
+        .tag("team", "infra");
+    let err = call(&rt, &script, spec).await.unwrap_err();
+    let json = &err.reason[err.reason.find('{').expect("echo's JSON")..];
+    let seen: serde_json::Value =
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert_eq!(seen["service"], "github", "{seen}");
+    assert_eq!(seen["operation"], "GET /repos", "{seen}");
+    assert_eq!(seen["message"], "upstream took too long", "{seen}");
+    assert_eq!(seen["kind"], "timeout", "{seen}");
+    assert_eq!(seen["status"], 504, "{seen}");
+    assert_eq!(seen["attempt"], 1, "{seen}");
+    assert_eq!(seen["idempotent"], true, "{seen}");
+    let tags = seen["tags"].as_array().expect("tags");
+    for pair in [["team", "infra"], ["server", "eu-1"]] {
+        assert!(
+            tags.contains(&serde_json::json!(pair)),
+            "{pair:?} missing: {seen}"
+        );
+    }
+    assert_eq!(seen["recent"]["failures"], 1, "{seen}");
+    assert_eq!(seen["recent"]["failures-by-kind"]["timeout"], 1, "{seen}");
+    // Each was asked before the attempt (admit) and after its failure
+    // (on-error): the 0.1 plugin's pass let the 0.2 plugin decide.
+    for p in rt.plugins() {
+        assert_eq!(p.hook_calls, 2, "{}: {p:?}", p.name);
+    }
+}
+
+/// The other order, and a 0.1 plugin that decides: the 0.2 no-op passes,
+/// the 0.1 `fixed-retry` (hand-written WAT) retries a connect failure after
+/// its fixed 50 ms, and the call then succeeds.
+#[tokio::test(start_paused = true)]
+async fn a_v0_2_plugin_passes_to_a_v0_1_plugin_that_retries() {
+    let toml = r#"
+[plugins.new]
+path = "{guests}/noop-strategy-v0-2.wasm"
+[plugins.old]
+path = "{wat}/fixed-retry.wasm"
+[services.default]
+strategies = ["new", "old"]
+"#
+    .replace("{guests}", env!("MENDER_GUEST_DIR"))
+    .replace(
+        "{wat}",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/guests-wat"),
+    );
+    let rt = runtime(&toml);
+    let script = Script::failing(fail(ErrorKind::Connect), 1);
+    let reply = call(&rt, &script, CallSpec::new("api", "get").idempotent(true))
+        .await
+        .unwrap();
+    assert_eq!(reply.value, "fresh");
+    assert_eq!(retry_delays(&reply.history), vec![50]);
+    match &reply.history[0].step {
+        Step::Retry { by, .. } => assert_eq!(by, "old"),
+        other => panic!("expected old's retry, got {other:?}"),
+    }
+}
+
+/// Contract 0.2's additions to `outcomes`, read by the 0.2 `echo-strategy`
+/// through `current`: the successes' latency summary with the span of host
+/// time it covers, and failures in a row per kind (ended by a success).
+#[tokio::test(start_paused = true)]
+async fn a_v0_2_plugin_reads_latencies_and_streaks_per_kind() {
+    let rt = runtime(
+        "[plugins.echo]\npath = \"{guests}/echo-strategy.wasm\"\n[services.default]\nstrategies = [\"echo\"]\n",
+    );
+    let spec = || CallSpec::new("api", "get").idempotent(true);
+    let answer_after = |ms: u64| {
+        move |_| async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok::<_, Failure>("fresh".to_owned())
+        }
+    };
+    // What echo answered: its on-error JSON (the call's failure reason).
+    let echoed = |err: mender::CallError<Failure>| -> serde_json::Value {
+        let json = &err.reason[err.reason.find('{').expect("echo's JSON")..];
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"))
+    };
+    let failing = |kind| {
+        let script = Script::failing(fail(kind), 1);
+        move |_| {
+            let script = script.clone();
+            async move { script.next().await }
+        }
+    };
+
+    // A success of 30 ms; echo's admit took the report before it.
+    rt.call(spec(), answer_after(30)).await.unwrap();
+    tokio::time::advance(Duration::from_millis(1_000)).await;
+    // Echo's admit refuses a call tagged so, with `recent` as JSON: the
+    // refusal is the message of the `rejected` event its on-error echoes.
+    let err = rt
+        .call(spec().tag("echo-admit", "reject"), answer_after(0))
+        .await
+        .unwrap_err();
+    let refused: serde_json::Value =
+        serde_json::from_str(echoed(err)["message"].as_str().expect("message")).unwrap();
+    let latency = &refused["recent"]["latency"];
+    assert_eq!(latency["count"], 1, "{refused}");
+    assert_eq!(latency["sum"], 30, "{refused}");
+    assert_eq!(latency["sum-of-squares"], 900, "{refused}");
+    // From the first call's admit to this one: its 30 ms and the 1 s after.
+    assert_eq!(latency["span"], 1_030, "{refused}");
+
+    let streaks = |v: serde_json::Value| v["recent"]["consecutive-failures-by-kind"].clone();
+    let err = rt
+        .call(spec(), failing(ErrorKind::Timeout))
+        .await
+        .unwrap_err();
+    assert_eq!(streaks(echoed(err)), serde_json::json!({"timeout": 1}));
+    let err = rt
+        .call(spec(), failing(ErrorKind::Timeout))
+        .await
+        .unwrap_err();
+    assert_eq!(streaks(echoed(err)), serde_json::json!({"timeout": 2}));
+    let err = rt
+        .call(spec(), failing(ErrorKind::Connect))
+        .await
+        .unwrap_err();
+    let seen = echoed(err);
+    assert_eq!(
+        streaks(seen.clone()),
+        serde_json::json!({"connect": 1, "timeout": 2}),
+        "{seen}"
+    );
+    assert_eq!(seen["recent"]["consecutive-failures"], 3, "{seen}");
+    // A success ends every streak.
+    rt.call(spec(), answer_after(5)).await.unwrap();
+    let err = rt
+        .call(spec(), failing(ErrorKind::Connect))
+        .await
+        .unwrap_err();
+    assert_eq!(streaks(echoed(err)), serde_json::json!({"connect": 1}));
+}

@@ -2,7 +2,8 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::bindings::host::types::{ErrorEvent, FallbackAnswer, HandlerInfo, RecordedResult};
+use crate::bindings::host::types::{self as wit, FallbackAnswer, HandlerInfo, RecordedResult};
+use crate::event::ErrorEvent;
 use crate::strategy::{Slot, log_panics, with_instance};
 
 /// A fallback handler: answers instead of a call that failed for good.
@@ -51,9 +52,10 @@ pub fn init<H: FallbackHandler>(
 #[doc(hidden)]
 pub fn serve<H: FallbackHandler>(
     slot: &'static Slot<H>,
-    event: ErrorEvent,
+    event: wit::ErrorEvent,
     recorded: Option<RecordedResult>,
 ) -> Option<FallbackAnswer> {
+    let event = ErrorEvent::from_wit(event);
     with_instance(slot, "serve", |h| h.serve(&event, recorded.as_ref()))
 }
 
@@ -81,7 +83,7 @@ macro_rules! export_fallback {
                 }
 
                 fn serve(
-                    event: $crate::prelude::ErrorEvent,
+                    event: $crate::__private::ErrorEvent,
                     recorded: ::std::option::Option<$crate::prelude::RecordedResult>,
                 ) -> ::std::option::Option<$crate::prelude::FallbackAnswer> {
                     $crate::__private::fallback::serve::<$ty>(&__MENDER_FALLBACK, event, recorded)

@@ -8,7 +8,13 @@
 //! built, and wraps the host's imports ([`log`], [`clock`], [`random`],
 //! [`state`], [`metrics`]) in safe functions.
 //!
-//! Rules every plugin lives by (the WIT contract in `wit/` has the details):
+//! It targets contract `mender:plugin@0.2.0` (`wit/since_v0.2.0/`): a hook
+//! is passed scalars, and the event's strings are fetched from the host
+//! when first read ([`ErrorEvent::operation`](prelude::ErrorEvent::operation)
+//! and the like).
+//!
+//! Rules every plugin lives by (the WIT contract in `wit/since_v0.2.0/`
+//! has the details):
 //!
 //! * Time comes only from [`clock::now`], in milliseconds on the host's
 //!   clock, which may be virtual. Never use `std::time`.
@@ -57,7 +63,7 @@
 //!     fn on_error(&self, event: &ErrorEvent, _recent: &Outcomes) -> Decision {
 //!         match event.kind {
 //!             ErrorKind::Connect => {
-//!                 mender_guest::debug!("retrying {} in {}", event.operation, self.delay);
+//!                 mender_guest::debug!("retrying {} in {}", event.operation(), self.delay);
 //!                 Decision::retry_after(self.delay.get())
 //!             }
 //!             _ => Decision::Pass,
@@ -84,6 +90,7 @@
 pub mod bindings;
 pub mod clock;
 pub mod config;
+mod event;
 mod fallback;
 pub mod log;
 pub mod metrics;
@@ -104,9 +111,10 @@ pub use types::UnknownErrorKind;
 /// own names, [`Millis`], and the host-import modules.
 pub mod prelude {
     pub use crate::bindings::host::types::{
-        Admission, CallInfo, Decision, ErrorEvent, ErrorKind, FallbackAnswer, Grant, Hooks, Lease,
-        Outcomes, RecordedResult, Rejection,
+        Admission, Decision, ErrorKind, FallbackAnswer, Grant, Hooks, Lease, RecordedResult,
+        Rejection,
     };
+    pub use crate::event::{CallInfo, ErrorEvent, LatencySummary, Outcomes};
     pub use crate::{
         FallbackHandler, Millis, NoConfig, Strategy, clock, log, metrics, random, state,
     };
@@ -116,7 +124,9 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::bindings::fallback::exports::mender::plugin::fallback_handler::Guest as FallbackGuest;
-    pub use crate::bindings::host::types::{HandlerInfo, StrategyInfo};
+    pub use crate::bindings::host::types::{
+        CallInfo, ErrorEvent, HandlerInfo, Outcomes, StrategyInfo,
+    };
     pub use crate::bindings::strategy::exports::mender::plugin::strategy::Guest as StrategyGuest;
     /// Glue for `export_strategy!`.
     pub mod strategy {

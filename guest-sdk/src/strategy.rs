@@ -5,9 +5,8 @@ use std::thread::LocalKey;
 
 use serde::de::DeserializeOwned;
 
-use crate::bindings::host::types::{
-    Admission, CallInfo, Decision, ErrorEvent, Hooks, Outcomes, StrategyInfo,
-};
+use crate::bindings::host::types::{self as wit, Admission, Decision, Hooks, StrategyInfo};
+use crate::event::{CallInfo, ErrorEvent, Outcomes};
 
 /// A recovery strategy: decides whether attempts may start and what to do
 /// when one fails. Export one with [`export_strategy!`](crate::export_strategy).
@@ -86,16 +85,22 @@ pub fn init<S: Strategy>(slot: &'static Slot<S>, config: String) -> Result<Strat
 }
 
 #[doc(hidden)]
-pub fn admit<S: Strategy>(slot: &'static Slot<S>, call: CallInfo, recent: Outcomes) -> Admission {
+pub fn admit<S: Strategy>(
+    slot: &'static Slot<S>,
+    call: wit::CallInfo,
+    recent: wit::Outcomes,
+) -> Admission {
+    let (call, recent) = (CallInfo::from_wit(call), Outcomes::from_wit(recent));
     with_instance(slot, "admit", |s| s.admit(&call, &recent))
 }
 
 #[doc(hidden)]
 pub fn on_error<S: Strategy>(
     slot: &'static Slot<S>,
-    event: ErrorEvent,
-    recent: Outcomes,
+    event: wit::ErrorEvent,
+    recent: wit::Outcomes,
 ) -> Decision {
+    let (event, recent) = (ErrorEvent::from_wit(event), Outcomes::from_wit(recent));
     with_instance(slot, "on-error", |s| s.on_error(&event, &recent))
 }
 
@@ -122,15 +127,15 @@ macro_rules! export_strategy {
                 }
 
                 fn admit(
-                    call: $crate::prelude::CallInfo,
-                    recent: $crate::prelude::Outcomes,
+                    call: $crate::__private::CallInfo,
+                    recent: $crate::__private::Outcomes,
                 ) -> $crate::prelude::Admission {
                     $crate::__private::strategy::admit::<$ty>(&__MENDER_STRATEGY, call, recent)
                 }
 
                 fn on_error(
-                    event: $crate::prelude::ErrorEvent,
-                    recent: $crate::prelude::Outcomes,
+                    event: $crate::__private::ErrorEvent,
+                    recent: $crate::__private::Outcomes,
                 ) -> $crate::prelude::Decision {
                     $crate::__private::strategy::on_error::<$ty>(&__MENDER_STRATEGY, event, recent)
                 }

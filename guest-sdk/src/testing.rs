@@ -3,7 +3,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
-use crate::bindings::host::types::{CallInfo, ErrorEvent, ErrorKind};
+use crate::bindings::host::types::ErrorKind;
+use crate::event::{CallInfo, ErrorEvent};
 use crate::state::Store;
 
 /// An in-memory [`Store`] with the host's semantics (TTLs, atomic
@@ -102,32 +103,20 @@ impl Store for MemoryStore {
 /// A failed attempt of `kind` with sensible defaults for everything else:
 /// service `test`, operation `op`, idempotent, no status, no tags.
 pub fn error_event(kind: ErrorKind, attempt: u32) -> ErrorEvent {
-    ErrorEvent {
-        service: "test".into(),
-        operation: "op".into(),
-        kind,
-        message: format!("{kind} failure"),
-        status: None,
-        retry_after: None,
-        attempt,
-        elapsed: 0,
-        deadline_left: None,
-        idempotent: true,
-        tags: Vec::new(),
-    }
+    ErrorEvent::new(kind, attempt)
+        .with_service("test")
+        .with_operation("op")
+        .with_message(format!("{kind} failure"))
+        .with_tags(Vec::new())
 }
 
-/// An attempt about to start: service `test`, operation `op`, idempotent.
+/// A call on service `test`, operation `op`, idempotent, no tags, no
+/// deadline, with every string given (see [`error_event`]).
 pub fn call_info(attempt: u32) -> CallInfo {
-    CallInfo {
-        service: "test".into(),
-        operation: "op".into(),
-        attempt,
-        elapsed: 0,
-        deadline_left: None,
-        idempotent: true,
-        tags: Vec::new(),
-    }
+    CallInfo::new(attempt)
+        .with_service("test")
+        .with_operation("op")
+        .with_tags(Vec::new())
 }
 
 #[cfg(test)]

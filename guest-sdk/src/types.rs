@@ -7,8 +7,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
 use crate::bindings::host::types::{
-    Admission, CallInfo, Decision, ErrorEvent, ErrorKind, FallbackAnswer, Grant, Lease, Outcomes,
-    Rejection,
+    Admission, Decision, ErrorKind, FallbackAnswer, Grant, Lease, Rejection,
 };
 
 impl Admission {
@@ -57,59 +56,6 @@ impl FallbackAnswer {
         FallbackAnswer {
             body: body.into(),
             age: None,
-        }
-    }
-}
-
-/// The value of the first tag named `key`.
-fn find_tag<'a>(tags: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-}
-
-impl ErrorEvent {
-    /// The value of the tag `key`, if the event carries it.
-    pub fn tag(&self, key: &str) -> Option<&str> {
-        find_tag(&self.tags, key)
-    }
-}
-
-impl CallInfo {
-    /// The value of the tag `key`, if the call carries it.
-    pub fn tag(&self, key: &str) -> Option<&str> {
-        find_tag(&self.tags, key)
-    }
-}
-
-impl Outcomes {
-    /// Failures of `kind` in this report.
-    pub fn failures_of(&self, kind: ErrorKind) -> u32 {
-        self.failures_by_kind
-            .iter()
-            .filter(|(k, _)| *k == kind)
-            .map(|(_, n)| *n)
-            .sum()
-    }
-
-    /// Failures in this report whose kind is in `kinds`.
-    pub fn failures_among(&self, kinds: &[ErrorKind]) -> u32 {
-        self.failures_by_kind
-            .iter()
-            .filter(|(k, _)| kinds.contains(k))
-            .map(|(_, n)| *n)
-            .sum()
-    }
-}
-
-impl Default for Outcomes {
-    /// Nothing happened.
-    fn default() -> Outcomes {
-        Outcomes {
-            successes: 0,
-            failures: 0,
-            failures_by_kind: Vec::new(),
-            consecutive_failures: 0,
-            success_latency_total: 0,
-            leased_attempts: 0,
         }
     }
 }
@@ -213,20 +159,5 @@ mod tests {
             serde_json::from_str(r#"{"auth": 1, "rate-limited": 2}"#).unwrap();
         assert_eq!(table[&ErrorKind::Auth], 1);
         assert_eq!(table[&ErrorKind::RateLimited], 2);
-    }
-
-    #[test]
-    fn outcomes_sum_failures_by_kind() {
-        let recent = Outcomes {
-            failures: 4,
-            failures_by_kind: vec![(ErrorKind::Timeout, 3), (ErrorKind::Auth, 1)],
-            ..Outcomes::default()
-        };
-        assert_eq!(recent.failures_of(ErrorKind::Timeout), 3);
-        assert_eq!(recent.failures_of(ErrorKind::Connect), 0);
-        assert_eq!(
-            recent.failures_among(&[ErrorKind::Timeout, ErrorKind::Auth]),
-            4
-        );
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use wasmtime::component::Component;
 
-use common::{RawStrategy, call_info, engine, event, failing_call, guest, outcomes};
+use common::{RawStrategy, call_info, engine, event, failing_call, guest, outcomes, wit, wit_v0_2};
 
 #[path = "../../bench/logic/backoff.rs"]
 #[allow(dead_code)]
@@ -40,6 +40,118 @@ fn floor(c: &mut Criterion) {
         b.iter(|| black_box(noop.admit(black_box(&call), black_box(&recent))))
     });
     g.finish();
+}
+
+/// The floors of the two contracts, measured interleaved: batches of
+/// 0.1 and 0.2 no-op `on-error` calls alternate, and each row adds up only
+/// its own batches, so both see the same machine at the same time (#19's
+/// goal: the 0.2 floor at most half the 0.1 floor; `bench/run` prints the
+/// ratio). The 0.2 row includes what the host does for a 0.2 call besides
+/// the call itself: converting the event to 0.2's scalars and copying its
+/// strings into the instance's `current` buffers (`plugin/current.rs`).
+fn contract_floor(c: &mut Criterion) {
+    let engine = engine();
+    let load = |name: &str| {
+        let bytes = std::fs::read(guest(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let component = Component::new(&engine, bytes).expect("compiling");
+        RawStrategy::new(&engine, &component, "{}")
+    };
+    let v0_1 = Mutex::new(load("noop-strategy"));
+    let v0_2 = Mutex::new(load("noop-strategy-v0-2"));
+    let (event, recent) = (event(), outcomes());
+    let strings = Mutex::new(HostStrings::default());
+    const BATCH: u64 = 64;
+    // Runs `iters` calls of each contract, alternating batches; returns
+    // (0.1 total, 0.2 total).
+    let interleaved = |iters: u64| {
+        let (mut v0_1, mut v0_2) = (v0_1.lock().unwrap(), v0_2.lock().unwrap());
+        let mut strings = strings.lock().unwrap();
+        let (mut t1, mut t2) = (Duration::ZERO, Duration::ZERO);
+        let mut left = iters;
+        while left > 0 {
+            let n = left.min(BATCH);
+            let start = Instant::now();
+            for _ in 0..n {
+                black_box(v0_1.on_error(black_box(&event), black_box(&recent)));
+            }
+            t1 += start.elapsed();
+            let start = Instant::now();
+            for _ in 0..n {
+                let (event, recent) = (black_box(&event), black_box(&recent));
+                strings.set(event, recent);
+                black_box(v0_2.on_error_v0_2(event_v0_2(event), outcomes_v0_2(recent)));
+            }
+            t2 += start.elapsed();
+            left -= n;
+        }
+        (t1, t2)
+    };
+    let mut g = c.benchmark_group("contract_floor");
+    g.bench_function("on_error_v0_1", |b| b.iter_custom(|n| interleaved(n).0));
+    g.bench_function("on_error_v0_2", |b| b.iter_custom(|n| interleaved(n).1));
+    g.finish();
+}
+
+/// The host's per-call copy of a 0.2 event's strings (`Current` in
+/// `host/src/plugin/current.rs`, private to the crate): buffers reused
+/// from call to call.
+#[derive(Default)]
+struct HostStrings {
+    operation: String,
+    message: String,
+    tags: Vec<(String, String)>,
+    failures_by_kind: Vec<(wit::ErrorKind, u32)>,
+}
+
+impl HostStrings {
+    fn set(&mut self, event: &wit::ErrorEvent, recent: &wit::Outcomes) {
+        self.operation.clone_from(&event.operation);
+        self.message.clone_from(&event.message);
+        self.tags.clone_from(&event.tags);
+        self.failures_by_kind.clone_from(&recent.failures_by_kind);
+    }
+}
+
+/// `v0_2::event` of the host: the event's scalars.
+fn event_v0_2(e: &wit::ErrorEvent) -> wit_v0_2::ErrorEvent {
+    wit_v0_2::ErrorEvent {
+        kind: kind_v0_2(e.kind),
+        status: e.status,
+        retry_after: e.retry_after,
+        attempt: e.attempt,
+        elapsed: e.elapsed,
+        deadline_left: e.deadline_left,
+        idempotent: e.idempotent,
+    }
+}
+
+/// `v0_2::kind` of the host.
+fn kind_v0_2(k: wit::ErrorKind) -> wit_v0_2::ErrorKind {
+    use wit::ErrorKind as K1;
+    use wit_v0_2::ErrorKind as K2;
+    match k {
+        K1::Connect => K2::Connect,
+        K1::Timeout => K2::Timeout,
+        K1::RateLimited => K2::RateLimited,
+        K1::Auth => K2::Auth,
+        K1::Tool => K2::Tool,
+        K1::Protocol => K2::Protocol,
+        K1::Resource => K2::Resource,
+        K1::Cancelled => K2::Cancelled,
+        K1::Rejected => K2::Rejected,
+        K1::Unknown => K2::Unknown,
+    }
+}
+
+/// `v0_2::outcomes` of the host: the counts' scalars.
+fn outcomes_v0_2(o: &wit::Outcomes) -> wit_v0_2::Outcomes {
+    wit_v0_2::Outcomes {
+        successes: o.successes,
+        failures: o.failures,
+        consecutive_failures: o.consecutive_failures,
+        success_latency_total: o.success_latency_total,
+        leased_attempts: o.leased_attempts,
+    }
 }
 
 /// One failed call through `Runtime::call`, per service of
@@ -138,6 +250,6 @@ fn host(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = common::criterion();
-    targets = floor, error_path, native, host
+    targets = floor, contract_floor, error_path, native, host
 }
 criterion_main!(benches);

@@ -60,7 +60,7 @@ pub use layer::{
 };
 pub use pipeline::generation::ReloadReport;
 pub use plugin::cache::{CACHE_DIR_ENV, CacheStats};
-pub use plugin::{ComponentReport, LoadError, WorldKind, inspect};
+pub use plugin::{ComponentReport, Contract, LoadError, WorldKind, inspect};
 #[cfg(feature = "log-writer")]
 pub use redact::RedactingWriter;
 pub use redact::{REDACTED, Redactor};

@@ -145,26 +145,42 @@ pub fn engine() -> Engine {
     Engine::new(&config).expect("engine")
 }
 
-/// Bindings of the strategy world, for raw typed calls.
+/// Bindings of the strategy world of contract 0.1, for raw typed calls.
 pub mod bindings {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../wit/since_v0.1.0",
+        world: "strategy-plugin",
+    });
+}
+
+/// The same for contract 0.2 (the guest SDK's).
+pub mod bindings_v0_2 {
+    wasmtime::component::bindgen!({
+        path: "../wit/since_v0.2.0",
         world: "strategy-plugin",
     });
 }
 
 pub use bindings::mender::plugin::types as wit;
+pub use bindings_v0_2::mender::plugin::types as wit_v0_2;
+
+/// A strategy instance of either contract.
+pub enum RawBindings {
+    V0_1(bindings::StrategyPlugin),
+    V0_2(bindings_v0_2::StrategyPlugin),
+}
 
 /// An instance of a strategy component, called without mender: the
-/// imports trap (the no-op fixture and the bundled plugins' `init` call
+/// imports trap (the no-op fixtures and the bundled plugins' `init` call
 /// none of them).
 pub struct RawStrategy {
     pub store: Store<()>,
-    pub bindings: bindings::StrategyPlugin,
+    pub bindings: RawBindings,
 }
 
 impl RawStrategy {
-    /// Instantiates `component` and runs `init` with `config`.
+    /// Instantiates `component` (of whichever contract it exports) and
+    /// runs `init` with `config`.
     pub fn new(engine: &Engine, component: &Component, config: &str) -> RawStrategy {
         let mut linker = Linker::new(engine);
         linker
@@ -174,28 +190,74 @@ impl RawStrategy {
         // Epoch interruption is on, as in mender: give the store a deadline
         // that never comes (no ticker runs here).
         store.set_epoch_deadline(u64::MAX / 2);
-        let bindings = bindings::StrategyPlugin::instantiate(&mut store, component, &linker)
-            .expect("instantiating");
-        bindings
-            .mender_plugin_strategy()
-            .call_init(&mut store, config)
-            .expect("calling init")
-            .expect("init accepted the config");
+        let v0_2 = component
+            .component_type()
+            .exports(engine)
+            .any(|(name, _)| name == "mender:plugin/strategy@0.2.0");
+        let bindings = if v0_2 {
+            let b = bindings_v0_2::StrategyPlugin::instantiate(&mut store, component, &linker)
+                .expect("instantiating");
+            b.mender_plugin_strategy()
+                .call_init(&mut store, config)
+                .expect("calling init")
+                .expect("init accepted the config");
+            RawBindings::V0_2(b)
+        } else {
+            let b = bindings::StrategyPlugin::instantiate(&mut store, component, &linker)
+                .expect("instantiating");
+            b.mender_plugin_strategy()
+                .call_init(&mut store, config)
+                .expect("calling init")
+                .expect("init accepted the config");
+            RawBindings::V0_1(b)
+        };
         RawStrategy { store, bindings }
     }
 
-    /// One `on-error` call.
+    /// One `on-error` call of a 0.1 strategy.
     pub fn on_error(&mut self, event: &wit::ErrorEvent, recent: &wit::Outcomes) -> wit::Decision {
-        self.bindings
-            .mender_plugin_strategy()
+        let RawBindings::V0_1(b) = &self.bindings else {
+            panic!("on_error takes 0.1 arguments: use on_error_v0_2");
+        };
+        b.mender_plugin_strategy()
             .call_on_error(&mut self.store, event, recent)
             .expect("on-error")
     }
 
-    /// One `admit` call.
+    /// One `admit` call of a 0.1 strategy.
     pub fn admit(&mut self, call: &wit::CallInfo, recent: &wit::Outcomes) -> wit::Admission {
-        self.bindings
-            .mender_plugin_strategy()
+        let RawBindings::V0_1(b) = &self.bindings else {
+            panic!("admit takes 0.1 arguments: use admit_v0_2");
+        };
+        b.mender_plugin_strategy()
+            .call_admit(&mut self.store, call, recent)
+            .expect("admit")
+    }
+
+    /// One `on-error` call of a 0.2 strategy.
+    pub fn on_error_v0_2(
+        &mut self,
+        event: wit_v0_2::ErrorEvent,
+        recent: wit_v0_2::Outcomes,
+    ) -> wit_v0_2::Decision {
+        let RawBindings::V0_2(b) = &self.bindings else {
+            panic!("on_error_v0_2 takes 0.2 arguments: use on_error");
+        };
+        b.mender_plugin_strategy()
+            .call_on_error(&mut self.store, event, recent)
+            .expect("on-error")
+    }
+
+    /// One `admit` call of a 0.2 strategy.
+    pub fn admit_v0_2(
+        &mut self,
+        call: wit_v0_2::CallInfo,
+        recent: wit_v0_2::Outcomes,
+    ) -> wit_v0_2::Admission {
+        let RawBindings::V0_2(b) = &self.bindings else {
+            panic!("admit_v0_2 takes 0.2 arguments: use admit");
+        };
+        b.mender_plugin_strategy()
             .call_admit(&mut self.store, call, recent)
             .expect("admit")
     }

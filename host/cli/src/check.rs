@@ -54,6 +54,9 @@ fn check_component(
     let started = mender::plugin::trial_start(&bytes, limits)
         .map_err(|e| format!("a {world} component that cannot start under {which}: {e}"))?;
     out.push_str(&format!("{}: ok, a {world} component\n", file.display()));
+    if let Some(contract) = report.contract {
+        out.push_str(&format!("  contract: {contract}\n"));
+    }
     out.push_str(&format!("  exports: {}\n", report.exports.join(", ")));
     out.push_str(&format!(
         "  imports: {}",
@@ -90,7 +93,10 @@ fn check_config(file: &Path) -> Result<String, String> {
         config.services.len()
     );
     for p in runtime.plugins() {
-        out.push_str(&format!("\n  plugin {}: {}", p.name, p.world));
+        out.push_str(&format!(
+            "\n  plugin {}: {}, contract {}",
+            p.name, p.world, p.contract
+        ));
     }
     for s in &config.services {
         out.push_str(&format!(

@@ -141,6 +141,7 @@ impl CallState<'_> {
                     tags: self.tags(&[]),
                 });
                 let recent = slot.cursor.take(&self.cx.pipeline.stats, &slot.lease);
+                let detail = slot.take_detail(&self.cx.pipeline.stats, now, self.cx.host.origin_ms);
                 let by = slot.plugin.name();
                 let began = std::time::Instant::now();
                 let admission = slot
@@ -151,6 +152,7 @@ impl CallState<'_> {
                         &self.cx.pipeline.service,
                         call,
                         &recent,
+                        &detail,
                     )
                     .await;
                 let service = &self.cx.pipeline.service;

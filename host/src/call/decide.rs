@@ -83,12 +83,13 @@ impl CallState<'_> {
         let p = &self.cx.pipeline;
         for slot in p.strategies.iter().filter(|s| s.decides()) {
             let recent = slot.cursor.take(&p.stats, &slot.lease);
+            let detail = slot.take_detail(&p.stats, self.now_ms(), self.cx.host.origin_ms);
             let by = slot.plugin.name().clone();
             let began = std::time::Instant::now();
             let answered = slot
                 .plugin
                 .clone()
-                .on_error(self.deadline_left(), &p.service, event, &recent)
+                .on_error(self.deadline_left(), &p.service, event, &recent, &detail)
                 .await;
             metrics::hook_took(&p.service, &by, "on-error", began.elapsed());
             let decision = match answered {

@@ -86,6 +86,7 @@ impl Strategy for Scripted {
         _: &'a Arc<str>,
         _: &'a wit::CallInfo,
         _: &'a wit::Outcomes,
+        _: &'a crate::plugin::current::RecentDetail,
     ) -> BoxFuture<'a, Result<wit::Admission, PluginFault>> {
         let next = self.admissions.lock().unwrap().pop_front();
         Box::pin(std::future::ready(next.unwrap_or(Ok(
@@ -101,6 +102,7 @@ impl Strategy for Scripted {
         _: &'a Arc<str>,
         event: &'a wit::ErrorEvent,
         _: &'a wit::Outcomes,
+        _: &'a crate::plugin::current::RecentDetail,
     ) -> BoxFuture<'a, Result<wit::Decision, PluginFault>> {
         self.seen.lock().unwrap().push(event.clone());
         let next = self.decisions.lock().unwrap().pop_front();

@@ -22,9 +22,11 @@ use crate::config::Config;
 use crate::failure::ErrorKind;
 use crate::host::HostShared;
 use crate::host::state::MemoryState;
+use crate::pipeline::detail::DetailCursor;
 use crate::pipeline::outcomes::{Cursor, LeaseCell, ServiceStats};
 use crate::plugin::bindings::wit;
 use crate::plugin::cache::ArtifactCache;
+use crate::plugin::current::RecentDetail;
 use crate::plugin::host_api::HostState;
 use crate::plugin::{self, LoadContext, Loaded, Sandbox, WorldKind};
 
@@ -88,7 +90,8 @@ impl Subject {
                 plugin::compile(&engine, &bytes)
             })
             .map_err(|e| format!("{origin}: {e}"))?;
-        let world = plugin::world_of(&engine, &component).map_err(|e| format!("{origin}: {e}"))?;
+        let (world, _) =
+            plugin::world_of(&engine, &component).map_err(|e| format!("{origin}: {e}"))?;
         let mut source = toml::Table::new();
         source.insert(key.into(), toml::Value::String(value));
         Ok(Subject {
@@ -239,13 +242,21 @@ impl Subject {
         let loaded = plugin::link(&cx, &spec, &self.origin, &self.component)
             .and_then(|prepared| plugin::instantiate(&self.engine, &shared, &spec, &prepared))
             .map_err(|e| e.to_string())?;
+        // As a pipeline does: 0.2's detail is counted when a plugin reads it.
+        let stats = ServiceStats::default();
+        if let Loaded::Strategy(p) = &loaded
+            && p.contract >= crate::plugin::Contract::V0_2
+        {
+            stats.detail.enable();
+        }
         Ok(Host {
             service: Arc::from(scenario.service.as_str()),
             shared,
             loaded,
-            stats: ServiceStats::default(),
+            stats,
             lease: LeaseCell::default(),
             cursor: Cursor::default(),
+            detail: DetailCursor::default(),
         })
     }
 }
@@ -259,6 +270,8 @@ struct Host {
     stats: ServiceStats,
     lease: LeaseCell,
     cursor: Cursor,
+    /// 0.2's detail of `recent`, as a pipeline slot takes it.
+    detail: DetailCursor,
 }
 
 impl Host {
@@ -287,6 +300,17 @@ impl Host {
             return self.serve(spec);
         }
         unreachable!("ScenarioFile::parse checks that a step has one input")
+    }
+
+    /// 0.2's detail for a hook call of `p`, as `StrategySlot::take_detail`.
+    fn take_detail(&self, p: &crate::plugin::StrategyPlugin) -> RecentDetail {
+        if p.contract >= crate::plugin::Contract::V0_2 {
+            let shared = &self.shared;
+            self.detail
+                .take(&self.stats.detail, shared.now_ms(), shared.origin_ms)
+        } else {
+            RecentDetail::default()
+        }
     }
 
     /// What call.rs does with a failed attempt before asking strategies.
@@ -326,7 +350,8 @@ impl Host {
             return Observed::Skipped("on-error");
         }
         let recent = self.cursor.take(&self.stats, &self.lease);
-        match p.on_error(&self.service, &self.event(spec), &recent) {
+        let detail = self.take_detail(p);
+        match p.on_error(&self.service, &self.event(spec), &recent, &detail) {
             Ok(d) => Observed::Decision(d),
             Err(fault) => Observed::Fault(fault.reason),
         }
@@ -353,7 +378,8 @@ impl Host {
             tags: spec.tags.clone().into_iter().collect(),
         };
         let recent = self.cursor.take(&self.stats, &self.lease);
-        match p.admit(&self.service, &call, &recent) {
+        let detail = self.take_detail(p);
+        match p.admit(&self.service, &call, &recent, &detail) {
             Ok(answer) => {
                 if let wit::Admission::Allow(grant) = &answer {
                     self.lease.grant(grant, now);

@@ -2,6 +2,7 @@
 //! outcome cursor), its fallback handlers, its guardrails and its counters.
 
 pub(crate) mod bulkhead;
+pub(crate) mod detail;
 pub(crate) mod generation;
 pub(crate) mod meters;
 pub(crate) mod outcomes;
@@ -16,6 +17,7 @@ use std::sync::{Arc, RwLock};
 use crate::config::{Config, DEFAULT_SERVICE, Guardrails, ServiceSpec};
 use crate::plugin::bindings::wit;
 use crate::plugin::{LoadError, Loaded};
+use detail::DetailCursor;
 use meters::{ServiceMeters, SlotMeters};
 use outcomes::{Cursor, LeaseCell, ServiceStats};
 pub(crate) use strategy::{Fallback, Strategy};
@@ -34,6 +36,8 @@ pub(crate) struct StrategySlot {
     pub(crate) plugin: Arc<dyn Strategy>,
     pub(crate) lease: Arc<LeaseCell>,
     pub(crate) cursor: Arc<Cursor>,
+    /// The cursor of 0.2's detail (`detail.rs`), carried like `cursor`.
+    pub(crate) detail: Arc<DetailCursor>,
     pub(crate) meters: SlotMeters,
 }
 
@@ -44,6 +48,22 @@ impl StrategySlot {
 
     pub(crate) fn decides(&self) -> bool {
         self.plugin.hooks().contains(wit::Hooks::ON_ERROR)
+    }
+
+    /// The detail report for a hook call at host time `now_ms` (the host
+    /// clock started at `start_ms`): taken only for a plugin that can read
+    /// it (contract 0.2), else empty.
+    pub(crate) fn take_detail(
+        &self,
+        stats: &ServiceStats,
+        now_ms: u64,
+        start_ms: u64,
+    ) -> crate::plugin::current::RecentDetail {
+        if self.plugin.reads_detail() {
+            self.detail.take(&stats.detail, now_ms, start_ms)
+        } else {
+            crate::plugin::current::RecentDetail::default()
+        }
     }
 }
 
@@ -130,6 +150,10 @@ impl Pipeline {
         let slot_before = |p: &Arc<dyn Strategy>| {
             before.and_then(|b| b.strategies.iter().find(|s| s.plugin.name() == p.name()))
         };
+        let stats: Arc<ServiceStats> = before.map(|b| b.stats.clone()).unwrap_or_default();
+        if t.strategies.iter().any(|p| p.reads_detail()) {
+            stats.detail.enable();
+        }
         Pipeline {
             service: Arc::from(service),
             guardrails: t.guardrails.clone(),
@@ -145,13 +169,14 @@ impl Pipeline {
                             .map(|s| s.lease.clone())
                             .unwrap_or_default(),
                         cursor: old.map(|s| s.cursor.clone()).unwrap_or_default(),
+                        detail: old.map(|s| s.detail.clone()).unwrap_or_default(),
                         meters: SlotMeters::default(),
                     }
                 })
                 .collect(),
             fallbacks: t.fallbacks.clone(),
             records_results: t.fallbacks.iter().any(|f| f.records_results()),
-            stats: before.map(|b| b.stats.clone()).unwrap_or_default(),
+            stats,
             bulkhead: before.map(|b| b.bulkhead.clone()).unwrap_or_default(),
             window: before.map(|b| b.window.clone()).unwrap_or_default(),
             meters: ServiceMeters::default(),

@@ -23,12 +23,15 @@ pub(crate) struct ServiceStats {
     by_kind: [AtomicU64; ErrorKind::ALL.len()],
     consecutive_failures: AtomicU32,
     success_latency_ms: AtomicU64,
+    /// What contract 0.2 adds (`detail.rs`).
+    pub(crate) detail: super::detail::DetailStats,
 }
 
 impl ServiceStats {
     pub(crate) fn record_success(&self, latency_ms: u64) {
         self.successes.fetch_add(1, Relaxed);
         self.success_latency_ms.fetch_add(latency_ms, Relaxed);
+        self.detail.record_success(latency_ms);
         // A plain load first: on the happy path the counter is already 0,
         // and a store would dirty a shared cache line for nothing.
         if self.consecutive_failures.load(Relaxed) != 0 {
@@ -41,6 +44,7 @@ impl ServiceStats {
         self.failures.fetch_add(1, Relaxed);
         self.by_kind[kind.index()].fetch_add(1, Relaxed);
         self.consecutive_failures.fetch_add(1, Relaxed);
+        self.detail.record_failure(kind);
     }
 
     fn totals(&self) -> Totals {

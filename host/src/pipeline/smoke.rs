@@ -44,6 +44,16 @@ pub(crate) fn check(
         success_latency_total: 10,
         leased_attempts: 0,
     };
+    // The 0.2 detail of such a report: one success of 10 ms, one failure.
+    let detail = crate::plugin::current::RecentDetail {
+        latency: crate::plugin::current::LatencySummary {
+            count: 1,
+            sum: 10,
+            sum_of_squares: 100,
+            span: 1_000,
+        },
+        consecutive_by_kind: vec![(event.kind.into(), 1)],
+    };
     match plugin::instantiate(engine, &scratch, spec, prepared)? {
         Loaded::Strategy(p) => {
             if p.hooks.contains(wit::Hooks::ADMIT) {
@@ -56,11 +66,11 @@ pub(crate) fn check(
                     idempotent: true,
                     tags: Vec::new(),
                 };
-                p.admit(&service, &call, &recent)
+                p.admit(&service, &call, &recent, &detail)
                     .map_err(|f| failed(f.reason))?;
             }
             if p.hooks.contains(wit::Hooks::ON_ERROR) {
-                p.on_error(&service, &event, &recent)
+                p.on_error(&service, &event, &recent, &detail)
                     .map_err(|f| failed(f.reason))?;
             }
         }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use crate::api::{BoxFuture, PluginFault};
 use crate::config::OnFault;
 use crate::plugin::bindings::wit;
+use crate::plugin::current::RecentDetail;
 use crate::plugin::{FallbackPlugin, StrategyPlugin};
 
 /// A strategy: decides whether an attempt may start and what to do after
@@ -27,13 +28,20 @@ pub(crate) trait Strategy: Send + Sync + 'static {
     fn on_fault(&self) -> OnFault;
     /// Which hooks it implements.
     fn hooks(&self) -> wit::Hooks;
+    /// Whether it reads contract 0.2's detail of `recent` (the host takes
+    /// the report only then).
+    fn reads_detail(&self) -> bool {
+        false
+    }
     /// May this attempt start? Within `budget`, if the call has a deadline.
+    /// `detail` is empty unless [`reads_detail`](Self::reads_detail).
     fn admit<'a>(
         self: Arc<Self>,
         budget: Option<Duration>,
         service: &'a Arc<str>,
         call: &'a wit::CallInfo,
         recent: &'a wit::Outcomes,
+        detail: &'a RecentDetail,
     ) -> BoxFuture<'a, Result<wit::Admission, PluginFault>>;
     /// What to do about this failure? Within `budget`, likewise.
     fn on_error<'a>(
@@ -42,6 +50,7 @@ pub(crate) trait Strategy: Send + Sync + 'static {
         service: &'a Arc<str>,
         event: &'a wit::ErrorEvent,
         recent: &'a wit::Outcomes,
+        detail: &'a RecentDetail,
     ) -> BoxFuture<'a, Result<wit::Decision, PluginFault>>;
 }
 
@@ -74,14 +83,21 @@ impl Strategy for StrategyPlugin {
     fn hooks(&self) -> wit::Hooks {
         self.hooks
     }
+    fn reads_detail(&self) -> bool {
+        self.contract >= crate::plugin::Contract::V0_2
+    }
     fn admit<'a>(
         self: Arc<Self>,
         budget: Option<Duration>,
         service: &'a Arc<str>,
         call: &'a wit::CallInfo,
         recent: &'a wit::Outcomes,
+        detail: &'a RecentDetail,
     ) -> BoxFuture<'a, Result<wit::Admission, PluginFault>> {
-        Box::pin(async move { self.admit_within(budget, service, call, recent).await })
+        Box::pin(async move {
+            self.admit_within(budget, service, call, recent, detail)
+                .await
+        })
     }
     fn on_error<'a>(
         self: Arc<Self>,
@@ -89,8 +105,12 @@ impl Strategy for StrategyPlugin {
         service: &'a Arc<str>,
         event: &'a wit::ErrorEvent,
         recent: &'a wit::Outcomes,
+        detail: &'a RecentDetail,
     ) -> BoxFuture<'a, Result<wit::Decision, PluginFault>> {
-        Box::pin(async move { self.on_error_within(budget, service, event, recent).await })
+        Box::pin(async move {
+            self.on_error_within(budget, service, event, recent, detail)
+                .await
+        })
     }
 }
 

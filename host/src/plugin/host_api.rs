@@ -10,7 +10,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::limiter::InstanceLimiter;
 use crate::host::HostShared;
 use crate::host::state::{QuotaExceeded, ScopedKey, StateQuota};
-use crate::plugin::bindings::strategy::mender::plugin::{
+use crate::plugin::bindings::v0_1::strategy::mender::plugin::{
     clock, log, metrics, random, state, types,
 };
 
@@ -71,6 +71,8 @@ pub(crate) struct HostState {
     /// What this plugin may keep in state per service (`state-kib`,
     /// `state-keys`).
     pub(crate) state_quota: StateQuota,
+    /// What the hook call in progress is about, for 0.2's `current`.
+    pub(crate) current: super::current::Current,
     /// The deny-by-default WASI context (see `capability.rs`).
     wasi: WasiCtx,
     table: ResourceTable,
@@ -94,6 +96,7 @@ impl HostState {
             limits,
             clock,
             state_quota: StateQuota::default(),
+            current: Default::default(),
             wasi,
             table: ResourceTable::new(),
             log_lines_left: LOG_LINES_PER_CALL,

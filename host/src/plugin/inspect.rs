@@ -2,7 +2,7 @@
 //! and whether this host can run it.
 
 use super::sandbox::{new_engine, new_linker};
-use super::{compile, world_of};
+use super::{Contract, compile, world_of};
 
 /// The world a plugin component implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +27,8 @@ impl std::fmt::Display for WorldKind {
 pub struct ComponentReport {
     /// The world, if it implements one of ours.
     pub world: Result<WorldKind, String>,
+    /// The contract version it targets, if its world is one of ours.
+    pub contract: Option<Contract>,
     /// Interfaces it imports.
     pub imports: Vec<String>,
     /// Interfaces it exports.
@@ -50,7 +52,9 @@ pub fn inspect(bytes: &[u8]) -> Result<ComponentReport, String> {
     let ty = component.component_type();
     let imports = ty.imports(&engine).map(|(n, _)| n.to_owned()).collect();
     let exports = ty.exports(&engine).map(|(n, _)| n.to_owned()).collect();
-    let world = world_of(&engine, &component);
+    let found = world_of(&engine, &component);
+    let contract = found.as_ref().ok().map(|(_, c)| *c);
+    let world = found.map(|(w, _)| w);
     let linker = new_linker(&engine).map_err(|e| format!("{e:#}"))?;
     let links = linker
         .instantiate_pre(&component)
@@ -58,6 +62,7 @@ pub fn inspect(bytes: &[u8]) -> Result<ComponentReport, String> {
         .map_err(|e| format!("{e:#}"));
     Ok(ComponentReport {
         world,
+        contract,
         imports,
         exports,
         links,

@@ -5,6 +5,7 @@ pub(crate) mod bindings;
 pub(crate) mod bundled;
 pub(crate) mod cache;
 mod capability;
+pub(crate) mod current;
 mod file;
 pub(crate) mod host_api;
 mod inspect;
@@ -32,12 +33,15 @@ pub use trial::{TrialStart, trial_start};
 use crate::api::PluginFault;
 use crate::config::{OnFault, PluginSource, PluginSpec};
 use crate::host::HostShared;
-use bindings::{fallback, strategy, wit};
+use bindings::wit;
 use cache::ArtifactCache;
+use current::RecentDetail;
 use host_api::HostState;
 use pool::{Pool, Recipe, Warm};
 use supervisor::Supervisor;
-use world::{FALLBACK_EXPORT, STRATEGY_EXPORT, World};
+pub use world::Contract;
+pub(crate) use world::world_of;
+use world::{FallbackWorld, StrategyWorld, World};
 
 /// A plugin that could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +60,9 @@ pub(crate) struct StrategyPlugin {
     pub(crate) name: Arc<str>,
     pub(crate) on_fault: OnFault,
     pub(crate) hooks: wit::Hooks,
-    pool: Pool<strategy::StrategyPlugin>,
+    /// The contract its component targets.
+    pub(crate) contract: Contract,
+    pool: Pool<StrategyWorld>,
     supervisor: Supervisor,
 }
 
@@ -65,7 +71,9 @@ pub(crate) struct FallbackPlugin {
     pub(crate) name: Arc<str>,
     pub(crate) on_fault: OnFault,
     pub(crate) records_results: bool,
-    pool: Pool<fallback::FallbackPlugin>,
+    /// The contract its component targets.
+    pub(crate) contract: Contract,
+    pool: Pool<FallbackWorld>,
     supervisor: Supervisor,
 }
 
@@ -77,8 +85,9 @@ impl StrategyPlugin {
         service: &Arc<str>,
         call: &wit::CallInfo,
         recent: &wit::Outcomes,
+        detail: &RecentDetail,
     ) -> Result<wit::Admission, PluginFault> {
-        self.admit_on(None, None, service, call, recent)
+        self.admit_on(None, None, service, call, recent, detail)
     }
 
     /// `admit` for a live call with `budget` left before its deadline.
@@ -88,14 +97,20 @@ impl StrategyPlugin {
         service: &Arc<str>,
         call: &wit::CallInfo,
         recent: &wit::Outcomes,
+        detail: &RecentDetail,
     ) -> Result<wit::Admission, PluginFault> {
         match placement(&self.supervisor, &self.pool) {
-            Placement::Here(warm) => self.admit_on(warm, budget, service, call, recent),
+            Placement::Here(warm) => self.admit_on(warm, budget, service, call, recent, detail),
             Placement::Blocking => {
-                let (me, service, call, recent) =
-                    (self.clone(), service.clone(), call.clone(), recent.clone());
+                let (me, service, call, recent, detail) = (
+                    self.clone(),
+                    service.clone(),
+                    call.clone(),
+                    recent.clone(),
+                    detail.clone(),
+                );
                 off_worker(&self.name, move || {
-                    me.admit_on(None, budget, &service, &call, &recent)
+                    me.admit_on(None, budget, &service, &call, &recent, &detail)
                 })
                 .await
             }
@@ -104,15 +119,16 @@ impl StrategyPlugin {
 
     fn admit_on(
         &self,
-        warm: Option<Warm<strategy::StrategyPlugin>>,
+        warm: Option<Warm<StrategyWorld>>,
         budget: Option<Duration>,
         service: &Arc<str>,
         call: &wit::CallInfo,
         recent: &wit::Outcomes,
+        detail: &RecentDetail,
     ) -> Result<wit::Admission, PluginFault> {
         self.supervisor.run(|| {
             self.pool.call(warm, budget, service, "admit", |b, store| {
-                b.mender_plugin_strategy().call_admit(store, call, recent)
+                b.admit(store, call, recent, detail)
             })
         })
     }
@@ -124,8 +140,9 @@ impl StrategyPlugin {
         service: &Arc<str>,
         event: &wit::ErrorEvent,
         recent: &wit::Outcomes,
+        detail: &RecentDetail,
     ) -> Result<wit::Decision, PluginFault> {
-        self.on_error_on(None, None, service, event, recent)
+        self.on_error_on(None, None, service, event, recent, detail)
     }
 
     /// `on-error` for a live call with `budget` left before its deadline:
@@ -137,14 +154,20 @@ impl StrategyPlugin {
         service: &Arc<str>,
         event: &wit::ErrorEvent,
         recent: &wit::Outcomes,
+        detail: &RecentDetail,
     ) -> Result<wit::Decision, PluginFault> {
         match placement(&self.supervisor, &self.pool) {
-            Placement::Here(warm) => self.on_error_on(warm, budget, service, event, recent),
+            Placement::Here(warm) => self.on_error_on(warm, budget, service, event, recent, detail),
             Placement::Blocking => {
-                let (me, service, event, recent) =
-                    (self.clone(), service.clone(), event.clone(), recent.clone());
+                let (me, service, event, recent, detail) = (
+                    self.clone(),
+                    service.clone(),
+                    event.clone(),
+                    recent.clone(),
+                    detail.clone(),
+                );
                 off_worker(&self.name, move || {
-                    me.on_error_on(None, budget, &service, &event, &recent)
+                    me.on_error_on(None, budget, &service, &event, &recent, &detail)
                 })
                 .await
             }
@@ -153,17 +176,17 @@ impl StrategyPlugin {
 
     fn on_error_on(
         &self,
-        warm: Option<Warm<strategy::StrategyPlugin>>,
+        warm: Option<Warm<StrategyWorld>>,
         budget: Option<Duration>,
         service: &Arc<str>,
         event: &wit::ErrorEvent,
         recent: &wit::Outcomes,
+        detail: &RecentDetail,
     ) -> Result<wit::Decision, PluginFault> {
         self.supervisor.run(|| {
             self.pool
                 .call(warm, budget, service, "on-error", |b, store| {
-                    b.mender_plugin_strategy()
-                        .call_on_error(store, event, recent)
+                    b.on_error(store, event, recent, detail)
                 })
         })
     }
@@ -213,7 +236,7 @@ impl FallbackPlugin {
 
     fn serve_on(
         &self,
-        warm: Option<Warm<fallback::FallbackPlugin>>,
+        warm: Option<Warm<FallbackWorld>>,
         budget: Option<Duration>,
         service: &Arc<str>,
         event: &wit::ErrorEvent,
@@ -221,8 +244,7 @@ impl FallbackPlugin {
     ) -> Result<Option<wit::FallbackAnswer>, PluginFault> {
         self.supervisor.run(|| {
             self.pool.call(warm, budget, service, "serve", |b, store| {
-                b.mender_plugin_fallback_handler()
-                    .call_serve(store, event, recorded)
+                b.serve(store, event, recorded)
             })
         })
     }
@@ -339,6 +361,7 @@ impl Source {
 pub(crate) struct Prepared {
     origin: String,
     kind: WorldKind,
+    contract: Contract,
     imports_wasi: bool,
     pre: wasmtime::component::InstancePre<HostState>,
 }
@@ -370,19 +393,20 @@ pub(crate) fn link(
     component: &Component,
 ) -> Result<Prepared, LoadError> {
     let fail = |reason: String| error(spec, origin, reason);
-    let kind = world_of(cx.engine, component).map_err(fail)?;
+    let (kind, contract) = world_of(cx.engine, component).map_err(fail)?;
     let imports_wasi = component
         .component_type()
         .imports(cx.engine)
         .any(|(name, _)| name.starts_with("wasi:"));
     let pre = cx.linker.instantiate_pre(component).map_err(|e| {
         fail(format!(
-            "imports something the host does not provide: {e:#} (plugins may import mender:plugin/{{log,clock,random,state,metrics}}@0.1.0 and WASI 0.2)"
+            "imports something the host does not provide: {e:#} (plugins may import mender:plugin/{{log,clock,random,state,metrics}}@0.1.0, those and mender:plugin/current@0.2.0 for contract 0.2, and WASI 0.2)"
         ))
     })?;
     Ok(Prepared {
         origin: origin.to_owned(),
         kind,
+        contract,
         imports_wasi,
         pre,
     })
@@ -411,25 +435,29 @@ pub(crate) fn instantiate(
     let pre = prepared.pre.clone();
     match prepared.kind {
         WorldKind::Strategy => {
-            let pre = strategy::StrategyPlugin::pre(pre).map_err(|e| fail(format!("{e:#}")))?;
+            let pre =
+                StrategyWorld::pre(pre, prepared.contract).map_err(|e| fail(format!("{e:#}")))?;
             let (pool, info) =
-                Pool::<strategy::StrategyPlugin>::new(pre, recipe()).map_err(|f| fail(f.reason))?;
+                Pool::<StrategyWorld>::new(pre, recipe()).map_err(|f| fail(f.reason))?;
             Ok(Loaded::Strategy(Arc::new(StrategyPlugin {
                 name: name.clone(),
                 on_fault: spec.on_fault,
                 hooks: info.hooks,
+                contract: prepared.contract,
                 pool,
                 supervisor: Supervisor::new(name, shared.clone(), &spec.limits),
             })))
         }
         WorldKind::Fallback => {
-            let pre = fallback::FallbackPlugin::pre(pre).map_err(|e| fail(format!("{e:#}")))?;
+            let pre =
+                FallbackWorld::pre(pre, prepared.contract).map_err(|e| fail(format!("{e:#}")))?;
             let (pool, info) =
-                Pool::<fallback::FallbackPlugin>::new(pre, recipe()).map_err(|f| fail(f.reason))?;
+                Pool::<FallbackWorld>::new(pre, recipe()).map_err(|f| fail(f.reason))?;
             Ok(Loaded::Fallback(Arc::new(FallbackPlugin {
                 name: name.clone(),
                 on_fault: spec.on_fault,
                 records_results: info.records_results,
+                contract: prepared.contract,
                 pool,
                 supervisor: Supervisor::new(name, shared.clone(), &spec.limits),
             })))
@@ -457,30 +485,4 @@ pub(crate) fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, String
         );
     }
     Component::new(engine, bytes).map_err(|e| format!("invalid component: {e:#}"))
-}
-
-/// Which world a component implements, judged by its exports.
-pub(crate) fn world_of(engine: &Engine, component: &Component) -> Result<WorldKind, String> {
-    let exports: Vec<String> = component
-        .component_type()
-        .exports(engine)
-        .map(|(name, _)| name.to_owned())
-        .collect();
-    let has = |e: &str| exports.iter().any(|x| x == e);
-    match (has(STRATEGY_EXPORT), has(FALLBACK_EXPORT)) {
-        (true, false) => Ok(WorldKind::Strategy),
-        (false, true) => Ok(WorldKind::Fallback),
-        (true, true) => Err("exports both the strategy and fallback-handler interfaces; a plugin implements one world".into()),
-        (false, false) => {
-            let other_version = exports
-                .iter()
-                .find(|e| e.starts_with("mender:plugin/"))
-                .map(|e| format!(" (it exports `{e}`: built against another version of the contract)"))
-                .unwrap_or_default();
-            Err(format!(
-                "exports neither `{STRATEGY_EXPORT}` nor `{FALLBACK_EXPORT}`{other_version}; exports: [{}]",
-                exports.join(", ")
-            ))
-        }
-    }
 }

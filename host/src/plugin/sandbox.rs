@@ -9,7 +9,7 @@ use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, OptLevel};
 
-use super::bindings::strategy;
+use super::bindings::{v0_1, v0_2};
 use super::host_api::HostState;
 
 /// An engine with its epoch ticker running, and the linker plugins are
@@ -122,7 +122,16 @@ const MAX_TICKS: u64 = 1 << 62;
 /// load.
 pub(crate) fn new_linker(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
-    strategy::StrategyPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    // Every contract version side by side: a component links against the
+    // one it was built for (0.1 and 0.2 are distinct, as 0.x minors are).
+    v0_1::strategy::StrategyPlugin::add_to_linker::<HostState, HasSelf<HostState>>(
+        &mut linker,
+        |s| s,
+    )?;
+    v0_2::strategy::StrategyPlugin::add_to_linker::<HostState, HasSelf<HostState>>(
+        &mut linker,
+        |s| s,
+    )?;
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     Ok(linker)
 }

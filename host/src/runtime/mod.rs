@@ -143,13 +143,14 @@ impl Runtime {
             .plugins
             .iter()
             .map(|entry| {
-                let (name, world, c) = match &entry.loaded {
-                    Loaded::Strategy(s) => (&s.name, WorldKind::Strategy, s.counts()),
-                    Loaded::Fallback(f) => (&f.name, WorldKind::Fallback, f.counts()),
+                let (name, world, contract, c) = match &entry.loaded {
+                    Loaded::Strategy(s) => (&s.name, WorldKind::Strategy, s.contract, s.counts()),
+                    Loaded::Fallback(f) => (&f.name, WorldKind::Fallback, f.contract, f.counts()),
                 };
                 PluginStatus {
                     name: name.to_string(),
                     world,
+                    contract,
                     version: entry.version,
                     sha256: entry.content.to_string(),
                     reload_error: entry.reload_error.clone(),
@@ -207,6 +208,8 @@ pub struct PluginStatus {
     pub name: String,
     /// Its world.
     pub world: WorldKind,
+    /// The contract version its component targets.
+    pub contract: crate::plugin::Contract,
     /// The generation its serving version was loaded in (1: at build).
     pub version: u64,
     /// SHA-256 of its serving version's component, hex.

@@ -52,19 +52,19 @@ impl FallbackHandler for CachedFallback {
         recorded: Option<&RecordedResult>,
     ) -> Option<FallbackAnswer> {
         let Some(recorded) = recorded else {
-            mender_guest::debug!("no recorded result for {}", event.operation);
+            mender_guest::debug!("no recorded result for {}", event.operation());
             return None;
         };
         let answer = self.answer(recorded);
         match &answer {
             Some(_) => mender_guest::debug!(
                 "answering {} with its result from {} ago",
-                event.operation,
+                event.operation(),
                 Millis(recorded.age)
             ),
             None => mender_guest::debug!(
                 "the recorded result of {} is {} old, older than max-age",
-                event.operation,
+                event.operation(),
                 Millis(recorded.age)
             ),
         }

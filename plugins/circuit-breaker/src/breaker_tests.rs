@@ -10,19 +10,16 @@ fn breaker(json: &str) -> Breaker {
 
 /// `n` failures of `kind` reported at once, all in a row.
 fn failures(kind: ErrorKind, n: u32, in_a_row: u32) -> Outcomes {
-    Outcomes {
-        failures: n,
-        failures_by_kind: vec![(kind, n)],
-        consecutive_failures: in_a_row,
-        ..Outcomes::default()
-    }
+    let mut recent = Outcomes::default().with_failures_by_kind(vec![(kind, n)]);
+    recent.failures = n;
+    recent.consecutive_failures = in_a_row;
+    recent
 }
 
 fn successes(n: u32) -> Outcomes {
-    Outcomes {
-        successes: n,
-        ..Outcomes::default()
-    }
+    let mut recent = Outcomes::default();
+    recent.successes = n;
+    recent
 }
 
 fn leased(ttl: u64) -> Admission {
@@ -91,10 +88,8 @@ fn a_success_ends_the_streak() {
     let breaker = breaker("{}");
     breaker.admit(&store, 0, &failures(ErrorKind::Timeout, 4, 4));
     // 3 timeouts and a success; the host says 2 failures came after it.
-    let mixed = Outcomes {
-        successes: 1,
-        ..failures(ErrorKind::Timeout, 3, 2)
-    };
+    let mut mixed = failures(ErrorKind::Timeout, 3, 2);
+    mixed.successes = 1;
     breaker.admit(&store, 0, &mixed);
     assert_eq!(store.get_u64("streak:0"), Some(2));
     breaker.admit(&store, 0, &failures(ErrorKind::Timeout, 2, 4));

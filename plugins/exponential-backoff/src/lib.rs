@@ -33,7 +33,7 @@ impl Strategy for ExponentialBackoff {
         let decision = self.policy.decide(event, random::next_u64());
         mender_guest::debug!(
             "{} attempt {} failed ({}): {decision:?}",
-            event.operation,
+            event.operation(),
             event.attempt,
             event.kind
         );

@@ -38,13 +38,16 @@ impl Policy {
             Action::Fail => {
                 return Decision::fail(format!(
                     "{} errors are not retried: {}",
-                    event.kind, event.message
+                    event.kind,
+                    event.message()
                 ));
             }
             Action::Retry | Action::RefreshCredentials if event.attempt >= rule.max_attempts => {
                 return Decision::fail(format!(
                     "gave up after {} attempts; last error ({}): {}",
-                    event.attempt, event.kind, event.message
+                    event.attempt,
+                    event.kind,
+                    event.message()
                 ));
             }
             Action::RefreshCredentials => return Decision::RefreshCredentials,

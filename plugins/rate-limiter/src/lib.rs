@@ -40,7 +40,7 @@ impl Strategy for RateLimiter {
     fn on_error(&self, event: &ErrorEvent, _recent: &Outcomes) -> Decision {
         if let Some(pause) = limiter::hinted_pause(event) {
             self.limiter.pause(&HostStore, clock::now(), pause);
-            mender_guest::debug!("upstream asked for {pause}ms: pausing {}", event.service);
+            mender_guest::debug!("upstream asked for {pause}ms: pausing {}", event.service());
             metrics::counter_add("paused_by_upstream", 1);
         }
         // The limiter only shapes admission; whether to retry is for the

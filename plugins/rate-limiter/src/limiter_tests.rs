@@ -74,9 +74,9 @@ fn upstream_hint_pauses_then_resumes_without_burst() {
 
 #[test]
 fn hints_come_from_retry_after_or_ratelimit_reset() {
-    let mut e = error_event(ErrorKind::RateLimited, 1);
+    let e = error_event(ErrorKind::RateLimited, 1);
     assert_eq!(hinted_pause(&e), None);
-    e.tags.push(("ratelimit-reset".into(), "3".into()));
+    let e = e.with_tags(vec![("ratelimit-reset".into(), "3".into())]);
     assert_eq!(hinted_pause(&e), Some(3_000));
     let mut other = error_event(ErrorKind::Connect, 1);
     other.retry_after = Some(100);

@@ -108,8 +108,8 @@ impl FallbackHandler for StaticFallback {
         event: &ErrorEvent,
         _recorded: Option<&RecordedResult>,
     ) -> Option<FallbackAnswer> {
-        let body = self.answers.find(&event.operation)?;
-        mender_guest::debug!("answering {} with its static fallback", event.operation);
+        let body = self.answers.find(event.operation())?;
+        mender_guest::debug!("answering {} with its static fallback", event.operation());
         Some(FallbackAnswer::fresh(body))
     }
 }

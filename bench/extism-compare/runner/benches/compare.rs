@@ -134,7 +134,7 @@ fn extism_backoff(c: &mut Criterion) {
 
 mod bindings {
     wasmtime::component::bindgen!({
-        path: "../../../wit",
+        path: "../../../wit/since_v0.1.0",
         world: "strategy-plugin",
     });
 }

@@ -1,6 +1,7 @@
 //! Test fixture: a strategy that shows the host exactly what it received.
 //!
-//! * `on-error` answers `fail` with the event and `recent` as JSON (see
+//! * `on-error` answers `fail` with the event and `recent` (with 0.2's
+//!   latency summary and failures in a row per kind) as JSON (see
 //!   [`echo`]), so host tests can check what reaches a plugin, e.g. that
 //!   secrets were redacted from the message and tags.
 //! * `admit` allows with no lease, unless the call has the tag
@@ -30,10 +31,16 @@ fn tags(tags: &[(String, String)]) -> Value {
 
 fn outcomes(recent: &Outcomes) -> Value {
     let by_kind: serde_json::Map<String, Value> = recent
-        .failures_by_kind
+        .failures_by_kind()
         .iter()
         .map(|(kind, n)| (kind.name().to_owned(), json!(n)))
         .collect();
+    let streaks: serde_json::Map<String, Value> = recent
+        .consecutive_failures_by_kind()
+        .iter()
+        .map(|(kind, n)| (kind.name().to_owned(), json!(n)))
+        .collect();
+    let latency = recent.latency();
     json!({
         "successes": recent.successes,
         "failures": recent.failures,
@@ -41,6 +48,13 @@ fn outcomes(recent: &Outcomes) -> Value {
         "consecutive-failures": recent.consecutive_failures,
         "success-latency-total": recent.success_latency_total,
         "leased-attempts": recent.leased_attempts,
+        "latency": {
+            "count": latency.count,
+            "sum": latency.sum,
+            "sum-of-squares": latency.sum_of_squares,
+            "span": latency.span,
+        },
+        "consecutive-failures-by-kind": streaks,
     })
 }
 
@@ -48,17 +62,17 @@ fn outcomes(recent: &Outcomes) -> Value {
 /// pairs in order, plus `recent` and the `calls` counter from state.
 fn echo(event: &ErrorEvent, recent: &Outcomes, calls: i64) -> String {
     json!({
-        "service": event.service,
-        "operation": event.operation,
+        "service": event.service(),
+        "operation": event.operation(),
         "kind": event.kind.name(),
-        "message": event.message,
+        "message": event.message(),
         "status": event.status,
         "retry-after": event.retry_after,
         "attempt": event.attempt,
         "elapsed": event.elapsed,
         "deadline-left": event.deadline_left,
         "idempotent": event.idempotent,
-        "tags": tags(&event.tags),
+        "tags": tags(event.tags()),
         "recent": outcomes(recent),
         "calls": calls,
     })
@@ -77,18 +91,18 @@ impl Strategy for EchoStrategy {
     }
 
     fn admit(&self, call: &CallInfo, recent: &Outcomes) -> Admission {
-        let calls = touch_host("admit", &call.operation);
+        let calls = touch_host("admit", call.operation());
         if call.tag("echo-admit") != Some("reject") {
             return Admission::allow();
         }
         let reason = json!({
-            "service": call.service,
-            "operation": call.operation,
+            "service": call.service(),
+            "operation": call.operation(),
             "attempt": call.attempt,
             "elapsed": call.elapsed,
             "deadline-left": call.deadline_left,
             "idempotent": call.idempotent,
-            "tags": tags(&call.tags),
+            "tags": tags(call.tags()),
             "recent": outcomes(recent),
             "calls": calls,
         });
@@ -96,7 +110,7 @@ impl Strategy for EchoStrategy {
     }
 
     fn on_error(&self, event: &ErrorEvent, recent: &Outcomes) -> Decision {
-        let calls = touch_host("on-error", &event.operation);
+        let calls = touch_host("on-error", event.operation());
         Decision::fail(echo(event, recent, calls))
     }
 }
@@ -110,20 +124,31 @@ mod tests {
 
     #[test]
     fn echoes_every_field() {
-        let mut event = error_event(ErrorKind::RateLimited, 2);
+        let mut event =
+            error_event(ErrorKind::RateLimited, 2).with_tags(vec![("quota".into(), "0".into())]);
         event.status = Some(429);
-        event.tags = vec![("quota".into(), "0".into())];
-        let recent = Outcomes {
-            failures: 1,
-            failures_by_kind: vec![(ErrorKind::RateLimited, 1)],
-            ..Outcomes::default()
-        };
+        let mut recent =
+            Outcomes::default().with_failures_by_kind(vec![(ErrorKind::RateLimited, 1)]);
+        recent.failures = 1;
+        let recent = recent
+            .with_latency(LatencySummary {
+                count: 1,
+                sum: 5,
+                sum_of_squares: 25,
+                span: 100,
+            })
+            .with_consecutive_failures_by_kind(vec![(ErrorKind::RateLimited, 1)]);
         let value: Value = serde_json::from_str(&echo(&event, &recent, 7)).unwrap();
         assert_eq!(value["kind"], "rate-limited");
         assert_eq!(value["status"], 429);
         assert_eq!(value["retry-after"], Value::Null);
         assert_eq!(value["tags"], json!([["quota", "0"]]));
         assert_eq!(value["recent"]["failures-by-kind"]["rate-limited"], 1);
+        assert_eq!(value["recent"]["latency"]["sum-of-squares"], 25);
+        assert_eq!(
+            value["recent"]["consecutive-failures-by-kind"]["rate-limited"],
+            1
+        );
         assert_eq!(value["calls"], 7);
     }
 }

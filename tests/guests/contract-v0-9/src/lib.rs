@@ -1,18 +1,18 @@
 //! Test fixture: a strategy built against a future contract,
-//! `mender:plugin@0.2.0`, so host tests can check that the host refuses it
+//! `mender:plugin@0.9.0`, so host tests can check that the host refuses it
 //! with a message that names the version it found.
 //!
 //! Its WIT (inline below) has the shape of 0.1.0's `strategy` interface with
-//! one change a 0.1.0 host cannot satisfy: `init` takes a second parameter.
+//! one change no host version satisfies: `init` takes a second parameter.
 //! It imports nothing. If a host did instantiate it, it would behave: init
 //! succeeds asking for both hooks, admit allows, on-error passes.
 //!
 //! `host/build.rs` lets this one fixture export
-//! `mender:plugin/strategy@0.2.0` (see `OTHER_CONTRACT_FIXTURES` there).
+//! `mender:plugin/strategy@0.9.0` (see `OTHER_CONTRACT_FIXTURES` there).
 
 wit_bindgen::generate!({
     inline: r#"
-        package mender:plugin@0.2.0;
+        package mender:plugin@0.9.0;
 
         interface strategy {
             /// The 0.1.0 `init`, plus the host's contract version.

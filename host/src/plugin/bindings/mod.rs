@@ -1,8 +1,12 @@
-//! Host bindings generated from `wit/`, one module per world.
+//! Host bindings generated from `wit/`, one module per contract version
+//! (`v0_1`, `v0_2`), each with one module per world.
 //!
-//! Both worlds import the same host interfaces; the fallback world reuses
-//! the strategy world's generated interfaces (`with`), so there is one Rust
-//! type per WIT type and one implementation of each host interface.
+//! The host links every version it supports side by side, as Zed's
+//! extension host does (`wit/since_vX.Y.Z/`). Internally it speaks one
+//! vocabulary, [`wit`]: the 0.1 records, which carry every field any
+//! version passes (0.2's hooks take a scalar subset and read the rest on
+//! demand). `v0_2` converts between that vocabulary and its own types, so
+//! the call path is written once for all versions.
 //!
 //! Every import is synchronous (no `async` flag): plugin hooks run for
 //! microseconds, inline on the calling task. Host functions that enforce a
@@ -11,36 +15,11 @@
 
 #![allow(missing_docs)]
 
-/// The `strategy-plugin` world, and with it every shared interface.
-pub mod strategy {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "strategy-plugin",
-        imports: {
-            "mender:plugin/log": trappable,
-            "mender:plugin/state": trappable,
-            "mender:plugin/metrics": trappable,
-        },
-    });
-}
+pub(crate) mod v0_1;
+pub(crate) mod v0_2;
 
-/// The `fallback-plugin` world.
-pub mod fallback {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "fallback-plugin",
-        with: {
-            "mender:plugin/types": super::strategy::mender::plugin::types,
-            "mender:plugin/log": super::strategy::mender::plugin::log,
-            "mender:plugin/clock": super::strategy::mender::plugin::clock,
-            "mender:plugin/random": super::strategy::mender::plugin::random,
-            "mender:plugin/state": super::strategy::mender::plugin::state,
-            "mender:plugin/metrics": super::strategy::mender::plugin::metrics,
-        },
-    });
-}
-
-pub use strategy::mender::plugin::types as wit;
+/// The host's vocabulary (see the module doc).
+pub use v0_1::strategy::mender::plugin::types as wit;
 
 // The host's `ErrorKind` and the WIT `error-kind` are the same ten cases;
 // the mapping lives here, with the bindings, so the host's failure types
