@@ -283,6 +283,9 @@ pub(crate) struct UpstreamClient {
     pub(crate) refresh: Arc<Notify>,
     /// Its process's key in the hub's routes (`Upstream::key`).
     pub(crate) key: String,
+    /// What its stdout tap read (`progress.rs`): the progress handled
+    /// here is counted against it.
+    pub(crate) originals: crate::raw_tools::RawTools,
 }
 
 fn no_client(what: &str) -> ErrorData {
@@ -395,6 +398,7 @@ impl ClientHandler for UpstreamClient {
         mut params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
+        let upstream_token = params.progress_token.clone();
         let client_token = self
             .hub
             .progress
@@ -418,6 +422,7 @@ impl ClientHandler for UpstreamClient {
                 .send_notification(ProgressNotification::new(params).into())
                 .await;
         }
+        self.originals.progress.handled(&upstream_token);
     }
 
     async fn on_logging_message(

@@ -34,6 +34,7 @@ pub mod jwt;
 mod lifecycle;
 mod oauth;
 mod per_client;
+mod progress;
 mod raw_tools;
 mod raw_tools_http;
 mod scrub;

@@ -26,6 +26,8 @@ use crate::tasks::wire;
 pub(crate) struct Originals {
     pub(crate) tools: Mutex<HashMap<String, Value>>,
     pub(crate) tasks_capability: Mutex<Option<Value>>,
+    /// Its progress notifications as read, in order (`progress.rs`).
+    pub(crate) progress: crate::progress::ProgressLedger,
 }
 
 pub(crate) type RawTools = Arc<Originals>;
@@ -69,6 +71,7 @@ impl<R> TapReader<R> {
 
     fn take_line(&mut self) {
         let line = std::mem::take(&mut self.line);
+        self.raw.progress.seen(&line);
         if may_list_tools(&line)
             && let Ok(mut message) = serde_json::from_slice::<Value>(&line)
             && let Some(tools) = listed_tools(&mut message)

@@ -357,6 +357,7 @@ impl Upstream {
             hub: self.hub.clone(),
             refresh: self.refresh.clone(),
             key: self.key(),
+            originals: self.originals.clone(),
         }
     }
 }

@@ -58,12 +58,13 @@ impl Upstream {
             id: handle.id.clone(),
             upstream: self.clone(),
         };
+        let progress_token = handle.progress_token.clone();
         let result = handle.await_response().await;
         guard.disarm();
         if _route.is_some() {
             // Progress the server sent just before its answer is forwarded
             // on its own task; let it go first, as it would without us.
-            tokio::task::yield_now().await;
+            self.originals.progress.settle(&progress_token).await;
         }
         let result = result.map_err(UpstreamError::from).map(complete);
         match &result {
