@@ -12,6 +12,7 @@
 /// The seed URLs of a cluster URL, each for one node (`redis://` or
 /// `rediss://`, with the URL's credentials and options); `None` for a
 /// single-server URL; `Err` says what is wrong with a cluster URL.
+#[cfg(feature = "redis")]
 pub(crate) fn cluster_seeds(url: &str) -> Option<Result<Vec<String>, String>> {
     let (scheme, rest) = url.split_once("://")?;
     let plain = match scheme {
@@ -22,6 +23,7 @@ pub(crate) fn cluster_seeds(url: &str) -> Option<Result<Vec<String>, String>> {
     Some(seeds(plain, rest))
 }
 
+#[cfg(feature = "redis")]
 fn seeds(plain: &str, rest: &str) -> Result<Vec<String>, String> {
     // Credentials end at the last `@` (a password may hold one).
     let (userinfo, hosts) = match rest.rsplit_once('@') {
@@ -130,7 +132,7 @@ pub(crate) fn shown_url(url: &str) -> String {
     format!("{scheme}://{}", crate::redact::REDACTED)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "redis"))]
 mod tests {
     use super::*;
 
@@ -156,7 +158,6 @@ mod tests {
         assert!(e.contains("empty node"), "{e}");
     }
 
-    #[cfg(feature = "redis")]
     #[test]
     fn cluster_passwords_are_not_shown() {
         let shown = shown_url("redis+cluster://user:hunter2@a:1,b:2");
