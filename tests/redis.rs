@@ -459,21 +459,7 @@ fn the_redis_store_keeps_the_state_contract() {
     assert_eq!(v.as_deref(), Some("7"), "still on Redis");
 
     // The retry budget's operation agrees with the local one.
-    use mender::state::{MemoryState, RetryAsk};
-    let ask = |new_calls| RetryAsk {
-        calls: k("calls"),
-        retries: k("retries"),
-        new_calls,
-        percent: 50,
-        floor: 1,
-        ttl_ms: 60_000,
-    };
-    let local = MemoryState::default();
-    for (new_calls, taken) in [(0, true), (0, false), (4, true), (0, false), (2, true)] {
-        let shared = store.take_retry(ask(new_calls), 0);
-        assert_eq!(shared, local.take_retry(ask(new_calls), 0));
-        assert_eq!(shared.taken, taken, "{shared:?}");
-    }
+    common::retry_budget_agrees(&store, k("calls"), k("retries"));
     assert!((1..=60_000).contains(&pttl(&mut raw, "c:p:s:retries")));
     assert_eq!(store.status()[0].fallback_ops, 2, "all on Redis");
 }

@@ -21,9 +21,9 @@ use common::tools;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::runtime;
-use mender::state::{MemoryState, RedisSettings, RedisState, RetryAsk, ScopedKey, StateStore};
-use mender::{CallSpec, ErrorKind, Failure, Runtime};
+use common::{call_down, runtime};
+use mender::Runtime;
+use mender::state::{RedisSettings, RedisState, ScopedKey, StateStore};
 use redis_cluster::RedisCluster;
 
 const THRESHOLD: u64 = 4;
@@ -45,21 +45,6 @@ prefix = "fleet"
 timeout = "1s"
 "#
     )
-}
-
-/// One call against a dead upstream; whether it reached it.
-async fn call_down(rt: &Runtime, reached: &AtomicU64) -> bool {
-    let before = reached.load(Ordering::SeqCst);
-    let _ = rt
-        .call(
-            CallSpec::new("search", "q").idempotent(true),
-            move |_| async move {
-                reached.fetch_add(1, Ordering::SeqCst);
-                Err::<String, _>(Failure::new(ErrorKind::Connect, "down"))
-            },
-        )
-        .await;
-    reached.load(Ordering::SeqCst) > before
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,20 +154,7 @@ fn every_store_operation_runs_on_the_cluster() {
 
     // The retry budget's two counters, in one script, agree with the local
     // store's answers.
-    let ask = |new_calls| RetryAsk {
-        calls: k("search", "calls"),
-        retries: k("search", "retries"),
-        new_calls,
-        percent: 50,
-        floor: 1,
-        ttl_ms: 60_000,
-    };
-    let local = MemoryState::default();
-    for (new_calls, taken) in [(0, true), (0, false), (4, true), (0, false), (2, true)] {
-        let shared = a.take_retry(ask(new_calls), 0);
-        assert_eq!(shared, local.take_retry(ask(new_calls), 0));
-        assert_eq!(shared.taken, taken, "{shared:?}");
-    }
+    common::retry_budget_agrees(&a, k("search", "calls"), k("search", "retries"));
     // Not one operation was served locally: no script crossed slots.
     for store in [&a, &b] {
         let s = &store.status()[0];

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::runtime;
 use common::tools;
-use mender::{CallSpec, ErrorKind, Failure, Runtime};
+use common::{call_down, runtime};
+use mender::Runtime;
 use redis_server::RedisServer;
 
 const THRESHOLD: u64 = 5;
@@ -41,21 +41,6 @@ fn on_redis(redis: &RedisServer, prefix: &str) -> String {
         "[state]\nbackend = \"redis\"\nurl = \"{}\"\nprefix = \"{prefix}\"\ntimeout = \"1s\"",
         redis.url()
     )
-}
-
-/// One call against a dead upstream; whether it reached it.
-async fn call_down(rt: &Runtime, reached: &AtomicU64) -> bool {
-    let before = reached.load(Ordering::SeqCst);
-    let _ = rt
-        .call(
-            CallSpec::new("search", "q").idempotent(true),
-            move |_| async move {
-                reached.fetch_add(1, Ordering::SeqCst);
-                Err::<String, _>(Failure::new(ErrorKind::Connect, "down"))
-            },
-        )
-        .await;
-    reached.load(Ordering::SeqCst) > before
 }
 
 /// The processes call in turn until one is refused; the upstream calls

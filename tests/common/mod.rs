@@ -83,3 +83,47 @@ impl Script {
 pub fn fail(kind: mender::ErrorKind) -> Failure {
     Failure::new(kind, format!("simulated {kind}"))
 }
+
+/// One call of service `search` against a dead upstream; whether it
+/// reached the upstream (an open breaker refuses it first). The fleet
+/// tests count what a shared breaker lets through with it.
+pub async fn call_down(rt: &Runtime, reached: &std::sync::atomic::AtomicU64) -> bool {
+    use std::sync::atomic::Ordering;
+    let before = reached.load(Ordering::SeqCst);
+    let _ = rt
+        .call(
+            mender::CallSpec::new("search", "q").idempotent(true),
+            move |_| async move {
+                reached.fetch_add(1, Ordering::SeqCst);
+                Err::<String, _>(Failure::new(mender::ErrorKind::Connect, "down"))
+            },
+        )
+        .await;
+    reached.load(Ordering::SeqCst) > before
+}
+
+/// Runs the retry budget's operation (`calls`/`retries` counters, 50 %,
+/// floor 1) through `shared` and through a local store, step by step,
+/// and requires the same answers: a shared backend's script decides as
+/// the local one does.
+pub fn retry_budget_agrees(
+    shared: &dyn mender::state::StateStore,
+    calls: mender::state::ScopedKey,
+    retries: mender::state::ScopedKey,
+) {
+    use mender::state::{MemoryState, RetryAsk, StateStore as _};
+    let ask = |new_calls| RetryAsk {
+        calls: calls.clone(),
+        retries: retries.clone(),
+        new_calls,
+        percent: 50,
+        floor: 1,
+        ttl_ms: 60_000,
+    };
+    let local = MemoryState::default();
+    for (new_calls, taken) in [(0, true), (0, false), (4, true), (0, false), (2, true)] {
+        let answer = shared.take_retry(ask(new_calls), 0);
+        assert_eq!(answer, local.take_retry(ask(new_calls), 0));
+        assert_eq!(answer.taken, taken, "{answer:?}");
+    }
+}
