@@ -8,6 +8,7 @@
 //! plugin and [`MemoryStore`](crate::testing::MemoryStore) in tests.
 
 use crate::bindings::host::state;
+pub use crate::bindings::host::state::{ExpectOp, IncrementOp, Op, OpResult, SetOp, SwapOp};
 
 /// The value at `key`, or `None` if absent or expired.
 pub fn get(key: &str) -> Option<String> {
@@ -35,6 +36,92 @@ pub fn increment(key: &str, delta: i64, ttl: Option<u64>) -> i64 {
 /// only if absent). Returns whether it stored.
 pub fn compare_and_swap(key: &str, expected: Option<&str>, value: &str, ttl: Option<u64>) -> bool {
     state::compare_and_swap(key, expected, value, ttl)
+}
+
+/// Runs `ops` in order with no other state operation on this plugin's keys
+/// for this service in between, in one round trip to a shared store; one
+/// result per operation. An [`Op::expect`] that does not hold skips the
+/// rest (see the WIT's `state.batch`). At most 64 operations.
+pub fn batch(ops: &[Op]) -> Vec<OpResult> {
+    state::batch(ops)
+}
+
+impl Op {
+    /// Read `key`.
+    pub fn get(key: &str) -> Op {
+        Op::Get(key.to_string())
+    }
+
+    /// Store `value` at `key`.
+    pub fn set(key: &str, value: &str, ttl: Option<u64>) -> Op {
+        Op::Set(SetOp {
+            key: key.to_string(),
+            value: value.to_string(),
+            ttl,
+        })
+    }
+
+    /// Remove `key`.
+    pub fn delete(key: &str) -> Op {
+        Op::Delete(key.to_string())
+    }
+
+    /// Add `delta` to the integer at `key`.
+    pub fn increment(key: &str, delta: i64, ttl: Option<u64>) -> Op {
+        Op::Increment(IncrementOp {
+            key: key.to_string(),
+            delta,
+            ttl,
+        })
+    }
+
+    /// Store `value` at `key` if it holds `expected` (`None`: absent).
+    pub fn compare_and_swap(
+        key: &str,
+        expected: Option<&str>,
+        value: &str,
+        ttl: Option<u64>,
+    ) -> Op {
+        Op::CompareAndSwap(SwapOp {
+            key: key.to_string(),
+            expected: expected.map(str::to_string),
+            value: value.to_string(),
+            ttl,
+        })
+    }
+
+    /// Go on only if `key` holds `value` (`None`: absent).
+    pub fn expect(key: &str, value: Option<&str>) -> Op {
+        Op::Expect(ExpectOp {
+            key: key.to_string(),
+            value: value.map(str::to_string),
+        })
+    }
+}
+
+impl OpResult {
+    /// A `get`'s value, or what a failed `compare-and-swap` or `expect`
+    /// found; `None` for any other result.
+    pub fn found(&self) -> Option<Option<&str>> {
+        match self {
+            OpResult::Value(v) => Some(v.as_deref()),
+            _ => None,
+        }
+    }
+
+    /// An `increment`'s new value.
+    pub fn number(&self) -> Option<i64> {
+        match self {
+            OpResult::Number(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// Whether the operation was done: a write, a `compare-and-swap` that
+    /// stored, an `expect` that held.
+    pub fn is_done(&self) -> bool {
+        matches!(self, OpResult::Done)
+    }
 }
 
 /// The value at `key` read as a `u64`; `None` if absent or not a number.
@@ -81,6 +168,49 @@ pub trait Store {
     fn set_u64(&self, key: &str, value: u64, ttl: Option<u64>) {
         self.set(key, &value.to_string(), ttl);
     }
+
+    /// Runs `ops` in order, as [`batch`] does. The host's store runs them
+    /// in one atomic trip; this default runs them one by one, which is the
+    /// same for a store only one caller uses at a time (a test's).
+    fn batch(&self, ops: &[Op]) -> Vec<OpResult> {
+        let mut held = true;
+        ops.iter()
+            .map(|op| {
+                if !held {
+                    return OpResult::Skipped;
+                }
+                match op {
+                    Op::Get(key) => OpResult::Value(self.get(key)),
+                    Op::Set(o) => {
+                        self.set(&o.key, &o.value, o.ttl);
+                        OpResult::Done
+                    }
+                    Op::Delete(key) => {
+                        self.delete(key);
+                        OpResult::Done
+                    }
+                    Op::Increment(o) => OpResult::Number(self.increment(&o.key, o.delta, o.ttl)),
+                    Op::CompareAndSwap(o) => {
+                        let expected = o.expected.as_deref();
+                        if self.compare_and_swap(&o.key, expected, &o.value, o.ttl) {
+                            OpResult::Done
+                        } else {
+                            OpResult::Value(self.get(&o.key))
+                        }
+                    }
+                    Op::Expect(o) => {
+                        let found = self.get(&o.key);
+                        if found == o.value {
+                            OpResult::Done
+                        } else {
+                            held = false;
+                            OpResult::Value(found)
+                        }
+                    }
+                }
+            })
+            .collect()
+    }
 }
 
 /// The host's state store.
@@ -112,5 +242,9 @@ impl Store for HostStore {
         ttl: Option<u64>,
     ) -> bool {
         compare_and_swap(key, expected, value, ttl)
+    }
+
+    fn batch(&self, ops: &[Op]) -> Vec<OpResult> {
+        batch(ops)
     }
 }

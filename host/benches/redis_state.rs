@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mender::state::{
-    QuotaExceeded, RedisSettings, RedisState, RetryAsk, RetryTake, ScopedKey, StateQuota,
-    StateStore,
+    BatchOp, BatchResult, QuotaExceeded, RedisSettings, RedisState, RetryAsk, RetryTake, ScopedKey,
+    StateQuota, StateScope, StateStore,
 };
 use mender::{CallSpec, ErrorKind, Failure, Runtime};
 use redis_server::RedisServer;
@@ -87,6 +87,16 @@ impl StateStore for Counted {
         self.tick();
         self.inner
             .compare_and_swap_within(key, expected, value, ttl_ms, now_ms, quota)
+    }
+    fn batch_within(
+        &self,
+        scope: &StateScope,
+        ops: &[BatchOp],
+        now_ms: u64,
+        quota: StateQuota,
+    ) -> Result<Vec<BatchResult>, QuotaExceeded> {
+        self.tick();
+        self.inner.batch_within(scope, ops, now_ms, quota)
     }
     fn take_retry(&self, ask: RetryAsk, now_ms: u64) -> RetryTake {
         self.tick();

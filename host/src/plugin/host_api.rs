@@ -9,7 +9,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::limiter::InstanceLimiter;
 use crate::host::HostShared;
-use crate::host::state::{QuotaExceeded, ScopedKey, StateQuota};
+use crate::host::state::{
+    BatchOp, BatchResult, MAX_BATCH_OPS, QuotaExceeded, ScopedKey, StateQuota, StateScope,
+};
 use crate::plugin::bindings::v0_1::strategy::mender::plugin::{
     clock, log, metrics, random, state, types,
 };
@@ -142,6 +144,38 @@ impl HostState {
             service: self.service.clone(),
             key,
         })
+    }
+
+    /// 0.2's `state.batch`, checked as its single operations are: each
+    /// key's length, each write's value size and the per-call write budget,
+    /// and at most [`MAX_BATCH_OPS`] operations.
+    pub(crate) fn state_batch(&mut self, ops: Vec<BatchOp>) -> wasmtime::Result<Vec<BatchResult>> {
+        if ops.len() > MAX_BATCH_OPS {
+            wasmtime::bail!(
+                "state batch of {} operations exceeds the limit of {MAX_BATCH_OPS}",
+                ops.len()
+            );
+        }
+        for op in &ops {
+            if op.key().len() > STATE_KEY_BYTES {
+                wasmtime::bail!(
+                    "state key of {} bytes exceeds the limit of {STATE_KEY_BYTES}",
+                    op.key().len()
+                );
+            }
+            if let Some(value) = op.written() {
+                self.write_budget(value.len())?;
+            }
+        }
+        let scope = StateScope {
+            plugin: self.plugin.clone(),
+            service: self.service.clone(),
+        };
+        let now = self.clock.now_ms();
+        self.shared
+            .state
+            .batch_within(&scope, &ops, now, self.state_quota)
+            .map_err(over_quota)
     }
 
     fn write_budget(&mut self, value_len: usize) -> wasmtime::Result<()> {

@@ -24,6 +24,17 @@ pub struct Config {
     /// (`retry-after`, or a `ratelimit-reset` tag in seconds).
     #[serde(default = "default_honor_hints")]
     pub honor_hints: bool,
+    /// Slots one plugin call may take at once; the host admits the rest of
+    /// them itself (a lease), without a Wasm call. 1: every attempt asks.
+    #[serde(default = "default_lease")]
+    pub lease: u32,
+}
+
+// 1: every attempt asks, so a fleet shares the rate slot by slot. A larger
+// lease makes the happy path free of Wasm calls at the price of slots one
+// process may hold and not use.
+fn default_lease() -> u32 {
+    1
 }
 
 // 1s: rate limits are most often stated per second.

@@ -29,8 +29,8 @@ impl Strategy for RateLimiter {
         Hooks::ADMIT | Hooks::ON_ERROR
     }
 
-    fn admit(&self, _call: &CallInfo, _recent: &Outcomes) -> Admission {
-        let admission = self.limiter.admit(&HostStore, clock::now());
+    fn admit(&self, call: &CallInfo, _recent: &Outcomes) -> Admission {
+        let admission = self.limiter.admit(&HostStore, call.service(), clock::now());
         if !matches!(admission, Admission::Allow(_)) {
             metrics::counter_add("limited", 1);
         }
@@ -39,7 +39,8 @@ impl Strategy for RateLimiter {
 
     fn on_error(&self, event: &ErrorEvent, _recent: &Outcomes) -> Decision {
         if let Some(pause) = limiter::hinted_pause(event) {
-            self.limiter.pause(&HostStore, clock::now(), pause);
+            self.limiter
+                .pause(&HostStore, event.service(), clock::now(), pause);
             mender_guest::debug!("upstream asked for {pause}ms: pausing {}", event.service());
             metrics::counter_add("paused_by_upstream", 1);
         }

@@ -2,23 +2,39 @@
 //! explicit `now`, so it runs the same on the host and in unit tests.
 //!
 //! One state key, `tat`: the theoretical arrival time of the next attempt,
-//! in microseconds on the host clock. An attempt at `now` is allowed when
-//! `max(tat, now) + interval - now <= burst * interval`, and then moves
-//! `tat` by one interval with a compare-and-swap, so concurrent instances
-//! (and processes, on Redis) never hand out the same slot twice. An
-//! upstream hint pushes `tat` forward so nothing is allowed until the
+//! in microseconds on the host clock. `n` attempts at `now` are allowed
+//! when `max(tat, now) + n * interval - now <= burst * interval`, and then
+//! move `tat` by `n` intervals with a compare-and-swap, so concurrent
+//! instances (and processes, on Redis) never hand out the same slot twice.
+//! An upstream hint pushes `tat` forward so nothing is allowed until the
 //! upstream's time, and traffic then resumes at the steady rate, without a
 //! burst. The key expires when the bucket is full again.
+//!
+//! **One round trip per decision.** The limiter remembers, per service,
+//! the `tat` it last wrote or saw, and sends its decision as one
+//! `state.batch`: a compare-and-swap from that value (to take slots) or an
+//! `expect` of it (to confirm a wait). When another instance or process
+//! moved `tat` meanwhile, the answer carries the value found, and the
+//! limiter decides again from it: two trips, never a separate read.
+//!
+//! **Leases.** With `lease = n`, an allowed attempt takes up to `n` slots
+//! at once and the host admits the next `n - 1` attempts itself, without a
+//! Wasm call, for as long as those slots last at the steady rate. Slots a
+//! lease does not use are lost, never handed out twice: a lease can only
+//! make the fleet slower than its rate, never faster.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 use mender_guest::prelude::*;
-use mender_guest::state::Store;
+use mender_guest::state::{Op, OpResult, Store};
 
 use crate::config::Config;
 
 const TAT: &str = "tat";
 
-/// Compare-and-swap rounds before giving up on a contended key; the
-/// attempt is then asked to wait one interval and ask again.
+/// Rounds before giving up on a contended key; the attempt is then asked
+/// to wait one interval and ask again.
 const MAX_RACES: usize = 8;
 
 /// A validated limiter.
@@ -30,11 +46,17 @@ pub struct Limiter {
     tolerance_us: u64,
     max_wait_ms: u64,
     honor_hints: bool,
+    /// Slots one plugin call may take (1: no lease).
+    lease: u32,
+    /// The `tat` last written or seen, per service (`None`: absent), so a
+    /// decision is one compare-and-swap instead of a read and a swap. A
+    /// stale guess costs one more trip, never a wrong answer.
+    known: RefCell<HashMap<String, Option<String>>>,
 }
 
 /// What the limiter decided for an attempt at a time.
 enum Slot {
-    Take { tat_us: u64 },
+    Take { tat_us: u64, slots: u32 },
     Later { in_ms: u64 },
 }
 
@@ -52,60 +74,118 @@ impl Limiter {
         if burst == 0 {
             return Err("burst must be at least 1".into());
         }
+        if config.lease == 0 || config.lease > burst {
+            return Err(format!(
+                "lease must be between 1 and burst ({burst}): it is how many slots one call takes at once, got {}",
+                config.lease
+            ));
+        }
         let interval_us = (per_us / u64::from(config.rate)).max(1);
         Ok(Limiter {
             interval_us,
             tolerance_us: interval_us.saturating_mul(u64::from(burst)),
             max_wait_ms: config.max_wait.get(),
             honor_hints: config.honor_hints,
+            lease: config.lease,
+            known: RefCell::default(),
         })
     }
 
+    /// As many slots as are free at `now`, up to the lease, or how long
+    /// until one is.
     fn slot(&self, tat_us: u64, now_us: u64) -> Slot {
-        let next = tat_us.max(now_us) + self.interval_us;
-        let ahead = next - now_us;
-        if ahead <= self.tolerance_us {
-            Slot::Take { tat_us: next }
-        } else {
-            Slot::Later {
-                in_ms: (ahead - self.tolerance_us).div_ceil(1000),
+        let from = tat_us.max(now_us);
+        let room = (now_us + self.tolerance_us).saturating_sub(from);
+        let free = (room / self.interval_us).min(u64::from(self.lease));
+        if free >= 1 {
+            return Slot::Take {
+                tat_us: from + free * self.interval_us,
+                slots: free as u32,
+            };
+        }
+        let ahead = from + self.interval_us - now_us;
+        Slot::Later {
+            in_ms: (ahead - self.tolerance_us).div_ceil(1000),
+        }
+    }
+
+    fn guess(&self, service: &str) -> Option<String> {
+        self.known.borrow().get(service).cloned().flatten()
+    }
+
+    fn learn(&self, service: &str, tat: Option<String>) {
+        let mut known = self.known.borrow_mut();
+        match known.get_mut(service) {
+            Some(slot) => *slot = tat,
+            None => {
+                known.insert(service.to_string(), tat);
             }
         }
     }
 
-    /// May an attempt start at `now` (ms)?
-    pub fn admit(&self, store: &dyn Store, now: u64) -> Admission {
+    /// May an attempt on `service` start at `now` (ms)?
+    pub fn admit(&self, store: &dyn Store, service: &str, now: u64) -> Admission {
         let now_us = now.saturating_mul(1000);
+        let mut stored = self.guess(service);
         for _ in 0..MAX_RACES {
-            let stored = store.get(TAT);
             let tat_us = stored.as_deref().and_then(|t| t.parse().ok()).unwrap_or(0);
-            match self.slot(tat_us, now_us) {
-                Slot::Take { tat_us } => {
+            let (op, answer) = match self.slot(tat_us, now_us) {
+                Slot::Take { tat_us, slots } => {
                     // Past `tat`, the bucket is full again: the key can go.
                     let ttl = (tat_us - now_us).div_ceil(1000).max(1);
-                    if store.compare_and_swap(
-                        TAT,
-                        stored.as_deref(),
-                        &tat_us.to_string(),
-                        Some(ttl),
-                    ) {
-                        return Admission::allow();
-                    }
-                }
-                Slot::Later { in_ms } if in_ms <= self.max_wait_ms => {
-                    return Admission::Wait(in_ms);
+                    let tat = tat_us.to_string();
+                    let op = Op::compare_and_swap(TAT, stored.as_deref(), &tat, Some(ttl));
+                    (op, Ok((tat, self.allow(slots))))
                 }
                 Slot::Later { in_ms } => {
-                    return Admission::reject("rate limit", Some(in_ms));
+                    let answer = if in_ms <= self.max_wait_ms {
+                        Admission::Wait(in_ms)
+                    } else {
+                        Admission::reject("rate limit", Some(in_ms))
+                    };
+                    (Op::expect(TAT, stored.as_deref()), Err(answer))
                 }
+            };
+            match store.batch(&[op]).first() {
+                Some(OpResult::Done) => {
+                    return match answer {
+                        Ok((tat, admission)) => {
+                            self.learn(service, Some(tat));
+                            admission
+                        }
+                        Err(later) => {
+                            self.learn(service, stored);
+                            later
+                        }
+                    };
+                }
+                // Moved by someone else: decide again from what it holds.
+                Some(OpResult::Value(found)) => stored = found.clone(),
+                _ => stored = store.get(TAT),
             }
         }
+        self.learn(service, stored);
         Admission::Wait(self.interval_us.div_ceil(1000))
     }
 
-    /// Allow nothing for `pause` ms from `now`, then resume at the steady
-    /// rate. A pause never shortens one already in force.
-    pub fn pause(&self, store: &dyn Store, now: u64, pause: u64) {
+    /// An `allow` for an attempt that took `slots` slots: the rest as a
+    /// lease, for as long as they last at the steady rate.
+    fn allow(&self, slots: u32) -> Admission {
+        if slots <= 1 {
+            return Admission::allow();
+        }
+        Admission::allow_with_lease(Lease {
+            ttl: (u64::from(slots) * self.interval_us).div_ceil(1000).max(1),
+            max_attempts: Some(slots - 1),
+            // A failure may be the upstream's 429: `on-error` pauses the
+            // limiter, and the lease must not outlive that.
+            until_failure: true,
+        })
+    }
+
+    /// Allow nothing on `service` for `pause` ms from `now`, then resume at
+    /// the steady rate. A pause never shortens one already in force.
+    pub fn pause(&self, store: &dyn Store, service: &str, now: u64, pause: u64) {
         if !self.honor_hints {
             return;
         }
@@ -114,15 +194,25 @@ impl Limiter {
         let want = now_us
             .saturating_add(pause.saturating_mul(1000))
             .saturating_add(self.tolerance_us - self.interval_us);
+        let mut stored = self.guess(service);
         for _ in 0..MAX_RACES {
-            let stored = store.get(TAT);
             let tat_us: u64 = stored.as_deref().and_then(|t| t.parse().ok()).unwrap_or(0);
             if tat_us >= want {
-                return;
+                // Confirm the guess: the pause in force may be shorter.
+                match store.batch(&[Op::expect(TAT, stored.as_deref())]).first() {
+                    Some(OpResult::Done) => return self.learn(service, stored),
+                    Some(OpResult::Value(found)) => stored = found.clone(),
+                    _ => stored = store.get(TAT),
+                }
+                continue;
             }
             let ttl = (want - now_us).div_ceil(1000).max(1);
-            if store.compare_and_swap(TAT, stored.as_deref(), &want.to_string(), Some(ttl)) {
-                return;
+            let tat = want.to_string();
+            let op = Op::compare_and_swap(TAT, stored.as_deref(), &tat, Some(ttl));
+            match store.batch(&[op]).first() {
+                Some(OpResult::Done) => return self.learn(service, Some(tat)),
+                Some(OpResult::Value(found)) => stored = found.clone(),
+                _ => stored = store.get(TAT),
             }
         }
     }

@@ -15,17 +15,19 @@ fn burst_then_steady_rate() {
     let l = limiter(r#"{"rate": 10, "per": "1s", "max-wait": 0}"#);
     let s = MemoryStore::new();
     s.advance(1_000);
-    let burst = (0..20).filter(|_| allowed(&l.admit(&s, s.now()))).count();
+    let burst = (0..20)
+        .filter(|_| allowed(&l.admit(&s, "svc", s.now())))
+        .count();
     assert_eq!(burst, 10, "a full bucket allows `burst` (= rate) at once");
     // One interval (100 ms) later, exactly one more.
     s.advance(100);
-    assert!(allowed(&l.admit(&s, s.now())));
-    assert!(!allowed(&l.admit(&s, s.now())));
+    assert!(allowed(&l.admit(&s, "svc", s.now())));
+    assert!(!allowed(&l.admit(&s, "svc", s.now())));
     // Over 1 s at one attempt per 10 ms, about `rate` get through.
     let mut got = 0;
     for _ in 0..100 {
         s.advance(10);
-        got += usize::from(allowed(&l.admit(&s, s.now())));
+        got += usize::from(allowed(&l.admit(&s, "svc", s.now())));
     }
     assert!((9..=11).contains(&got), "{got}");
 }
@@ -35,10 +37,10 @@ fn waits_when_close_rejects_when_far() {
     let l = limiter(r#"{"rate": 2, "per": "1s", "burst": 1, "max-wait": "600ms"}"#);
     let s = MemoryStore::new();
     s.advance(5_000);
-    assert!(allowed(&l.admit(&s, s.now())));
-    assert_eq!(l.admit(&s, s.now()), Admission::Wait(500));
+    assert!(allowed(&l.admit(&s, "svc", s.now())));
+    assert_eq!(l.admit(&s, "svc", s.now()), Admission::Wait(500));
     let never_wait = limiter(r#"{"rate": 2, "per": "1s", "burst": 1, "max-wait": 0}"#);
-    match never_wait.admit(&s, s.now()) {
+    match never_wait.admit(&s, "svc", s.now()) {
         Admission::Reject(r) => {
             assert_eq!(r.retry_after, Some(500));
             assert_eq!(r.reason, "rate limit");
@@ -56,20 +58,23 @@ fn upstream_hint_pauses_then_resumes_without_burst() {
     event.retry_after = Some(2_000);
     let pause = hinted_pause(&event).unwrap();
     assert_eq!(pause, 2_000);
-    l.pause(&s, s.now(), pause);
+    l.pause(&s, "svc", s.now(), pause);
     s.advance(1_999);
-    assert!(!allowed(&l.admit(&s, s.now())), "paused until the hint");
-    s.advance(1);
-    assert!(allowed(&l.admit(&s, s.now())));
     assert!(
-        !allowed(&l.admit(&s, s.now())),
+        !allowed(&l.admit(&s, "svc", s.now())),
+        "paused until the hint"
+    );
+    s.advance(1);
+    assert!(allowed(&l.admit(&s, "svc", s.now())));
+    assert!(
+        !allowed(&l.admit(&s, "svc", s.now())),
         "after a pause, the steady rate, not a burst"
     );
     // A shorter hint does not shorten the pause in force.
-    l.pause(&s, s.now(), 5_000);
-    l.pause(&s, s.now(), 10);
+    l.pause(&s, "svc", s.now(), 5_000);
+    l.pause(&s, "svc", s.now(), 10);
     s.advance(4_000);
-    assert!(!allowed(&l.admit(&s, s.now())));
+    assert!(!allowed(&l.admit(&s, "svc", s.now())));
 }
 
 #[test]
@@ -87,7 +92,7 @@ fn hints_come_from_retry_after_or_ratelimit_reset() {
     );
     let off = limiter(r#"{"rate": 1, "honor-hints": false}"#);
     let s = MemoryStore::new();
-    off.pause(&s, 0, 10_000);
+    off.pause(&s, "svc", 0, 10_000);
     assert!(s.keys().is_empty());
 }
 
@@ -96,4 +101,124 @@ fn bad_config_is_refused() {
     let e = Limiter::new(&mender_guest::config::parse(r#"{"rate": 0}"#).unwrap()).unwrap_err();
     assert!(e.contains("rate"), "{e}");
     assert!(mender_guest::config::parse::<Config>(r#"{"rate": 1, "rat": 2}"#).is_err());
+}
+
+/// A store that counts what reaches it: each call is one round trip on a
+/// shared backend.
+struct Counted<'a> {
+    inner: &'a MemoryStore,
+    trips: std::cell::Cell<u32>,
+}
+
+impl Counted<'_> {
+    fn tick(&self) {
+        self.trips.set(self.trips.get() + 1);
+    }
+}
+
+impl Store for Counted<'_> {
+    fn get(&self, key: &str) -> Option<String> {
+        self.tick();
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, value: &str, ttl: Option<u64>) {
+        self.tick();
+        self.inner.set(key, value, ttl)
+    }
+    fn delete(&self, key: &str) {
+        self.tick();
+        self.inner.delete(key)
+    }
+    fn increment(&self, key: &str, delta: i64, ttl: Option<u64>) -> i64 {
+        self.tick();
+        self.inner.increment(key, delta, ttl)
+    }
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        value: &str,
+        ttl: Option<u64>,
+    ) -> bool {
+        self.tick();
+        self.inner.compare_and_swap(key, expected, value, ttl)
+    }
+    fn batch(&self, ops: &[mender_guest::state::Op]) -> Vec<mender_guest::state::OpResult> {
+        self.tick();
+        self.inner.batch(ops)
+    }
+}
+
+#[test]
+fn one_round_trip_per_decision_and_two_when_another_moved_first() {
+    let l = limiter(r#"{"rate": 10, "per": "1s", "max-wait": 0}"#);
+    let shared = MemoryStore::new();
+    shared.advance(1_000);
+    let s = Counted {
+        inner: &shared,
+        trips: Default::default(),
+    };
+    for _ in 0..10 {
+        assert!(allowed(&l.admit(&s, "svc", shared.now())));
+    }
+    assert_eq!(s.trips.get(), 10, "one batch per allowed attempt");
+    assert!(!allowed(&l.admit(&s, "svc", shared.now())));
+    assert_eq!(s.trips.get(), 11, "a rejection is confirmed in one trip");
+    // Another instance (or process) takes a slot: this one's guess is
+    // stale, and the swap that fails says what `tat` holds.
+    shared.advance(100);
+    let other = limiter(r#"{"rate": 10, "per": "1s", "max-wait": 0}"#);
+    assert!(allowed(&other.admit(&shared, "svc", shared.now())));
+    shared.advance(100);
+    assert!(allowed(&l.admit(&s, "svc", shared.now())));
+    assert_eq!(s.trips.get(), 13, "a stale guess costs one more trip");
+    assert!(
+        !allowed(&l.admit(&s, "svc", shared.now())),
+        "the slot was not handed out twice"
+    );
+}
+
+#[test]
+fn a_lease_takes_up_to_n_free_slots_and_never_more_than_the_bucket() {
+    let l = limiter(r#"{"rate": 10, "per": "1s", "max-wait": 0, "lease": 4}"#);
+    let s = MemoryStore::new();
+    s.advance(1_000);
+    // A full bucket of 10: leases of 4, 4, then the 2 left.
+    let mut taken = Vec::new();
+    loop {
+        match l.admit(&s, "svc", s.now()) {
+            Admission::Allow(g) => taken.push(g.lease.map_or(1, |l| l.max_attempts.unwrap() + 1)),
+            _ => break,
+        }
+    }
+    assert_eq!(taken, vec![4, 4, 2]);
+    // One interval later, one slot: a plain allow, no lease.
+    s.advance(100);
+    match l.admit(&s, "svc", s.now()) {
+        Admission::Allow(g) => assert_eq!(g.lease, None),
+        other => panic!("expected an allow, got {other:?}"),
+    }
+    // The lease lasts as long as its slots at the steady rate, and ends at
+    // a failure (a 429 must pause the limiter at once).
+    s.advance(1_000);
+    let Admission::Allow(g) = l.admit(&s, "svc", s.now()) else {
+        panic!("expected an allow")
+    };
+    let lease = g.lease.unwrap();
+    assert_eq!(
+        (lease.ttl, lease.max_attempts, lease.until_failure),
+        (400, Some(3), true)
+    );
+    // Services keep their own buckets and guesses.
+    assert!(allowed(&l.admit(&s, "other", s.now())));
+}
+
+#[test]
+fn a_lease_larger_than_the_burst_is_refused() {
+    let e = Limiter::new(&mender_guest::config::parse(r#"{"rate": 5, "lease": 6}"#).unwrap())
+        .unwrap_err();
+    assert!(e.contains("lease must be between 1 and burst (5)"), "{e}");
+    let e = Limiter::new(&mender_guest::config::parse(r#"{"rate": 5, "lease": 0}"#).unwrap())
+        .unwrap_err();
+    assert!(e.contains("lease"), "{e}");
 }

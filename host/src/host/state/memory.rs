@@ -10,7 +10,7 @@ use std::collections::hash_map::{DefaultHasher, Entry};
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use super::{QuotaExceeded, ScopedKey, StateQuota, StateStore};
+use super::{BatchOp, BatchResult, QuotaExceeded, ScopedKey, StateQuota, StateScope, StateStore};
 
 /// Number of independently locked shards. Operations on one scope are
 /// atomic because they hold its shard's lock; 16 shards keep two cores'
@@ -111,11 +111,134 @@ impl Scope {
         Ok(())
     }
 
+    fn increment(
+        &mut self,
+        key: &ScopedKey,
+        delta: i64,
+        ttl_ms: Option<u64>,
+        now_ms: u64,
+        quota: StateQuota,
+    ) -> Result<i64, QuotaExceeded> {
+        let value = match self.live(&key.key, now_ms) {
+            Some(v) => {
+                let next = v.text.parse::<i64>().unwrap_or(0).saturating_add(delta);
+                Value {
+                    text: next.to_string(),
+                    expires_at: v.expires_at,
+                }
+            }
+            None => Value {
+                text: delta.to_string(),
+                expires_at: expiry(ttl_ms, now_ms),
+            },
+        };
+        let n = value.text.parse().unwrap_or(delta);
+        self.put(key, value, now_ms, quota)?;
+        Ok(n)
+    }
+
+    fn compare_and_swap(
+        &mut self,
+        key: &ScopedKey,
+        expected: Option<&str>,
+        value: String,
+        ttl_ms: Option<u64>,
+        now_ms: u64,
+        quota: StateQuota,
+    ) -> Result<Swap, QuotaExceeded> {
+        let current = self.live(&key.key, now_ms).map(|v| v.text.as_str());
+        if current != expected {
+            return Ok(Swap::Found(current.map(str::to_string)));
+        }
+        let value = Value {
+            text: value,
+            expires_at: expiry(ttl_ms, now_ms),
+        };
+        self.put(key, value, now_ms, quota)?;
+        Ok(Swap::Stored)
+    }
+
+    /// Runs a batch in this scope (see [`StateStore::batch_within`]).
+    fn batch(
+        &mut self,
+        scope: &StateScope,
+        ops: &[BatchOp],
+        now_ms: u64,
+        quota: StateQuota,
+    ) -> Result<Vec<BatchResult>, QuotaExceeded> {
+        let mut results = Vec::with_capacity(ops.len());
+        let mut held = true;
+        for op in ops {
+            if !held {
+                results.push(BatchResult::Skipped);
+                continue;
+            }
+            let key = scope.key(op.key());
+            let result = match op {
+                BatchOp::Get { .. } => {
+                    BatchResult::Value(self.live(&key.key, now_ms).map(|v| v.text.clone()))
+                }
+                BatchOp::Set { value, ttl_ms, .. } => {
+                    let value = Value {
+                        text: value.clone(),
+                        expires_at: expiry(*ttl_ms, now_ms),
+                    };
+                    self.put(&key, value, now_ms, quota)?;
+                    BatchResult::Done
+                }
+                BatchOp::Delete { .. } => {
+                    self.remove(&key.key);
+                    BatchResult::Done
+                }
+                BatchOp::Increment { delta, ttl_ms, .. } => {
+                    BatchResult::Number(self.increment(&key, *delta, *ttl_ms, now_ms, quota)?)
+                }
+                BatchOp::CompareAndSwap {
+                    expected,
+                    value,
+                    ttl_ms,
+                    ..
+                } => {
+                    let expected = expected.as_deref();
+                    match self.compare_and_swap(
+                        &key,
+                        expected,
+                        value.clone(),
+                        *ttl_ms,
+                        now_ms,
+                        quota,
+                    )? {
+                        Swap::Stored => BatchResult::Done,
+                        Swap::Found(found) => BatchResult::Value(found),
+                    }
+                }
+                BatchOp::Expect { value, .. } => {
+                    let found = self.live(&key.key, now_ms).map(|v| &v.text);
+                    if found == value.as_ref() {
+                        BatchResult::Done
+                    } else {
+                        held = false;
+                        BatchResult::Value(found.cloned())
+                    }
+                }
+            };
+            results.push(result);
+        }
+        Ok(results)
+    }
+
     fn remove(&mut self, key: &str) {
         if let Some(old) = self.map.remove(key) {
             self.bytes -= size(key, &old.text);
         }
     }
+}
+
+/// What a compare-and-swap did.
+enum Swap {
+    Stored,
+    /// It did not store: the key held this instead.
+    Found(Option<String>),
 }
 
 /// A shard: scopes by plugin, then service.
@@ -212,23 +335,9 @@ impl StateStore for MemoryState {
         quota: StateQuota,
     ) -> Result<i64, QuotaExceeded> {
         let mut shard = self.shard(&key);
-        let scope = shard.scope_mut(&key);
-        let value = match scope.live(&key.key, now_ms) {
-            Some(v) => {
-                let next = v.text.parse::<i64>().unwrap_or(0).saturating_add(delta);
-                Value {
-                    text: next.to_string(),
-                    expires_at: v.expires_at,
-                }
-            }
-            None => Value {
-                text: delta.to_string(),
-                expires_at: expiry(ttl_ms, now_ms),
-            },
-        };
-        let n = value.text.parse().unwrap_or(delta);
-        scope.put(&key, value, now_ms, quota)?;
-        Ok(n)
+        shard
+            .scope_mut(&key)
+            .increment(&key, delta, ttl_ms, now_ms, quota)
     }
 
     fn compare_and_swap_within(
@@ -242,16 +351,32 @@ impl StateStore for MemoryState {
     ) -> Result<bool, QuotaExceeded> {
         let mut shard = self.shard(&key);
         let scope = shard.scope_mut(&key);
-        let current = scope.live(&key.key, now_ms).map(|v| v.text.as_str());
-        if current != expected {
-            return Ok(false);
+        let swap = scope.compare_and_swap(&key, expected, value, ttl_ms, now_ms, quota)?;
+        Ok(matches!(swap, Swap::Stored))
+    }
+
+    fn batch_within(
+        &self,
+        scope: &StateScope,
+        ops: &[BatchOp],
+        now_ms: u64,
+        quota: StateQuota,
+    ) -> Result<Vec<BatchResult>, QuotaExceeded> {
+        // One lock for the whole batch: the scope lives in one shard, so
+        // nothing else touches it until the batch is done.
+        let probe = scope.key("");
+        let mut shard = self.shard(&probe);
+        let results = shard.scope_mut(&probe).batch(scope, ops, now_ms, quota);
+        // A batch of reads on a scope that holds nothing leaves nothing.
+        if let Some(services) = shard.scopes.get_mut(&scope.plugin) {
+            if services
+                .get(&scope.service)
+                .is_some_and(|s| s.map.is_empty())
+            {
+                services.remove(&scope.service);
+            }
         }
-        let value = Value {
-            text: value,
-            expires_at: expiry(ttl_ms, now_ms),
-        };
-        scope.put(&key, value, now_ms, quota)?;
-        Ok(true)
+        results
     }
 }
 

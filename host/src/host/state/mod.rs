@@ -7,6 +7,7 @@
 //! notice which one serves them. Every plugin write counts against the
 //! scope's [`StateQuota`] (see [`quota`]), on both backends.
 
+mod batch;
 mod memory;
 pub mod quota;
 #[cfg(feature = "redis")]
@@ -18,6 +19,7 @@ mod redis_quota;
 mod routed;
 
 pub use crate::config::{RedisSettings, StateBackend, StateConfig};
+pub use batch::{BatchOp, BatchResult, MAX_BATCH_OPS, StateScope};
 pub use memory::MemoryState;
 pub use quota::{QuotaExceeded, StateQuota};
 #[cfg(feature = "redis")]
@@ -78,6 +80,18 @@ pub trait StateStore: Send + Sync + 'static {
         now_ms: u64,
         quota: StateQuota,
     ) -> Result<bool, QuotaExceeded>;
+
+    /// Runs `ops` on keys of `scope`, in order, with no other operation on
+    /// the scope in between (see [`BatchOp`]): one round trip on a shared
+    /// backend. A write the quota refuses ends the batch with the error;
+    /// the operations before it stay done.
+    fn batch_within(
+        &self,
+        scope: &StateScope,
+        ops: &[BatchOp],
+        now_ms: u64,
+        quota: StateQuota,
+    ) -> Result<Vec<BatchResult>, QuotaExceeded>;
 
     /// [`set_within`](StateStore::set_within) without a quota.
     fn set(&self, key: ScopedKey, value: String, ttl_ms: Option<u64>, now_ms: u64) {

@@ -34,10 +34,10 @@
 //!
 //! ## Atomicity and expiry
 //!
-//! Every write (`set`, `increment`, `compare_and_swap`, `delete`) is one
-//! Lua script that also keeps the scope's quota accounting and evicts its
-//! expired keys (see [`super::redis_quota`]), atomic across every process;
-//! `get` is a single command. Keys are `prefix:plugin:service:key`. TTLs
+//! Every write (`set`, `increment`, `compare_and_swap`, `delete`) and
+//! every batch is one Lua script that also keeps the scope's quota
+//! accounting and evicts its expired keys (see [`super::redis_quota`]),
+//! atomic across every process; `get` is a single command. Keys are `prefix:plugin:service:key`. TTLs
 //! are set with `PX` and expire on the Redis server's clock (real time),
 //! whatever the host clock is.
 
@@ -48,9 +48,10 @@ use std::time::Duration;
 use redis::{ConnectionLike, RedisResult, Script};
 
 use super::redis_conn::{Conn, Target};
-use super::redis_quota::{QuotaScript, Write, Written};
+use super::redis_quota::QuotaScript;
 use super::{
-    MemoryState, QuotaExceeded, RetryAsk, RetryTake, ScopedKey, StateQuota, StateStatus, StateStore,
+    BatchOp, BatchResult, MemoryState, QuotaExceeded, RetryAsk, RetryTake, ScopedKey, StateQuota,
+    StateScope, StateStatus, StateStore,
 };
 use crate::config::RedisSettings;
 use crate::config::state::shown_url;
@@ -152,15 +153,12 @@ impl RedisState {
     /// `{prefix:plugin:service}:key`, the scope a hash tag, so a scope's
     /// keys and bookkeeping (which one script touches) share a slot.
     fn redis_key(&self, key: &ScopedKey) -> String {
-        format!("{}:{}", self.scope(key), key.key)
+        format!("{}:{}", self.scope(&key.plugin, &key.service), key.key)
     }
 
-    /// The scope of `key` (its plugin and service), tagged on a cluster.
-    fn scope(&self, key: &ScopedKey) -> String {
-        let scope = format!(
-            "{}:{}:{}",
-            self.link.settings.prefix, key.plugin, key.service
-        );
+    /// The scope of a plugin's keys for a service, tagged on a cluster.
+    fn scope(&self, plugin: &str, service: &str) -> String {
+        let scope = format!("{}:{plugin}:{service}", self.link.settings.prefix);
         if self.link.target.is_cluster() {
             format!("{{{scope}}}")
         } else {
@@ -168,18 +166,32 @@ impl RedisState {
         }
     }
 
-    /// Runs an accounted write on Redis; `None` if it must be served
+    /// Runs an accounted batch on Redis; `None` if it must be served
     /// locally (see [`RedisState::run`]).
+    fn batch(
+        &self,
+        scope: &StateScope,
+        ops: &[BatchOp],
+        quota: StateQuota,
+    ) -> Option<Result<Vec<BatchResult>, QuotaExceeded>> {
+        let prefix = self.scope(&scope.plugin, &scope.service);
+        self.run(|c| self.write.run(c, &prefix, scope, ops, quota))
+    }
+
+    /// Runs one accounted write on Redis (a batch of one): its result, or
+    /// `None` if it must be served locally.
     fn write(
         &self,
         key: &ScopedKey,
-        write: Write<'_>,
-        ttl_ms: Option<u64>,
+        op: BatchOp,
         quota: StateQuota,
-    ) -> Option<Written> {
-        let k = self.redis_key(key);
-        let scope = self.scope(key);
-        self.run(|c| self.write.run(c, (&k, &scope), key, &write, ttl_ms, quota))
+    ) -> Option<Result<BatchResult, QuotaExceeded>> {
+        let scope = StateScope {
+            plugin: key.plugin.clone(),
+            service: key.service.clone(),
+        };
+        let done = self.batch(&scope, std::slice::from_ref(&op), quota)?;
+        Some(done.map(|mut results| results.pop().unwrap_or(BatchResult::Skipped)))
     }
 
     /// Runs `op` on a pooled connection, or `None` (served locally) if
@@ -252,16 +264,24 @@ impl StateStore for RedisState {
         now_ms: u64,
         quota: StateQuota,
     ) -> Result<(), QuotaExceeded> {
-        match self.write(&key, Write::Set { value: &value }, ttl_ms, quota) {
-            Some(Written::Refused(e)) => Err(e),
-            Some(_) => Ok(()),
+        // The value is cloned for the local fallback: a copy costs
+        // nothing beside the round trip.
+        let op = BatchOp::Set {
+            key: key.key.clone(),
+            value: value.clone(),
+            ttl_ms,
+        };
+        match self.write(&key, op, quota) {
+            Some(written) => written.map(drop),
             None => self.local.set_within(key, value, ttl_ms, now_ms, quota),
         }
     }
 
     fn delete(&self, key: &ScopedKey) {
-        let written = self.write(key, Write::Delete, None, StateQuota::UNLIMITED);
-        if written.is_none() {
+        let op = BatchOp::Delete {
+            key: key.key.clone(),
+        };
+        if self.write(key, op, StateQuota::UNLIMITED).is_none() {
             self.local.delete(key);
         }
     }
@@ -274,10 +294,15 @@ impl StateStore for RedisState {
         now_ms: u64,
         quota: StateQuota,
     ) -> Result<i64, QuotaExceeded> {
-        match self.write(&key, Write::Increment { delta }, ttl_ms, quota) {
-            Some(Written::Done(n)) => Ok(n),
-            Some(Written::Refused(e)) => Err(e),
-            Some(Written::Mismatch) | None => self
+        let op = BatchOp::Increment {
+            key: key.key.clone(),
+            delta,
+            ttl_ms,
+        };
+        match self.write(&key, op, quota) {
+            Some(Ok(BatchResult::Number(n))) => Ok(n),
+            Some(Err(e)) => Err(e),
+            Some(Ok(_)) | None => self
                 .local
                 .increment_within(key, delta, ttl_ms, now_ms, quota),
         }
@@ -292,17 +317,30 @@ impl StateStore for RedisState {
         now_ms: u64,
         quota: StateQuota,
     ) -> Result<bool, QuotaExceeded> {
-        let write = Write::CompareAndSwap {
-            expected,
-            value: &value,
+        let op = BatchOp::CompareAndSwap {
+            key: key.key.clone(),
+            expected: expected.map(str::to_string),
+            value: value.clone(),
+            ttl_ms,
         };
-        match self.write(&key, write, ttl_ms, quota) {
-            Some(Written::Done(_)) => Ok(true),
-            Some(Written::Mismatch) => Ok(false),
-            Some(Written::Refused(e)) => Err(e),
+        match self.write(&key, op, quota) {
+            Some(written) => written.map(|r| r == BatchResult::Done),
             None => self
                 .local
                 .compare_and_swap_within(key, expected, value, ttl_ms, now_ms, quota),
+        }
+    }
+
+    fn batch_within(
+        &self,
+        scope: &StateScope,
+        ops: &[BatchOp],
+        now_ms: u64,
+        quota: StateQuota,
+    ) -> Result<Vec<BatchResult>, QuotaExceeded> {
+        match self.batch(scope, ops, quota) {
+            Some(done) => done,
+            None => self.local.batch_within(scope, ops, now_ms, quota),
         }
     }
 

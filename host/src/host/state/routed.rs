@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::{
-    MemoryState, QuotaExceeded, RetryAsk, RetryTake, ScopedKey, StateQuota, StateStatus, StateStore,
+    BatchOp, BatchResult, MemoryState, QuotaExceeded, RetryAsk, RetryTake, ScopedKey, StateQuota,
+    StateScope, StateStatus, StateStore,
 };
 use crate::config::{StateBackend, StateConfig};
 
@@ -60,10 +61,11 @@ impl RoutedState {
     }
 
     fn store(&self, key: &ScopedKey) -> &dyn StateStore {
-        self.services
-            .get(&*key.service)
-            .unwrap_or(&self.default)
-            .as_ref()
+        self.store_for(&key.service)
+    }
+
+    fn store_for(&self, service: &str) -> &dyn StateStore {
+        self.services.get(service).unwrap_or(&self.default).as_ref()
     }
 }
 
@@ -111,6 +113,17 @@ impl StateStore for RoutedState {
     ) -> Result<bool, QuotaExceeded> {
         self.store(&key)
             .compare_and_swap_within(key, expected, value, ttl_ms, now_ms, quota)
+    }
+
+    fn batch_within(
+        &self,
+        scope: &StateScope,
+        ops: &[BatchOp],
+        now_ms: u64,
+        quota: StateQuota,
+    ) -> Result<Vec<BatchResult>, QuotaExceeded> {
+        self.store_for(&scope.service)
+            .batch_within(scope, ops, now_ms, quota)
     }
 
     fn take_retry(&self, ask: RetryAsk, now_ms: u64) -> RetryTake {

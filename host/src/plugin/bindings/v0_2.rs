@@ -43,6 +43,8 @@ pub mod fallback {
 
 use strategy::mender::plugin::{clock, log, metrics, random, state, types};
 
+use crate::host::state::{BatchOp, BatchResult};
+
 /// The event's scalars: what 0.2 passes inline.
 pub(crate) fn event(e: &wit::ErrorEvent) -> types::ErrorEvent {
     types::ErrorEvent {
@@ -212,6 +214,47 @@ impl state::Host for HostState {
         ttl: Option<u64>,
     ) -> wasmtime::Result<bool> {
         v1::state::Host::compare_and_swap(self, key, expected, value, ttl)
+    }
+    fn batch(&mut self, ops: Vec<state::Op>) -> wasmtime::Result<Vec<state::OpResult>> {
+        let ops = ops.into_iter().map(batch_op).collect();
+        let results = self.state_batch(ops)?;
+        Ok(results.into_iter().map(op_result).collect())
+    }
+}
+
+fn batch_op(op: state::Op) -> BatchOp {
+    match op {
+        state::Op::Get(key) => BatchOp::Get { key },
+        state::Op::Set(o) => BatchOp::Set {
+            key: o.key,
+            value: o.value,
+            ttl_ms: o.ttl,
+        },
+        state::Op::Delete(key) => BatchOp::Delete { key },
+        state::Op::Increment(o) => BatchOp::Increment {
+            key: o.key,
+            delta: o.delta,
+            ttl_ms: o.ttl,
+        },
+        state::Op::CompareAndSwap(o) => BatchOp::CompareAndSwap {
+            key: o.key,
+            expected: o.expected,
+            value: o.value,
+            ttl_ms: o.ttl,
+        },
+        state::Op::Expect(o) => BatchOp::Expect {
+            key: o.key,
+            value: o.value,
+        },
+    }
+}
+
+fn op_result(result: BatchResult) -> state::OpResult {
+    match result {
+        BatchResult::Value(v) => state::OpResult::Value(v),
+        BatchResult::Number(n) => state::OpResult::Number(n),
+        BatchResult::Done => state::OpResult::Done,
+        BatchResult::Skipped => state::OpResult::Skipped,
     }
 }
 
