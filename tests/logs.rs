@@ -167,6 +167,12 @@ strategies = ["backoff", "echo"]
         "the test must capture the host's logs:\n{logs}"
     );
     assert!(logs.contains("[REDACTED]"), "{logs}");
+    // Plugins' own lines pass when the filter lets them: the SDK asks the
+    // host (`log.enabled`) before formatting, and the host says yes here.
+    assert!(
+        logs.contains("echo-strategy: admit get") && logs.contains("get attempt 1 failed (auth)"),
+        "the plugins' lines are missing:\n{logs}"
+    );
     for secret in secrets {
         assert!(
             !logs.contains(secret),

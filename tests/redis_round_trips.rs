@@ -72,10 +72,15 @@ async fn the_rate_limiter_decides_in_one_round_trip_and_a_lease_in_none() {
     };
     let rt = runtime(&through(&limiter(1), &proxy));
     let per_call = trips_per_call(&rt, &proxy, 40).await;
-    assert_eq!(per_call, 1.0, "one batch per admission (a read and a swap were two)");
+    assert_eq!(
+        per_call, 1.0,
+        "one batch per admission (a read and a swap were two)"
+    );
 
     // With a lease of 10, one admission in ten asks the plugin.
-    let rt = runtime(&through(&limiter(10), &proxy).replace("prefix = \"trips\"", "prefix = \"leased\""));
+    let rt = runtime(
+        &through(&limiter(10), &proxy).replace("prefix = \"trips\"", "prefix = \"leased\""),
+    );
     let per_call = trips_per_call(&rt, &proxy, 40).await;
     assert_eq!(per_call, 0.1, "one trip per lease of 10 slots");
 }
@@ -95,7 +100,11 @@ fn keeps_the_batch_contract(store: &dyn StateStore) {
         delta,
         ttl_ms: None,
     };
-    let run = |ops: &[BatchOp]| store.batch_within(&scope, ops, 0, StateQuota::UNLIMITED).unwrap();
+    let run = |ops: &[BatchOp]| {
+        store
+            .batch_within(&scope, ops, 0, StateQuota::UNLIMITED)
+            .unwrap()
+    };
     let swap = |expected: Option<&str>, value: &str| BatchOp::CompareAndSwap {
         key: "c".into(),
         expected: expected.map(str::to_string),
@@ -170,12 +179,31 @@ fn keeps_the_batch_contract(store: &dyn StateStore) {
         service: "quota".into(),
     };
     let e = store
-        .batch_within(&other, &[inc("a", 1), inc("b", 1), inc("c", 1), inc("d", 1), inc("a", 1)], 0, tight)
+        .batch_within(
+            &other,
+            &[
+                inc("a", 1),
+                inc("b", 1),
+                inc("c", 1),
+                inc("d", 1),
+                inc("a", 1),
+            ],
+            0,
+            tight,
+        )
         .unwrap_err();
-    assert_eq!((e.plugin.as_str(), e.service.as_str(), e.keys), ("p", "quota", 4), "{e}");
+    assert_eq!(
+        (e.plugin.as_str(), e.service.as_str(), e.keys),
+        ("p", "quota", 4),
+        "{e}"
+    );
     assert_eq!(store.get(&other.key("c"), 0).as_deref(), Some("1"));
     assert_eq!(store.get(&other.key("d"), 0), None);
-    assert_eq!(store.get(&other.key("a"), 0).as_deref(), Some("1"), "nothing after the refusal ran");
+    assert_eq!(
+        store.get(&other.key("a"), 0).as_deref(),
+        Some("1"),
+        "nothing after the refusal ran"
+    );
 }
 
 #[test]

@@ -3,9 +3,27 @@
 //!
 //! The macros [`trace!`](crate::trace), [`debug!`](crate::debug),
 //! [`info!`](crate::info), [`warn!`](crate::warn) and
-//! [`error!`](crate::error) take `format!` arguments.
+//! [`error!`](crate::error) take `format!` arguments, and build the
+//! message only if the host would write it (see [`enabled`]).
 
-use crate::bindings::host::log::{Level, write};
+pub use crate::bindings::host::log::Level;
+use crate::bindings::host::log::write;
+
+/// Whether a line at `level` would be written now. The macros ask before
+/// formatting: on a hot path (a backoff's `on-error`), formatting a debug
+/// line and handing it to a host that drops it cost more than the
+/// decision. Off wasm (unit tests) nothing is written: `false`.
+pub fn enabled(level: Level) -> bool {
+    #[cfg(target_arch = "wasm32")]
+    {
+        crate::bindings::host::log::enabled(level)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = level;
+        false
+    }
+}
 
 /// Very detailed diagnostics.
 pub fn trace(message: &str) {
@@ -35,29 +53,49 @@ pub fn error(message: &str) {
 /// Log at `trace` level, with `format!` arguments.
 #[macro_export]
 macro_rules! trace {
-    ($($arg:tt)+) => { $crate::log::trace(&::std::format!($($arg)+)) };
+    ($($arg:tt)+) => {
+        if $crate::log::enabled($crate::log::Level::Trace) {
+            $crate::log::trace(&::std::format!($($arg)+))
+        }
+    };
 }
 
 /// Log at `debug` level, with `format!` arguments.
 #[macro_export]
 macro_rules! debug {
-    ($($arg:tt)+) => { $crate::log::debug(&::std::format!($($arg)+)) };
+    ($($arg:tt)+) => {
+        if $crate::log::enabled($crate::log::Level::Debug) {
+            $crate::log::debug(&::std::format!($($arg)+))
+        }
+    };
 }
 
 /// Log at `info` level, with `format!` arguments.
 #[macro_export]
 macro_rules! info {
-    ($($arg:tt)+) => { $crate::log::info(&::std::format!($($arg)+)) };
+    ($($arg:tt)+) => {
+        if $crate::log::enabled($crate::log::Level::Info) {
+            $crate::log::info(&::std::format!($($arg)+))
+        }
+    };
 }
 
 /// Log at `warn` level, with `format!` arguments.
 #[macro_export]
 macro_rules! warn {
-    ($($arg:tt)+) => { $crate::log::warn(&::std::format!($($arg)+)) };
+    ($($arg:tt)+) => {
+        if $crate::log::enabled($crate::log::Level::Warn) {
+            $crate::log::warn(&::std::format!($($arg)+))
+        }
+    };
 }
 
 /// Log at `error` level, with `format!` arguments.
 #[macro_export]
 macro_rules! error {
-    ($($arg:tt)+) => { $crate::log::error(&::std::format!($($arg)+)) };
+    ($($arg:tt)+) => {
+        if $crate::log::enabled($crate::log::Level::Error) {
+            $crate::log::error(&::std::format!($($arg)+))
+        }
+    };
 }

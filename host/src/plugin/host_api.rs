@@ -216,6 +216,10 @@ impl WasiView for HostState {
 
 impl log::Host for HostState {
     fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        // A line the filter drops costs neither the budget nor a copy.
+        if !log_enabled(level) {
+            return Ok(());
+        }
         if self.log_lines_left == 0 {
             self.logs_dropped += 1;
             return Ok(());
@@ -236,6 +240,19 @@ impl log::Host for HostState {
             log::Level::Error => emit!(error),
         }
         Ok(())
+    }
+}
+
+/// Whether the log filter lets a plugin's line at `level` through (0.2's
+/// `log.enabled`, and the check before `write` does any work).
+pub(crate) fn log_enabled(level: log::Level) -> bool {
+    use tracing::Level as L;
+    match level {
+        log::Level::Trace => tracing::enabled!(target: "mender::plugin", L::TRACE),
+        log::Level::Debug => tracing::enabled!(target: "mender::plugin", L::DEBUG),
+        log::Level::Info => tracing::enabled!(target: "mender::plugin", L::INFO),
+        log::Level::Warn => tracing::enabled!(target: "mender::plugin", L::WARN),
+        log::Level::Error => tracing::enabled!(target: "mender::plugin", L::ERROR),
     }
 }
 
@@ -363,6 +380,51 @@ mod tests {
         // The budget is per hook call.
         s.begin_call(&Arc::from("svc"));
         assert!(state::Host::set(&mut s, "next-call".into(), "x".into(), None).is_ok());
+    }
+
+    #[test]
+    fn a_batch_is_bounded_as_its_operations_are() {
+        let mut s = host_state();
+        let inc = |i: usize| BatchOp::Increment {
+            key: format!("n{i}"),
+            delta: 1,
+            ttl_ms: None,
+        };
+        let too_many: Vec<_> = (0..=MAX_BATCH_OPS).map(inc).collect();
+        let err = s.state_batch(too_many).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("state batch of 65 operations exceeds the limit of 64"),
+            "{err}"
+        );
+        let long_key = vec![BatchOp::Get {
+            key: "k".repeat(STATE_KEY_BYTES + 1),
+        }];
+        assert!(s.state_batch(long_key).is_err());
+        let big = vec![BatchOp::Set {
+            key: "k".into(),
+            value: "v".repeat(STATE_VALUE_BYTES + 1),
+            ttl_ms: None,
+        }];
+        assert!(s.state_batch(big).is_err());
+        // Each write in a batch spends the per-call write budget; reads do not.
+        let reads: Vec<_> = (0..MAX_BATCH_OPS)
+            .map(|i| BatchOp::Get {
+                key: format!("n{i}"),
+            })
+            .collect();
+        for _ in 0..10 {
+            s.state_batch(reads.clone()).unwrap();
+        }
+        for _ in 0..STATE_WRITES_PER_CALL as usize / MAX_BATCH_OPS {
+            let writes = (0..MAX_BATCH_OPS).map(inc).collect();
+            assert_eq!(s.state_batch(writes).unwrap().len(), MAX_BATCH_OPS);
+        }
+        let err = s.state_batch(vec![inc(0)]).unwrap_err();
+        assert!(
+            err.to_string().contains("state writes in one hook call"),
+            "{err}"
+        );
     }
 
     #[test]

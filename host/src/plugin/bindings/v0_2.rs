@@ -170,14 +170,20 @@ impl types::Host for HostState {}
 
 impl log::Host for HostState {
     fn write(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
-        let level = match level {
-            log::Level::Trace => v1::log::Level::Trace,
-            log::Level::Debug => v1::log::Level::Debug,
-            log::Level::Info => v1::log::Level::Info,
-            log::Level::Warn => v1::log::Level::Warn,
-            log::Level::Error => v1::log::Level::Error,
-        };
-        v1::log::Host::write(self, level, message)
+        v1::log::Host::write(self, log_level(level), message)
+    }
+    fn enabled(&mut self, level: log::Level) -> wasmtime::Result<bool> {
+        Ok(crate::plugin::host_api::log_enabled(log_level(level)))
+    }
+}
+
+fn log_level(level: log::Level) -> v1::log::Level {
+    match level {
+        log::Level::Trace => v1::log::Level::Trace,
+        log::Level::Debug => v1::log::Level::Debug,
+        log::Level::Info => v1::log::Level::Info,
+        log::Level::Warn => v1::log::Level::Warn,
+        log::Level::Error => v1::log::Level::Error,
     }
 }
 
