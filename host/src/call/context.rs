@@ -54,6 +54,10 @@ pub(crate) struct CallState<'a> {
     /// The operation, redacted once, when first needed (an event, a
     /// decision, an enabled span): see [`CallState::operation`].
     pub(super) redacted_operation: OnceLock<String>,
+    /// Routing: the call's upstreams as plugins and the history see them:
+    /// redacted, once per call, when first needed (see
+    /// [`CallState::upstream_names`]).
+    pub(super) redacted_upstreams: OnceLock<Option<Arc<[String]>>>,
     /// Routing: the upstream the next attempt goes to unless its grant
     /// says otherwise: the last attempt's, or a `retry-on`'s choice.
     pub(super) route: u32,
@@ -82,6 +86,7 @@ impl<'a> CallState<'a> {
             history: Vec::new(),
             refreshes: 0,
             redacted_operation: OnceLock::new(),
+            redacted_upstreams: OnceLock::new(),
             route: 0,
         };
         call.trace_start();
@@ -104,9 +109,26 @@ impl<'a> CallState<'a> {
     /// Routing: the call's upstreams, and `used`, for a hook.
     pub(super) fn upstreams(&self, used: Option<u32>) -> Upstreams {
         Upstreams {
-            names: self.spec.upstreams.clone(),
+            names: self.upstream_names().cloned(),
             used,
         }
+    }
+
+    /// Routing: the call's upstreams, redacted (a URL may carry a key).
+    /// The caller's list itself when nothing in it is secret, as usual.
+    pub(super) fn upstream_names(&self) -> Option<&Arc<[String]>> {
+        self.redacted_upstreams
+            .get_or_init(|| {
+                let names = self.spec.upstreams.as_ref()?;
+                let redacted: Vec<String> =
+                    names.iter().map(|n| self.cx.redactor.redact(n)).collect();
+                Some(if redacted[..] == names[..] {
+                    names.clone()
+                } else {
+                    redacted.into()
+                })
+            })
+            .as_ref()
     }
 
     /// Routing: holds a strategy's answer against the call's upstreams
@@ -300,9 +322,10 @@ impl<'a> CallState<'a> {
             kind,
             message: event.message.clone(),
             status: event.status,
-            upstream: upstream
-                .and_then(|i| self.spec.upstream_names().get(usize::try_from(i).ok()?))
-                .cloned(),
+            upstream: upstream.and_then(|i| {
+                let names = self.upstream_names()?;
+                names.get(usize::try_from(i).ok()?).cloned()
+            }),
             tags: own_tags.to_vec(),
             step,
         });

@@ -736,3 +736,19 @@ async fn without_upstreams_a_route_is_a_plain_retry() {
         Upstreams::default()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn plugins_and_history_see_upstream_names_redacted() {
+    let host = Host::new();
+    let router = Scripted::routing("router", vec![retry_on(1, 0)]);
+    let p = pipeline(Guardrails::default(), vec![router.clone()], vec![]);
+    let spec = read().upstreams(["https://a/?key=hunter2-secret", "https://b/"]);
+    let (result, _) = call_routed(&host, &p, spec, vec![connect()]).await;
+    let reply = result.unwrap();
+    let recorded = reply.history[0].upstream.as_deref().unwrap();
+    assert!(!recorded.contains("hunter2"), "{recorded}");
+    let seen = router.upstreams_seen.lock().unwrap();
+    let names = seen[0].names.as_deref().unwrap();
+    assert!(!names[0].contains("hunter2"), "{names:?}");
+    assert_eq!(names[1], "https://b/");
+}

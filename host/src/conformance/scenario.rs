@@ -25,6 +25,10 @@
 //! expect = { not = "retry" }   # a property, not an exact answer
 //! ```
 //!
+//! Routing (contract 0.2): `upstreams = ["primary", "backup"]` on a
+//! scenario, `upstream = 1` on an `on-error` or `admit` step, and
+//! `expect = { decision = "retry-on", upstream = 1 }` or `routed = false`.
+//!
 //! A step does exactly one of: `on-error` (an error event; strategies),
 //! `admit` (an attempt about to start; strategies), `serve` (a call that
 //! failed for good; fallback handlers), `succeed = N` (N successful

@@ -111,20 +111,45 @@ pub fn next_after(store: &dyn Store, upstreams: &[String], failed: u32, now: u64
         .and_then(|i| u32::try_from(i).ok())
 }
 
-/// Where an attempt bound for `would` should go instead, if `would` is
-/// ejected: the first upstream in order that is not, and until when that
-/// choice holds (the ejection's end). `None`: leave it where it is (not
-/// ejected, or nothing better).
-pub fn reroute(
-    store: &dyn Store,
-    upstreams: &[String],
-    would: u32,
-    now: u64,
-) -> Option<(u32, u64)> {
-    let name = upstreams.get(would as usize)?;
-    let Health::Ejected { until } = health(store, name, now) else {
-        return None;
+/// Where an attempt goes, and whether that answer may be leased.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The upstream the attempt goes to.
+    pub to: u32,
+    /// Whether the host may reuse this answer for later attempts: a lease
+    /// admits later calls too, whose attempts start bound for upstream 0,
+    /// so it may carry this route only if that is where they should go.
+    pub leasable: bool,
+    /// When the plan may change on its own: the end of upstream 0's
+    /// ejection, if it is ejected (a lease must not outlive it).
+    pub until: Option<u64>,
+}
+
+/// Where an attempt bound for `would` (the host's choice: the first
+/// upstream, or the last route) goes: there, unless it is ejected; then
+/// to the first upstream, in order, that is not (or still there, if none
+/// is).
+pub fn plan(store: &dyn Store, upstreams: &[String], would: u32, now: u64) -> Plan {
+    let ejected = |i: usize| {
+        upstreams
+            .get(i)
+            .is_some_and(|name| !serving(store, name, now))
     };
-    let to = (0..upstreams.len()).find(|&i| serving(store, &upstreams[i], now))?;
-    Some((u32::try_from(to).ok()?, until))
+    let first_serving = (0..upstreams.len()).find(|&i| !ejected(i));
+    let to = match usize::try_from(would) {
+        Ok(w) if w < upstreams.len() && !ejected(w) => Some(w),
+        _ => first_serving,
+    };
+    let until = match upstreams.first().map(|name| health(store, name, now)) {
+        Some(Health::Ejected { until }) => Some(until),
+        _ => None,
+    };
+    // Where a new call's first attempt should go.
+    let fresh = if until.is_some() { first_serving } else { Some(0) };
+    let to = to.and_then(|i| u32::try_from(i).ok()).unwrap_or(would);
+    Plan {
+        to,
+        leasable: fresh.and_then(|i| u32::try_from(i).ok()) == Some(to),
+        until,
+    }
 }

@@ -8,7 +8,9 @@
 //! It routes in both hooks of contract 0.2: `on-error` answers
 //! `retry-on`, and `admit` grants an ejected upstream's attempts to
 //! another, with a lease that ends when the ejection does, so calls skip
-//! an ejected primary without paying for a failure first.
+//! an ejected primary without paying for a failure first. A lease admits
+//! later calls too, so `admit` leases only a route that is right for a
+//! new call (`ejection::plan`).
 
 mod config;
 mod ejection;
@@ -55,20 +57,27 @@ impl Strategy for Failover {
     fn admit(&self, call: &CallInfo, _recent: &Outcomes) -> Admission {
         let now = clock::now();
         let upstreams = call.upstreams();
-        let would = call.upstream().unwrap_or(0);
-        match ejection::reroute(&HostStore, upstreams, would, now) {
-            Some((to, until)) => {
-                log::debug(&format!(
-                    "upstream `{}` is ejected: the attempt goes to `{}`",
-                    upstreams[would as usize], upstreams[to as usize]
-                ));
-                Admission::allow_on(to, self.lease(now, Some(until)))
-            }
-            None => match self.lease(now, None) {
+        let Some(would) = call.upstream().filter(|_| !upstreams.is_empty()) else {
+            // Nothing to route: a plain lease keeps successes free.
+            return match self.lease(now, None) {
                 Some(lease) => Admission::allow_with_lease(lease),
                 None => Admission::allow(),
-            },
+            };
+        };
+        let plan = ejection::plan(&HostStore, upstreams, would, now);
+        if plan.to != would {
+            log::debug(&format!(
+                "upstream `{}` is ejected: the attempt goes to `{}`",
+                upstreams[would as usize], upstreams[plan.to as usize]
+            ));
         }
+        // Routed even when it stays where it was bound: a lease carries
+        // the route to the calls it admits.
+        let lease = plan
+            .leasable
+            .then(|| self.lease(now, plan.until))
+            .flatten();
+        Admission::allow_on(plan.to, lease)
     }
 
     fn on_error(&self, event: &ErrorEvent, _recent: &Outcomes) -> Decision {

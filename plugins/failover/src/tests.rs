@@ -3,7 +3,7 @@
 use mender_guest::testing::MemoryStore;
 
 use crate::config::Config;
-use crate::ejection::{Health, health, next_after, record_failure, reroute};
+use crate::ejection::{Health, Plan, health, next_after, plan, record_failure};
 
 fn config(eject_after: u32) -> Config {
     let mut c: Config = serde_json::from_str("{}").unwrap();
@@ -78,14 +78,29 @@ fn the_next_upstream_skips_the_failed_and_the_ejected() {
 #[test]
 fn an_ejected_upstreams_attempts_go_to_the_first_serving_one_until_it_ends() {
     let (c, s) = (config(1), MemoryStore::new());
-    assert_eq!(reroute(&s, &names(), 0, 0), None, "nothing ejected");
-    record_failure(&c, &s, "primary", 0).unwrap();
-    assert_eq!(reroute(&s, &names(), 0, 5), Some((1, 30_000)));
-    assert_eq!(reroute(&s, &names(), 1, 5), None, "the backup serves");
-    s.advance(30_000);
+    let plan = |would, now| plan(&s, &names(), would, now);
     assert_eq!(
-        reroute(&s, &names(), 0, 30_000),
-        None,
-        "the probe goes to the primary"
+        plan(0, 0),
+        Plan { to: 0, leasable: true, until: None },
+        "nothing ejected"
     );
+    // A retry routed to the backup is not leased: new calls go to the
+    // primary.
+    assert_eq!(plan(1, 0), Plan { to: 1, leasable: false, until: None });
+    record_failure(&c, &s, "primary", 0).unwrap();
+    let ejected = Plan { to: 1, leasable: true, until: Some(30_000) };
+    assert_eq!(plan(0, 5), ejected);
+    assert_eq!(plan(1, 5), ejected, "new calls go to the backup too: leasable");
+    assert_eq!(plan(2, 5), Plan { to: 2, leasable: false, until: Some(30_000) });
+    assert_eq!(plan(0, 30_000).to, 0, "the probe goes to the primary");
+}
+
+#[test]
+fn with_every_upstream_ejected_the_attempt_stays_and_nothing_is_leased() {
+    let (c, s) = (config(1), MemoryStore::new());
+    for name in names() {
+        record_failure(&c, &s, &name, 0).unwrap();
+    }
+    let p = plan(&s, &names(), 1, 1);
+    assert_eq!((p.to, p.leasable), (1, false));
 }
