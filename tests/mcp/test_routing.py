@@ -72,12 +72,13 @@ async def test_a_strategy_routes_calls_off_a_hung_primary_and_back(workdir: Path
 
         with anyio.fail_after(30):
             async with stopped(ready["pid"]):
-                # The plugin routes the retry to the backup.
+                # The plugin routes the retry to the backup. The ejection
+                # starts during this call: no earlier than now.
+                ejected_at = time.monotonic()
                 meta = await write("found-hung")
                 assert meta is not None and meta["served_by"] == "upstream", meta
                 attempts = meta["attempts"]
                 assert [(a["kind"], a["upstream"]) for a in attempts] == [("timeout", "primary")], attempts
-                ejected_at = time.monotonic()
                 assert notes(backup_log) == ["found-hung"]
                 # The primary is ejected: calls go to the backup at once.
                 for i in range(3):

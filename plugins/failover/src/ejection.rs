@@ -145,7 +145,11 @@ pub fn plan(store: &dyn Store, upstreams: &[String], would: u32, now: u64) -> Pl
         _ => None,
     };
     // Where a new call's first attempt should go.
-    let fresh = if until.is_some() { first_serving } else { Some(0) };
+    let fresh = if until.is_some() {
+        first_serving
+    } else {
+        Some(0)
+    };
     let to = to.and_then(|i| u32::try_from(i).ok()).unwrap_or(would);
     Plan {
         to,

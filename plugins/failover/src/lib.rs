@@ -73,10 +73,7 @@ impl Strategy for Failover {
         }
         // Routed even when it stays where it was bound: a lease carries
         // the route to the calls it admits.
-        let lease = plan
-            .leasable
-            .then(|| self.lease(now, plan.until))
-            .flatten();
+        let lease = plan.leasable.then(|| self.lease(now, plan.until)).flatten();
         Admission::allow_on(plan.to, lease)
     }
 

@@ -81,17 +81,43 @@ fn an_ejected_upstreams_attempts_go_to_the_first_serving_one_until_it_ends() {
     let plan = |would, now| plan(&s, &names(), would, now);
     assert_eq!(
         plan(0, 0),
-        Plan { to: 0, leasable: true, until: None },
+        Plan {
+            to: 0,
+            leasable: true,
+            until: None
+        },
         "nothing ejected"
     );
     // A retry routed to the backup is not leased: new calls go to the
     // primary.
-    assert_eq!(plan(1, 0), Plan { to: 1, leasable: false, until: None });
+    assert_eq!(
+        plan(1, 0),
+        Plan {
+            to: 1,
+            leasable: false,
+            until: None
+        }
+    );
     record_failure(&c, &s, "primary", 0).unwrap();
-    let ejected = Plan { to: 1, leasable: true, until: Some(30_000) };
+    let ejected = Plan {
+        to: 1,
+        leasable: true,
+        until: Some(30_000),
+    };
     assert_eq!(plan(0, 5), ejected);
-    assert_eq!(plan(1, 5), ejected, "new calls go to the backup too: leasable");
-    assert_eq!(plan(2, 5), Plan { to: 2, leasable: false, until: Some(30_000) });
+    assert_eq!(
+        plan(1, 5),
+        ejected,
+        "new calls go to the backup too: leasable"
+    );
+    assert_eq!(
+        plan(2, 5),
+        Plan {
+            to: 2,
+            leasable: false,
+            until: Some(30_000)
+        }
+    );
     assert_eq!(plan(0, 30_000).to, 0, "the probe goes to the primary");
 }
 
