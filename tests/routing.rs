@@ -118,3 +118,105 @@ async fn with_nowhere_to_route_the_call_fails_with_the_upstreams_error() {
     assert_eq!(err.kind, mender::ErrorKind::Connect);
     assert_eq!(err.history.len(), 1);
 }
+
+/// A pipeline of the echo fixture alone, which answers `retry-on` the
+/// upstream its `echo-route` tag names, else `fail` with what it saw.
+fn echo_runtime(on_fault: &str) -> Runtime {
+    common::runtime(&format!(
+        r#"
+[plugins.echo]
+path = "{{guests}}/echo-strategy.wasm"
+on-fault = "{on_fault}"
+[services.api]
+strategies = ["echo"]
+"#
+    ))
+}
+
+/// A call whose first `failures` attempts fail with `connect`; the
+/// upstream each attempt was told to use.
+async fn call_failing(
+    rt: &Runtime,
+    spec: CallSpec,
+    failures: usize,
+) -> (
+    Result<Reply<String>, mender::CallError<mender::Failure>>,
+    Vec<Option<u32>>,
+) {
+    let used = std::sync::Mutex::new(Vec::new());
+    let result = rt
+        .call(spec, |attempt| {
+            let mut used = used.lock().unwrap();
+            used.push(attempt.upstream);
+            let fail = used.len() <= failures;
+            async move {
+                if fail {
+                    Err(common::fail(mender::ErrorKind::Connect))
+                } else {
+                    Ok("answered".to_owned())
+                }
+            }
+        })
+        .await;
+    (result, used.into_inner().unwrap())
+}
+
+#[tokio::test]
+async fn a_wasm_plugin_sees_the_upstreams_and_its_route_is_honoured() {
+    let rt = echo_runtime("fail-open");
+    // Routed to `b`: the retry goes there and is answered.
+    let spec = CallSpec::new("api", "op")
+        .idempotent(true)
+        .upstreams(["a", "b"])
+        .tag("echo-route", "1");
+    let (result, used) = call_failing(&rt, spec, 1).await;
+    assert_eq!(result.unwrap().history[0].upstream.as_deref(), Some("a"));
+    assert_eq!(used, [Some(0), Some(1)]);
+    // Not routed: the echo says what `current` told it.
+    let spec = CallSpec::new("api", "op")
+        .idempotent(true)
+        .upstreams(["a", "b"]);
+    let (result, _) = call_failing(&rt, spec, 1).await;
+    let err = result.unwrap_err();
+    let json = &err.reason[err.reason.find('{').expect("echo's JSON")..];
+    let seen: serde_json::Value =
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    assert_eq!(seen["upstreams"], serde_json::json!(["a", "b"]));
+    assert_eq!(seen["upstream"], 0);
+}
+
+#[tokio::test]
+async fn a_wasm_plugins_route_past_the_list_is_its_fault_and_never_drops_the_call() {
+    // Fail-closed: the call fails with the fault, which names the plugin,
+    // the index and the list.
+    let rt = echo_runtime("fail-closed");
+    let spec = CallSpec::new("api", "op")
+        .idempotent(true)
+        .upstreams(["a", "b"])
+        .tag("echo-route", "7");
+    let (result, used) = call_failing(&rt, spec, 1).await;
+    let err = result.unwrap_err();
+    assert_eq!(used, [Some(0)]);
+    let mender::GiveUp::PluginFault(fault) = &err.cause else {
+        panic!("{:?}", err.cause)
+    };
+    assert_eq!(fault.plugin, "echo");
+    for part in ["upstream 7", "[\"a\", \"b\"]"] {
+        assert!(fault.reason.contains(part), "{part}: {}", fault.reason);
+    }
+    // Fail-open: the fault is skipped like any other; the call ends with
+    // the upstream's failure, not a panic or a lost call.
+    let rt = echo_runtime("fail-open");
+    let spec = CallSpec::new("api", "op")
+        .idempotent(true)
+        .upstreams(["a", "b"])
+        .tag("echo-route", "7");
+    let (result, _) = call_failing(&rt, spec, 1).await;
+    let err = result.unwrap_err();
+    assert_eq!(err.kind, mender::ErrorKind::Connect);
+    assert!(
+        matches!(err.cause, mender::GiveUp::NoRetry { .. }),
+        "{:?}",
+        err.cause
+    );
+}
