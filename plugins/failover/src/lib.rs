@@ -66,9 +66,11 @@ impl Strategy for Failover {
         };
         let plan = ejection::plan(&HostStore, upstreams, would, now);
         if plan.to != would {
+            let name = |i: u32| upstreams.get(i as usize).map_or("?", String::as_str);
             log::debug(&format!(
                 "upstream `{}` is ejected: the attempt goes to `{}`",
-                upstreams[would as usize], upstreams[plan.to as usize]
+                name(would),
+                name(plan.to)
             ));
         }
         // Routed even when it stays where it was bound: a lease carries
