@@ -15,12 +15,13 @@ fn scenarios(plugin: &str) -> PathBuf {
     workspace().join("plugins").join(plugin).join("conformance")
 }
 
-const BUNDLED: [&str; 5] = [
+const BUNDLED: [&str; 6] = [
     "exponential-backoff",
     "circuit-breaker",
     "static-fallback",
     "cached-fallback",
     "rate-limiter",
+    "failover",
 ];
 
 #[test]
@@ -237,4 +238,51 @@ fn cli_exit_codes() {
     let (code, _, err) = mender(&["conformance", naive.to_str().unwrap()]);
     assert_eq!(code, 2);
     assert!(err.contains("no --scenarios given"), "{err}");
+}
+
+#[test]
+fn routing_steps_and_expectations_check_where_an_answer_sends_the_attempt() {
+    // The echo fixture answers `retry-on` the upstream its `echo-route`
+    // tag names, in range or not.
+    let subject = Subject::load(common::guest("echo-strategy").to_str().unwrap()).unwrap();
+    let file = ScenarioFile::parse(
+        r#"
+[[scenario]]
+name = "routes, good and bad"
+upstreams = ["a", "b"]
+[[scenario.step]]
+on-error = { kind = "connect", upstream = 1, tags = { echo-route = "0" } }
+expect = { decision = "retry-on", upstream = 0, routed = true }
+[[scenario.step]]
+on-error = { kind = "connect", tags = { echo-route = "5" } }
+expect = { fault = true }
+
+[[scenario]]
+name = "without upstreams a route is a plain retry"
+[[scenario.step]]
+on-error = { kind = "connect", tags = { echo-route = "5" } }
+expect = { decision = "retry", routed = false }
+
+[[scenario]]
+name = "a wrong expectation is reported"
+upstreams = ["a", "b"]
+[[scenario.step]]
+on-error = { kind = "connect", tags = { echo-route = "0" } }
+expect = { upstream = 1 }
+"#,
+        Path::new("routing.toml"),
+    )
+    .unwrap();
+    let report = subject.run(std::slice::from_ref(&file), None);
+    let text = report.to_string();
+    let passed: Vec<bool> = report.results.iter().map(|r| r.outcome.is_ok()).collect();
+    assert_eq!(passed, [true, true, false], "{text}");
+    assert!(
+        text.contains("got:      retry-on upstream 0 after 0ms"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the answer routes to upstream 0, not 1"),
+        "{text}"
+    );
 }

@@ -153,6 +153,11 @@ fn a_dead_primary_fails_over_to_its_backup_and_back() {
 }
 
 #[test]
+fn a_strategy_routes_calls_off_a_hung_primary_and_back() {
+    pytest("test_routing.py");
+}
+
+#[test]
 fn tool_names_prefix_allow_deny_and_collisions() {
     pytest("test_tool_names.py");
 }

@@ -26,6 +26,8 @@ struct Strings {
     operation: OnceCell<String>,
     message: OnceCell<String>,
     tags: OnceCell<Vec<(String, String)>>,
+    upstreams: OnceCell<Vec<String>>,
+    upstream: OnceCell<Option<u32>>,
 }
 
 impl Strings {
@@ -46,6 +48,16 @@ impl Strings {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+    fn upstreams(&self) -> &[String] {
+        self.upstreams.get_or_init(current::upstreams)
+    }
+    fn upstream(&self) -> Option<u32> {
+        *self.upstream.get_or_init(current::upstream)
+    }
+    fn set_upstreams(&mut self, names: Vec<String>, used: Option<u32>) {
+        put(&mut self.upstreams, names);
+        put(&mut self.upstream, used);
     }
 }
 
@@ -123,6 +135,23 @@ impl ErrorEvent {
         self.strings.tag(key)
     }
 
+    /// Routing: the call's upstreams, in the caller's order (a primary,
+    /// then its backups or replicas); empty when it names none.
+    pub fn upstreams(&self) -> &[String] {
+        self.strings.upstreams()
+    }
+    /// Routing: the index into [`upstreams`](Self::upstreams) of the
+    /// upstream the failed attempt used; `None` when the call names none.
+    pub fn upstream(&self) -> Option<u32> {
+        self.strings.upstream()
+    }
+
+    /// This event with its upstreams set, the failed attempt on `used`.
+    pub fn with_upstreams(mut self, names: Vec<String>, used: Option<u32>) -> ErrorEvent {
+        self.strings.set_upstreams(names, used);
+        self
+    }
+
     /// This event with its service set (for tests: off wasm nothing can be
     /// fetched).
     pub fn with_service(mut self, service: impl Into<String>) -> ErrorEvent {
@@ -197,6 +226,21 @@ impl CallInfo {
     /// The value of the first tag named `key`, if the call carries it.
     pub fn tag(&self, key: &str) -> Option<&str> {
         self.strings.tag(key)
+    }
+    /// Routing: the call's upstreams (see [`ErrorEvent::upstreams`]).
+    pub fn upstreams(&self) -> &[String] {
+        self.strings.upstreams()
+    }
+    /// Routing: the index of the upstream this attempt would use unless
+    /// the grant routes it (the first, or a `retry-on`'s choice); `None`
+    /// when the call names none.
+    pub fn upstream(&self) -> Option<u32> {
+        self.strings.upstream()
+    }
+    /// This call with its upstreams set, the attempt bound for `used`.
+    pub fn with_upstreams(mut self, names: Vec<String>, used: Option<u32>) -> CallInfo {
+        self.strings.set_upstreams(names, used);
+        self
     }
 
     /// This call with its service set (for tests).

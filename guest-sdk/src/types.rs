@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
 use crate::bindings::host::types::{
-    Admission, Decision, ErrorKind, FallbackAnswer, Grant, Lease, Rejection,
+    Admission, Decision, ErrorKind, FallbackAnswer, Grant, Lease, Rejection, Route,
 };
 
 impl Admission {
@@ -16,6 +16,7 @@ impl Admission {
         Admission::Allow(Grant {
             attempt_timeout: None,
             lease: None,
+            upstream: None,
         })
     }
 
@@ -25,6 +26,18 @@ impl Admission {
         Admission::Allow(Grant {
             attempt_timeout: None,
             lease: Some(lease),
+            upstream: None,
+        })
+    }
+
+    /// Routing: let the attempt start on `upstream` (an index into
+    /// [`CallInfo::upstreams`](crate::prelude::CallInfo::upstreams)), and,
+    /// with a `lease`, every attempt the lease admits.
+    pub fn allow_on(upstream: u32, lease: Option<Lease>) -> Admission {
+        Admission::Allow(Grant {
+            attempt_timeout: None,
+            lease,
+            upstream: Some(upstream),
         })
     }
 
@@ -42,6 +55,13 @@ impl Decision {
     /// Try again after `delay` milliseconds.
     pub fn retry_after(delay: u64) -> Decision {
         Decision::Retry(delay)
+    }
+
+    /// Routing: try again on `upstream` (an index into
+    /// [`ErrorEvent::upstreams`](crate::prelude::ErrorEvent::upstreams))
+    /// after `delay` milliseconds.
+    pub fn retry_on(upstream: u32, delay: u64) -> Decision {
+        Decision::RetryOn(Route { upstream, delay })
     }
 
     /// Stop and fail the call with `reason`.

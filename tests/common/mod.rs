@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod http_upstream;
 pub mod tools;
 
 use std::collections::VecDeque;

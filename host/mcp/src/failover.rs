@@ -10,6 +10,13 @@
 //! failure again; once that passes the server is tried again, and a
 //! success keeps it. A server between processes (restarting, down) is
 //! passed over until it is ready again: that is the probe.
+//!
+//! A call with backups names the server and its backups as its upstreams
+//! (contract 0.2 routing, `CallSpec::upstreams`), so a strategy may route
+//! an attempt itself: an attempt routed to a backup goes there if that
+//! backup lists the tool ([`routed`]); an attempt on the first upstream
+//! (the default, or routed back to the primary) is placed by the rule
+//! above, which stays the default routing.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -69,6 +76,34 @@ pub(crate) fn target<'a>(
         // No backup can either: the primary's own waiting and errors say
         // why better than a backup's would.
         None => primary,
+    }
+}
+
+/// The server attempt `upstream` (an index into the call's upstreams:
+/// `primary`, then `backups`) of a call to tool `own` goes to: a backup a
+/// strategy routed it to, if that backup lists the tool, else
+/// [`target`]'s choice.
+pub(crate) fn routed<'a>(
+    primary: &'a Arc<Upstream>,
+    backups: &'a [Arc<Upstream>],
+    own: &str,
+    upstream: Option<u32>,
+) -> &'a Arc<Upstream> {
+    let chosen = upstream
+        .and_then(|i| usize::try_from(i).ok()?.checked_sub(1))
+        .and_then(|i| backups.get(i));
+    match chosen {
+        Some(backup) if lists(backup, own) => backup,
+        Some(backup) => {
+            tracing::info!(
+                server = %primary.name(),
+                backup = %backup.name(),
+                tool = %own,
+                "failover: a strategy routed the attempt to a backup that does not list the tool; placed as without routing"
+            );
+            target(primary, backups, own)
+        }
+        None => target(primary, backups, own),
     }
 }
 

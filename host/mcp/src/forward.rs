@@ -100,11 +100,17 @@ pub(crate) async fn call_tool(
 ) -> CallToolResult {
     let name = params.name.to_string();
     let idempotent = tool_is_idempotent(tool, &name, &up.spec.retry_tools);
-    let spec = CallSpec::new(up.spec.service.clone(), format!("tools/call:{name}"))
+    let mut spec = CallSpec::new(up.spec.service.clone(), format!("tools/call:{name}"))
         .idempotent(idempotent)
         .tag("mcp-server", up.name())
         .tag("tool", name.clone())
         .result_key(arguments_key(&name, &params));
+    if !backups.is_empty() {
+        // The server, then its `failover` list: what a strategy may route
+        // an attempt to (contract 0.2).
+        let names = std::iter::once(up.name()).chain(backups.iter().map(|b| b.name()));
+        spec = spec.upstreams(names);
+    }
     let timeout = up.spec.call_timeout;
     up.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let in_flight = InFlight::enter(up);
@@ -115,7 +121,7 @@ pub(crate) async fn call_tool(
             // Called inside the attempt's span: the upstream's span is its child.
             trace::stamp(&mut request, client_trace);
             let caller = caller.clone();
-            let to = super::failover::target(up, backups, &name).clone();
+            let to = super::failover::routed(up, backups, &name, attempt.upstream).clone();
             // With backups, each attempt's end may eject its server for the
             // primary's `eject-for`; without, nothing to record.
             let eject_for = (!backups.is_empty()).then_some(up.spec.eject_for);
@@ -241,6 +247,7 @@ fn attempt_json(a: &AttemptRecord) -> Value {
         "message": a.message,
         "tags": a.tags.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect::<serde_json::Map<_, _>>(),
         "took_ms": millis(a.took),
+        "upstream": a.upstream,
         "step": step,
         "delay_ms": delay,
         "reason": reason,

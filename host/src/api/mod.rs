@@ -8,6 +8,7 @@ pub use credentials::{BoxFuture, CredentialProvider};
 pub use give_up::{GiveUp, PluginFault};
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::failure::ErrorKind;
@@ -22,6 +23,9 @@ pub struct CallSpec {
     pub(crate) deadline: Option<Duration>,
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) result_key: Option<String>,
+    /// Routing: the upstreams an attempt may go to, first the default.
+    /// Shared, so each hook that reads them costs no copy.
+    pub(crate) upstreams: Option<Arc<[String]>>,
 }
 
 impl CallSpec {
@@ -38,6 +42,7 @@ impl CallSpec {
             deadline: None,
             attempt_timeout: None,
             result_key: None,
+            upstreams: None,
         }
     }
 
@@ -77,6 +82,27 @@ impl CallSpec {
         self
     }
 
+    /// Routing: the upstreams this call may use (replicas, or a primary
+    /// and its backups), the first being where attempts go unless a
+    /// strategy routes them elsewhere (contract 0.2's `retry-on`, or a
+    /// grant's `upstream`). Each attempt is told which one it must use
+    /// ([`Attempt::upstream`], an index into this list), and the history
+    /// records it ([`AttemptRecord::upstream`]). An empty list is none.
+    pub fn upstreams<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let names: Vec<String> = names.into_iter().map(Into::into).collect();
+        self.upstreams = (!names.is_empty()).then(|| Arc::from(names));
+        self
+    }
+
+    /// The upstreams given by [`upstreams`](Self::upstreams) (empty: none).
+    pub fn upstream_names(&self) -> &[String] {
+        self.upstreams.as_deref().unwrap_or_default()
+    }
+
     /// The service.
     pub fn service(&self) -> &str {
         &self.service
@@ -95,6 +121,10 @@ pub struct Attempt {
     pub number: u32,
     /// When the host will cancel this attempt, if it will.
     pub timeout: Option<Duration>,
+    /// Routing: which of the call's upstreams this attempt must use, as
+    /// an index into [`CallSpec::upstreams`] (0 unless a strategy routed
+    /// it); `None` when the call names no upstreams.
+    pub upstream: Option<u32>,
 }
 
 /// A call's result type: how mender records it (for cached fallbacks) and
@@ -195,6 +225,9 @@ pub struct AttemptRecord {
     pub message: String,
     /// HTTP status or JSON-RPC code, if any.
     pub status: Option<i32>,
+    /// Routing: the upstream the attempt used (a name from
+    /// [`CallSpec::upstreams`]); `None` when the call names none.
+    pub upstream: Option<String>,
     /// The failure's own tags (`session-expired`, …; not the call's),
     /// redacted.
     pub tags: Vec<(String, String)>,

@@ -20,10 +20,19 @@ use crate::plugin::bindings::wit;
 /// not hold a call forever, even without a deadline.
 const MAX_ADMISSION_WAITS: u32 = 16;
 
+/// Where [`CallState::admit`] goes on from [`CallState::admit_leased`]:
+/// the first strategy whose lease did not hold, and the timeout and
+/// upstream the leases before it granted.
+pub(super) type Resume = (usize, Option<Duration>, Option<u32>);
+
 /// Whether an attempt may start.
 pub(super) enum Gate {
-    /// The strategies let it start, with this timeout if a grant set one.
-    Open { timeout: Option<Duration> },
+    /// The strategies let it start, with this timeout if a grant set one,
+    /// on this upstream if a grant routed it (contract 0.2).
+    Open {
+        timeout: Option<Duration>,
+        upstream: Option<u32>,
+    },
     /// Do not start: this is why.
     Closed(Failure),
 }
@@ -92,8 +101,9 @@ impl CallState<'_> {
     pub(super) fn admit_leased(
         &self,
         at: Instant,
-    ) -> Result<Option<Duration>, (usize, Option<Duration>)> {
+    ) -> Result<(Option<Duration>, Option<u32>), Resume> {
         let mut timeout = None;
+        let mut upstream = None;
         let now = self.cx.host.ms_at(at);
         for (i, slot) in self.cx.pipeline.strategies.iter().enumerate() {
             if !slot.admits() {
@@ -103,22 +113,23 @@ impl CallState<'_> {
                 Some(leased) => {
                     metrics::lease_used(&self.cx.pipeline.service, slot);
                     timeout = min_opt(timeout, leased.timeout);
+                    upstream = upstream.or(leased.upstream);
                 }
-                None => return Err((i, timeout)),
+                None => return Err((i, timeout, upstream)),
             }
         }
-        Ok(timeout)
+        Ok((timeout, upstream))
     }
 
     /// Asks every admitting strategy from the `from`th on, in order,
-    /// whether attempt `number` may start; `timeout` is what the leases
-    /// before it granted ([`Self::admit_leased`]). Leases still answer
-    /// without a Wasm call.
+    /// whether attempt `number` may start; `timeout` and `upstream` are
+    /// what the leases before it granted ([`Self::admit_leased`]). Leases
+    /// still answer without a Wasm call. The first grant (in pipeline
+    /// order) that routes the attempt decides its upstream.
     pub(super) async fn admit(
         &self,
         number: u32,
-        from: usize,
-        mut timeout: Option<Duration>,
+        (from, mut timeout, mut upstream): Resume,
     ) -> Gate {
         let mut call: Option<wit::CallInfo> = None;
         let strategies = self.cx.pipeline.strategies.iter().skip(from);
@@ -129,6 +140,7 @@ impl CallState<'_> {
                 if let Some(leased) = slot.lease.try_admit(now) {
                     metrics::lease_used(&self.cx.pipeline.service, slot);
                     timeout = min_opt(timeout, leased.timeout);
+                    upstream = upstream.or(leased.upstream);
                     break;
                 }
                 let call = call.get_or_insert_with(|| wit::CallInfo {
@@ -141,7 +153,11 @@ impl CallState<'_> {
                     tags: self.tags(&[]),
                 });
                 let recent = slot.cursor.take(&self.cx.pipeline.stats, &slot.lease);
-                let detail = slot.take_detail(&self.cx.pipeline.stats, now, self.cx.host.origin_ms);
+                let mut detail =
+                    slot.take_detail(&self.cx.pipeline.stats, now, self.cx.host.origin_ms);
+                // What the attempt would use unless a grant routes it.
+                let would = self.spec.upstreams.as_ref().map(|_| self.route);
+                detail.upstreams = self.upstreams(upstream.or(would));
                 let by = slot.plugin.name();
                 let began = std::time::Instant::now();
                 let admission = slot
@@ -157,30 +173,34 @@ impl CallState<'_> {
                     .await;
                 let service = &self.cx.pipeline.service;
                 metrics::hook_took(service, by, "admit", began.elapsed());
+                let admission = admission
+                    .and_then(|r| self.check_route(by, "the attempt", r))
+                    .map(|r| (r.answer, r.upstream));
                 let decided = match &admission {
-                    Ok(wit::Admission::Allow(_)) => "allow",
-                    Ok(wit::Admission::Reject(_)) => "reject",
-                    Ok(wit::Admission::Wait(_)) => "wait",
+                    Ok((wit::Admission::Allow(_), _)) => "allow",
+                    Ok((wit::Admission::Reject(_), _)) => "reject",
+                    Ok((wit::Admission::Wait(_), _)) => "wait",
                     Err(_) => "fault",
                 };
                 metrics::decision(&self.cx.pipeline.service, by, decided);
                 match admission {
-                    Ok(wit::Admission::Allow(grant)) => {
+                    Ok((wit::Admission::Allow(grant), routed)) => {
                         if grant.lease.as_ref().is_some_and(|l| l.ttl > 0) {
                             metrics::lease_granted(service, by);
                         }
-                        slot.lease.grant(&grant, now);
+                        slot.lease.grant(&grant, routed, now);
+                        upstream = upstream.or(routed);
                         timeout =
                             min_opt(timeout, grant.attempt_timeout.map(Duration::from_millis));
                         break;
                     }
-                    Ok(wit::Admission::Reject(r)) => {
+                    Ok((wit::Admission::Reject(r), _)) => {
                         let mut f = Failure::new(ErrorKind::Rejected, r.reason)
                             .with_tag("rejected-by", &**by);
                         f.retry_after = r.retry_after.map(Duration::from_millis);
                         return Gate::Closed(f);
                     }
-                    Ok(wit::Admission::Wait(ms)) => {
+                    Ok((wit::Admission::Wait(ms), _)) => {
                         let wait =
                             Duration::from_millis(ms).min(self.cx.pipeline.guardrails.max_delay);
                         waits += 1;
@@ -206,6 +226,6 @@ impl CallState<'_> {
                 }
             }
         }
-        Gate::Open { timeout }
+        Gate::Open { timeout, upstream }
     }
 }

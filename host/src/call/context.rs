@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::activity::{Activity, RecentDecision};
 use super::metrics::Outcome;
 use super::min_opt;
+use crate::api::PluginFault;
 use crate::api::{AttemptRecord, CallSpec, CredentialProvider, Payload, Reply, ServedBy, Step};
 use crate::failure::ErrorKind;
 use crate::host::HostShared;
@@ -19,7 +20,7 @@ use crate::host::results::ResultStore;
 use crate::pipeline::Pipeline;
 use crate::pipeline::retry_budget::RetryBudgets;
 use crate::pipeline::window::Ended;
-use crate::plugin::bindings::wit;
+use crate::plugin::bindings::{Routed, Upstreams, wit};
 use crate::redact::Redactor;
 
 /// The runtime's parts one call uses.
@@ -53,6 +54,13 @@ pub(crate) struct CallState<'a> {
     /// The operation, redacted once, when first needed (an event, a
     /// decision, an enabled span): see [`CallState::operation`].
     pub(super) redacted_operation: OnceLock<String>,
+    /// Routing: the call's upstreams as plugins and the history see them:
+    /// redacted, once per call, when first needed (see
+    /// [`CallState::upstream_names`]).
+    pub(super) redacted_upstreams: OnceLock<Option<Arc<[String]>>>,
+    /// Routing: the upstream the next attempt goes to unless its grant
+    /// says otherwise: the last attempt's, or a `retry-on`'s choice.
+    pub(super) route: u32,
 }
 
 impl<'a> CallState<'a> {
@@ -78,9 +86,66 @@ impl<'a> CallState<'a> {
             history: Vec::new(),
             refreshes: 0,
             redacted_operation: OnceLock::new(),
+            redacted_upstreams: OnceLock::new(),
+            route: 0,
         };
         call.trace_start();
         call
+    }
+
+    /// Routing: the upstream an attempt uses: the one its admission
+    /// `granted`, else [`route`](Self::route); `None` when the call names
+    /// no upstreams. A leased grant's index past this call's list (a
+    /// lease is per service, the list per call) is passed over.
+    pub(super) fn upstream_for(&mut self, granted: Option<u32>) -> Option<u32> {
+        let count = self.spec.upstreams.as_deref()?.len();
+        let fits = |i: &u32| usize::try_from(*i).is_ok_and(|i| i < count);
+        if let Some(i) = granted.filter(fits) {
+            self.route = i;
+        }
+        Some(self.route)
+    }
+
+    /// Routing: the call's upstreams, and `used`, for a hook.
+    pub(super) fn upstreams(&self, used: Option<u32>) -> Upstreams {
+        Upstreams {
+            names: self.upstream_names().cloned(),
+            used,
+        }
+    }
+
+    /// Routing: the call's upstreams, redacted (a URL may carry a key).
+    /// The caller's list itself when nothing in it is secret, as usual.
+    pub(super) fn upstream_names(&self) -> Option<&Arc<[String]>> {
+        self.redacted_upstreams
+            .get_or_init(|| {
+                let names = self.spec.upstreams.as_ref()?;
+                let redacted: Vec<String> =
+                    names.iter().map(|n| self.cx.redactor.redact(n)).collect();
+                Some(if redacted[..] == names[..] {
+                    names.clone()
+                } else {
+                    redacted.into()
+                })
+            })
+            .as_ref()
+    }
+
+    /// Routing: holds a strategy's answer against the call's upstreams
+    /// ([`Upstreams::hold`]); a bad index is `by`'s fault.
+    pub(super) fn check_route<T>(
+        &self,
+        by: &str,
+        what: &str,
+        routed: Routed<T>,
+    ) -> Result<Routed<T>, PluginFault> {
+        self.upstreams(None)
+            .hold(what, routed)
+            .map_err(|reason| PluginFault {
+                plugin: by.to_owned(),
+                reason,
+                cut_off: false,
+            })
     }
 
     pub(super) fn deadline_left(&self) -> Option<Duration> {
@@ -232,8 +297,8 @@ impl<'a> CallState<'a> {
         span: &tracing::Span,
         event: &wit::ErrorEvent,
         number: u32,
-        began: Instant,
-        took: Duration,
+        upstream: Option<u32>,
+        (began, took): (Instant, Duration),
         step: Step,
     ) {
         let kind = ErrorKind::from(event.kind);
@@ -257,6 +322,10 @@ impl<'a> CallState<'a> {
             kind,
             message: event.message.clone(),
             status: event.status,
+            upstream: upstream.and_then(|i| {
+                let names = self.upstream_names()?;
+                names.get(usize::try_from(i).ok()?).cloned()
+            }),
             tags: own_tags.to_vec(),
             step,
         });

@@ -10,13 +10,15 @@ use crate::api::{GiveUp, Step};
 use crate::config::OnFault;
 use crate::failure::{ErrorKind, Failure};
 use crate::host::clock::duration_ms;
-use crate::plugin::bindings::wit;
+use crate::plugin::bindings::{Routed, wit};
 
 /// What the strategies decided about a failed attempt.
 pub(super) enum Verdict {
     Retry {
         by: Arc<str>,
         delay: Duration,
+        /// Routing: the upstream a `retry-on` sends the retry to.
+        upstream: Option<u32>,
     },
     Refresh {
         by: Arc<str>,
@@ -47,6 +49,7 @@ impl CallState<'_> {
     pub(super) async fn on_failure(
         &self,
         number: u32,
+        upstream: Option<u32>,
         failure: Failure,
     ) -> (wit::ErrorEvent, Verdict) {
         let p = &self.cx.pipeline;
@@ -74,16 +77,18 @@ impl CallState<'_> {
             kind = %failure.kind, status = ?event.status, error = %event.message,
             "attempt failed"
         );
-        let verdict = self.decide(&event).await;
+        let verdict = self.decide(&event, upstream).await;
         (event, verdict)
     }
 
-    /// Strategies in order until one answers other than `pass`.
-    async fn decide(&self, event: &wit::ErrorEvent) -> Verdict {
+    /// Strategies in order until one answers other than `pass`; `upstream`
+    /// is the one the failed attempt used.
+    async fn decide(&self, event: &wit::ErrorEvent, upstream: Option<u32>) -> Verdict {
         let p = &self.cx.pipeline;
         for slot in p.strategies.iter().filter(|s| s.decides()) {
             let recent = slot.cursor.take(&p.stats, &slot.lease);
-            let detail = slot.take_detail(&p.stats, self.now_ms(), self.cx.host.origin_ms);
+            let mut detail = slot.take_detail(&p.stats, self.now_ms(), self.cx.host.origin_ms);
+            detail.upstreams = self.upstreams(upstream);
             let by = slot.plugin.name().clone();
             let began = std::time::Instant::now();
             let answered = slot
@@ -92,7 +97,11 @@ impl CallState<'_> {
                 .on_error(self.deadline_left(), &p.service, event, &recent, &detail)
                 .await;
             metrics::hook_took(&p.service, &by, "on-error", began.elapsed());
-            let decision = match answered {
+            let answered = answered.and_then(|r| self.check_route(&by, "the retry", r));
+            let Routed {
+                answer: decision,
+                upstream: route,
+            } = match answered {
                 Ok(d) => d,
                 Err(fault) => {
                     metrics::decision(&p.service, &by, "fault");
@@ -109,6 +118,7 @@ impl CallState<'_> {
                 wit::Decision::Retry(ms) => Verdict::Retry {
                     by,
                     delay: Duration::from_millis(ms),
+                    upstream: route,
                 },
                 wit::Decision::Fallback(answer) => Verdict::Fallback { by, answer },
                 wit::Decision::Fail(reason) => Verdict::Fail(GiveUp::Strategy {
@@ -130,14 +140,23 @@ impl CallState<'_> {
     /// refreshes credentials when that is what was decided.
     pub(super) async fn guard(&mut self, number: u32, verdict: Verdict) -> Next {
         match verdict {
-            Verdict::Retry { by, delay } => match self.check_retry(number, delay) {
-                Ok(delay) => Next::Again {
-                    step: Step::Retry {
-                        by: by.to_string(),
-                        delay,
-                    },
-                    wait: delay,
-                },
+            Verdict::Retry {
+                by,
+                delay,
+                upstream,
+            } => match self.check_retry(number, delay) {
+                Ok(delay) => {
+                    if let Some(i) = upstream {
+                        self.route = i;
+                    }
+                    Next::Again {
+                        step: Step::Retry {
+                            by: by.to_string(),
+                            delay,
+                        },
+                        wait: delay,
+                    }
+                }
                 Err(refusal) => Next::GiveUp(GiveUp::RetryRefused {
                     plugin: by.to_string(),
                     refusal,

@@ -80,31 +80,40 @@ where
         // path, boxed so that its state does not make every call's
         // future (moved on each poll's way in) larger.
         let gate = match call.admit_leased(now) {
-            Ok(timeout) => Gate::Open { timeout },
-            Err((from, timeout)) => {
-                let gate = Box::pin(call.admit(number, from, timeout));
+            Ok((timeout, upstream)) => Gate::Open { timeout, upstream },
+            Err(from) => {
+                let gate = Box::pin(call.admit(number, from));
                 let gate = gate.instrument(span.clone()).await;
                 now = Instant::now();
                 gate
             }
         };
-        let admitted = match gate {
-            Gate::Open { timeout } => match call.try_bulkhead(timeout) {
-                Some(admitted) => Ok(admitted),
+        let (admitted, granted) = match gate {
+            Gate::Open { timeout, upstream } => match call.try_bulkhead(timeout) {
+                Some(admitted) => (Ok(admitted), upstream),
                 None => {
                     let queued = Box::pin(call.queue_for_bulkhead(timeout));
                     let admitted = queued.instrument(span.clone()).await;
                     now = Instant::now();
-                    admitted
+                    (admitted, upstream)
                 }
             },
-            Gate::Closed(failure) => Err(failure),
+            Gate::Closed(failure) => (Err(failure), None),
         };
+        // Routing: which of the call's upstreams this attempt uses (`None`
+        // when it names none, at no cost).
+        let upstream = call.upstream_for(granted);
         let (failure, last_error, began, took) = match admitted {
             Ok(Admitted { timeout, slot }) => {
                 let began = now;
                 let timeout = call.attempt_timeout(timeout, began);
-                let fut = span.in_scope(|| attempt(Attempt { number, timeout }));
+                let fut = span.in_scope(|| {
+                    attempt(Attempt {
+                        number,
+                        timeout,
+                        upstream,
+                    })
+                });
                 let result = within(began, timeout, fut).instrument(span.clone()).await;
                 let ended = Instant::now();
                 let took = ended.saturating_duration_since(began);
@@ -124,7 +133,7 @@ where
         };
 
         // 4: decide.
-        let (event, verdict) = Box::pin(call.on_failure(number, failure))
+        let (event, verdict) = Box::pin(call.on_failure(number, upstream, failure))
             .instrument(span.clone())
             .await;
 
@@ -132,7 +141,7 @@ where
         let next = Box::pin(call.guard(number, verdict));
         match next.instrument(span.clone()).await {
             Next::Again { step, wait } => {
-                call.push(&span, &event, number, began, took, step);
+                call.push(&span, &event, number, upstream, (began, took), step);
                 drop(span);
                 if !wait.is_zero() {
                     let wait = tokio::time::sleep(wait);
@@ -143,7 +152,7 @@ where
             }
             Next::Fallback { by, answer } => {
                 let step = Step::Fallback { by: by.to_string() };
-                call.push(&span, &event, number, began, took, step);
+                call.push(&span, &event, number, upstream, (began, took), step);
                 drop(span);
                 let _in_call = call.span.clone().entered();
                 return call.answer_with(&by, answer, &event, last_error);
@@ -153,7 +162,7 @@ where
                     reason: cause.to_string(),
                     cause: cause.clone(),
                 };
-                call.push(&span, &event, number, began, took, step);
+                call.push(&span, &event, number, upstream, (began, took), step);
                 drop(span);
                 let span = call.span.clone();
                 let give_up = Box::pin(call.give_up(cause, &event, last_error));

@@ -17,7 +17,7 @@ use crate::host::results::ResultStore;
 use crate::host::state::MemoryState;
 use crate::pipeline::retry_budget::RetryBudgets;
 use crate::pipeline::{Fallback, Pipeline, Strategy};
-use crate::plugin::bindings::wit;
+use crate::plugin::bindings::{Routed, Upstreams, wit};
 use crate::redact::Redactor;
 
 /// A strategy that answers from a script, and remembers what it saw.
@@ -25,13 +25,20 @@ struct Scripted {
     name: Arc<str>,
     hooks: wit::Hooks,
     on_fault: OnFault,
-    admissions: Mutex<VecDeque<Result<wit::Admission, PluginFault>>>,
-    decisions: Mutex<VecDeque<Result<wit::Decision, PluginFault>>>,
+    admissions: Mutex<VecDeque<Result<Routed<wit::Admission>, PluginFault>>>,
+    decisions: Mutex<VecDeque<Result<Routed<wit::Decision>, PluginFault>>>,
     seen: Mutex<Vec<wit::ErrorEvent>>,
+    /// Routing: the upstreams each hook call was told of.
+    upstreams_seen: Mutex<Vec<Upstreams>>,
 }
 
 impl Scripted {
     fn deciding(name: &str, decisions: Vec<wit::Decision>) -> Arc<Scripted> {
+        Scripted::routing(name, decisions.into_iter().map(Routed::from).collect())
+    }
+
+    /// Answers `decisions`, `retry-on`s among them.
+    fn routing(name: &str, decisions: Vec<Routed<wit::Decision>>) -> Arc<Scripted> {
         Arc::new(Scripted {
             name: name.into(),
             hooks: wit::Hooks::ON_ERROR,
@@ -39,6 +46,7 @@ impl Scripted {
             admissions: Mutex::default(),
             decisions: Mutex::new(decisions.into_iter().map(Ok).collect()),
             seen: Mutex::default(),
+            upstreams_seen: Mutex::default(),
         })
     }
 
@@ -55,10 +63,16 @@ impl Scripted {
             admissions: Mutex::default(),
             decisions: Mutex::new(VecDeque::from([Err(fault)])),
             seen: Mutex::default(),
+            upstreams_seen: Mutex::default(),
         })
     }
 
     fn admitting(name: &str, admissions: Vec<wit::Admission>) -> Arc<Scripted> {
+        Scripted::granting(name, admissions.into_iter().map(Routed::from).collect())
+    }
+
+    /// Admits with `admissions`, grants that route among them.
+    fn granting(name: &str, admissions: Vec<Routed<wit::Admission>>) -> Arc<Scripted> {
         Arc::new(Scripted {
             name: name.into(),
             hooks: wit::Hooks::ADMIT,
@@ -66,6 +80,7 @@ impl Scripted {
             admissions: Mutex::new(admissions.into_iter().map(Ok).collect()),
             decisions: Mutex::default(),
             seen: Mutex::default(),
+            upstreams_seen: Mutex::default(),
         })
     }
 }
@@ -86,15 +101,20 @@ impl Strategy for Scripted {
         _: &'a Arc<str>,
         _: &'a wit::CallInfo,
         _: &'a wit::Outcomes,
-        _: &'a crate::plugin::current::RecentDetail,
-    ) -> BoxFuture<'a, Result<wit::Admission, PluginFault>> {
+        detail: &'a crate::plugin::current::RecentDetail,
+    ) -> BoxFuture<'a, Result<Routed<wit::Admission>, PluginFault>> {
+        self.upstreams_seen
+            .lock()
+            .unwrap()
+            .push(detail.upstreams.clone());
         let next = self.admissions.lock().unwrap().pop_front();
-        Box::pin(std::future::ready(next.unwrap_or(Ok(
-            wit::Admission::Allow(wit::Grant {
+        Box::pin(std::future::ready(
+            next.unwrap_or(Ok(wit::Admission::Allow(wit::Grant {
                 attempt_timeout: None,
                 lease: None,
-            }),
-        ))))
+            })
+            .into())),
+        ))
     }
     fn on_error<'a>(
         self: Arc<Self>,
@@ -102,11 +122,17 @@ impl Strategy for Scripted {
         _: &'a Arc<str>,
         event: &'a wit::ErrorEvent,
         _: &'a wit::Outcomes,
-        _: &'a crate::plugin::current::RecentDetail,
-    ) -> BoxFuture<'a, Result<wit::Decision, PluginFault>> {
+        detail: &'a crate::plugin::current::RecentDetail,
+    ) -> BoxFuture<'a, Result<Routed<wit::Decision>, PluginFault>> {
         self.seen.lock().unwrap().push(event.clone());
+        self.upstreams_seen
+            .lock()
+            .unwrap()
+            .push(detail.upstreams.clone());
         let next = self.decisions.lock().unwrap().pop_front();
-        Box::pin(std::future::ready(next.unwrap_or(Ok(wit::Decision::Pass))))
+        Box::pin(std::future::ready(
+            next.unwrap_or(Ok(wit::Decision::Pass.into())),
+        ))
     }
 }
 
@@ -554,4 +580,175 @@ async fn plugins_and_history_see_messages_redacted() {
     let err = result.unwrap_err();
     assert!(!backoff.seen.lock().unwrap()[0].message.contains("hunter2"));
     assert!(!err.history[0].message.contains("hunter2"));
+}
+
+// Routing (contract 0.2): `retry-on` and a grant's `upstream`.
+
+fn retry_on(upstream: u32, delay: u64) -> Routed<wit::Decision> {
+    Routed {
+        answer: wit::Decision::Retry(delay),
+        upstream: Some(upstream),
+    }
+}
+
+fn primary_backup() -> CallSpec {
+    read().upstreams(["primary", "backup"])
+}
+
+/// A call whose attempts fail with `failures` in turn, then succeed; and
+/// the upstream each attempt was told to use.
+async fn call_routed(
+    host: &Host,
+    pipeline: &Arc<Pipeline>,
+    spec: CallSpec,
+    failures: Vec<Failure>,
+) -> (Result<Reply<String>, CallError<Failure>>, Vec<Option<u32>>) {
+    let failures = Mutex::new(VecDeque::from(failures));
+    let used = Mutex::new(Vec::new());
+    let result = run(host.context(pipeline), &spec, |attempt| {
+        used.lock().unwrap().push(attempt.upstream);
+        let next = failures.lock().unwrap().pop_front();
+        async move { next.map_or_else(|| Ok("fresh".to_owned()), Err) }
+    })
+    .await;
+    (result, used.into_inner().unwrap())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_on_sends_the_next_attempt_to_that_upstream() {
+    let host = Host::new();
+    let router = Scripted::routing("router", vec![retry_on(1, 5)]);
+    let p = pipeline(Guardrails::default(), vec![router.clone()], vec![]);
+    let (result, used) = call_routed(&host, &p, primary_backup(), vec![connect()]).await;
+    let reply = result.unwrap();
+    assert_eq!(used, [Some(0), Some(1)], "primary first, then the route");
+    assert_eq!(reply.history.len(), 1);
+    assert_eq!(reply.history[0].upstream.as_deref(), Some("primary"));
+    assert!(
+        matches!(reply.history[0].step, Step::Retry { delay, .. } if delay == Duration::from_millis(5))
+    );
+    // The strategy was told the list and which upstream failed.
+    let seen = router.upstreams_seen.lock().unwrap();
+    assert_eq!(
+        seen[0].names.as_deref(),
+        Some(&["primary".to_owned(), "backup".to_owned()][..])
+    );
+    assert_eq!(seen[0].used, Some(0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_plain_retry_after_a_route_stays_on_the_routed_upstream() {
+    let host = Host::new();
+    let router = Scripted::routing(
+        "router",
+        vec![retry_on(1, 0), wit::Decision::Retry(1).into()],
+    );
+    let p = pipeline(Guardrails::default(), vec![router.clone()], vec![]);
+    let (result, used) = call_routed(&host, &p, primary_backup(), vec![connect(), connect()]).await;
+    let reply = result.unwrap();
+    assert_eq!(used, [Some(0), Some(1), Some(1)]);
+    let upstreams: Vec<_> = reply
+        .history
+        .iter()
+        .map(|r| r.upstream.as_deref())
+        .collect();
+    assert_eq!(upstreams, [Some("primary"), Some("backup")]);
+    assert_eq!(router.upstreams_seen.lock().unwrap()[1].used, Some(1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_route_past_the_list_is_a_fault_and_the_call_still_ends_well() {
+    let host = Host::new();
+    // Fail-open: the bad route is skipped like any fault, the next
+    // strategy decides, and the call is answered.
+    let router = Scripted::routing("router", vec![retry_on(5, 0)]);
+    let backoff = Scripted::deciding("backoff", vec![wit::Decision::Retry(1)]);
+    let p = pipeline(Guardrails::default(), vec![router, backoff.clone()], vec![]);
+    let (result, used) = call_routed(&host, &p, primary_backup(), vec![connect()]).await;
+    assert_eq!(result.unwrap().value, "fresh");
+    assert_eq!(used, [Some(0), Some(0)], "the bad route went nowhere");
+    assert_eq!(
+        backoff.seen.lock().unwrap().len(),
+        1,
+        "the next strategy decided"
+    );
+
+    // Fail-closed: the call fails with the fault, which names the plugin,
+    // the index and the list.
+    let router = Arc::new(Scripted {
+        on_fault: OnFault::FailClosed,
+        ..Arc::into_inner(Scripted::routing("router", vec![retry_on(5, 0)])).unwrap()
+    });
+    let p = pipeline(Guardrails::default(), vec![router], vec![]);
+    let (result, used) = call_routed(&host, &p, primary_backup(), vec![connect()]).await;
+    let err = result.unwrap_err();
+    assert_eq!(used, [Some(0)]);
+    let GiveUp::PluginFault(fault) = &err.cause else {
+        panic!("{:?}", err.cause)
+    };
+    assert_eq!(fault.plugin, "router");
+    for part in ["upstream 5", "\"primary\"", "\"backup\""] {
+        assert!(fault.reason.contains(part), "{part}: {}", fault.reason);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_grant_routes_the_attempt_it_admits() {
+    let host = Host::new();
+    let allow = |upstream| Routed {
+        answer: wit::Admission::Allow(wit::Grant {
+            attempt_timeout: None,
+            lease: None,
+        }),
+        upstream,
+    };
+    // Attempt 1 to the backup (the grant); attempt 2 routed nowhere by
+    // its grant, so it stays where attempt 1 went.
+    let ejector = Scripted::granting("ejector", vec![allow(Some(1)), allow(None)]);
+    let backoff = Scripted::deciding("backoff", vec![wit::Decision::Retry(1)]);
+    let p = pipeline(
+        Guardrails::default(),
+        vec![ejector.clone(), backoff],
+        vec![],
+    );
+    let (result, used) = call_routed(&host, &p, primary_backup(), vec![connect()]).await;
+    result.unwrap();
+    assert_eq!(used, [Some(1), Some(1)]);
+    let seen = ejector.upstreams_seen.lock().unwrap();
+    assert_eq!(
+        seen[0].used,
+        Some(0),
+        "admit is told where the attempt would go"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_upstreams_a_route_is_a_plain_retry() {
+    let host = Host::new();
+    let router = Scripted::routing("router", vec![retry_on(3, 0)]);
+    let p = pipeline(Guardrails::default(), vec![router.clone()], vec![]);
+    let (result, used) = call_routed(&host, &p, read(), vec![connect()]).await;
+    let reply = result.unwrap();
+    assert_eq!(used, [None, None]);
+    assert_eq!(reply.history[0].upstream, None);
+    assert_eq!(
+        router.upstreams_seen.lock().unwrap()[0],
+        Upstreams::default()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn plugins_and_history_see_upstream_names_redacted() {
+    let host = Host::new();
+    let router = Scripted::routing("router", vec![retry_on(1, 0)]);
+    let p = pipeline(Guardrails::default(), vec![router.clone()], vec![]);
+    let spec = read().upstreams(["https://a/?key=hunter2-secret", "https://b/"]);
+    let (result, _) = call_routed(&host, &p, spec, vec![connect()]).await;
+    let reply = result.unwrap();
+    let recorded = reply.history[0].upstream.as_deref().unwrap();
+    assert!(!recorded.contains("hunter2"), "{recorded}");
+    let seen = router.upstreams_seen.lock().unwrap();
+    let names = seen[0].names.as_deref().unwrap();
+    assert!(!names[0].contains("hunter2"), "{names:?}");
+    assert_eq!(names[1], "https://b/");
 }

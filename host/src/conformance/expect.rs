@@ -10,13 +10,13 @@ use crate::plugin::bindings::wit;
 pub(crate) enum Observed {
     /// The step has no answer (clock, outcome counting).
     Nothing,
-    /// `on-error` answered.
-    Decision(wit::Decision),
-    /// `admit` answered.
-    Admission(wit::Admission),
-    /// A lease from an earlier `allow` admitted the attempt; the plugin was
-    /// not called.
-    Leased,
+    /// `on-error` answered; with the upstream a `retry-on` routes to.
+    Decision(wit::Decision, Option<u32>),
+    /// `admit` answered; with the upstream an `allow` routes to.
+    Admission(wit::Admission, Option<u32>),
+    /// A lease from an earlier `allow` admitted the attempt (on the
+    /// upstream its grant routed to); the plugin was not called.
+    Leased(Option<u32>),
     /// `serve` answered.
     Served(Option<wit::FallbackAnswer>),
     /// The plugin does not declare this hook, so the host never calls it
@@ -32,19 +32,20 @@ impl Observed {
     /// The answer's name, as scenario files spell it.
     fn name(&self) -> Option<&'static str> {
         Some(match self {
-            Observed::Decision(d) => match d {
+            Observed::Decision(d, route) => match d {
                 wit::Decision::Pass => "pass",
+                wit::Decision::Retry(_) if route.is_some() => "retry-on",
                 wit::Decision::Retry(_) => "retry",
                 wit::Decision::Fallback(_) => "fallback",
                 wit::Decision::Fail(_) => "fail",
                 wit::Decision::RefreshCredentials => "refresh-credentials",
             },
-            Observed::Admission(a) => match a {
+            Observed::Admission(a, _) => match a {
                 wit::Admission::Allow(_) => "allow",
                 wit::Admission::Reject(_) => "reject",
                 wit::Admission::Wait(_) => "wait",
             },
-            Observed::Leased => "allow",
+            Observed::Leased(_) => "allow",
             Observed::Skipped("on-error") => "pass",
             Observed::Skipped(_) => "allow",
             _ => return None,
@@ -53,23 +54,34 @@ impl Observed {
 
     fn delay(&self) -> Option<u64> {
         match self {
-            Observed::Decision(wit::Decision::Retry(ms))
-            | Observed::Admission(wit::Admission::Wait(ms)) => Some(*ms),
+            Observed::Decision(wit::Decision::Retry(ms), _)
+            | Observed::Admission(wit::Admission::Wait(ms), _) => Some(*ms),
             _ => None,
         }
     }
 
     fn reason(&self) -> Option<&str> {
         match self {
-            Observed::Decision(wit::Decision::Fail(r)) => Some(r),
-            Observed::Admission(wit::Admission::Reject(r)) => Some(&r.reason),
+            Observed::Decision(wit::Decision::Fail(r), _) => Some(r),
+            Observed::Admission(wit::Admission::Reject(r), _) => Some(&r.reason),
             _ => None,
         }
     }
 
     fn answer(&self) -> Option<&wit::FallbackAnswer> {
         match self {
-            Observed::Decision(wit::Decision::Fallback(a)) | Observed::Served(Some(a)) => Some(a),
+            Observed::Decision(wit::Decision::Fallback(a), _) | Observed::Served(Some(a)) => {
+                Some(a)
+            }
+            _ => None,
+        }
+    }
+
+    /// Routing: the upstream a `retry-on` or an `allow` sends the attempt
+    /// to, if the answer routes it.
+    fn upstream(&self) -> Option<u32> {
+        match self {
+            Observed::Decision(_, u) | Observed::Admission(_, u) | Observed::Leased(u) => *u,
             _ => None,
         }
     }
@@ -86,9 +98,12 @@ impl fmt::Display for Observed {
         };
         match self {
             Observed::Nothing => write!(f, "(no answer: the step only changes the host)"),
-            Observed::Decision(d) => match d {
+            Observed::Decision(d, route) => match d {
                 wit::Decision::Pass => write!(f, "pass"),
-                wit::Decision::Retry(ms) => write!(f, "retry after {ms}ms"),
+                wit::Decision::Retry(ms) => match route {
+                    Some(u) => write!(f, "retry-on upstream {u} after {ms}ms"),
+                    None => write!(f, "retry after {ms}ms"),
+                },
                 wit::Decision::Fallback(a) => {
                     write!(f, "fallback ")?;
                     answer(f, a)
@@ -96,9 +111,12 @@ impl fmt::Display for Observed {
                 wit::Decision::Fail(r) => write!(f, "fail {:?}", clip(r)),
                 wit::Decision::RefreshCredentials => write!(f, "refresh-credentials"),
             },
-            Observed::Admission(a) => match a {
+            Observed::Admission(a, route) => match a {
                 wit::Admission::Allow(g) => {
                     write!(f, "allow")?;
+                    if let Some(u) = route {
+                        write!(f, " on upstream {u}")?;
+                    }
                     if let Some(t) = g.attempt_timeout {
                         write!(f, ", attempt timeout {t}ms")?;
                     }
@@ -128,7 +146,13 @@ impl fmt::Display for Observed {
                 }
                 wit::Admission::Wait(ms) => write!(f, "wait {ms}ms"),
             },
-            Observed::Leased => write!(f, "allow (from a lease; the plugin was not called)"),
+            Observed::Leased(route) => {
+                write!(f, "allow (from a lease; the plugin was not called)")?;
+                match route {
+                    Some(u) => write!(f, " on upstream {u}"),
+                    None => Ok(()),
+                }
+            }
             Observed::Served(None) => write!(f, "no answer (none)"),
             Observed::Served(Some(a)) => {
                 write!(f, "answer ")?;
@@ -181,7 +205,7 @@ pub(crate) fn check(want: &Expect, got: &Observed) -> Result<(), String> {
         None => Err(format!("there is no {what} to check")),
     };
     if let Some(list) = &want.decision {
-        if !matches!(got, Observed::Decision(_) | Observed::Skipped("on-error")) {
+        if !matches!(got, Observed::Decision(..) | Observed::Skipped("on-error")) {
             return Err("expected an on-error decision".into());
         }
         is_one_of(list, "the decision")?;
@@ -189,7 +213,7 @@ pub(crate) fn check(want: &Expect, got: &Observed) -> Result<(), String> {
     if let Some(list) = &want.admission {
         if !matches!(
             got,
-            Observed::Admission(_) | Observed::Leased | Observed::Skipped("admit")
+            Observed::Admission(..) | Observed::Leased(_) | Observed::Skipped("admit")
         ) {
             return Err("expected an admission answer".into());
         }
@@ -229,7 +253,7 @@ pub(crate) fn check(want: &Expect, got: &Observed) -> Result<(), String> {
         }
     }
     if let Some(leased) = want.leased
-        && leased != matches!(got, Observed::Leased)
+        && leased != matches!(got, Observed::Leased(_))
     {
         return Err(if leased {
             "expected the attempt to be admitted by a lease, without a plugin call".into()
@@ -239,7 +263,7 @@ pub(crate) fn check(want: &Expect, got: &Observed) -> Result<(), String> {
     }
     if let Some(lease) = want.lease {
         let has = match got {
-            Observed::Admission(wit::Admission::Allow(g)) => g.lease.is_some(),
+            Observed::Admission(wit::Admission::Allow(g), _) => g.lease.is_some(),
             _ => return Err("expected an `allow` from the plugin".into()),
         };
         if has != lease {
@@ -247,6 +271,33 @@ pub(crate) fn check(want: &Expect, got: &Observed) -> Result<(), String> {
                 "the grant {} a lease",
                 if has { "carries" } else { "carries no" }
             ));
+        }
+    }
+    if let Some(want_routed) = want.routed
+        && want_routed != got.upstream().is_some()
+    {
+        return Err(if want_routed {
+            "expected the answer to route the attempt to an upstream, but it does not".into()
+        } else {
+            format!(
+                "expected no route, but the answer routes to upstream {}",
+                got.upstream().unwrap_or_default()
+            )
+        });
+    }
+    if let Some(want_upstream) = want.upstream {
+        match got.upstream() {
+            Some(u) if u == want_upstream => {}
+            Some(u) => {
+                return Err(format!(
+                    "the answer routes to upstream {u}, not {want_upstream}"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "the answer routes nowhere, not to upstream {want_upstream}"
+                ));
+            }
         }
     }
     if let Some(served) = want.served {
@@ -317,6 +368,12 @@ impl fmt::Display for Expect {
         }
         if let Some(l) = self.lease {
             parts.push(if l { "with a lease" } else { "with no lease" }.into());
+        }
+        if let Some(u) = self.upstream {
+            parts.push(format!("on upstream {u}"));
+        }
+        if let Some(r) = self.routed {
+            parts.push(if r { "routed" } else { "not routed" }.into());
         }
         if let Some(s) = self.served {
             parts.push(if s { "an answer" } else { "no answer" }.into());

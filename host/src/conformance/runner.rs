@@ -24,7 +24,7 @@ use crate::host::HostShared;
 use crate::host::state::MemoryState;
 use crate::pipeline::detail::DetailCursor;
 use crate::pipeline::outcomes::{Cursor, LeaseCell, ServiceStats};
-use crate::plugin::bindings::wit;
+use crate::plugin::bindings::{Routed, Upstreams, wit};
 use crate::plugin::cache::ArtifactCache;
 use crate::plugin::current::RecentDetail;
 use crate::plugin::host_api::HostState;
@@ -249,8 +249,11 @@ impl Subject {
         {
             stats.detail.enable();
         }
+        let upstreams =
+            (!scenario.upstreams.is_empty()).then(|| Arc::from(scenario.upstreams.clone()));
         Ok(Host {
             service: Arc::from(scenario.service.as_str()),
+            upstreams,
             shared,
             loaded,
             stats,
@@ -265,6 +268,8 @@ impl Subject {
 /// as one strategy slot of a pipeline has them.
 struct Host {
     service: Arc<str>,
+    /// Routing: the scenario's `upstreams`, which every call names.
+    upstreams: Option<Arc<[String]>>,
     shared: Arc<HostShared>,
     loaded: Loaded,
     stats: ServiceStats,
@@ -302,15 +307,22 @@ impl Host {
         unreachable!("ScenarioFile::parse checks that a step has one input")
     }
 
-    /// 0.2's detail for a hook call of `p`, as `StrategySlot::take_detail`.
-    fn take_detail(&self, p: &crate::plugin::StrategyPlugin) -> RecentDetail {
-        if p.contract >= crate::plugin::Contract::V0_2 {
+    /// 0.2's detail for a hook call of `p`, as `StrategySlot::take_detail`,
+    /// with the scenario's upstreams and `used` (the step's `upstream`)
+    /// as the call path sets them.
+    fn take_detail(&self, p: &crate::plugin::StrategyPlugin, used: Option<u32>) -> RecentDetail {
+        let mut detail = if p.contract >= crate::plugin::Contract::V0_2 {
             let shared = &self.shared;
             self.detail
                 .take(&self.stats.detail, shared.now_ms(), shared.origin_ms)
         } else {
             RecentDetail::default()
-        }
+        };
+        detail.upstreams = Upstreams {
+            names: self.upstreams.clone(),
+            used: self.upstreams.as_ref().map(|_| used.unwrap_or(0)),
+        };
+        detail
     }
 
     /// What call.rs does with a failed attempt before asking strategies.
@@ -350,10 +362,15 @@ impl Host {
             return Observed::Skipped("on-error");
         }
         let recent = self.cursor.take(&self.stats, &self.lease);
-        let detail = self.take_detail(p);
-        match p.on_error(&self.service, &self.event(spec), &recent, &detail) {
-            Ok(d) => Observed::Decision(d),
-            Err(fault) => Observed::Fault(fault.reason),
+        let detail = self.take_detail(p, spec.upstream);
+        let answered = p
+            .on_error(&self.service, &self.event(spec), &recent, &detail)
+            .map_err(|fault| fault.reason)
+            // A bad route is a fault, as in a live call.
+            .and_then(|d| detail.upstreams.hold("the retry", d));
+        match answered {
+            Ok(d) => Observed::Decision(d.answer, d.upstream),
+            Err(reason) => Observed::Fault(reason),
         }
     }
 
@@ -365,8 +382,8 @@ impl Host {
             return Observed::Skipped("admit");
         }
         let now = self.shared.now_ms();
-        if self.lease.try_admit(now).is_some() {
-            return Observed::Leased;
+        if let Some(leased) = self.lease.try_admit(now) {
+            return Observed::Leased(leased.upstream);
         }
         let call = wit::CallInfo {
             service: self.service.to_string(),
@@ -378,15 +395,19 @@ impl Host {
             tags: spec.tags.clone().into_iter().collect(),
         };
         let recent = self.cursor.take(&self.stats, &self.lease);
-        let detail = self.take_detail(p);
-        match p.admit(&self.service, &call, &recent, &detail) {
-            Ok(answer) => {
+        let detail = self.take_detail(p, spec.upstream);
+        let answered = p
+            .admit(&self.service, &call, &recent, &detail)
+            .map_err(|fault| fault.reason)
+            .and_then(|a| detail.upstreams.hold("the attempt", a));
+        match answered {
+            Ok(Routed { answer, upstream }) => {
                 if let wit::Admission::Allow(grant) = &answer {
-                    self.lease.grant(grant, now);
+                    self.lease.grant(grant, upstream, now);
                 }
-                Observed::Admission(answer)
+                Observed::Admission(answer, upstream)
             }
-            Err(fault) => Observed::Fault(fault.reason),
+            Err(reason) => Observed::Fault(reason),
         }
     }
 

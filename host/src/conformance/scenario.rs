@@ -25,6 +25,10 @@
 //! expect = { not = "retry" }   # a property, not an exact answer
 //! ```
 //!
+//! Routing (contract 0.2): `upstreams = ["primary", "backup"]` on a
+//! scenario, `upstream = 1` on an `on-error` or `admit` step, and
+//! `expect = { decision = "retry-on", upstream = 1 }` or `routed = false`.
+//!
 //! A step does exactly one of: `on-error` (an error event; strategies),
 //! `admit` (an attempt about to start; strategies), `serve` (a call that
 //! failed for good; fallback handlers), `succeed = N` (N successful
@@ -114,6 +118,11 @@ pub struct Scenario {
     /// The service name events carry (state is scoped by it).
     #[serde(default = "default_service")]
     pub service: String,
+    /// Routing (contract 0.2): the upstreams every call of the scenario
+    /// names (`current.upstreams()`); default none. A route to an index
+    /// past this list is a fault, as in a live call.
+    #[serde(default)]
+    pub upstreams: Vec<String>,
     /// The steps, in order.
     #[serde(rename = "step", default)]
     pub steps: Vec<Step>,
@@ -177,6 +186,9 @@ pub struct EventSpec {
     pub deadline_left: Option<Millis>,
     /// Whether the operation is idempotent (default true).
     pub idempotent: Option<bool>,
+    /// Routing: the index of the upstream the failed attempt used
+    /// (default 0 when the scenario names `upstreams`, else none).
+    pub upstream: Option<u32>,
     /// Free tags, e.g. `{ quota-remaining = "0" }`.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
@@ -198,6 +210,10 @@ pub struct CallSpec {
     pub deadline_left: Option<Millis>,
     /// Whether the operation is idempotent (default true).
     pub idempotent: Option<bool>,
+    /// Routing: the index of the upstream the attempt would use unless
+    /// the grant routes it (default 0 when the scenario names
+    /// `upstreams`, else none).
+    pub upstream: Option<u32>,
     /// Free tags.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
@@ -218,7 +234,7 @@ pub struct RecordedSpec {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Expect {
     /// `on-error`: the decision is one of these (`pass`, `retry`,
-    /// `fallback`, `fail`, `refresh-credentials`).
+    /// `retry-on`, `fallback`, `fail`, `refresh-credentials`).
     pub decision: Option<OneOrMany>,
     /// `admit`: the answer is one of these (`allow`, `reject`, `wait`).
     pub admission: Option<OneOrMany>,
@@ -236,6 +252,13 @@ pub struct Expect {
     pub leased: Option<bool>,
     /// `allow`: whether the grant carries a lease.
     pub lease: Option<bool>,
+    /// Routing: the `retry-on` or the `allow` sends the attempt to this
+    /// upstream (an index into the scenario's `upstreams`).
+    pub upstream: Option<u32>,
+    /// Routing: whether the answer routes the attempt at all (`false`:
+    /// a plain `retry`, or an `allow` that leaves the upstream to the
+    /// host).
+    pub routed: Option<bool>,
     /// `serve`: whether the handler answered.
     pub served: Option<bool>,
     /// `fallback` or `serve`: exactly this body.

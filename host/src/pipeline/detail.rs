@@ -122,6 +122,8 @@ impl DetailCursor {
                 span: now_ms.saturating_sub(from),
             },
             consecutive_by_kind,
+            // The call path sets them: they belong to the call.
+            upstreams: Default::default(),
         };
         *seen = now;
         out
@@ -151,6 +153,7 @@ mod tests {
                     ..LatencySummary::default()
                 },
                 consecutive_by_kind: Vec::new(),
+                upstreams: Default::default(),
             }
         );
         stats.enable();

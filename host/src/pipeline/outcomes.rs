@@ -109,6 +109,8 @@ const NO_LEASE: u64 = 0;
 const UNLIMITED: i64 = i64::MAX;
 /// Sentinel: the grant set no attempt timeout.
 const NO_TIMEOUT: u64 = u64::MAX;
+/// Sentinel: the grant routed nowhere.
+const NO_UPSTREAM: u32 = u32::MAX;
 
 /// A strategy's current admission lease on one service.
 pub(crate) struct LeaseCell {
@@ -118,6 +120,8 @@ pub(crate) struct LeaseCell {
     attempts_left: AtomicI64,
     until_failure: AtomicBool,
     timeout_ms: AtomicU64,
+    /// Routing: the upstream the grant sends its attempts to.
+    upstream: AtomicU32,
     /// Attempts admitted under the lease since the plugin was last called.
     leased: AtomicU32,
 }
@@ -129,14 +133,17 @@ impl Default for LeaseCell {
             attempts_left: AtomicI64::new(UNLIMITED),
             until_failure: AtomicBool::new(false),
             timeout_ms: AtomicU64::new(NO_TIMEOUT),
+            upstream: AtomicU32::new(NO_UPSTREAM),
             leased: AtomicU32::new(0),
         }
     }
 }
 
-/// An admission granted from a lease: the attempt timeout it carries.
+/// An admission granted from a lease: the attempt timeout and the
+/// upstream (contract 0.2's routing) it carries.
 pub(crate) struct Leased {
     pub(crate) timeout: Option<Duration>,
+    pub(crate) upstream: Option<u32>,
 }
 
 impl LeaseCell {
@@ -153,13 +160,16 @@ impl LeaseCell {
         }
         self.leased.fetch_add(1, Relaxed);
         let t = self.timeout_ms.load(Relaxed);
+        let u = self.upstream.load(Relaxed);
         Some(Leased {
             timeout: (t != NO_TIMEOUT).then(|| Duration::from_millis(t)),
+            upstream: (u != NO_UPSTREAM).then_some(u),
         })
     }
 
-    /// Records an `allow`: a lease if the grant has one, else none.
-    pub(crate) fn grant(&self, grant: &wit::Grant, now_ms: u64) {
+    /// Records an `allow`: a lease if the grant has one, else none;
+    /// `upstream` is where 0.2's grant routed it.
+    pub(crate) fn grant(&self, grant: &wit::Grant, upstream: Option<u32>, now_ms: u64) {
         self.until_ms.store(NO_LEASE, Release);
         let Some(lease) = &grant.lease else { return };
         if lease.ttl == 0 {
@@ -170,6 +180,8 @@ impl LeaseCell {
         self.until_failure.store(lease.until_failure, Relaxed);
         self.timeout_ms
             .store(grant.attempt_timeout.unwrap_or(NO_TIMEOUT), Relaxed);
+        self.upstream
+            .store(upstream.unwrap_or(NO_UPSTREAM), Relaxed);
         self.until_ms
             .store(now_ms.saturating_add(lease.ttl), Release);
     }
@@ -206,24 +218,28 @@ mod tests {
     fn lease_holds_for_ttl_and_count() {
         let l = LeaseCell::default();
         assert!(l.try_admit(0).is_none());
-        l.grant(&grant(100, Some(2), false), 10);
+        l.grant(&grant(100, Some(2), false), None, 10);
         let a = l.try_admit(50).unwrap();
         assert_eq!(a.timeout, Some(Duration::from_millis(250)));
         assert!(l.try_admit(60).is_some());
         assert!(l.try_admit(70).is_none(), "max-attempts exhausted");
-        l.grant(&grant(100, None, false), 100);
-        assert!(l.try_admit(199).is_some());
+        l.grant(&grant(100, None, false), Some(1), 100);
+        assert_eq!(
+            l.try_admit(199).unwrap().upstream,
+            Some(1),
+            "the grant's route"
+        );
         assert!(l.try_admit(200).is_none(), "ttl over");
     }
 
     #[test]
     fn until_failure_lease_ends_on_failure() {
         let l = LeaseCell::default();
-        l.grant(&grant(1_000, None, true), 0);
+        l.grant(&grant(1_000, None, true), None, 0);
         assert!(l.try_admit(1).is_some());
         l.on_failure();
         assert!(l.try_admit(2).is_none());
-        l.grant(&grant(1_000, None, false), 0);
+        l.grant(&grant(1_000, None, false), None, 0);
         l.on_failure();
         assert!(l.try_admit(2).is_some(), "plain lease survives failures");
     }
@@ -236,7 +252,7 @@ mod tests {
         s.record_success(10);
         s.record_failure(ErrorKind::Timeout);
         s.record_failure(ErrorKind::Timeout);
-        l.grant(&grant(1_000, None, false), 0);
+        l.grant(&grant(1_000, None, false), None, 0);
         l.try_admit(1);
         let o = c.take(&s, &l);
         assert_eq!((o.successes, o.failures, o.consecutive_failures), (1, 2, 2));

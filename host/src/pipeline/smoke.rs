@@ -53,6 +53,7 @@ pub(crate) fn check(
             span: 1_000,
         },
         consecutive_by_kind: vec![(event.kind.into(), 1)],
+        upstreams: Default::default(),
     };
     match plugin::instantiate(engine, &scratch, spec, prepared)? {
         Loaded::Strategy(p) => {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::api::{BoxFuture, PluginFault};
 use crate::config::OnFault;
-use crate::plugin::bindings::wit;
+use crate::plugin::bindings::{Routed, wit};
 use crate::plugin::current::RecentDetail;
 use crate::plugin::{FallbackPlugin, StrategyPlugin};
 
@@ -42,7 +42,7 @@ pub(crate) trait Strategy: Send + Sync + 'static {
         call: &'a wit::CallInfo,
         recent: &'a wit::Outcomes,
         detail: &'a RecentDetail,
-    ) -> BoxFuture<'a, Result<wit::Admission, PluginFault>>;
+    ) -> BoxFuture<'a, Result<Routed<wit::Admission>, PluginFault>>;
     /// What to do about this failure? Within `budget`, likewise.
     fn on_error<'a>(
         self: Arc<Self>,
@@ -51,7 +51,7 @@ pub(crate) trait Strategy: Send + Sync + 'static {
         event: &'a wit::ErrorEvent,
         recent: &'a wit::Outcomes,
         detail: &'a RecentDetail,
-    ) -> BoxFuture<'a, Result<wit::Decision, PluginFault>>;
+    ) -> BoxFuture<'a, Result<Routed<wit::Decision>, PluginFault>>;
 }
 
 /// A fallback handler: answers instead of the upstream once the
@@ -93,7 +93,7 @@ impl Strategy for StrategyPlugin {
         call: &'a wit::CallInfo,
         recent: &'a wit::Outcomes,
         detail: &'a RecentDetail,
-    ) -> BoxFuture<'a, Result<wit::Admission, PluginFault>> {
+    ) -> BoxFuture<'a, Result<Routed<wit::Admission>, PluginFault>> {
         Box::pin(async move {
             self.admit_within(budget, service, call, recent, detail)
                 .await
@@ -106,7 +106,7 @@ impl Strategy for StrategyPlugin {
         event: &'a wit::ErrorEvent,
         recent: &'a wit::Outcomes,
         detail: &'a RecentDetail,
-    ) -> BoxFuture<'a, Result<wit::Decision, PluginFault>> {
+    ) -> BoxFuture<'a, Result<Routed<wit::Decision>, PluginFault>> {
         Box::pin(async move {
             self.on_error_within(budget, service, event, recent, detail)
                 .await

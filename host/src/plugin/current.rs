@@ -8,7 +8,7 @@
 //! reads. 0.1 instances never touch this.
 
 use super::bindings::v0_2::strategy::mender::plugin::{current, types};
-use super::bindings::{v0_2, wit};
+use super::bindings::{Upstreams, v0_2, wit};
 use super::host_api::HostState;
 use crate::failure::ErrorKind;
 
@@ -23,14 +23,18 @@ pub(crate) struct LatencySummary {
     pub(crate) span: u64,
 }
 
-/// One report of the detail 0.2 adds to `outcomes` to one plugin
-/// (counted by `pipeline/detail.rs`).
+/// What 0.2 tells one hook call beyond 0.1's arguments: one report of the
+/// detail it adds to `outcomes` (counted by `pipeline/detail.rs`), and the
+/// call's upstreams for routing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct RecentDetail {
     pub(crate) latency: LatencySummary,
     /// Failures in a row per kind right now (not a delta); kinds with none
     /// are left out.
     pub(crate) consecutive_by_kind: Vec<(ErrorKind, u32)>,
+    /// The call's upstreams and the one the attempt uses (set by the call
+    /// path, not counted).
+    pub(crate) upstreams: Upstreams,
 }
 
 /// The strings and lists of the hook call in progress.
@@ -42,6 +46,7 @@ pub(crate) struct Current {
     failures_by_kind: Vec<(wit::ErrorKind, u32)>,
     latency: LatencySummary,
     consecutive_by_kind: Vec<(ErrorKind, u32)>,
+    upstreams: Upstreams,
 }
 
 impl Current {
@@ -77,11 +82,13 @@ impl Current {
                 self.failures_by_kind.clone_from(&r.failures_by_kind);
                 self.latency = d.latency;
                 self.consecutive_by_kind.clone_from(&d.consecutive_by_kind);
+                self.upstreams.clone_from(&d.upstreams);
             }
             None => {
                 self.failures_by_kind.clear();
                 self.latency = LatencySummary::default();
                 self.consecutive_by_kind.clear();
+                self.upstreams = Upstreams::default();
             }
         }
     }
@@ -137,6 +144,19 @@ impl current::Host for HostState {
             .map(|(k, n)| (v0_2::kind((*k).into()), *n))
             .collect()
     }
+
+    fn upstreams(&mut self) -> Vec<String> {
+        self.current
+            .upstreams
+            .names
+            .as_deref()
+            .map(<[String]>::to_vec)
+            .unwrap_or_default()
+    }
+
+    fn upstream(&mut self) -> Option<u32> {
+        self.current.upstreams.used
+    }
 }
 
 #[cfg(test)]
@@ -181,6 +201,10 @@ mod tests {
                 span: 100,
             },
             consecutive_by_kind: vec![(ErrorKind::Timeout, 2)],
+            upstreams: Upstreams {
+                names: Some(vec!["a".to_owned(), "b".to_owned()].into()),
+                used: Some(1),
+            },
         };
         c.set_event(
             &event("GET /a", &[("k", "v"), ("x", "y")]),
@@ -192,6 +216,7 @@ mod tests {
         assert_eq!(c.failures_by_kind, vec![(wit::ErrorKind::Timeout, 2)]);
         assert_eq!(c.latency, detail.latency);
         assert_eq!(c.consecutive_by_kind, detail.consecutive_by_kind);
+        assert_eq!(c.upstreams, detail.upstreams);
         // A `serve` has no counts, an `admit` no message: nothing of the
         // previous call may show through.
         c.set_event(&event("GET /b", &[]), None);
@@ -199,6 +224,11 @@ mod tests {
         assert!(c.tags.is_empty() && c.failures_by_kind.is_empty());
         assert_eq!(c.latency, LatencySummary::default());
         assert!(c.consecutive_by_kind.is_empty());
+        assert_eq!(
+            c.upstreams,
+            Upstreams::default(),
+            "serve is about no attempt"
+        );
         let call = wit::CallInfo {
             service: "svc".into(),
             operation: "GET /c".into(),

@@ -33,7 +33,7 @@ pub use trial::{TrialStart, trial_start};
 use crate::api::PluginFault;
 use crate::config::{OnFault, PluginSource, PluginSpec};
 use crate::host::HostShared;
-use bindings::wit;
+use bindings::{Routed, wit};
 use cache::ArtifactCache;
 use current::RecentDetail;
 use host_api::HostState;
@@ -86,7 +86,7 @@ impl StrategyPlugin {
         call: &wit::CallInfo,
         recent: &wit::Outcomes,
         detail: &RecentDetail,
-    ) -> Result<wit::Admission, PluginFault> {
+    ) -> Result<Routed<wit::Admission>, PluginFault> {
         self.admit_on(None, None, service, call, recent, detail)
     }
 
@@ -98,7 +98,7 @@ impl StrategyPlugin {
         call: &wit::CallInfo,
         recent: &wit::Outcomes,
         detail: &RecentDetail,
-    ) -> Result<wit::Admission, PluginFault> {
+    ) -> Result<Routed<wit::Admission>, PluginFault> {
         match placement(&self.supervisor, &self.pool) {
             Placement::Here(warm) => self.admit_on(warm, budget, service, call, recent, detail),
             Placement::Blocking => {
@@ -125,7 +125,7 @@ impl StrategyPlugin {
         call: &wit::CallInfo,
         recent: &wit::Outcomes,
         detail: &RecentDetail,
-    ) -> Result<wit::Admission, PluginFault> {
+    ) -> Result<Routed<wit::Admission>, PluginFault> {
         self.supervisor.run(|| {
             self.pool.call(warm, budget, service, "admit", |b, store| {
                 b.admit(store, call, recent, detail)
@@ -141,7 +141,7 @@ impl StrategyPlugin {
         event: &wit::ErrorEvent,
         recent: &wit::Outcomes,
         detail: &RecentDetail,
-    ) -> Result<wit::Decision, PluginFault> {
+    ) -> Result<Routed<wit::Decision>, PluginFault> {
         self.on_error_on(None, None, service, event, recent, detail)
     }
 
@@ -155,7 +155,7 @@ impl StrategyPlugin {
         event: &wit::ErrorEvent,
         recent: &wit::Outcomes,
         detail: &RecentDetail,
-    ) -> Result<wit::Decision, PluginFault> {
+    ) -> Result<Routed<wit::Decision>, PluginFault> {
         match placement(&self.supervisor, &self.pool) {
             Placement::Here(warm) => self.on_error_on(warm, budget, service, event, recent, detail),
             Placement::Blocking => {
@@ -182,7 +182,7 @@ impl StrategyPlugin {
         event: &wit::ErrorEvent,
         recent: &wit::Outcomes,
         detail: &RecentDetail,
-    ) -> Result<wit::Decision, PluginFault> {
+    ) -> Result<Routed<wit::Decision>, PluginFault> {
         self.supervisor.run(|| {
             self.pool
                 .call(warm, budget, service, "on-error", |b, store| {

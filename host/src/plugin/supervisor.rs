@@ -151,6 +151,17 @@ impl Answer for wit::Decision {
     }
 }
 
+impl<T: Answer> Answer for super::bindings::Routed<T> {
+    fn oversized(&self, limit: usize) -> Option<String> {
+        self.answer.oversized(limit)
+    }
+
+    fn escaped(mut self) -> Self {
+        self.answer = self.answer.escaped();
+        self
+    }
+}
+
 impl Answer for wit::Admission {
     fn oversized(&self, limit: usize) -> Option<String> {
         match self {

@@ -14,7 +14,7 @@ use wasmtime::{Engine, Store};
 use super::WorldKind;
 use super::current::RecentDetail;
 use super::host_api::HostState;
-use crate::plugin::bindings::{v0_1, v0_2, wit};
+use crate::plugin::bindings::{Routed, v0_1, v0_2, wit};
 
 /// A contract version the host implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -132,9 +132,12 @@ impl StrategyWorld {
         call: &wit::CallInfo,
         recent: &wit::Outcomes,
         detail: &RecentDetail,
-    ) -> wasmtime::Result<wit::Admission> {
+    ) -> wasmtime::Result<Routed<wit::Admission>> {
         match self {
-            StrategyWorld::V0_1(b) => b.mender_plugin_strategy().call_admit(store, call, recent),
+            StrategyWorld::V0_1(b) => Ok(b
+                .mender_plugin_strategy()
+                .call_admit(store, call, recent)?
+                .into()),
             StrategyWorld::V0_2(b) => {
                 store.data_mut().current.set_call(call, recent, detail);
                 let answer = b.mender_plugin_strategy().call_admit(
@@ -154,11 +157,12 @@ impl StrategyWorld {
         event: &wit::ErrorEvent,
         recent: &wit::Outcomes,
         detail: &RecentDetail,
-    ) -> wasmtime::Result<wit::Decision> {
+    ) -> wasmtime::Result<Routed<wit::Decision>> {
         match self {
-            StrategyWorld::V0_1(b) => b
+            StrategyWorld::V0_1(b) => Ok(b
                 .mender_plugin_strategy()
-                .call_on_error(store, event, recent),
+                .call_on_error(store, event, recent)?
+                .into()),
             StrategyWorld::V0_2(b) => {
                 store
                     .data_mut()

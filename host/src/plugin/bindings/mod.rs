@@ -21,6 +21,61 @@ pub(crate) mod v0_2;
 /// The host's vocabulary (see the module doc).
 pub use v0_1::strategy::mender::plugin::types as wit;
 
+/// An answer in the host's vocabulary, with the upstream contract 0.2's
+/// routing sends the attempt to: a `retry-on`'s (beside a `retry`
+/// decision) or a grant's `upstream` (beside an `allow`). 0.1 has no
+/// routing, so 0.1 answers carry `None`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Routed<T> {
+    pub(crate) answer: T,
+    /// An index into the call's upstreams ([`Upstreams`]).
+    pub(crate) upstream: Option<u32>,
+}
+
+impl<T> From<T> for Routed<T> {
+    fn from(answer: T) -> Self {
+        Routed {
+            answer,
+            upstream: None,
+        }
+    }
+}
+
+/// A call's alternative upstreams, and the index of the one the attempt a
+/// hook is about uses: 0.2's `current.upstreams()` and
+/// `current.upstream()`. Both empty for a call that names none.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Upstreams {
+    /// Shared with the call's spec: handing them to a hook copies no string.
+    pub(crate) names: Option<std::sync::Arc<[String]>>,
+    pub(crate) used: Option<u32>,
+}
+
+impl Upstreams {
+    /// Holds a 0.2 answer's route (`what` it routes: "the retry", "the
+    /// attempt") against these upstreams: dropped when there are none
+    /// (the contract makes it a plain `retry` or `allow`); an index past
+    /// the list is `Err`, why said for people with the index and the list
+    /// (the plugin's fault).
+    pub(crate) fn hold<T>(&self, what: &str, mut routed: Routed<T>) -> Result<Routed<T>, String> {
+        let Some(index) = routed.upstream else {
+            return Ok(routed);
+        };
+        let names = self.names.as_deref().unwrap_or_default();
+        if names.is_empty() {
+            routed.upstream = None;
+            return Ok(routed);
+        }
+        if usize::try_from(index).is_ok_and(|i| i < names.len()) {
+            return Ok(routed);
+        }
+        Err(format!(
+            "routed {what} to upstream {index}, but the call's upstreams are {names:?} (indices 0 to {})",
+            names.len() - 1
+        ))
+    }
+}
+
 // The host's `ErrorKind` and the WIT `error-kind` are the same ten cases;
 // the mapping lives here, with the bindings, so the host's failure types
 // need not know about Wasm.

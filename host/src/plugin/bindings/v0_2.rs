@@ -8,7 +8,7 @@
 //! to the 0.1 ones, so each behaviour (limits, scoping) is written once.
 
 use super::v0_1::strategy::mender::plugin as v1;
-use super::wit;
+use super::{Routed, wit};
 use crate::plugin::host_api::HostState;
 
 /// The `strategy-plugin` world, and with it every shared interface.
@@ -140,27 +140,39 @@ fn lease(l: types::Lease) -> wit::Lease {
     }
 }
 
-pub(crate) fn decision(d: types::Decision) -> wit::Decision {
+/// A decision in the host's vocabulary; a `retry-on` is a `retry` with
+/// its route's upstream beside it.
+pub(crate) fn decision(d: types::Decision) -> Routed<wit::Decision> {
     match d {
-        types::Decision::Pass => wit::Decision::Pass,
-        types::Decision::Retry(ms) => wit::Decision::Retry(ms),
-        types::Decision::Fallback(a) => wit::Decision::Fallback(answer(a)),
-        types::Decision::Fail(reason) => wit::Decision::Fail(reason),
-        types::Decision::RefreshCredentials => wit::Decision::RefreshCredentials,
+        types::Decision::Pass => wit::Decision::Pass.into(),
+        types::Decision::Retry(ms) => wit::Decision::Retry(ms).into(),
+        types::Decision::Fallback(a) => wit::Decision::Fallback(answer(a)).into(),
+        types::Decision::Fail(reason) => wit::Decision::Fail(reason).into(),
+        types::Decision::RefreshCredentials => wit::Decision::RefreshCredentials.into(),
+        types::Decision::RetryOn(route) => Routed {
+            answer: wit::Decision::Retry(route.delay),
+            upstream: Some(route.upstream),
+        },
     }
 }
 
-pub(crate) fn admission(a: types::Admission) -> wit::Admission {
+/// An admission in the host's vocabulary, with the grant's upstream
+/// beside it.
+pub(crate) fn admission(a: types::Admission) -> Routed<wit::Admission> {
     match a {
-        types::Admission::Allow(g) => wit::Admission::Allow(wit::Grant {
-            attempt_timeout: g.attempt_timeout,
-            lease: g.lease.map(lease),
-        }),
+        types::Admission::Allow(g) => Routed {
+            answer: wit::Admission::Allow(wit::Grant {
+                attempt_timeout: g.attempt_timeout,
+                lease: g.lease.map(lease),
+            }),
+            upstream: g.upstream,
+        },
         types::Admission::Reject(r) => wit::Admission::Reject(wit::Rejection {
             reason: r.reason,
             retry_after: r.retry_after,
-        }),
-        types::Admission::Wait(ms) => wit::Admission::Wait(ms),
+        })
+        .into(),
+        types::Admission::Wait(ms) => wit::Admission::Wait(ms).into(),
     }
 }
 

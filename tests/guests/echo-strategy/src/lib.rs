@@ -4,6 +4,9 @@
 //!   latency summary and failures in a row per kind) as JSON (see
 //!   [`echo`]), so host tests can check what reaches a plugin, e.g. that
 //!   secrets were redacted from the message and tags.
+//! * With the tag `echo-route = "N"`, `on-error` answers `retry-on`
+//!   upstream N instead (routing, contract 0.2), whether or not N is one
+//!   of the call's upstreams: how host tests check a bad route.
 //! * `admit` allows with no lease, unless the call has the tag
 //!   `echo-admit = "reject"`: then it rejects with the call as JSON.
 //! * Both hooks exercise the host imports: `state::increment("calls")`
@@ -73,6 +76,8 @@ fn echo(event: &ErrorEvent, recent: &Outcomes, calls: i64) -> String {
         "deadline-left": event.deadline_left,
         "idempotent": event.idempotent,
         "tags": tags(event.tags()),
+        "upstreams": event.upstreams(),
+        "upstream": event.upstream(),
         "recent": outcomes(recent),
         "calls": calls,
     })
@@ -111,6 +116,9 @@ impl Strategy for EchoStrategy {
 
     fn on_error(&self, event: &ErrorEvent, recent: &Outcomes) -> Decision {
         let calls = touch_host("on-error", event.operation());
+        if let Some(to) = event.tag("echo-route").and_then(|n| n.parse().ok()) {
+            return Decision::retry_on(to, 0);
+        }
         Decision::fail(echo(event, recent, calls))
     }
 }
@@ -124,8 +132,9 @@ mod tests {
 
     #[test]
     fn echoes_every_field() {
-        let mut event =
-            error_event(ErrorKind::RateLimited, 2).with_tags(vec![("quota".into(), "0".into())]);
+        let mut event = error_event(ErrorKind::RateLimited, 2)
+            .with_tags(vec![("quota".into(), "0".into())])
+            .with_upstreams(vec!["a".into(), "b".into()], Some(1));
         event.status = Some(429);
         let mut recent =
             Outcomes::default().with_failures_by_kind(vec![(ErrorKind::RateLimited, 1)]);
@@ -150,5 +159,7 @@ mod tests {
             1
         );
         assert_eq!(value["calls"], 7);
+        assert_eq!(value["upstreams"], json!(["a", "b"]));
+        assert_eq!(value["upstream"], 1);
     }
 }
