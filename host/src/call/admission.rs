@@ -83,6 +83,14 @@ impl CallState<'_> {
         }
     }
 
+    /// Attempt's permit from the `index`th strategy (contract 0.2),
+    /// handed back with its outcome.
+    fn grant_permit(&self, index: usize, permit: u64) {
+        let mut permits = self.permits.lock().unwrap_or_else(|p| p.into_inner());
+        permits.retain(|(i, _)| *i != index);
+        permits.push((index, permit));
+    }
+
     /// Admission by leases alone, without awaiting anything: `Ok` with
     /// the grants' timeout when every admitting strategy's lease let
     /// attempt the start (`at` being the loop's latest clock reading: no
@@ -95,6 +103,8 @@ impl CallState<'_> {
     ) -> Result<Option<Duration>, (usize, Option<Duration>)> {
         let mut timeout = None;
         let now = self.cx.host.ms_at(at);
+        // Counted before any plugin is asked (see `pipeline/in_flight.rs`).
+        self.in_flight.reserve();
         for (i, slot) in self.cx.pipeline.strategies.iter().enumerate() {
             if !slot.admits() {
                 continue;
@@ -121,8 +131,8 @@ impl CallState<'_> {
         mut timeout: Option<Duration>,
     ) -> Gate {
         let mut call: Option<wit::CallInfo> = None;
-        let strategies = self.cx.pipeline.strategies.iter().skip(from);
-        for slot in strategies.filter(|s| s.admits()) {
+        let strategies = self.cx.pipeline.strategies.iter().enumerate().skip(from);
+        for (index, slot) in strategies.filter(|(_, s)| s.admits()) {
             let mut waits = 0;
             loop {
                 let now = self.now_ms();
@@ -141,7 +151,12 @@ impl CallState<'_> {
                     tags: self.tags(&[]),
                 });
                 let recent = slot.cursor.take(&self.cx.pipeline.stats, &slot.lease);
-                let detail = slot.take_detail(&self.cx.pipeline.stats, now, self.cx.host.origin_ms);
+                let detail = slot.take_detail(
+                    &self.cx.pipeline.stats,
+                    now,
+                    self.cx.host.origin_ms,
+                    self.in_flight.others(),
+                );
                 let by = slot.plugin.name();
                 let began = std::time::Instant::now();
                 let admission = slot
@@ -157,6 +172,10 @@ impl CallState<'_> {
                     .await;
                 let service = &self.cx.pipeline.service;
                 metrics::hook_took(service, by, "admit", began.elapsed());
+                let (admission, permit) = match admission {
+                    Ok(a) => (Ok(a.admission), a.permit),
+                    Err(fault) => (Err(fault), None),
+                };
                 let decided = match &admission {
                     Ok(wit::Admission::Allow(_)) => "allow",
                     Ok(wit::Admission::Reject(_)) => "reject",
@@ -170,6 +189,9 @@ impl CallState<'_> {
                             metrics::lease_granted(service, by);
                         }
                         slot.lease.grant(&grant, now);
+                        if let Some(permit) = permit {
+                            self.grant_permit(index, permit);
+                        }
                         timeout =
                             min_opt(timeout, grant.attempt_timeout.map(Duration::from_millis));
                         break;

@@ -87,14 +87,13 @@ impl Strategy for Scripted {
         _: &'a wit::CallInfo,
         _: &'a wit::Outcomes,
         _: &'a crate::plugin::current::RecentDetail,
-    ) -> BoxFuture<'a, Result<wit::Admission, PluginFault>> {
+    ) -> BoxFuture<'a, Result<crate::plugin::current::AdmitAnswer, PluginFault>> {
         let next = self.admissions.lock().unwrap().pop_front();
-        Box::pin(std::future::ready(next.unwrap_or(Ok(
-            wit::Admission::Allow(wit::Grant {
-                attempt_timeout: None,
-                lease: None,
-            }),
-        ))))
+        let next = next.unwrap_or(Ok(wit::Admission::Allow(wit::Grant {
+            attempt_timeout: None,
+            lease: None,
+        })));
+        Box::pin(std::future::ready(next.map(Into::into)))
     }
     fn on_error<'a>(
         self: Arc<Self>,

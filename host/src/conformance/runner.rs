@@ -17,7 +17,9 @@ use wasmtime::component::{Component, Linker};
 
 use super::expect::{Observed, check};
 use super::report::{Divergence, Report, ScenarioResult};
-use super::scenario::{CallSpec, EventSpec, Scenario, ScenarioFile, Step};
+use super::scenario::{
+    CallSpec, EventSpec, Millis, PermitRef, Scenario, ScenarioFile, Step, Succeed, SucceedSpec,
+};
 use crate::config::Config;
 use crate::failure::ErrorKind;
 use crate::host::HostShared;
@@ -257,6 +259,7 @@ impl Subject {
             lease: LeaseCell::default(),
             cursor: Cursor::default(),
             detail: DetailCursor::default(),
+            permits: Permits::default(),
         })
     }
 }
@@ -272,6 +275,40 @@ struct Host {
     cursor: Cursor,
     /// 0.2's detail of `recent`, as a pipeline slot takes it.
     detail: DetailCursor,
+    /// The permits the plugin granted in this scenario.
+    permits: Permits,
+}
+
+/// The permits a plugin granted in a scenario, and the one whose attempt
+/// has no outcome yet (the next outcome's, unless a step names another).
+#[derive(Default)]
+struct Permits {
+    granted: std::cell::RefCell<Vec<u64>>,
+    open: std::cell::Cell<Option<u64>>,
+}
+
+impl Permits {
+    fn grant(&self, permit: Option<u64>) {
+        self.open.set(permit);
+        if let Some(p) = permit {
+            self.granted.borrow_mut().push(p);
+        }
+    }
+
+    /// The permit an outcome carries: the one the step names, else the
+    /// open one; either way the open one is used up.
+    fn outcome(&self, named: Option<&PermitRef>) -> Option<u64> {
+        let open = self.open.take();
+        match named {
+            None => open,
+            Some(PermitRef::Id(p)) => Some(*p),
+            Some(PermitRef::Named(n)) => match n.as_str() {
+                "last" => self.granted.borrow().last().copied(),
+                "first" => self.granted.borrow().first().copied(),
+                _ => None,
+            },
+        }
+    }
 }
 
 impl Host {
@@ -280,13 +317,15 @@ impl Host {
             tokio::time::advance(Duration::from_millis(ms.0)).await;
             return Observed::Nothing;
         }
-        if let Some(n) = step.succeed {
-            for _ in 0..n {
-                self.stats.record_success(step.latency.map_or(0, |l| l.0));
-            }
+        if let Some(n) = step.in_flight {
+            self.stats.detail.set_in_flight(n);
+        }
+        if let Some(succeed) = &step.succeed {
+            self.succeed(succeed, step.latency);
             return Observed::Nothing;
         }
         if let Some(kind) = step.fail {
+            self.permits.outcome(None);
             self.count_failure(kind);
             return Observed::Nothing;
         }
@@ -302,12 +341,40 @@ impl Host {
         unreachable!("ScenarioFile::parse checks that a step has one input")
     }
 
+    /// Successes, counted as `CallState::succeed` counts them: the
+    /// service's totals, the plugin's slow calls and its permit's success.
+    fn succeed(&self, succeed: &Succeed, step_latency: Option<Millis>) {
+        let (latency, permit) = match succeed {
+            Succeed::Count(_) => (step_latency, None),
+            Succeed::Described(d) => (d.latency.or(step_latency), d.permit.as_ref()),
+        };
+        let latency = latency.map_or(0, |l| l.0);
+        let threshold = match &self.loaded {
+            Loaded::Strategy(p) => p.slow_call_threshold,
+            Loaded::Fallback(_) => None,
+        };
+        for i in 0..succeed.count() {
+            self.stats.record_success(latency);
+            if let Some(t) = threshold {
+                self.detail.record_latency(latency, t);
+            }
+            if i == 0
+                && let Some(p) = self.permits.outcome(permit)
+            {
+                self.detail.record_permitted_success(p);
+            }
+        }
+    }
+
     /// 0.2's detail for a hook call of `p`, as `StrategySlot::take_detail`.
     fn take_detail(&self, p: &crate::plugin::StrategyPlugin) -> RecentDetail {
         if p.contract >= crate::plugin::Contract::V0_2 {
             let shared = &self.shared;
-            self.detail
-                .take(&self.stats.detail, shared.now_ms(), shared.origin_ms)
+            let mut detail = self
+                .detail
+                .take(&self.stats.detail, shared.now_ms(), shared.origin_ms);
+            detail.in_flight = self.stats.detail.in_flight();
+            detail
         } else {
             RecentDetail::default()
         }
@@ -349,8 +416,10 @@ impl Host {
             // The host never calls it: as good as `pass`.
             return Observed::Skipped("on-error");
         }
+        let permit = self.permits.outcome(spec.permit.as_ref());
         let recent = self.cursor.take(&self.stats, &self.lease);
-        let detail = self.take_detail(p);
+        let mut detail = self.take_detail(p);
+        detail.permit = permit;
         match p.on_error(&self.service, &self.event(spec), &recent, &detail) {
             Ok(d) => Observed::Decision(d),
             Err(fault) => Observed::Fault(fault.reason),
@@ -381,10 +450,11 @@ impl Host {
         let detail = self.take_detail(p);
         match p.admit(&self.service, &call, &recent, &detail) {
             Ok(answer) => {
-                if let wit::Admission::Allow(grant) = &answer {
+                if let wit::Admission::Allow(grant) = &answer.admission {
                     self.lease.grant(grant, now);
+                    self.permits.grant(answer.permit);
                 }
-                Observed::Admission(answer)
+                Observed::Admission(answer.admission, answer.permit)
             }
             Err(fault) => Observed::Fault(fault.reason),
         }
@@ -434,9 +504,26 @@ fn describe_step(step: &Step) -> String {
     } else if let Some(e) = &step.serve {
         event("serve", e)
     } else if let Some(c) = &step.admit {
-        format!("admit (attempt {})", c.attempt.unwrap_or(1))
-    } else if let Some(n) = step.succeed {
-        format!("{n} successful attempt(s)")
+        let mut s = format!("admit (attempt {}", c.attempt.unwrap_or(1));
+        if let Some(n) = step.in_flight {
+            s += &format!(", {n} in flight");
+        }
+        s + ")"
+    } else if let Some(n) = &step.succeed {
+        let mut s = format!("{} successful attempt(s)", n.count());
+        if let Succeed::Described(SucceedSpec {
+            latency: Some(l), ..
+        }) = n
+        {
+            s += &format!(" of {}ms", l.0);
+        }
+        if let Succeed::Described(SucceedSpec {
+            permit: Some(p), ..
+        }) = n
+        {
+            s += &format!(" under permit {p:?}");
+        }
+        s
     } else if let Some(k) = step.fail {
         format!("a failed attempt ({k}), not shown to the plugin")
     } else if let Some(ms) = step.advance {

@@ -133,10 +133,14 @@ pub struct Step {
     pub admit: Option<CallSpec>,
     /// A call that failed for good, for a fallback handler's `serve`.
     pub serve: Option<EventSpec>,
-    /// This many successful attempts, counted like the host counts them.
-    pub succeed: Option<u32>,
+    /// Successful attempts, counted like the host counts them: a number,
+    /// or `{ count, latency, permit }`.
+    pub succeed: Option<Succeed>,
     /// The latency of each success in `succeed` (default 0).
     pub latency: Option<Millis>,
+    /// Contract 0.2: from this step on, this many attempts of the service
+    /// are in flight (what `current.in-flight()` answers).
+    pub in_flight: Option<u32>,
     /// A failed attempt of this kind, counted but not shown to the plugin
     /// (as when another strategy decided).
     pub fail: Option<ErrorKind>,
@@ -182,6 +186,54 @@ pub struct EventSpec {
     pub tags: BTreeMap<String, String>,
     /// `serve` only: the last recorded successful result of the request.
     pub recorded: Option<RecordedSpec>,
+    /// `on-error` (contract 0.2): the permit the failed attempt carried
+    /// (default: the plugin's last grant's, if not yet used).
+    pub permit: Option<PermitRef>,
+}
+
+/// `succeed = N`, or `succeed = { count = N, latency = "80ms", permit = … }`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Succeed {
+    /// This many successes (latency: the step's `latency`, or 0).
+    Count(u32),
+    /// Successes described.
+    Described(SucceedSpec),
+}
+
+/// Successes described.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SucceedSpec {
+    /// How many (default 1).
+    #[serde(default = "one")]
+    pub count: u32,
+    /// The latency of each (default: the step's `latency`, or 0).
+    pub latency: Option<Millis>,
+    /// The permit the first of them carried (default: the plugin's last
+    /// grant's, if not yet used; the others carry none).
+    pub permit: Option<PermitRef>,
+}
+
+impl Succeed {
+    /// How many successes.
+    pub fn count(&self) -> u32 {
+        match self {
+            Succeed::Count(n) => *n,
+            Succeed::Described(d) => d.count,
+        }
+    }
+}
+
+/// Which permit an outcome carries: a number, or `"last"` / `"first"` (the
+/// plugin's last or first permit in this scenario), or `"none"`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum PermitRef {
+    /// This permit.
+    Id(u64),
+    /// `last`, `first` or `none`.
+    Named(String),
 }
 
 /// An attempt about to start.
@@ -236,6 +288,14 @@ pub struct Expect {
     pub leased: Option<bool>,
     /// `allow`: whether the grant carries a lease.
     pub lease: Option<bool>,
+    /// `allow` (contract 0.2): whether the grant carries a permit.
+    pub permit: Option<bool>,
+    /// `allow`: the grant's attempt timeout is exactly this.
+    pub attempt_timeout: Option<Millis>,
+    /// `allow`: the grant's attempt timeout is at least this.
+    pub attempt_timeout_min: Option<Millis>,
+    /// `allow`: the grant's attempt timeout is at most this.
+    pub attempt_timeout_max: Option<Millis>,
     /// `serve`: whether the handler answered.
     pub served: Option<bool>,
     /// `fallback` or `serve`: exactly this body.
@@ -294,6 +354,24 @@ impl ScenarioFile {
         }
         for s in &raw.scenarios {
             for (i, step) in s.steps.iter().enumerate() {
+                let permits = [
+                    step.on_error.as_ref().and_then(|e| e.permit.as_ref()),
+                    match &step.succeed {
+                        Some(Succeed::Described(d)) => d.permit.as_ref(),
+                        _ => None,
+                    },
+                ];
+                for p in permits.into_iter().flatten() {
+                    if let PermitRef::Named(name) = p
+                        && !["last", "first", "none"].contains(&name.as_str())
+                    {
+                        return Err(err(format!(
+                            "scenario `{}`, step {}: permit {name:?}: expected a number, \"last\", \"first\" or \"none\"",
+                            s.name,
+                            i + 1
+                        )));
+                    }
+                }
                 let inputs = [
                     step.on_error.is_some(),
                     step.admit.is_some(),

@@ -53,6 +53,10 @@ pub(crate) fn check(
             span: 1_000,
         },
         consecutive_by_kind: vec![(event.kind.into(), 1)],
+        in_flight: 1,
+        slow_calls: 1,
+        permit: Some(1),
+        permitted_successes: vec![1],
     };
     match plugin::instantiate(engine, &scratch, spec, prepared)? {
         Loaded::Strategy(p) => {

@@ -9,6 +9,7 @@
 
 use super::v0_1::strategy::mender::plugin as v1;
 use super::wit;
+use crate::plugin::current::{AdmitAnswer, StrategyInfo};
 use crate::plugin::host_api::HostState;
 
 /// The `strategy-plugin` world, and with it every shared interface.
@@ -111,9 +112,10 @@ pub(crate) fn hooks(h: types::Hooks) -> wit::Hooks {
     out
 }
 
-pub(crate) fn strategy_info(i: types::StrategyInfo) -> wit::StrategyInfo {
-    wit::StrategyInfo {
+pub(crate) fn strategy_info(i: types::StrategyInfo) -> StrategyInfo {
+    StrategyInfo {
         hooks: hooks(i.hooks),
+        slow_call_threshold: i.slow_call_threshold,
     }
 }
 
@@ -148,8 +150,13 @@ pub(crate) fn decision(d: types::Decision) -> wit::Decision {
     }
 }
 
-pub(crate) fn admission(a: types::Admission) -> wit::Admission {
-    match a {
+/// The answer, and the permit its grant names (0.1 has none).
+pub(crate) fn admission(a: types::Admission) -> AdmitAnswer {
+    let permit = match &a {
+        types::Admission::Allow(g) => g.permit,
+        _ => None,
+    };
+    let admission = match a {
         types::Admission::Allow(g) => wit::Admission::Allow(wit::Grant {
             attempt_timeout: g.attempt_timeout,
             lease: g.lease.map(lease),
@@ -159,7 +166,8 @@ pub(crate) fn admission(a: types::Admission) -> wit::Admission {
             retry_after: r.retry_after,
         }),
         types::Admission::Wait(ms) => wit::Admission::Wait(ms),
-    }
+    };
+    AdmitAnswer { admission, permit }
 }
 
 // The host interfaces 0.2 shares with 0.1, forwarded.
