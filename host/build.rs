@@ -43,6 +43,8 @@ const PLUGINS: &[&str] = &[
     "static-fallback",
     "cached-fallback",
     "rate-limiter",
+    "bulkhead",
+    "adaptive-timeout",
 ];
 
 /// The crates under `tests/guests/`: built like plugins, not bundled; tests

@@ -373,7 +373,9 @@ impl fmt::Display for Expect {
             parts.push(format!("an attempt timeout of {}ms", t.0));
         }
         match (self.attempt_timeout_min, self.attempt_timeout_max) {
-            (Some(lo), Some(hi)) => parts.push(format!("an attempt timeout in {}..={}ms", lo.0, hi.0)),
+            (Some(lo), Some(hi)) => {
+                parts.push(format!("an attempt timeout in {}..={}ms", lo.0, hi.0))
+            }
             (Some(lo), None) => parts.push(format!("an attempt timeout of at least {}ms", lo.0)),
             (None, Some(hi)) => parts.push(format!("an attempt timeout of at most {}ms", hi.0)),
             (None, None) => {}

@@ -370,9 +370,9 @@ impl Host {
     fn take_detail(&self, p: &crate::plugin::StrategyPlugin) -> RecentDetail {
         if p.contract >= crate::plugin::Contract::V0_2 {
             let shared = &self.shared;
-            let mut detail = self
-                .detail
-                .take(&self.stats.detail, shared.now_ms(), shared.origin_ms);
+            let mut detail =
+                self.detail
+                    .take(&self.stats.detail, shared.now_ms(), shared.origin_ms);
             detail.in_flight = self.stats.detail.in_flight();
             detail
         } else {

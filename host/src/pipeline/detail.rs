@@ -264,7 +264,10 @@ mod tests {
         assert_eq!(first.slow_calls, 2, "slower than 100ms: 101 and 400");
         assert_eq!(first.permitted_successes, vec![7]);
         let second = cursor.take(&stats, 20, 0);
-        assert_eq!((second.slow_calls, second.permitted_successes.len()), (0, 0));
+        assert_eq!(
+            (second.slow_calls, second.permitted_successes.len()),
+            (0, 0)
+        );
         for p in 0..20 {
             cursor.record_permitted_success(p);
         }

@@ -210,7 +210,10 @@ impl Pipeline {
             bulkhead: before.map(|b| b.bulkhead.clone()).unwrap_or_default(),
             window: before.map(|b| b.window.clone()).unwrap_or_default(),
             meters: ServiceMeters::default(),
-            counts_slow_calls: t.strategies.iter().any(|p| p.slow_call_threshold().is_some()),
+            counts_slow_calls: t
+                .strategies
+                .iter()
+                .any(|p| p.slow_call_threshold().is_some()),
         }
     }
 }
