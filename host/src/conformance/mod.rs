@@ -16,7 +16,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod describe;
 mod expect;
+mod permits;
 mod report;
 mod runner;
 mod scenario;

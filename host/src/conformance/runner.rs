@@ -15,11 +15,11 @@ use std::time::Duration;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
+use super::describe::describe_step;
 use super::expect::{Observed, check};
+use super::permits::Permits;
 use super::report::{Divergence, Report, ScenarioResult};
-use super::scenario::{
-    CallSpec, EventSpec, Millis, PermitRef, Scenario, ScenarioFile, Step, Succeed, SucceedSpec,
-};
+use super::scenario::{CallSpec, EventSpec, Millis, Scenario, ScenarioFile, Step, Succeed};
 use crate::config::Config;
 use crate::failure::ErrorKind;
 use crate::host::HostShared;
@@ -279,38 +279,6 @@ struct Host {
     permits: Permits,
 }
 
-/// The permits a plugin granted in a scenario, and the one whose attempt
-/// has no outcome yet (the next outcome's, unless a step names another).
-#[derive(Default)]
-struct Permits {
-    granted: std::cell::RefCell<Vec<u64>>,
-    open: std::cell::Cell<Option<u64>>,
-}
-
-impl Permits {
-    fn grant(&self, permit: Option<u64>) {
-        self.open.set(permit);
-        if let Some(p) = permit {
-            self.granted.borrow_mut().push(p);
-        }
-    }
-
-    /// The permit an outcome carries: the one the step names, else the
-    /// open one; either way the open one is used up.
-    fn outcome(&self, named: Option<&PermitRef>) -> Option<u64> {
-        let open = self.open.take();
-        match named {
-            None => open,
-            Some(PermitRef::Id(p)) => Some(*p),
-            Some(PermitRef::Named(n)) => match n.as_str() {
-                "last" => self.granted.borrow().last().copied(),
-                "first" => self.granted.borrow().first().copied(),
-                _ => None,
-            },
-        }
-    }
-}
-
 impl Host {
     async fn step(&mut self, step: &Step) -> Observed {
         if let Some(ms) = step.advance {
@@ -472,63 +440,5 @@ impl Host {
             Ok(answer) => Observed::Served(answer),
             Err(fault) => Observed::Fault(fault.reason),
         }
-    }
-}
-
-/// The step's input, for a report line.
-fn describe_step(step: &Step) -> String {
-    let event = |hook: &str, e: &EventSpec| {
-        let mut s = format!("{hook} {} (attempt {}", e.kind, e.attempt.unwrap_or(1));
-        if let Some(st) = e.status {
-            s += &format!(", status {st}");
-        }
-        if let Some(r) = e.retry_after {
-            s += &format!(", retry-after {}ms", r.0);
-        }
-        if let Some(d) = e.deadline_left {
-            s += &format!(", deadline-left {}ms", d.0);
-        }
-        if e.idempotent == Some(false) {
-            s += ", not idempotent";
-        }
-        for (k, v) in &e.tags {
-            s += &format!(", {k}={v}");
-        }
-        if let Some(r) = &e.recorded {
-            s += &format!(", recorded {:?} {}ms old", r.body, r.age.0);
-        }
-        s + ")"
-    };
-    if let Some(e) = &step.on_error {
-        event("on-error", e)
-    } else if let Some(e) = &step.serve {
-        event("serve", e)
-    } else if let Some(c) = &step.admit {
-        let mut s = format!("admit (attempt {}", c.attempt.unwrap_or(1));
-        if let Some(n) = step.in_flight {
-            s += &format!(", {n} in flight");
-        }
-        s + ")"
-    } else if let Some(n) = &step.succeed {
-        let mut s = format!("{} successful attempt(s)", n.count());
-        if let Succeed::Described(SucceedSpec {
-            latency: Some(l), ..
-        }) = n
-        {
-            s += &format!(" of {}ms", l.0);
-        }
-        if let Succeed::Described(SucceedSpec {
-            permit: Some(p), ..
-        }) = n
-        {
-            s += &format!(" under permit {p:?}");
-        }
-        s
-    } else if let Some(k) = step.fail {
-        format!("a failed attempt ({k}), not shown to the plugin")
-    } else if let Some(ms) = step.advance {
-        format!("advance the clock {}ms", ms.0)
-    } else {
-        "nothing".into()
     }
 }

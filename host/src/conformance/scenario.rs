@@ -30,6 +30,38 @@
 //! failed for good; fallback handlers), `succeed = N` (N successful
 //! attempts, counted as the host counts them), `fail = "kind"` (a failed
 //! attempt counted but not shown to the plugin) or `advance` (the clock).
+//!
+//! Contract 0.2's signals (a 0.1 plugin sees none of them; 0.1 files run
+//! unchanged):
+//!
+//! ```toml
+//! [[scenario.step]]
+//! succeed = { count = 5, latency = "80ms" }  # latencies, slow calls
+//!
+//! [[scenario.step]]
+//! admit = {}
+//! in-flight = 7                # from here on, 7 attempts in flight
+//! expect = { admission = "allow", permit = true, attempt-timeout-max = "1s" }
+//!
+//! [[scenario.step]]
+//! succeed = { count = 1, permit = "none" }   # an attempt never permitted
+//! ```
+//!
+//! * `succeed = { count, latency, permit }`: `latency` feeds
+//!   `current.latency()`, and a success slower than the plugin's declared
+//!   `slow-call-threshold` is one of its `current.slow-calls()`.
+//! * `in-flight = N` beside any step: what `current.in-flight()` answers
+//!   from that step on.
+//! * Permits: an `allow` whose grant names a permit leaves it open; the
+//!   next outcome (`succeed`, `fail`, `on-error`) is that attempt's and
+//!   uses it up (the first success of a `succeed` step is reported in
+//!   `current.permitted-successes()`, an `on-error` gets it as
+//!   `current.permit()`). `permit = N`, `"last"`, `"first"` (the plugin's
+//!   last or first permit in the scenario) or `"none"` names another: a
+//!   stale permit, or an attempt admitted without one.
+//! * Expectations: `permit = true|false` (the grant carries a permit), and
+//!   `attempt-timeout`, `attempt-timeout-min`, `attempt-timeout-max` (the
+//!   grant's attempt timeout).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

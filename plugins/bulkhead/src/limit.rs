@@ -84,7 +84,9 @@ impl Aimd {
         if signals.overloads > 0 || signals.slow > 0 {
             return (limit * self.backoff_ratio).max(self.min);
         }
-        if f64::from(signals.in_flight) * 2.0 >= limit {
+        // The attempt being admitted counts as in flight too (Netflix counts
+        // a request from its start): a limit of 1 in use can still grow.
+        if (f64::from(signals.in_flight) + 1.0) * 2.0 >= limit {
             return (limit + f64::from(signals.successes)).min(self.max);
         }
         limit
@@ -143,7 +145,12 @@ mod tests {
     fn grows_by_one_per_success_only_while_the_limit_is_used() {
         let a = aimd();
         assert_eq!(a.next(10.0, &signals(1, 0, 0, 5)), 11.0);
-        assert_eq!(a.next(10.0, &signals(3, 0, 0, 4)), 10.0, "under half used");
+        assert_eq!(a.next(10.0, &signals(3, 0, 0, 3)), 10.0, "under half used");
+        assert_eq!(
+            a.next(1.0, &signals(1, 0, 0, 0)),
+            2.0,
+            "one in use is all of 1"
+        );
         assert_eq!(a.next(11.0, &signals(5, 0, 0, 11)), 12.0, "capped at max");
     }
 
