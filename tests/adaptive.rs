@@ -92,9 +92,10 @@ async fn call(
     service: &str,
     addr: std::net::SocketAddr,
 ) -> Result<mender::Reply<String>, mender::CallError<std::io::Error>> {
-    rt.call(CallSpec::new(service, "GET /").idempotent(true), |_| {
-        get(addr)
-    })
+    rt.call(
+        CallSpec::new(service.to_owned(), "GET /").idempotent(true),
+        |_| get(addr),
+    )
     .await
 }
 

@@ -554,3 +554,7 @@ async fn plugins_and_history_see_messages_redacted() {
     assert!(!backoff.seen.lock().unwrap()[0].message.contains("hunter2"));
     assert!(!err.history[0].message.contains("hunter2"));
 }
+
+/// Contract 0.2's in-flight count, slow calls and permits through the loop.
+#[path = "detail_tests.rs"]
+mod detail;

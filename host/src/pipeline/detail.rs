@@ -15,7 +15,7 @@
 //! [`enable`]: DetailStats::enable
 
 use std::sync::Mutex;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 
 use crate::failure::ErrorKind;
@@ -68,8 +68,9 @@ impl DetailStats {
     }
 
     /// Sets the count outright: the conformance kit's `in-flight` step.
+    #[cfg(feature = "conformance")]
     pub(crate) fn set_in_flight(&self, n: u32) {
-        self.in_flight.store(n, Release);
+        self.in_flight.store(n, std::sync::atomic::Ordering::Release);
     }
 
     pub(crate) fn record_success(&self, latency_ms: u64) {
