@@ -124,10 +124,15 @@ async fn in_flight_counts_the_others_from_admission_to_outcome() {
     };
     let (slow, other) = tokio::join!(slow, other);
     assert!(slow.is_ok() && other.0.is_ok());
-    let admitted = plugin.admitted.lock().unwrap();
-    assert_eq!(admitted[0].in_flight, 0, "the first call alone");
-    assert_eq!(admitted[1].in_flight, 1, "the slow call is in flight");
-    drop(admitted);
+    let seen: Vec<u32> = plugin
+        .admitted
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|d| d.in_flight)
+        .collect();
+    assert_eq!(seen[0], 0, "the first call alone");
+    assert_eq!(seen[1], 1, "the slow call is in flight");
     host.call(&p, read(), vec![]).await.0.unwrap();
     assert_eq!(
         plugin.admitted.lock().unwrap()[2].in_flight,

@@ -70,7 +70,8 @@ impl DetailStats {
     /// Sets the count outright: the conformance kit's `in-flight` step.
     #[cfg(feature = "conformance")]
     pub(crate) fn set_in_flight(&self, n: u32) {
-        self.in_flight.store(n, std::sync::atomic::Ordering::Release);
+        self.in_flight
+            .store(n, std::sync::atomic::Ordering::Release);
     }
 
     pub(crate) fn record_success(&self, latency_ms: u64) {
