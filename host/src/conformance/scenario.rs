@@ -224,8 +224,7 @@ pub struct EventSpec {
 }
 
 /// `succeed = N`, or `succeed = { count = N, latency = "80ms", permit = … }`.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Succeed {
     /// This many successes (latency: the step's `latency`, or 0).
     Count(u32),
@@ -245,6 +244,31 @@ pub struct SucceedSpec {
     /// The permit the first of them carried (default: the plugin's last
     /// grant's, if not yet used; the others carry none).
     pub permit: Option<PermitRef>,
+}
+
+impl<'de> Deserialize<'de> for Succeed {
+    /// A number or a table; a mistake inside the table is said as such
+    /// (an untagged enum would only say that nothing matched).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(u32),
+            Table(toml::Table),
+        }
+        let raw = Raw::deserialize(d).map_err(|_| {
+            D::Error::custom(
+                "succeed: expected a number of successes or a table { count, latency, permit }",
+            )
+        })?;
+        match raw {
+            Raw::Count(n) => Ok(Succeed::Count(n)),
+            Raw::Table(t) => SucceedSpec::deserialize(toml::Value::Table(t))
+                .map(Succeed::Described)
+                .map_err(|e| D::Error::custom(format!("succeed: {}", e.message()))),
+        }
+    }
 }
 
 impl Succeed {
