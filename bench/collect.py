@@ -120,7 +120,8 @@ def main():
     bare_call = ns("happy/bare_call")
     happy = {k: ns(f"happy/{k}") for k in
              ["bare", "breaker", "breaker-no-timeout", "breaker-limiter", "breaker-bulkhead", "pipeline3",
-              "cached"]}
+              "cached",
+              "bulkhead-plugin"]}
     overhead = {k: (None if v is None or bare_call is None else v - bare_call)
                 for k, v in happy.items()}
     # The same calls with the Prometheus recorder installed: the metrics'
@@ -254,6 +255,8 @@ def main():
         "breaker-bulkhead": "`Runtime::call`, breaker behind `max-in-flight = 64` (a slot per attempt)",
         "pipeline3": "`Runtime::call`, breaker → backoff → static fallback",
         "cached": "the same with cached fallback (records each answer)",
+        "bulkhead-plugin": "`Runtime::call`, the `bulkhead` plugin (AIMD; no lease: a Wasm call, "
+                           "in-flight and latency counted per attempt)",
     }
     for k, label in names.items():
         L.append(f"| {label} | {fmt_ns(happy[k])} | {fmt_ns(overhead[k])} |")

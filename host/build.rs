@@ -44,6 +44,8 @@ const PLUGINS: &[&str] = &[
     "cached-fallback",
     "rate-limiter",
     "failover",
+    "bulkhead",
+    "adaptive-timeout",
 ];
 
 /// The crates under `tests/guests/`: built like plugins, not bundled; tests

@@ -15,13 +15,15 @@ fn scenarios(plugin: &str) -> PathBuf {
     workspace().join("plugins").join(plugin).join("conformance")
 }
 
-const BUNDLED: [&str; 6] = [
+const BUNDLED: [&str; 8] = [
     "exponential-backoff",
     "circuit-breaker",
     "static-fallback",
     "cached-fallback",
     "rate-limiter",
     "failover",
+    "bulkhead",
+    "adaptive-timeout",
 ];
 
 #[test]
@@ -143,6 +145,29 @@ fn scenario_mistakes_are_refused_with_where() {
     .to_string();
     assert!(
         err.contains("typo.toml:5:") && err.contains("decison"),
+        "{err}"
+    );
+
+    // Contract 0.2's steps: a mistake inside `succeed = { … }` is named,
+    // and so is a permit that names nothing.
+    let err = ScenarioFile::parse(
+        "[[scenario]]\nname = \"x\"\n[[scenario.step]]\nsucceed = { count = 2, latncy = \"5ms\" }\n",
+        Path::new("latency.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("latency.toml:4:") && err.contains("unknown field `latncy`"),
+        "{err}"
+    );
+    let err = ScenarioFile::parse(
+        "[[scenario]]\nname = \"p\"\n[[scenario.step]]\nsucceed = { permit = \"latest\" }\n",
+        Path::new("permit.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("scenario `p`, step 1: permit \"latest\": expected a number, \"last\", \"first\" or \"none\""),
         "{err}"
     );
 }

@@ -84,6 +84,7 @@ pub struct ErrorEvent {
     /// Whether repeating the operation is safe.
     pub idempotent: bool,
     strings: Strings,
+    permit: OnceCell<Option<u64>>,
 }
 
 impl ErrorEvent {
@@ -98,6 +99,7 @@ impl ErrorEvent {
             deadline_left: None,
             idempotent: true,
             strings: Strings::default(),
+            permit: OnceCell::new(),
         }
     }
 
@@ -111,7 +113,20 @@ impl ErrorEvent {
             deadline_left: e.deadline_left,
             idempotent: e.idempotent,
             strings: Strings::default(),
+            permit: OnceCell::new(),
         }
+    }
+
+    /// The permit this plugin's grant gave the attempt that failed, if it
+    /// gave one ([`Admission::allow_with_permit`](crate::prelude::Admission::allow_with_permit)).
+    pub fn permit(&self) -> Option<u64> {
+        *self.permit.get_or_init(current::permit)
+    }
+
+    /// This event with its permit set (for tests).
+    pub fn with_permit(mut self, permit: Option<u64>) -> ErrorEvent {
+        put(&mut self.permit, permit);
+        self
     }
 
     /// The logical upstream, e.g. `github`.
@@ -276,6 +291,9 @@ pub struct Outcomes {
     by_kind: OnceCell<Vec<(ErrorKind, u32)>>,
     latency: OnceCell<LatencySummary>,
     streaks: OnceCell<Vec<(ErrorKind, u32)>>,
+    in_flight: OnceCell<u32>,
+    slow_calls: OnceCell<u32>,
+    permitted: OnceCell<Vec<u64>>,
 }
 
 impl Outcomes {
@@ -289,7 +307,15 @@ impl Outcomes {
             by_kind: OnceCell::new(),
             latency: OnceCell::new(),
             streaks: OnceCell::new(),
+            in_flight: OnceCell::new(),
+            slow_calls: OnceCell::new(),
+            permitted: OnceCell::new(),
         };
+        // No success, no slow call and no permitted success.
+        if o.successes == 0 {
+            put(&mut out.slow_calls, 0);
+            put(&mut out.permitted, Vec::new());
+        }
         // No failure, no list; none in a row, no streaks: nothing to fetch.
         if o.failures == 0 {
             put(&mut out.by_kind, Vec::new());
@@ -349,6 +375,56 @@ impl Outcomes {
     pub fn consecutive_failures_by_kind(&self) -> &[(ErrorKind, u32)] {
         self.streaks
             .get_or_init(current::consecutive_failures_by_kind)
+    }
+
+    /// Attempts of the service in flight in this process now, from their
+    /// admission to their outcome; in `admit`, the one being admitted not
+    /// counted.
+    pub fn in_flight(&self) -> u32 {
+        *self.in_flight.get_or_init(current::in_flight)
+    }
+
+    /// The successes counted here that were slower than this plugin's
+    /// [`slow_call_threshold`](crate::strategy::Strategy::slow_call_threshold).
+    pub fn slow_calls(&self) -> u32 {
+        *self.slow_calls.get_or_init(current::slow_calls)
+    }
+
+    /// The permits this plugin granted to attempts that succeeded since
+    /// its last report, oldest first (at most 16).
+    pub fn permitted_successes(&self) -> &[u64] {
+        self.permitted.get_or_init(current::permitted_successes)
+    }
+
+    /// The standard deviation of the latencies counted here, if there were
+    /// at least two.
+    pub fn latency_std_dev(&self) -> Option<f64> {
+        let l = self.latency();
+        if l.count < 2 {
+            return None;
+        }
+        let n = f64::from(l.count);
+        let mean = l.sum as f64 / n;
+        let variance = (l.sum_of_squares as f64 / n - mean * mean).max(0.0);
+        Some(variance.sqrt())
+    }
+
+    /// These outcomes with their in-flight count set (for tests).
+    pub fn with_in_flight(mut self, n: u32) -> Outcomes {
+        put(&mut self.in_flight, n);
+        self
+    }
+
+    /// These outcomes with their slow calls set (for tests).
+    pub fn with_slow_calls(mut self, n: u32) -> Outcomes {
+        put(&mut self.slow_calls, n);
+        self
+    }
+
+    /// These outcomes with their permitted successes set (for tests).
+    pub fn with_permitted_successes(mut self, permits: Vec<u64>) -> Outcomes {
+        put(&mut self.permitted, permits);
+        self
     }
 
     /// These outcomes with their latency summary set (for tests).

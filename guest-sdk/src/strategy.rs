@@ -25,6 +25,12 @@ pub trait Strategy: Sized + 'static {
     /// The hooks the host should call; it skips the others entirely.
     fn hooks(&self) -> Hooks;
 
+    /// Successes slower than this (ms) are counted for this plugin as slow
+    /// calls ([`Outcomes::slow_calls`]). Default: none, not counted.
+    fn slow_call_threshold(&self) -> Option<u64> {
+        None
+    }
+
     /// May this attempt start? `recent` is what happened on the service
     /// since this plugin was last called for it. Default: allow, no lease.
     fn admit(&self, call: &CallInfo, recent: &Outcomes) -> Admission {
@@ -80,8 +86,12 @@ pub fn init<S: Strategy>(slot: &'static Slot<S>, config: String) -> Result<Strat
     let config = crate::config::parse::<S::Config>(&config)?;
     let instance = S::init(config)?;
     let hooks = instance.hooks();
+    let slow_call_threshold = instance.slow_call_threshold();
     slot.with(|cell| *cell.borrow_mut() = Some(instance));
-    Ok(StrategyInfo { hooks })
+    Ok(StrategyInfo {
+        hooks,
+        slow_call_threshold,
+    })
 }
 
 #[doc(hidden)]

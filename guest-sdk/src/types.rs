@@ -17,6 +17,32 @@ impl Admission {
             attempt_timeout: None,
             lease: None,
             upstream: None,
+            permit: None,
+        })
+    }
+
+    /// Let the attempt start with this timeout (ms); ask again before the
+    /// next one.
+    pub fn allow_within(attempt_timeout: u64) -> Admission {
+        Admission::Allow(Grant {
+            attempt_timeout: Some(attempt_timeout),
+            lease: None,
+            upstream: None,
+            permit: None,
+        })
+    }
+
+    /// Let the attempt start under `permit`, an id of the plugin's
+    /// choosing that comes back with the attempt's outcome
+    /// ([`ErrorEvent::permit`](crate::event::ErrorEvent::permit) if it
+    /// fails, [`Outcomes::permitted_successes`](crate::event::Outcomes::permitted_successes)
+    /// if it succeeds); ask again before the next one.
+    pub fn allow_with_permit(permit: u64) -> Admission {
+        Admission::Allow(Grant {
+            attempt_timeout: None,
+            lease: None,
+            upstream: None,
+            permit: Some(permit),
         })
     }
 
@@ -27,6 +53,7 @@ impl Admission {
             attempt_timeout: None,
             lease: Some(lease),
             upstream: None,
+            permit: None,
         })
     }
 
@@ -38,6 +65,7 @@ impl Admission {
             attempt_timeout: None,
             lease,
             upstream: Some(upstream),
+            permit: None,
         })
     }
 

@@ -59,6 +59,16 @@ guardrails = { attempt-timeout = "off", deadline = "off" }
 strategies = ["breaker"]
 guardrails = { max-in-flight = 64 }
 
+# The adaptive bulkhead plugin (contract 0.2, no lease: a Wasm call per
+# attempt, and the host counts in-flight attempts and slow calls for it),
+# with limits far above the bench's one call at a time: it never rejects.
+[plugins.bulkhead]
+bundled = "bulkhead"
+config = { initial-limit = 1000, max-limit = 1000, latency-target = "1m" }
+
+[services.bulkhead-plugin]
+strategies = ["bulkhead"]
+
 # The bundled pipeline.
 [services.pipeline3]
 strategies = ["breaker", "backoff"]
@@ -94,6 +104,7 @@ fn happy_path(c: &mut Criterion) {
         "breaker-bulkhead",
         "pipeline3",
         "cached",
+        "bulkhead-plugin",
     ] {
         assert!(tokio.block_on(succeeding_call(&rt, service)));
         g.bench_function(service, |b| {

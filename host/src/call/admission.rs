@@ -92,6 +92,14 @@ impl CallState<'_> {
         }
     }
 
+    /// Attempt's permit from the `index`th strategy (contract 0.2),
+    /// handed back with its outcome.
+    fn grant_permit(&self, index: usize, permit: u64) {
+        let mut permits = self.permits.lock().unwrap_or_else(|p| p.into_inner());
+        permits.retain(|(i, _)| *i != index);
+        permits.push((index, permit));
+    }
+
     /// Admission by leases alone, without awaiting anything: `Ok` with
     /// the grants' timeout when every admitting strategy's lease let
     /// attempt the start (`at` being the loop's latest clock reading: no
@@ -105,6 +113,8 @@ impl CallState<'_> {
         let mut timeout = None;
         let mut upstream = None;
         let now = self.cx.host.ms_at(at);
+        // Counted before any plugin is asked (see `pipeline/in_flight.rs`).
+        self.in_flight.reserve();
         for (i, slot) in self.cx.pipeline.strategies.iter().enumerate() {
             if !slot.admits() {
                 continue;
@@ -132,8 +142,8 @@ impl CallState<'_> {
         (from, mut timeout, mut upstream): Resume,
     ) -> Gate {
         let mut call: Option<wit::CallInfo> = None;
-        let strategies = self.cx.pipeline.strategies.iter().skip(from);
-        for slot in strategies.filter(|s| s.admits()) {
+        let strategies = self.cx.pipeline.strategies.iter().enumerate().skip(from);
+        for (index, slot) in strategies.filter(|(_, s)| s.admits()) {
             let mut waits = 0;
             loop {
                 let now = self.now_ms();
@@ -153,8 +163,12 @@ impl CallState<'_> {
                     tags: self.tags(&[]),
                 });
                 let recent = slot.cursor.take(&self.cx.pipeline.stats, &slot.lease);
-                let mut detail =
-                    slot.take_detail(&self.cx.pipeline.stats, now, self.cx.host.origin_ms);
+                let mut detail = slot.take_detail(
+                    &self.cx.pipeline.stats,
+                    now,
+                    self.cx.host.origin_ms,
+                    self.in_flight.others(),
+                );
                 // What the attempt would use unless a grant routes it.
                 let would = self.spec.upstreams.as_ref().map(|_| self.route);
                 detail.upstreams = self.upstreams(upstream.or(would));
@@ -173,9 +187,11 @@ impl CallState<'_> {
                     .await;
                 let service = &self.cx.pipeline.service;
                 metrics::hook_took(service, by, "admit", began.elapsed());
-                let admission = admission
-                    .and_then(|r| self.check_route(by, "the attempt", r))
-                    .map(|r| (r.answer, r.upstream));
+                let checked = admission.and_then(|r| self.check_route(by, "the attempt", r));
+                let (admission, permit) = match checked {
+                    Ok(r) => (Ok((r.answer.admission, r.upstream)), r.answer.permit),
+                    Err(fault) => (Err(fault), None),
+                };
                 let decided = match &admission {
                     Ok((wit::Admission::Allow(_), _)) => "allow",
                     Ok((wit::Admission::Reject(_), _)) => "reject",
@@ -190,6 +206,9 @@ impl CallState<'_> {
                         }
                         slot.lease.grant(&grant, routed, now);
                         upstream = upstream.or(routed);
+                        if let Some(permit) = permit {
+                            self.grant_permit(index, permit);
+                        }
                         timeout =
                             min_opt(timeout, grant.attempt_timeout.map(Duration::from_millis));
                         break;

@@ -3,7 +3,7 @@
 //! ([`CallState`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -18,6 +18,7 @@ use crate::host::HostShared;
 use crate::host::clock::duration_ms;
 use crate::host::results::ResultStore;
 use crate::pipeline::Pipeline;
+use crate::pipeline::in_flight::Ticket;
 use crate::pipeline::retry_budget::RetryBudgets;
 use crate::pipeline::window::Ended;
 use crate::plugin::bindings::{Routed, Upstreams, wit};
@@ -61,6 +62,12 @@ pub(crate) struct CallState<'a> {
     /// Routing: the upstream the next attempt goes to unless its grant
     /// says otherwise: the last attempt's, or a `retry-on`'s choice.
     pub(super) route: u32,
+    /// The call's place in the service's in-flight count (contract 0.2).
+    pub(super) in_flight: Ticket,
+    /// The permits the current attempt was granted, by strategy index
+    /// (contract 0.2): handed back with its outcome. Empty unless a plugin
+    /// named one, so it never allocates on the happy path.
+    pub(super) permits: Mutex<Vec<(usize, u64)>>,
 }
 
 impl<'a> CallState<'a> {
@@ -76,6 +83,7 @@ impl<'a> CallState<'a> {
         if let Some(b) = &cx.pipeline.guardrails.retry_budget {
             cx.budgets.count_call(cx.host, &cx.pipeline.service, b);
         }
+        let in_flight = Ticket::new(&cx.pipeline.stats);
         let mut call = CallState {
             id: cx.activity.next_call(),
             span: super::spans::call(&cx.pipeline.service),
@@ -88,6 +96,8 @@ impl<'a> CallState<'a> {
             redacted_operation: OnceLock::new(),
             redacted_upstreams: OnceLock::new(),
             route: 0,
+            in_flight,
+            permits: Mutex::new(Vec::new()),
         };
         call.trace_start();
         call
@@ -181,14 +191,18 @@ impl<'a> CallState<'a> {
     /// for cached fallbacks, and hand it back with the history of what
     /// came before.
     pub(super) fn succeed<T: Payload>(
-        self,
+        mut self,
         value: T,
         ended: Instant,
         took: Duration,
         span: &tracing::Span,
     ) -> Reply<T> {
         let p = &self.cx.pipeline;
-        p.stats.record_success(duration_ms(took));
+        self.in_flight.release();
+        let latency_ms = duration_ms(took);
+        p.stats.record_success(latency_ms);
+        let permits = std::mem::take(self.permits.get_mut().unwrap_or_else(|e| e.into_inner()));
+        p.record_success_detail(latency_ms, &permits);
         super::metrics::answered_attempt(p, took);
         super::spans::answered(span);
         let outcome = if self.history.is_empty() {

@@ -53,6 +53,7 @@ impl CallState<'_> {
         failure: Failure,
     ) -> (wit::ErrorEvent, Verdict) {
         let p = &self.cx.pipeline;
+        self.in_flight.release();
         if failure.kind.reached_upstream() {
             p.stats.record_failure(failure.kind);
             for slot in &p.strategies {
@@ -78,17 +79,34 @@ impl CallState<'_> {
             "attempt failed"
         );
         let verdict = self.decide(&event, upstream).await;
+        // The permits belonged to this attempt; the next gets its own.
+        self.permits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         (event, verdict)
+    }
+
+    /// The permit the `index`th strategy gave the attempt that failed.
+    fn permit_of(&self, index: usize) -> Option<u64> {
+        let permits = self.permits.lock().unwrap_or_else(|p| p.into_inner());
+        permits.iter().find(|(i, _)| *i == index).map(|(_, p)| *p)
     }
 
     /// Strategies in order until one answers other than `pass`; `upstream`
     /// is the one the failed attempt used.
     async fn decide(&self, event: &wit::ErrorEvent, upstream: Option<u32>) -> Verdict {
         let p = &self.cx.pipeline;
-        for slot in p.strategies.iter().filter(|s| s.decides()) {
+        for (index, slot) in p.strategies.iter().enumerate().filter(|(_, s)| s.decides()) {
             let recent = slot.cursor.take(&p.stats, &slot.lease);
-            let mut detail = slot.take_detail(&p.stats, self.now_ms(), self.cx.host.origin_ms);
+            let mut detail = slot.take_detail(
+                &p.stats,
+                self.now_ms(),
+                self.cx.host.origin_ms,
+                self.in_flight.others(),
+            );
             detail.upstreams = self.upstreams(upstream);
+            detail.permit = self.permit_of(index);
             let by = slot.plugin.name().clone();
             let began = std::time::Instant::now();
             let answered = slot

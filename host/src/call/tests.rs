@@ -102,19 +102,21 @@ impl Strategy for Scripted {
         _: &'a wit::CallInfo,
         _: &'a wit::Outcomes,
         detail: &'a crate::plugin::current::RecentDetail,
-    ) -> BoxFuture<'a, Result<Routed<wit::Admission>, PluginFault>> {
+    ) -> BoxFuture<'a, Result<Routed<crate::plugin::current::AdmitAnswer>, PluginFault>> {
         self.upstreams_seen
             .lock()
             .unwrap()
             .push(detail.upstreams.clone());
         let next = self.admissions.lock().unwrap().pop_front();
-        Box::pin(std::future::ready(
-            next.unwrap_or(Ok(wit::Admission::Allow(wit::Grant {
-                attempt_timeout: None,
-                lease: None,
-            })
-            .into())),
-        ))
+        let next = next.unwrap_or(Ok(wit::Admission::Allow(wit::Grant {
+            attempt_timeout: None,
+            lease: None,
+        })
+        .into()));
+        Box::pin(std::future::ready(next.map(|r| Routed {
+            answer: r.answer.into(),
+            upstream: r.upstream,
+        })))
     }
     fn on_error<'a>(
         self: Arc<Self>,
@@ -752,3 +754,7 @@ async fn plugins_and_history_see_upstream_names_redacted() {
     assert!(!names[0].contains("hunter2"), "{names:?}");
     assert_eq!(names[1], "https://b/");
 }
+
+/// Contract 0.2's in-flight count, slow calls and permits through the loop.
+#[path = "detail_tests.rs"]
+mod detail;

@@ -12,8 +12,9 @@ pub(crate) enum Observed {
     Nothing,
     /// `on-error` answered; with the upstream a `retry-on` routes to.
     Decision(wit::Decision, Option<u32>),
-    /// `admit` answered; with the upstream an `allow` routes to.
-    Admission(wit::Admission, Option<u32>),
+    /// `admit` answered; with the upstream an `allow` routes to, and the
+    /// permit its grant named (contract 0.2).
+    Admission(wit::Admission, Option<u32>, Option<u64>),
     /// A lease from an earlier `allow` admitted the attempt (on the
     /// upstream its grant routed to); the plugin was not called.
     Leased(Option<u32>),
@@ -40,7 +41,7 @@ impl Observed {
                 wit::Decision::Fail(_) => "fail",
                 wit::Decision::RefreshCredentials => "refresh-credentials",
             },
-            Observed::Admission(a, _) => match a {
+            Observed::Admission(a, ..) => match a {
                 wit::Admission::Allow(_) => "allow",
                 wit::Admission::Reject(_) => "reject",
                 wit::Admission::Wait(_) => "wait",
@@ -55,7 +56,7 @@ impl Observed {
     fn delay(&self) -> Option<u64> {
         match self {
             Observed::Decision(wit::Decision::Retry(ms), _)
-            | Observed::Admission(wit::Admission::Wait(ms), _) => Some(*ms),
+            | Observed::Admission(wit::Admission::Wait(ms), ..) => Some(*ms),
             _ => None,
         }
     }
@@ -63,7 +64,7 @@ impl Observed {
     fn reason(&self) -> Option<&str> {
         match self {
             Observed::Decision(wit::Decision::Fail(r), _) => Some(r),
-            Observed::Admission(wit::Admission::Reject(r), _) => Some(&r.reason),
+            Observed::Admission(wit::Admission::Reject(r), ..) => Some(&r.reason),
             _ => None,
         }
     }
@@ -81,7 +82,7 @@ impl Observed {
     /// to, if the answer routes it.
     fn upstream(&self) -> Option<u32> {
         match self {
-            Observed::Decision(_, u) | Observed::Admission(_, u) | Observed::Leased(u) => *u,
+            Observed::Decision(_, u) | Observed::Admission(_, u, _) | Observed::Leased(u) => *u,
             _ => None,
         }
     }
@@ -111,11 +112,14 @@ impl fmt::Display for Observed {
                 wit::Decision::Fail(r) => write!(f, "fail {:?}", clip(r)),
                 wit::Decision::RefreshCredentials => write!(f, "refresh-credentials"),
             },
-            Observed::Admission(a, route) => match a {
+            Observed::Admission(a, route, permit) => match a {
                 wit::Admission::Allow(g) => {
                     write!(f, "allow")?;
                     if let Some(u) = route {
                         write!(f, " on upstream {u}")?;
+                    }
+                    if let Some(p) = permit {
+                        write!(f, ", permit {p}")?;
                     }
                     if let Some(t) = g.attempt_timeout {
                         write!(f, ", attempt timeout {t}ms")?;
@@ -263,7 +267,7 @@ pub(crate) fn check(want: &Expect, got: &Observed) -> Result<(), String> {
     }
     if let Some(lease) = want.lease {
         let has = match got {
-            Observed::Admission(wit::Admission::Allow(g), _) => g.lease.is_some(),
+            Observed::Admission(wit::Admission::Allow(g), ..) => g.lease.is_some(),
             _ => return Err("expected an `allow` from the plugin".into()),
         };
         if has != lease {
@@ -298,6 +302,51 @@ pub(crate) fn check(want: &Expect, got: &Observed) -> Result<(), String> {
                     "the answer routes nowhere, not to upstream {want_upstream}"
                 ));
             }
+        }
+    }
+    if let Some(want_permit) = want.permit {
+        let has = match got {
+            Observed::Admission(wit::Admission::Allow(_), _, permit) => permit.is_some(),
+            _ => return Err("expected an `allow` from the plugin".into()),
+        };
+        if has != want_permit {
+            return Err(format!(
+                "the grant {} a permit",
+                if has { "carries" } else { "carries no" }
+            ));
+        }
+    }
+    if want.attempt_timeout.is_some()
+        || want.attempt_timeout_min.is_some()
+        || want.attempt_timeout_max.is_some()
+    {
+        let t = match got {
+            Observed::Admission(wit::Admission::Allow(g), ..) => g.attempt_timeout,
+            _ => return Err("expected an `allow` from the plugin".into()),
+        };
+        let Some(t) = t else {
+            return Err("the grant sets no attempt timeout".into());
+        };
+        if let Some(x) = want.attempt_timeout
+            && t != x.0
+        {
+            return Err(format!("the attempt timeout is {t}ms, not {}ms", x.0));
+        }
+        if let Some(lo) = want.attempt_timeout_min
+            && t < lo.0
+        {
+            return Err(format!(
+                "the attempt timeout {t}ms is under the minimum {}ms",
+                lo.0
+            ));
+        }
+        if let Some(hi) = want.attempt_timeout_max
+            && t > hi.0
+        {
+            return Err(format!(
+                "the attempt timeout {t}ms is over the maximum {}ms",
+                hi.0
+            ));
         }
     }
     if let Some(served) = want.served {
@@ -374,6 +423,20 @@ impl fmt::Display for Expect {
         }
         if let Some(r) = self.routed {
             parts.push(if r { "routed" } else { "not routed" }.into());
+        }
+        if let Some(p) = self.permit {
+            parts.push(if p { "with a permit" } else { "with no permit" }.into());
+        }
+        if let Some(t) = self.attempt_timeout {
+            parts.push(format!("an attempt timeout of {}ms", t.0));
+        }
+        match (self.attempt_timeout_min, self.attempt_timeout_max) {
+            (Some(lo), Some(hi)) => {
+                parts.push(format!("an attempt timeout in {}..={}ms", lo.0, hi.0))
+            }
+            (Some(lo), None) => parts.push(format!("an attempt timeout of at least {}ms", lo.0)),
+            (None, Some(hi)) => parts.push(format!("an attempt timeout of at most {}ms", hi.0)),
+            (None, None) => {}
         }
         if let Some(s) = self.served {
             parts.push(if s { "an answer" } else { "no answer" }.into());

@@ -16,7 +16,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod describe;
 mod expect;
+mod permits;
 mod report;
 mod runner;
 mod scenario;
@@ -24,6 +26,6 @@ mod scenario;
 pub use report::{Divergence, Report, ScenarioResult};
 pub use runner::Subject;
 pub use scenario::{
-    CallSpec, EventSpec, Expect, Millis, OneOrMany, RecordedSpec, Scenario, ScenarioError,
-    ScenarioFile, Step,
+    CallSpec, EventSpec, Expect, Millis, OneOrMany, PermitRef, RecordedSpec, Scenario,
+    ScenarioError, ScenarioFile, Step, Succeed, SucceedSpec,
 };

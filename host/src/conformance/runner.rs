@@ -15,9 +15,11 @@ use std::time::Duration;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
+use super::describe::describe_step;
 use super::expect::{Observed, check};
+use super::permits::Permits;
 use super::report::{Divergence, Report, ScenarioResult};
-use super::scenario::{CallSpec, EventSpec, Scenario, ScenarioFile, Step};
+use super::scenario::{CallSpec, EventSpec, Millis, Scenario, ScenarioFile, Step, Succeed};
 use crate::config::Config;
 use crate::failure::ErrorKind;
 use crate::host::HostShared;
@@ -260,6 +262,7 @@ impl Subject {
             lease: LeaseCell::default(),
             cursor: Cursor::default(),
             detail: DetailCursor::default(),
+            permits: Permits::default(),
         })
     }
 }
@@ -277,6 +280,8 @@ struct Host {
     cursor: Cursor,
     /// 0.2's detail of `recent`, as a pipeline slot takes it.
     detail: DetailCursor,
+    /// The permits the plugin granted in this scenario.
+    permits: Permits,
 }
 
 impl Host {
@@ -285,13 +290,15 @@ impl Host {
             tokio::time::advance(Duration::from_millis(ms.0)).await;
             return Observed::Nothing;
         }
-        if let Some(n) = step.succeed {
-            for _ in 0..n {
-                self.stats.record_success(step.latency.map_or(0, |l| l.0));
-            }
+        if let Some(n) = step.in_flight {
+            self.stats.detail.set_in_flight(n);
+        }
+        if let Some(succeed) = &step.succeed {
+            self.succeed(succeed, step.latency);
             return Observed::Nothing;
         }
         if let Some(kind) = step.fail {
+            self.permits.outcome(None);
             self.count_failure(kind);
             return Observed::Nothing;
         }
@@ -307,14 +314,42 @@ impl Host {
         unreachable!("ScenarioFile::parse checks that a step has one input")
     }
 
+    /// Successes, counted as `CallState::succeed` counts them: the
+    /// service's totals, the plugin's slow calls and its permit's success.
+    fn succeed(&self, succeed: &Succeed, step_latency: Option<Millis>) {
+        let (latency, permit) = match succeed {
+            Succeed::Count(_) => (step_latency, None),
+            Succeed::Described(d) => (d.latency.or(step_latency), d.permit.as_ref()),
+        };
+        let latency = latency.map_or(0, |l| l.0);
+        let threshold = match &self.loaded {
+            Loaded::Strategy(p) => p.slow_call_threshold,
+            Loaded::Fallback(_) => None,
+        };
+        for i in 0..succeed.count() {
+            self.stats.record_success(latency);
+            if let Some(t) = threshold {
+                self.detail.record_latency(latency, t);
+            }
+            if i == 0
+                && let Some(p) = self.permits.outcome(permit)
+            {
+                self.detail.record_permitted_success(p);
+            }
+        }
+    }
+
     /// 0.2's detail for a hook call of `p`, as `StrategySlot::take_detail`,
     /// with the scenario's upstreams and `used` (the step's `upstream`)
     /// as the call path sets them.
     fn take_detail(&self, p: &crate::plugin::StrategyPlugin, used: Option<u32>) -> RecentDetail {
         let mut detail = if p.contract >= crate::plugin::Contract::V0_2 {
             let shared = &self.shared;
-            self.detail
-                .take(&self.stats.detail, shared.now_ms(), shared.origin_ms)
+            let mut detail =
+                self.detail
+                    .take(&self.stats.detail, shared.now_ms(), shared.origin_ms);
+            detail.in_flight = self.stats.detail.in_flight();
+            detail
         } else {
             RecentDetail::default()
         };
@@ -361,8 +396,10 @@ impl Host {
             // The host never calls it: as good as `pass`.
             return Observed::Skipped("on-error");
         }
+        let permit = self.permits.outcome(spec.permit.as_ref());
         let recent = self.cursor.take(&self.stats, &self.lease);
-        let detail = self.take_detail(p, spec.upstream);
+        let mut detail = self.take_detail(p, spec.upstream);
+        detail.permit = permit;
         let answered = p
             .on_error(&self.service, &self.event(spec), &recent, &detail)
             .map_err(|fault| fault.reason)
@@ -402,10 +439,11 @@ impl Host {
             .and_then(|a| detail.upstreams.hold("the attempt", a));
         match answered {
             Ok(Routed { answer, upstream }) => {
-                if let wit::Admission::Allow(grant) = &answer {
+                if let wit::Admission::Allow(grant) = &answer.admission {
                     self.lease.grant(grant, upstream, now);
+                    self.permits.grant(answer.permit);
                 }
-                Observed::Admission(answer, upstream)
+                Observed::Admission(answer.admission, upstream, answer.permit)
             }
             Err(reason) => Observed::Fault(reason),
         }
@@ -423,46 +461,5 @@ impl Host {
             Ok(answer) => Observed::Served(answer),
             Err(fault) => Observed::Fault(fault.reason),
         }
-    }
-}
-
-/// The step's input, for a report line.
-fn describe_step(step: &Step) -> String {
-    let event = |hook: &str, e: &EventSpec| {
-        let mut s = format!("{hook} {} (attempt {}", e.kind, e.attempt.unwrap_or(1));
-        if let Some(st) = e.status {
-            s += &format!(", status {st}");
-        }
-        if let Some(r) = e.retry_after {
-            s += &format!(", retry-after {}ms", r.0);
-        }
-        if let Some(d) = e.deadline_left {
-            s += &format!(", deadline-left {}ms", d.0);
-        }
-        if e.idempotent == Some(false) {
-            s += ", not idempotent";
-        }
-        for (k, v) in &e.tags {
-            s += &format!(", {k}={v}");
-        }
-        if let Some(r) = &e.recorded {
-            s += &format!(", recorded {:?} {}ms old", r.body, r.age.0);
-        }
-        s + ")"
-    };
-    if let Some(e) = &step.on_error {
-        event("on-error", e)
-    } else if let Some(e) = &step.serve {
-        event("serve", e)
-    } else if let Some(c) = &step.admit {
-        format!("admit (attempt {})", c.attempt.unwrap_or(1))
-    } else if let Some(n) = step.succeed {
-        format!("{n} successful attempt(s)")
-    } else if let Some(k) = step.fail {
-        format!("a failed attempt ({k}), not shown to the plugin")
-    } else if let Some(ms) = step.advance {
-        format!("advance the clock {}ms", ms.0)
-    } else {
-        "nothing".into()
     }
 }

@@ -34,6 +34,38 @@
 //! failed for good; fallback handlers), `succeed = N` (N successful
 //! attempts, counted as the host counts them), `fail = "kind"` (a failed
 //! attempt counted but not shown to the plugin) or `advance` (the clock).
+//!
+//! Contract 0.2's signals (a 0.1 plugin sees none of them; 0.1 files run
+//! unchanged):
+//!
+//! ```toml
+//! [[scenario.step]]
+//! succeed = { count = 5, latency = "80ms" }  # latencies, slow calls
+//!
+//! [[scenario.step]]
+//! admit = {}
+//! in-flight = 7                # from here on, 7 attempts in flight
+//! expect = { admission = "allow", permit = true, attempt-timeout-max = "1s" }
+//!
+//! [[scenario.step]]
+//! succeed = { count = 1, permit = "none" }   # an attempt never permitted
+//! ```
+//!
+//! * `succeed = { count, latency, permit }`: `latency` feeds
+//!   `current.latency()`, and a success slower than the plugin's declared
+//!   `slow-call-threshold` is one of its `current.slow-calls()`.
+//! * `in-flight = N` beside any step: what `current.in-flight()` answers
+//!   from that step on.
+//! * Permits: an `allow` whose grant names a permit leaves it open; the
+//!   next outcome (`succeed`, `fail`, `on-error`) is that attempt's and
+//!   uses it up (the first success of a `succeed` step is reported in
+//!   `current.permitted-successes()`, an `on-error` gets it as
+//!   `current.permit()`). `permit = N`, `"last"`, `"first"` (the plugin's
+//!   last or first permit in the scenario) or `"none"` names another: a
+//!   stale permit, or an attempt admitted without one.
+//! * Expectations: `permit = true|false` (the grant carries a permit), and
+//!   `attempt-timeout`, `attempt-timeout-min`, `attempt-timeout-max` (the
+//!   grant's attempt timeout).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -142,10 +174,14 @@ pub struct Step {
     pub admit: Option<CallSpec>,
     /// A call that failed for good, for a fallback handler's `serve`.
     pub serve: Option<EventSpec>,
-    /// This many successful attempts, counted like the host counts them.
-    pub succeed: Option<u32>,
+    /// Successful attempts, counted like the host counts them: a number,
+    /// or `{ count, latency, permit }`.
+    pub succeed: Option<Succeed>,
     /// The latency of each success in `succeed` (default 0).
     pub latency: Option<Millis>,
+    /// Contract 0.2: from this step on, this many attempts of the service
+    /// are in flight (what `current.in-flight()` answers).
+    pub in_flight: Option<u32>,
     /// A failed attempt of this kind, counted but not shown to the plugin
     /// (as when another strategy decided).
     pub fail: Option<ErrorKind>,
@@ -194,6 +230,78 @@ pub struct EventSpec {
     pub tags: BTreeMap<String, String>,
     /// `serve` only: the last recorded successful result of the request.
     pub recorded: Option<RecordedSpec>,
+    /// `on-error` (contract 0.2): the permit the failed attempt carried
+    /// (default: the plugin's last grant's, if not yet used).
+    pub permit: Option<PermitRef>,
+}
+
+/// `succeed = N`, or `succeed = { count = N, latency = "80ms", permit = … }`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Succeed {
+    /// This many successes (latency: the step's `latency`, or 0).
+    Count(u32),
+    /// Successes described.
+    Described(SucceedSpec),
+}
+
+/// Successes described.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SucceedSpec {
+    /// How many (default 1).
+    #[serde(default = "one")]
+    pub count: u32,
+    /// The latency of each (default: the step's `latency`, or 0).
+    pub latency: Option<Millis>,
+    /// The permit the first of them carried (default: the plugin's last
+    /// grant's, if not yet used; the others carry none).
+    pub permit: Option<PermitRef>,
+}
+
+impl<'de> Deserialize<'de> for Succeed {
+    /// A number or a table; a mistake inside the table is said as such
+    /// (an untagged enum would only say that nothing matched).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(u32),
+            Table(toml::Table),
+        }
+        let raw = Raw::deserialize(d).map_err(|_| {
+            D::Error::custom(
+                "succeed: expected a number of successes or a table { count, latency, permit }",
+            )
+        })?;
+        match raw {
+            Raw::Count(n) => Ok(Succeed::Count(n)),
+            Raw::Table(t) => SucceedSpec::deserialize(toml::Value::Table(t))
+                .map(Succeed::Described)
+                .map_err(|e| D::Error::custom(format!("succeed: {}", e.message()))),
+        }
+    }
+}
+
+impl Succeed {
+    /// How many successes.
+    pub fn count(&self) -> u32 {
+        match self {
+            Succeed::Count(n) => *n,
+            Succeed::Described(d) => d.count,
+        }
+    }
+}
+
+/// Which permit an outcome carries: a number, or `"last"` / `"first"` (the
+/// plugin's last or first permit in this scenario), or `"none"`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum PermitRef {
+    /// This permit.
+    Id(u64),
+    /// `last`, `first` or `none`.
+    Named(String),
 }
 
 /// An attempt about to start.
@@ -259,6 +367,14 @@ pub struct Expect {
     /// a plain `retry`, or an `allow` that leaves the upstream to the
     /// host).
     pub routed: Option<bool>,
+    /// `allow` (contract 0.2): whether the grant carries a permit.
+    pub permit: Option<bool>,
+    /// `allow`: the grant's attempt timeout is exactly this.
+    pub attempt_timeout: Option<Millis>,
+    /// `allow`: the grant's attempt timeout is at least this.
+    pub attempt_timeout_min: Option<Millis>,
+    /// `allow`: the grant's attempt timeout is at most this.
+    pub attempt_timeout_max: Option<Millis>,
     /// `serve`: whether the handler answered.
     pub served: Option<bool>,
     /// `fallback` or `serve`: exactly this body.
@@ -317,6 +433,24 @@ impl ScenarioFile {
         }
         for s in &raw.scenarios {
             for (i, step) in s.steps.iter().enumerate() {
+                let permits = [
+                    step.on_error.as_ref().and_then(|e| e.permit.as_ref()),
+                    match &step.succeed {
+                        Some(Succeed::Described(d)) => d.permit.as_ref(),
+                        _ => None,
+                    },
+                ];
+                for p in permits.into_iter().flatten() {
+                    if let PermitRef::Named(name) = p
+                        && !["last", "first", "none"].contains(&name.as_str())
+                    {
+                        return Err(err(format!(
+                            "scenario `{}`, step {}: permit {name:?}: expected a number, \"last\", \"first\" or \"none\"",
+                            s.name,
+                            i + 1
+                        )));
+                    }
+                }
                 let inputs = [
                     step.on_error.is_some(),
                     step.admit.is_some(),

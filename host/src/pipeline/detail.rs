@@ -15,7 +15,8 @@
 //! [`enable`]: DetailStats::enable
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 
 use crate::failure::ErrorKind;
 use crate::plugin::current::{LatencySummary, RecentDetail};
@@ -32,6 +33,8 @@ pub(crate) struct DetailStats {
     /// Whether any streak is non-zero: a success then clears them, and
     /// only then (the happy path reads one flag, writes nothing).
     in_streak: AtomicBool,
+    /// Attempts between admission and outcome (`in_flight.rs`).
+    in_flight: AtomicU32,
 }
 
 impl DetailStats {
@@ -41,6 +44,34 @@ impl DetailStats {
         if !self.enabled.load(Relaxed) {
             self.enabled.store(true, Relaxed);
         }
+    }
+
+    /// Whether anything reads these counts.
+    #[inline]
+    pub(crate) fn counts(&self) -> bool {
+        self.enabled.load(Relaxed)
+    }
+
+    /// An attempt starts its admission (`in_flight.rs`'s `Ticket`).
+    pub(crate) fn enter(&self) {
+        self.in_flight.fetch_add(1, AcqRel);
+    }
+
+    /// An attempt has its outcome.
+    pub(crate) fn leave(&self) {
+        self.in_flight.fetch_sub(1, AcqRel);
+    }
+
+    /// Attempts between admission and outcome now.
+    pub(crate) fn in_flight(&self) -> u32 {
+        self.in_flight.load(Acquire)
+    }
+
+    /// Sets the count outright: the conformance kit's `in-flight` step.
+    #[cfg(feature = "conformance")]
+    pub(crate) fn set_in_flight(&self, n: u32) {
+        self.in_flight
+            .store(n, std::sync::atomic::Ordering::Release);
     }
 
     pub(crate) fn record_success(&self, latency_ms: u64) {
@@ -76,14 +107,26 @@ struct Seen {
     successes: u64,
     latency_ms: u64,
     latency_sq: u64,
+    slow_calls: u64,
     /// Host time of the report; `None` before the first.
     at_ms: Option<u64>,
 }
 
-/// How far one plugin has been told about one service's detail.
+/// Permits whose successes a report holds at most: a plugin hands out
+/// permits to the few attempts it must hear back from (a half-open
+/// circuit's probes), so more than this between two reports means it
+/// stopped listening; the oldest go first.
+const MAX_PERMITTED_SUCCESSES: usize = 16;
+
+/// How far one plugin has been told about one service's detail, and what
+/// only this plugin counts: its slow calls and its permits' successes.
 #[derive(Default)]
 pub(crate) struct DetailCursor {
     seen: Mutex<Seen>,
+    /// Successes slower than the plugin's threshold, ever.
+    slow_calls: AtomicU64,
+    /// Permits of this plugin whose attempts succeeded since the last report.
+    permitted: Mutex<Vec<u64>>,
 }
 
 fn delta32(now: u64, seen: u64) -> u32 {
@@ -91,6 +134,24 @@ fn delta32(now: u64, seen: u64) -> u32 {
 }
 
 impl DetailCursor {
+    /// A success that took `latency_ms`, for a plugin whose threshold is
+    /// `threshold_ms`: counted if slower.
+    #[inline]
+    pub(crate) fn record_latency(&self, latency_ms: u64, threshold_ms: u64) {
+        if latency_ms > threshold_ms {
+            self.slow_calls.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The attempt this plugin gave `permit` succeeded.
+    pub(crate) fn record_permitted_success(&self, permit: u64) {
+        let mut permitted = self.permitted.lock().unwrap_or_else(|p| p.into_inner());
+        if permitted.len() >= MAX_PERMITTED_SUCCESSES {
+            permitted.remove(0);
+        }
+        permitted.push(permit);
+    }
+
     /// What happened since the last report, at host time `now_ms` (the
     /// host clock started at `start_ms`), and moves the cursor: concurrent
     /// callers each get a disjoint share.
@@ -101,6 +162,7 @@ impl DetailCursor {
             successes: stats.successes.load(Relaxed),
             latency_ms: stats.latency_ms.load(Relaxed),
             latency_sq: stats.latency_sq.load(Relaxed),
+            slow_calls: self.slow_calls.load(Relaxed),
             at_ms: Some(now_ms.max(from)),
         };
         let consecutive_by_kind = if stats.in_streak.load(Relaxed) {
@@ -124,6 +186,12 @@ impl DetailCursor {
             consecutive_by_kind,
             // The call path sets them: they belong to the call.
             upstreams: Default::default(),
+            in_flight: 0,
+            slow_calls: delta32(now.slow_calls, seen.slow_calls),
+            permit: None,
+            permitted_successes: std::mem::take(
+                &mut *self.permitted.lock().unwrap_or_else(|p| p.into_inner()),
+            ),
         };
         *seen = now;
         out
@@ -152,8 +220,7 @@ mod tests {
                     span: 5,
                     ..LatencySummary::default()
                 },
-                consecutive_by_kind: Vec::new(),
-                upstreams: Default::default(),
+                ..RecentDetail::default()
             }
         );
         stats.enable();
@@ -187,6 +254,29 @@ mod tests {
         // from that start, not from 1970.
         let late = DetailCursor::default();
         assert_eq!(late.take(&stats, 5_000_100, 5_000_000).latency.span, 100);
+    }
+
+    #[test]
+    fn slow_calls_and_permits_are_per_report() {
+        let (stats, cursor) = (enabled(), DetailCursor::default());
+        for ms in [50, 100, 101, 400] {
+            stats.record_success(ms);
+            cursor.record_latency(ms, 100);
+        }
+        cursor.record_permitted_success(7);
+        let first = cursor.take(&stats, 10, 0);
+        assert_eq!(first.slow_calls, 2, "slower than 100ms: 101 and 400");
+        assert_eq!(first.permitted_successes, vec![7]);
+        let second = cursor.take(&stats, 20, 0);
+        assert_eq!(
+            (second.slow_calls, second.permitted_successes.len()),
+            (0, 0)
+        );
+        for p in 0..20 {
+            cursor.record_permitted_success(p);
+        }
+        let kept = cursor.take(&stats, 30, 0).permitted_successes;
+        assert_eq!(kept, (4..20).collect::<Vec<u64>>(), "the latest 16");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub(crate) mod bulkhead;
 pub(crate) mod detail;
 pub(crate) mod generation;
+pub(crate) mod in_flight;
 pub(crate) mod meters;
 pub(crate) mod outcomes;
 pub(crate) mod retry_budget;
@@ -38,6 +39,8 @@ pub(crate) struct StrategySlot {
     pub(crate) cursor: Arc<Cursor>,
     /// The cursor of 0.2's detail (`detail.rs`), carried like `cursor`.
     pub(crate) detail: Arc<DetailCursor>,
+    /// The plugin's slow-call threshold (ms), if it declared one.
+    pub(crate) slow_call_threshold: Option<u64>,
     pub(crate) meters: SlotMeters,
 }
 
@@ -51,16 +54,20 @@ impl StrategySlot {
     }
 
     /// The detail report for a hook call at host time `now_ms` (the host
-    /// clock started at `start_ms`): taken only for a plugin that can read
-    /// it (contract 0.2), else empty.
+    /// clock started at `start_ms`), with `in_flight` other attempts of
+    /// the service in flight: taken only for a plugin that can read it
+    /// (contract 0.2), else empty.
     pub(crate) fn take_detail(
         &self,
         stats: &ServiceStats,
         now_ms: u64,
         start_ms: u64,
+        in_flight: u32,
     ) -> crate::plugin::current::RecentDetail {
         if self.plugin.reads_detail() {
-            self.detail.take(&stats.detail, now_ms, start_ms)
+            let mut detail = self.detail.take(&stats.detail, now_ms, start_ms);
+            detail.in_flight = in_flight;
+            detail
         } else {
             crate::plugin::current::RecentDetail::default()
         }
@@ -135,9 +142,31 @@ pub(crate) struct Pipeline {
     pub(crate) window: Arc<SharedWindow>,
     /// Metric handles of the happy path, registered on first use.
     pub(crate) meters: ServiceMeters,
+    /// Whether any strategy declared a slow-call threshold (else a
+    /// success costs nothing more for them).
+    counts_slow_calls: bool,
 }
 
 impl Pipeline {
+    /// What contract 0.2 counts per plugin of a success that took
+    /// `latency_ms`: its slow calls, and the permits (by strategy index)
+    /// its attempt was granted.
+    #[inline]
+    pub(crate) fn record_success_detail(&self, latency_ms: u64, permits: &[(usize, u64)]) {
+        if self.counts_slow_calls {
+            for slot in &self.strategies {
+                if let Some(threshold) = slot.slow_call_threshold {
+                    slot.detail.record_latency(latency_ms, threshold);
+                }
+            }
+        }
+        for (i, permit) in permits {
+            if let Some(slot) = self.strategies.get(*i) {
+                slot.detail.record_permitted_success(*permit);
+            }
+        }
+    }
+
     /// A pipeline for `service` from a template; `before` is the service's
     /// pipeline in the configuration a reload replaces.
     ///
@@ -170,6 +199,7 @@ impl Pipeline {
                             .unwrap_or_default(),
                         cursor: old.map(|s| s.cursor.clone()).unwrap_or_default(),
                         detail: old.map(|s| s.detail.clone()).unwrap_or_default(),
+                        slow_call_threshold: p.slow_call_threshold(),
                         meters: SlotMeters::default(),
                     }
                 })
@@ -180,6 +210,10 @@ impl Pipeline {
             bulkhead: before.map(|b| b.bulkhead.clone()).unwrap_or_default(),
             window: before.map(|b| b.window.clone()).unwrap_or_default(),
             meters: ServiceMeters::default(),
+            counts_slow_calls: t
+                .strategies
+                .iter()
+                .any(|p| p.slow_call_threshold().is_some()),
         }
     }
 }

@@ -54,6 +54,10 @@ pub(crate) fn check(
         },
         consecutive_by_kind: vec![(event.kind.into(), 1)],
         upstreams: Default::default(),
+        in_flight: 1,
+        slow_calls: 1,
+        permit: Some(1),
+        permitted_successes: vec![1],
     };
     match plugin::instantiate(engine, &scratch, spec, prepared)? {
         Loaded::Strategy(p) => {

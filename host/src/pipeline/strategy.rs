@@ -16,7 +16,7 @@ use std::time::Duration;
 use crate::api::{BoxFuture, PluginFault};
 use crate::config::OnFault;
 use crate::plugin::bindings::{Routed, wit};
-use crate::plugin::current::RecentDetail;
+use crate::plugin::current::{AdmitAnswer, RecentDetail};
 use crate::plugin::{FallbackPlugin, StrategyPlugin};
 
 /// A strategy: decides whether an attempt may start and what to do after
@@ -33,6 +33,11 @@ pub(crate) trait Strategy: Send + Sync + 'static {
     fn reads_detail(&self) -> bool {
         false
     }
+    /// Successes slower than this (ms) are counted as its slow calls
+    /// (contract 0.2's `strategy-info.slow-call-threshold`).
+    fn slow_call_threshold(&self) -> Option<u64> {
+        None
+    }
     /// May this attempt start? Within `budget`, if the call has a deadline.
     /// `detail` is empty unless [`reads_detail`](Self::reads_detail).
     fn admit<'a>(
@@ -42,7 +47,7 @@ pub(crate) trait Strategy: Send + Sync + 'static {
         call: &'a wit::CallInfo,
         recent: &'a wit::Outcomes,
         detail: &'a RecentDetail,
-    ) -> BoxFuture<'a, Result<Routed<wit::Admission>, PluginFault>>;
+    ) -> BoxFuture<'a, Result<Routed<AdmitAnswer>, PluginFault>>;
     /// What to do about this failure? Within `budget`, likewise.
     fn on_error<'a>(
         self: Arc<Self>,
@@ -86,6 +91,9 @@ impl Strategy for StrategyPlugin {
     fn reads_detail(&self) -> bool {
         self.contract >= crate::plugin::Contract::V0_2
     }
+    fn slow_call_threshold(&self) -> Option<u64> {
+        self.slow_call_threshold
+    }
     fn admit<'a>(
         self: Arc<Self>,
         budget: Option<Duration>,
@@ -93,7 +101,7 @@ impl Strategy for StrategyPlugin {
         call: &'a wit::CallInfo,
         recent: &'a wit::Outcomes,
         detail: &'a RecentDetail,
-    ) -> BoxFuture<'a, Result<Routed<wit::Admission>, PluginFault>> {
+    ) -> BoxFuture<'a, Result<Routed<AdmitAnswer>, PluginFault>> {
         Box::pin(async move {
             self.admit_within(budget, service, call, recent, detail)
                 .await

@@ -35,6 +35,49 @@ pub(crate) struct RecentDetail {
     /// The call's upstreams and the one the attempt uses (set by the call
     /// path, not counted).
     pub(crate) upstreams: Upstreams,
+    /// Attempts of the service in flight now, the one being admitted not
+    /// counted (`pipeline/in_flight.rs`).
+    pub(crate) in_flight: u32,
+    /// Successes slower than the plugin's threshold, over the latency's span.
+    pub(crate) slow_calls: u32,
+    /// `on-error`: the permit the plugin gave the failed attempt.
+    pub(crate) permit: Option<u64>,
+    /// The plugin's permits whose attempts succeeded since its last report.
+    pub(crate) permitted_successes: Vec<u64>,
+}
+
+/// What a strategy tells the host at `init`, in either contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StrategyInfo {
+    pub(crate) hooks: wit::Hooks,
+    /// 0.2: successes slower than this (ms) are counted as slow calls.
+    pub(crate) slow_call_threshold: Option<u64>,
+}
+
+impl From<wit::StrategyInfo> for StrategyInfo {
+    fn from(i: wit::StrategyInfo) -> StrategyInfo {
+        StrategyInfo {
+            hooks: i.hooks,
+            slow_call_threshold: None,
+        }
+    }
+}
+
+/// A strategy's answer to `admit`, with the permit (0.2) its grant gave.
+#[derive(Clone, Debug)]
+pub(crate) struct AdmitAnswer {
+    pub(crate) admission: wit::Admission,
+    /// `Some` only with an `allow` whose grant named a permit.
+    pub(crate) permit: Option<u64>,
+}
+
+impl From<wit::Admission> for AdmitAnswer {
+    fn from(admission: wit::Admission) -> AdmitAnswer {
+        AdmitAnswer {
+            admission,
+            permit: None,
+        }
+    }
 }
 
 /// The strings and lists of the hook call in progress.
@@ -47,6 +90,10 @@ pub(crate) struct Current {
     latency: LatencySummary,
     consecutive_by_kind: Vec<(ErrorKind, u32)>,
     upstreams: Upstreams,
+    in_flight: u32,
+    slow_calls: u32,
+    permit: Option<u64>,
+    permitted_successes: Vec<u64>,
 }
 
 impl Current {
@@ -83,12 +130,20 @@ impl Current {
                 self.latency = d.latency;
                 self.consecutive_by_kind.clone_from(&d.consecutive_by_kind);
                 self.upstreams.clone_from(&d.upstreams);
+                self.in_flight = d.in_flight;
+                self.slow_calls = d.slow_calls;
+                self.permit = d.permit;
+                self.permitted_successes.clone_from(&d.permitted_successes);
             }
             None => {
                 self.failures_by_kind.clear();
                 self.latency = LatencySummary::default();
                 self.consecutive_by_kind.clear();
                 self.upstreams = Upstreams::default();
+                self.in_flight = 0;
+                self.slow_calls = 0;
+                self.permit = None;
+                self.permitted_successes.clear();
             }
         }
     }
@@ -157,6 +212,22 @@ impl current::Host for HostState {
     fn upstream(&mut self) -> Option<u32> {
         self.current.upstreams.used
     }
+
+    fn in_flight(&mut self) -> u32 {
+        self.current.in_flight
+    }
+
+    fn slow_calls(&mut self) -> u32 {
+        self.current.slow_calls
+    }
+
+    fn permit(&mut self) -> Option<u64> {
+        self.current.permit
+    }
+
+    fn permitted_successes(&mut self) -> Vec<u64> {
+        self.current.permitted_successes.clone()
+    }
 }
 
 #[cfg(test)]
@@ -205,6 +276,10 @@ mod tests {
                 names: Some(vec!["a".to_owned(), "b".to_owned()].into()),
                 used: Some(1),
             },
+            in_flight: 3,
+            slow_calls: 1,
+            permit: Some(9),
+            permitted_successes: vec![4],
         };
         c.set_event(
             &event("GET /a", &[("k", "v"), ("x", "y")]),
@@ -217,6 +292,8 @@ mod tests {
         assert_eq!(c.latency, detail.latency);
         assert_eq!(c.consecutive_by_kind, detail.consecutive_by_kind);
         assert_eq!(c.upstreams, detail.upstreams);
+        assert_eq!((c.in_flight, c.slow_calls, c.permit), (3, 1, Some(9)));
+        assert_eq!(c.permitted_successes, vec![4]);
         // A `serve` has no counts, an `admit` no message: nothing of the
         // previous call may show through.
         c.set_event(&event("GET /b", &[]), None);
@@ -229,6 +306,8 @@ mod tests {
             Upstreams::default(),
             "serve is about no attempt"
         );
+        assert_eq!((c.in_flight, c.slow_calls, c.permit), (0, 0, None));
+        assert!(c.permitted_successes.is_empty());
         let call = wit::CallInfo {
             service: "svc".into(),
             operation: "GET /c".into(),

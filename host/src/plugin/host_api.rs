@@ -447,10 +447,22 @@ mod tests {
     #[test]
     fn log_lines_are_counted_and_clipped() {
         let mut s = host_state();
-        for _ in 0..LOG_LINES_PER_CALL + 5 {
-            log::Host::write(&mut s, log::Level::Info, "line".into()).unwrap();
-        }
-        assert_eq!(s.logs_dropped, 5);
+        use tracing_subscriber::layer::SubscriberExt;
+        let info =
+            tracing_subscriber::registry().with(tracing_subscriber::filter::LevelFilter::INFO);
+        tracing::subscriber::with_default(info, || {
+            for _ in 0..LOG_LINES_PER_CALL + 5 {
+                log::Host::write(&mut s, log::Level::Info, "line".into()).unwrap();
+            }
+            assert_eq!(s.logs_dropped, 5);
+            // A line the filter drops is not counted against the budget.
+            s.begin_call(&Arc::from("svc"));
+            for _ in 0..LOG_LINES_PER_CALL + 5 {
+                log::Host::write(&mut s, log::Level::Debug, "quiet".into()).unwrap();
+            }
+            assert_eq!((s.logs_dropped, s.log_lines_left), (0, LOG_LINES_PER_CALL));
+            assert!(log_enabled(log::Level::Warn) && !log_enabled(log::Level::Debug));
+        });
         let clipped = clip_log_line("é".repeat(LOG_LINE_BYTES));
         assert!(clipped.len() <= LOG_LINE_BYTES + '…'.len_utf8());
         assert!(clipped.ends_with('…'));

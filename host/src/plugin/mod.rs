@@ -35,7 +35,7 @@ use crate::config::{OnFault, PluginSource, PluginSpec};
 use crate::host::HostShared;
 use bindings::{Routed, wit};
 use cache::ArtifactCache;
-use current::RecentDetail;
+use current::{AdmitAnswer, RecentDetail};
 use host_api::HostState;
 use pool::{Pool, Recipe, Warm};
 use supervisor::Supervisor;
@@ -60,6 +60,8 @@ pub(crate) struct StrategyPlugin {
     pub(crate) name: Arc<str>,
     pub(crate) on_fault: OnFault,
     pub(crate) hooks: wit::Hooks,
+    /// 0.2: successes slower than this (ms) are counted as its slow calls.
+    pub(crate) slow_call_threshold: Option<u64>,
     /// The contract its component targets.
     pub(crate) contract: Contract,
     pool: Pool<StrategyWorld>,
@@ -86,7 +88,7 @@ impl StrategyPlugin {
         call: &wit::CallInfo,
         recent: &wit::Outcomes,
         detail: &RecentDetail,
-    ) -> Result<Routed<wit::Admission>, PluginFault> {
+    ) -> Result<Routed<AdmitAnswer>, PluginFault> {
         self.admit_on(None, None, service, call, recent, detail)
     }
 
@@ -98,7 +100,7 @@ impl StrategyPlugin {
         call: &wit::CallInfo,
         recent: &wit::Outcomes,
         detail: &RecentDetail,
-    ) -> Result<Routed<wit::Admission>, PluginFault> {
+    ) -> Result<Routed<AdmitAnswer>, PluginFault> {
         match placement(&self.supervisor, &self.pool) {
             Placement::Here(warm) => self.admit_on(warm, budget, service, call, recent, detail),
             Placement::Blocking => {
@@ -125,7 +127,7 @@ impl StrategyPlugin {
         call: &wit::CallInfo,
         recent: &wit::Outcomes,
         detail: &RecentDetail,
-    ) -> Result<Routed<wit::Admission>, PluginFault> {
+    ) -> Result<Routed<AdmitAnswer>, PluginFault> {
         self.supervisor.run(|| {
             self.pool.call(warm, budget, service, "admit", |b, store| {
                 b.admit(store, call, recent, detail)
@@ -443,6 +445,7 @@ pub(crate) fn instantiate(
                 name: name.clone(),
                 on_fault: spec.on_fault,
                 hooks: info.hooks,
+                slow_call_threshold: info.slow_call_threshold,
                 contract: prepared.contract,
                 pool,
                 supervisor: Supervisor::new(name, shared.clone(), &spec.limits),

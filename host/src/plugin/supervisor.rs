@@ -9,6 +9,7 @@ use crate::api::PluginFault;
 use crate::config::Limits;
 use crate::host::HostShared;
 use crate::plugin::bindings::wit;
+use crate::plugin::current::AdmitAnswer;
 
 /// Counts and guards the hook calls of one plugin.
 pub(crate) struct Supervisor {
@@ -177,6 +178,19 @@ impl Answer for wit::Admission {
                 wit::Admission::Reject(r)
             }
             other => other,
+        }
+    }
+}
+
+impl Answer for AdmitAnswer {
+    fn oversized(&self, limit: usize) -> Option<String> {
+        self.admission.oversized(limit)
+    }
+
+    fn escaped(self) -> Self {
+        AdmitAnswer {
+            admission: self.admission.escaped(),
+            permit: self.permit,
         }
     }
 }

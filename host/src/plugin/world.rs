@@ -12,7 +12,7 @@ use wasmtime::component::{Component, InstancePre};
 use wasmtime::{Engine, Store};
 
 use super::WorldKind;
-use super::current::RecentDetail;
+use super::current::{AdmitAnswer, RecentDetail, StrategyInfo};
 use super::host_api::HostState;
 use crate::plugin::bindings::{Routed, v0_1, v0_2, wit};
 
@@ -93,7 +93,7 @@ pub(crate) enum StrategyPre {
 
 impl World for StrategyWorld {
     type Pre = StrategyPre;
-    type Info = wit::StrategyInfo;
+    type Info = StrategyInfo;
 
     fn pre(pre: InstancePre<HostState>, contract: Contract) -> wasmtime::Result<Self::Pre> {
         Ok(match contract {
@@ -115,7 +115,10 @@ impl World for StrategyWorld {
         config: &str,
     ) -> wasmtime::Result<Result<Self::Info, String>> {
         Ok(match self {
-            StrategyWorld::V0_1(b) => b.mender_plugin_strategy().call_init(store, config)?,
+            StrategyWorld::V0_1(b) => b
+                .mender_plugin_strategy()
+                .call_init(store, config)?
+                .map(StrategyInfo::from),
             StrategyWorld::V0_2(b) => b
                 .mender_plugin_strategy()
                 .call_init(store, config)?
@@ -132,12 +135,12 @@ impl StrategyWorld {
         call: &wit::CallInfo,
         recent: &wit::Outcomes,
         detail: &RecentDetail,
-    ) -> wasmtime::Result<Routed<wit::Admission>> {
+    ) -> wasmtime::Result<Routed<AdmitAnswer>> {
         match self {
-            StrategyWorld::V0_1(b) => Ok(b
-                .mender_plugin_strategy()
-                .call_admit(store, call, recent)?
-                .into()),
+            StrategyWorld::V0_1(b) => {
+                let admission = b.mender_plugin_strategy().call_admit(store, call, recent)?;
+                Ok(AdmitAnswer::from(admission).into())
+            }
             StrategyWorld::V0_2(b) => {
                 store.data_mut().current.set_call(call, recent, detail);
                 let answer = b.mender_plugin_strategy().call_admit(

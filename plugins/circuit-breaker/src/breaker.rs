@@ -15,6 +15,7 @@ use mender_guest::prelude::*;
 use mender_guest::state::Store;
 
 use crate::config::Config;
+use crate::slow::SlowCalls;
 use crate::window::{Totals, Window};
 
 /// The key holding the circuit's state.
@@ -91,6 +92,7 @@ pub struct Breaker {
     half_open_probes: u32,
     counted_kinds: Vec<ErrorKind>,
     lease: u64,
+    slow: Option<SlowCalls>,
 }
 
 /// How many times `admit` re-reads the state after losing a race for a
@@ -111,7 +113,13 @@ impl Breaker {
             half_open_probes: config.half_open_probes,
             counted_kinds: config.counted_kinds.clone(),
             lease: config.lease.get(),
+            slow: SlowCalls::new(config),
         })
+    }
+
+    /// The slow-call threshold the host counts slow calls against.
+    pub fn slow_call_threshold(&self) -> Option<u64> {
+        self.slow.as_ref().map(SlowCalls::threshold)
     }
 
     /// May an attempt start at `now`, given what happened since the last
@@ -171,6 +179,17 @@ impl Breaker {
         let streak = self.update_streak(store, recent, counted, epoch);
         if self.failure_threshold > 0 && streak >= u64::from(self.failure_threshold) {
             return self.trip(now, format!("{streak} consecutive failures"));
+        }
+        if let Some(slow) = &self.slow {
+            let slow_calls = if successes > 0 {
+                recent.slow_calls()
+            } else {
+                0
+            };
+            let calls = successes + counted;
+            if let Some(why) = slow.judge(store, now, epoch, calls, u64::from(slow_calls)) {
+                return self.trip(now, why);
+            }
         }
         if let Some(ratio) = self.failure_ratio {
             self.window
@@ -253,7 +272,7 @@ impl Breaker {
                 then: Some(self.open_admission(self.open_for)),
             };
         }
-        if recent.successes > 0 {
+        if crate::probe::succeeded(recent, since) {
             return Step::Move {
                 // `now` is past every earlier epoch, so the new period's
                 // counters start empty.
@@ -268,7 +287,9 @@ impl Breaker {
         let taken = store.increment(&format!("probes:{since}"), 1, Some(self.open_for));
         if taken <= i64::from(self.half_open_probes) {
             // No lease: every attempt must ask while the circuit is unsure.
-            Step::Answer(Admission::allow())
+            Step::Answer(Admission::allow_with_permit(crate::probe::permit(
+                since, taken,
+            )))
         } else {
             Step::Answer(Admission::reject(
                 "circuit half-open: waiting for a probe's outcome",

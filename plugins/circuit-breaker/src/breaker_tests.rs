@@ -17,9 +17,16 @@ fn failures(kind: ErrorKind, n: u32, in_a_row: u32) -> Outcomes {
 }
 
 fn successes(n: u32) -> Outcomes {
-    let mut recent = Outcomes::default();
+    let mut recent = Outcomes::default()
+        .with_permitted_successes(Vec::new())
+        .with_slow_calls(0);
     recent.successes = n;
     recent
+}
+
+/// A probe's permit in the half-open period that began at `since`.
+fn probe(since: u64, taken: i64) -> Admission {
+    Admission::allow_with_permit(crate::probe::permit(since, taken))
 }
 
 fn leased(ttl: u64) -> Admission {
@@ -151,10 +158,10 @@ fn half_open_admits_exactly_the_probes_without_a_lease() {
     store.advance(30_000);
     // Outcomes of attempts from before the circuit opened are dropped.
     let verdict = breaker.admit(&store, store.now(), &successes(1));
-    assert_eq!(verdict.admission, Admission::allow());
+    assert_eq!(verdict.admission, probe(30_000, 1));
     assert_eq!(verdict.transitions, [Transition::HalfOpened(2)]);
     let verdict = breaker.admit(&store, store.now(), &Outcomes::default());
-    assert_eq!(verdict.admission, Admission::allow());
+    assert_eq!(verdict.admission, probe(30_000, 2));
     let verdict = breaker.admit(&store, store.now(), &Outcomes::default());
     assert_eq!(
         verdict.admission,
@@ -170,7 +177,16 @@ fn a_successful_probe_closes_the_circuit_with_fresh_counters() {
     store.advance(30_000);
     breaker.admit(&store, store.now(), &Outcomes::default());
     store.advance(100);
+    // A success from an attempt admitted before the circuit opened (no
+    // permit) does not close it; the probe's does.
     let verdict = breaker.admit(&store, store.now(), &successes(1));
+    assert_eq!(
+        verdict.admission,
+        rejected("circuit half-open: waiting for a probe's outcome", None)
+    );
+    let mut probed = successes(1).with_permitted_successes(vec![crate::probe::permit(30_000, 1)]);
+    probed.successes = 1;
+    let verdict = breaker.admit(&store, store.now(), &probed);
     assert_eq!(verdict.admission, leased(5_000));
     assert_eq!(verdict.transitions, [Transition::Closed]);
     assert_eq!(store.get("circuit").as_deref(), Some("closed:30100"));
@@ -205,7 +221,7 @@ fn a_probe_that_never_counts_frees_its_slot_after_open_for() {
     assert!(matches!(verdict.admission, Admission::Reject(_)));
     store.advance(30_000);
     let verdict = breaker.admit(&store, store.now(), &Outcomes::default());
-    assert_eq!(verdict.admission, Admission::allow());
+    assert_eq!(verdict.admission, probe(30_000, 1));
 }
 
 #[test]

@@ -33,6 +33,13 @@ pub struct Config {
     /// asking; 0: ask before every attempt.
     #[serde(default = "default_lease")]
     pub lease: Millis,
+    /// A success slower than this is a slow call (see `slow.rs`); none
+    /// (the default) turns the slow-call trigger off.
+    #[serde(default)]
+    pub slow_call_threshold: Option<Millis>,
+    /// Open when at least this share of the calls in `window` were slow.
+    #[serde(default)]
+    pub slow_call_rate: Option<f64>,
 }
 
 // 5 in a row: one or two failures are routine noise on any network; five
@@ -89,7 +96,11 @@ impl Config {
     /// Reject configs that cannot work, saying why.
     pub fn validate(&self) -> Result<(), String> {
         let bad = |why: String| Err(format!("invalid config: {why}"));
-        if self.failure_threshold == 0 && self.failure_ratio.is_none() {
+        crate::slow::validate(self)?;
+        if self.failure_threshold == 0
+            && self.failure_ratio.is_none()
+            && self.slow_call_rate.is_none()
+        {
             return bad(
                 "failure-threshold is 0 and failure-ratio is unset: nothing would open \
                         the circuit"

@@ -8,6 +8,8 @@
 
 mod breaker;
 mod config;
+mod probe;
+mod slow;
 mod window;
 
 use mender_guest::prelude::*;
@@ -62,6 +64,10 @@ impl Strategy for CircuitBreaker {
 
     fn hooks(&self) -> Hooks {
         Hooks::ADMIT
+    }
+
+    fn slow_call_threshold(&self) -> Option<u64> {
+        self.breaker.slow_call_threshold()
     }
 
     fn admit(&self, _call: &CallInfo, recent: &Outcomes) -> Admission {

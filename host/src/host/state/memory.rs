@@ -368,13 +368,12 @@ impl StateStore for MemoryState {
         let mut shard = self.shard(&probe);
         let results = shard.scope_mut(&probe).batch(scope, ops, now_ms, quota);
         // A batch of reads on a scope that holds nothing leaves nothing.
-        if let Some(services) = shard.scopes.get_mut(&scope.plugin) {
-            if services
+        if let Some(services) = shard.scopes.get_mut(&scope.plugin)
+            && services
                 .get(&scope.service)
                 .is_some_and(|s| s.map.is_empty())
-            {
-                services.remove(&scope.service);
-            }
+        {
+            services.remove(&scope.service);
         }
         results
     }

@@ -9,6 +9,7 @@
 
 use super::v0_1::strategy::mender::plugin as v1;
 use super::{Routed, wit};
+use crate::plugin::current::{AdmitAnswer, StrategyInfo};
 use crate::plugin::host_api::HostState;
 
 /// The `strategy-plugin` world, and with it every shared interface.
@@ -113,9 +114,10 @@ pub(crate) fn hooks(h: types::Hooks) -> wit::Hooks {
     out
 }
 
-pub(crate) fn strategy_info(i: types::StrategyInfo) -> wit::StrategyInfo {
-    wit::StrategyInfo {
+pub(crate) fn strategy_info(i: types::StrategyInfo) -> StrategyInfo {
+    StrategyInfo {
         hooks: hooks(i.hooks),
+        slow_call_threshold: i.slow_call_threshold,
     }
 }
 
@@ -156,23 +158,27 @@ pub(crate) fn decision(d: types::Decision) -> Routed<wit::Decision> {
     }
 }
 
-/// An admission in the host's vocabulary, with the grant's upstream
-/// beside it.
-pub(crate) fn admission(a: types::Admission) -> Routed<wit::Admission> {
-    match a {
-        types::Admission::Allow(g) => Routed {
-            answer: wit::Admission::Allow(wit::Grant {
-                attempt_timeout: g.attempt_timeout,
-                lease: g.lease.map(lease),
-            }),
-            upstream: g.upstream,
-        },
+/// An admission in the host's vocabulary, with the permit its grant
+/// names and the grant's upstream beside it (0.1 has neither).
+pub(crate) fn admission(a: types::Admission) -> Routed<AdmitAnswer> {
+    let (permit, upstream) = match &a {
+        types::Admission::Allow(g) => (g.permit, g.upstream),
+        _ => (None, None),
+    };
+    let admission = match a {
+        types::Admission::Allow(g) => wit::Admission::Allow(wit::Grant {
+            attempt_timeout: g.attempt_timeout,
+            lease: g.lease.map(lease),
+        }),
         types::Admission::Reject(r) => wit::Admission::Reject(wit::Rejection {
             reason: r.reason,
             retry_after: r.retry_after,
-        })
-        .into(),
-        types::Admission::Wait(ms) => wit::Admission::Wait(ms).into(),
+        }),
+        types::Admission::Wait(ms) => wit::Admission::Wait(ms),
+    };
+    Routed {
+        answer: AdmitAnswer { admission, permit },
+        upstream,
     }
 }
 
