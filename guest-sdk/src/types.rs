@@ -7,25 +7,25 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
 use crate::bindings::host::types::{
-    Admission, Decision, ErrorKind, FallbackAnswer, Grant, Lease, Rejection,
+    Admission, Decision, ErrorKind, FallbackAnswer, Grant, Hedge, Lease, Rejection,
 };
 
 impl Admission {
     /// Let the attempt start; ask again before the next one.
     pub fn allow() -> Admission {
-        Admission::Allow(Grant {
-            attempt_timeout: None,
-            lease: None,
-        })
+        Admission::Allow(Grant::default())
     }
 
     /// Let the attempt start, and let the host reuse this answer while
     /// `lease` holds.
     pub fn allow_with_lease(lease: Lease) -> Admission {
-        Admission::Allow(Grant {
-            attempt_timeout: None,
-            lease: Some(lease),
-        })
+        Admission::Allow(Grant::default().with_lease(lease))
+    }
+
+    /// Let the attempt start under `grant` (built with [`Grant::default`]
+    /// and its `with_…` methods).
+    pub fn allow_with(grant: Grant) -> Admission {
+        Admission::Allow(grant)
     }
 
     /// Refuse the attempt, saying why and, if known, when asking again may
@@ -35,6 +35,40 @@ impl Admission {
             reason: reason.into(),
             retry_after,
         })
+    }
+}
+
+impl Default for Grant {
+    /// No timeout of its own, no lease, no hedge.
+    fn default() -> Grant {
+        Grant {
+            attempt_timeout: None,
+            lease: None,
+            hedge: None,
+        }
+    }
+}
+
+impl Grant {
+    /// Reuse this answer while `lease` holds.
+    pub fn with_lease(mut self, lease: Lease) -> Grant {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// Cut the attempt off after `timeout` ms (the host takes the smaller
+    /// of this and its own limit).
+    pub fn with_attempt_timeout(mut self, timeout: u64) -> Grant {
+        self.attempt_timeout = Some(timeout);
+        self
+    }
+
+    /// Hedge the attempt: if it has not answered after `after` ms, start
+    /// another in parallel, at most `max` more. The host hedges only
+    /// idempotent calls and caps `max` with its `max-hedges` guardrail.
+    pub fn with_hedge(mut self, after: u64, max: u32) -> Grant {
+        self.hedge = Some(Hedge { after, max });
+        self
     }
 }
 

@@ -20,10 +20,25 @@ use crate::plugin::bindings::wit;
 /// not hold a call forever, even without a deadline.
 const MAX_ADMISSION_WAITS: u32 = 16;
 
+/// What the strategies' grants say about an attempt, combined: the
+/// tightest timeout, and the first hedge in the pipeline's order.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Granted {
+    pub(super) timeout: Option<Duration>,
+    pub(super) hedge: Option<wit::Hedge>,
+}
+
+impl Granted {
+    fn add(&mut self, timeout: Option<Duration>, hedge: Option<wit::Hedge>) {
+        self.timeout = min_opt(self.timeout, timeout);
+        self.hedge = self.hedge.or(hedge);
+    }
+}
+
 /// Whether an attempt may start.
 pub(super) enum Gate {
-    /// The strategies let it start, with this timeout if a grant set one.
-    Open { timeout: Option<Duration> },
+    /// The strategies let it start, under these grants.
+    Open(Granted),
     /// Do not start: this is why.
     Closed(Failure),
 }
@@ -31,7 +46,7 @@ pub(super) enum Gate {
 /// An attempt the strategies and the bulkhead let start: it holds `slot`
 /// (when the service has a `max-in-flight`) until it ends.
 pub(super) struct Admitted {
-    pub(super) timeout: Option<Duration>,
+    pub(super) granted: Granted,
     pub(super) slot: Option<Slot>,
 }
 
@@ -39,16 +54,16 @@ impl CallState<'_> {
     /// Takes a free `max-in-flight` slot for an attempt the strategies let
     /// start, without waiting; no limit, no cost. `None`: no slot is free
     /// ([`Self::queue_for_bulkhead`] waits for one).
-    pub(super) fn try_bulkhead(&self, timeout: Option<Duration>) -> Option<Admitted> {
+    pub(super) fn try_bulkhead(&self, granted: Granted) -> Option<Admitted> {
         let Some(limit) = &self.cx.pipeline.guardrails.in_flight else {
             return Some(Admitted {
-                timeout,
+                granted,
                 slot: None,
             });
         };
         let slot = self.cx.pipeline.bulkhead.try_enter(limit.max)?;
         Some(Admitted {
-            timeout,
+            granted,
             slot: Some(slot),
         })
     }
@@ -57,13 +72,10 @@ impl CallState<'_> {
     /// [`Self::try_bulkhead`] found none free. A full queue, or no slot
     /// in time, refuses the attempt with a `rejected` failure, which the
     /// strategies then see like any other.
-    pub(super) async fn queue_for_bulkhead(
-        &self,
-        timeout: Option<Duration>,
-    ) -> Result<Admitted, Failure> {
+    pub(super) async fn queue_for_bulkhead(&self, granted: Granted) -> Result<Admitted, Failure> {
         let Some(limit) = &self.cx.pipeline.guardrails.in_flight else {
             return Ok(Admitted {
-                timeout,
+                granted,
                 slot: None,
             });
         };
@@ -75,7 +87,7 @@ impl CallState<'_> {
             .await
         {
             Ok(slot) => Ok(Admitted {
-                timeout,
+                granted,
                 slot: Some(slot),
             }),
             Err(full) => Err(Failure::new(ErrorKind::Rejected, full.to_string())
@@ -84,16 +96,13 @@ impl CallState<'_> {
     }
 
     /// Admission by leases alone, without awaiting anything: `Ok` with
-    /// the grants' timeout when every admitting strategy's lease let
-    /// attempt the start (`at` being the loop's latest clock reading: no
-    /// clock read here), else `Err` with where [`Self::admit`] goes on:
-    /// the first strategy whose lease did not hold, and the timeout so
-    /// far. The happy path's admission, kept out of the call's future.
-    pub(super) fn admit_leased(
-        &self,
-        at: Instant,
-    ) -> Result<Option<Duration>, (usize, Option<Duration>)> {
-        let mut timeout = None;
+    /// the grants when every admitting strategy's lease let the attempt
+    /// start (`at` being the loop's latest clock reading: no clock read
+    /// here), else `Err` with where [`Self::admit`] goes on: the first
+    /// strategy whose lease did not hold, and the grants so far. The happy
+    /// path's admission, kept out of the call's future.
+    pub(super) fn admit_leased(&self, at: Instant) -> Result<Granted, (usize, Granted)> {
+        let mut granted = Granted::default();
         let now = self.cx.host.ms_at(at);
         for (i, slot) in self.cx.pipeline.strategies.iter().enumerate() {
             if !slot.admits() {
@@ -102,24 +111,19 @@ impl CallState<'_> {
             match slot.lease.try_admit(now) {
                 Some(leased) => {
                     metrics::lease_used(&self.cx.pipeline.service, slot);
-                    timeout = min_opt(timeout, leased.timeout);
+                    granted.add(leased.timeout, leased.hedge);
                 }
-                None => return Err((i, timeout)),
+                None => return Err((i, granted)),
             }
         }
-        Ok(timeout)
+        Ok(granted)
     }
 
     /// Asks every admitting strategy from the `from`th on, in order,
-    /// whether attempt `number` may start; `timeout` is what the leases
+    /// whether attempt `number` may start; `granted` is what the leases
     /// before it granted ([`Self::admit_leased`]). Leases still answer
     /// without a Wasm call.
-    pub(super) async fn admit(
-        &self,
-        number: u32,
-        from: usize,
-        mut timeout: Option<Duration>,
-    ) -> Gate {
+    pub(super) async fn admit(&self, number: u32, from: usize, mut granted: Granted) -> Gate {
         let mut call: Option<wit::CallInfo> = None;
         let strategies = self.cx.pipeline.strategies.iter().skip(from);
         for slot in strategies.filter(|s| s.admits()) {
@@ -128,7 +132,7 @@ impl CallState<'_> {
                 let now = self.now_ms();
                 if let Some(leased) = slot.lease.try_admit(now) {
                     metrics::lease_used(&self.cx.pipeline.service, slot);
-                    timeout = min_opt(timeout, leased.timeout);
+                    granted.add(leased.timeout, leased.hedge);
                     break;
                 }
                 let call = call.get_or_insert_with(|| wit::CallInfo {
@@ -170,8 +174,8 @@ impl CallState<'_> {
                             metrics::lease_granted(service, by);
                         }
                         slot.lease.grant(&grant, now);
-                        timeout =
-                            min_opt(timeout, grant.attempt_timeout.map(Duration::from_millis));
+                        let timeout = grant.attempt_timeout.map(Duration::from_millis);
+                        granted.add(timeout, grant.hedge);
                         break;
                     }
                     Ok(wit::Admission::Reject(r)) => {
@@ -206,6 +210,6 @@ impl CallState<'_> {
                 }
             }
         }
-        Gate::Open { timeout }
+        Gate::Open(granted)
     }
 }

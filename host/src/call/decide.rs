@@ -49,6 +49,14 @@ impl CallState<'_> {
         number: u32,
         failure: Failure,
     ) -> (wit::ErrorEvent, Verdict) {
+        let event = self.failure_event(number, failure);
+        let verdict = self.decide(&event).await;
+        (event, verdict)
+    }
+
+    /// Counts failed attempt `number` (the service's outcomes, leases
+    /// that end on failure) and builds its redacted event.
+    pub(super) fn failure_event(&self, number: u32, failure: Failure) -> wit::ErrorEvent {
         let p = &self.cx.pipeline;
         if failure.kind.reached_upstream() {
             p.stats.record_failure(failure.kind);
@@ -74,8 +82,7 @@ impl CallState<'_> {
             kind = %failure.kind, status = ?event.status, error = %event.message,
             "attempt failed"
         );
-        let verdict = self.decide(&event).await;
-        (event, verdict)
+        event
     }
 
     /// Strategies in order until one answers other than `pass`.

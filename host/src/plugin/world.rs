@@ -134,7 +134,10 @@ impl StrategyWorld {
         detail: &RecentDetail,
     ) -> wasmtime::Result<wit::Admission> {
         match self {
-            StrategyWorld::V0_1(b) => b.mender_plugin_strategy().call_admit(store, call, recent),
+            StrategyWorld::V0_1(b) => b
+                .mender_plugin_strategy()
+                .call_admit(store, call, recent)
+                .map(wit::Admission::from),
             StrategyWorld::V0_2(b) => {
                 store.data_mut().current.set_call(call, recent, detail);
                 let answer = b.mender_plugin_strategy().call_admit(
