@@ -43,6 +43,7 @@ const PLUGINS: &[&str] = &[
     "static-fallback",
     "cached-fallback",
     "rate-limiter",
+    "hedge",
 ];
 
 /// The crates under `tests/guests/`: built like plugins, not bundled; tests

@@ -25,6 +25,7 @@ fn check_accepts_every_bundled_plugin() {
         ("static-fallback", "fallback-plugin"),
         ("cached-fallback", "fallback-plugin"),
         ("rate-limiter", "strategy-plugin"),
+        ("hedge", "strategy-plugin"),
     ] {
         let path = common::guest(name);
         let (ok, out, err) = mender(&["check", path.to_str().unwrap()]);

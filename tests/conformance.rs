@@ -15,12 +15,13 @@ fn scenarios(plugin: &str) -> PathBuf {
     workspace().join("plugins").join(plugin).join("conformance")
 }
 
-const BUNDLED: [&str; 5] = [
+const BUNDLED: [&str; 6] = [
     "exponential-backoff",
     "circuit-breaker",
     "static-fallback",
     "cached-fallback",
     "rate-limiter",
+    "hedge",
 ];
 
 #[test]

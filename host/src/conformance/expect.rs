@@ -117,6 +117,10 @@ impl fmt::Display for Observed {
                             }
                         ),
                         None => write!(f, ", no lease"),
+                    }?;
+                    match &g.hedge {
+                        Some(h) => write!(f, ", hedge after {}ms / {} more", h.after, h.max),
+                        None => Ok(()),
                     }
                 }
                 wit::Admission::Reject(r) => {
@@ -249,6 +253,9 @@ pub(crate) fn check(want: &Expect, got: &Observed) -> Result<(), String> {
             ));
         }
     }
+    if want.hedge.is_some() || want.hedge_after.is_some() || want.hedge_max.is_some() {
+        check_hedge(want, got)?;
+    }
     if let Some(served) = want.served {
         let is = matches!(got, Observed::Served(Some(_)));
         if !matches!(got, Observed::Served(_)) {
@@ -285,6 +292,42 @@ pub(crate) fn check(want: &Expect, got: &Observed) -> Result<(), String> {
     Ok(())
 }
 
+/// The grant's hedge against `hedge`, `hedge-after` and `hedge-max`.
+fn check_hedge(want: &Expect, got: &Observed) -> Result<(), String> {
+    let hedge = match got {
+        Observed::Admission(wit::Admission::Allow(g)) => g.hedge,
+        _ => return Err("expected an `allow` from the plugin".into()),
+    };
+    if let Some(wanted) = want.hedge
+        && wanted != hedge.is_some()
+    {
+        return Err(format!(
+            "the grant {} a hedge",
+            if wanted { "carries no" } else { "carries" }
+        ));
+    }
+    if want.hedge_after.is_none() && want.hedge_max.is_none() {
+        return Ok(());
+    }
+    let Some(h) = hedge else {
+        return Err("the grant carries no hedge".into());
+    };
+    if let Some(after) = want.hedge_after
+        && h.after != after.0
+    {
+        return Err(format!(
+            "the hedge starts after {}ms, not {}ms",
+            h.after, after.0
+        ));
+    }
+    if let Some(max) = want.hedge_max
+        && h.max != max
+    {
+        return Err(format!("the hedge's max is {}, not {max}", h.max));
+    }
+    Ok(())
+}
+
 impl fmt::Display for Expect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts: Vec<String> = Vec::new();
@@ -317,6 +360,17 @@ impl fmt::Display for Expect {
         }
         if let Some(l) = self.lease {
             parts.push(if l { "with a lease" } else { "with no lease" }.into());
+        }
+        match self.hedge {
+            Some(true) => parts.push("with a hedge".into()),
+            Some(false) => parts.push("with no hedge".into()),
+            None => {}
+        }
+        if let Some(a) = self.hedge_after {
+            parts.push(format!("hedging after {}ms", a.0));
+        }
+        if let Some(m) = self.hedge_max {
+            parts.push(format!("at most {m} hedge(s)"));
         }
         if let Some(s) = self.served {
             parts.push(if s { "an answer" } else { "no answer" }.into());
