@@ -59,6 +59,15 @@ guardrails = { attempt-timeout = "off", deadline = "off" }
 strategies = ["breaker"]
 guardrails = { max-in-flight = 64 }
 
+# A hedge granted (leased for an hour) that never fires: the call
+# answers at once. Beside `breaker`: what a granted hedge costs.
+[plugins.hedge]
+bundled = "hedge"
+config = { after = "1s", refresh = "1h" }
+
+[services.breaker-hedge]
+strategies = ["breaker", "hedge"]
+
 # The bundled pipeline.
 [services.pipeline3]
 strategies = ["breaker", "backoff"]
@@ -92,6 +101,7 @@ fn happy_path(c: &mut Criterion) {
         "breaker-no-timeout",
         "breaker-limiter",
         "breaker-bulkhead",
+        "breaker-hedge",
         "pipeline3",
         "cached",
     ] {
