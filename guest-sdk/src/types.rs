@@ -188,6 +188,30 @@ mod tests {
     }
 
     #[test]
+    fn grants_are_built_up() {
+        let Admission::Allow(g) = Admission::allow() else {
+            panic!("allow")
+        };
+        assert!(g.attempt_timeout.is_none() && g.lease.is_none() && g.hedge.is_none());
+        let lease = Lease {
+            ttl: 1_000,
+            max_attempts: None,
+            until_failure: false,
+        };
+        let grant = Grant::default()
+            .with_lease(lease)
+            .with_attempt_timeout(250)
+            .with_hedge(50, 2);
+        let Admission::Allow(g) = Admission::allow_with(grant) else {
+            panic!("allow")
+        };
+        assert_eq!(g.attempt_timeout, Some(250));
+        assert_eq!(g.lease.map(|l| l.ttl), Some(1_000));
+        let h = g.hedge.unwrap();
+        assert_eq!((h.after, h.max), (50, 2));
+    }
+
+    #[test]
     fn kinds_key_config_tables() {
         let table: BTreeMap<ErrorKind, u32> =
             serde_json::from_str(r#"{"auth": 1, "rate-limited": 2}"#).unwrap();
