@@ -94,22 +94,34 @@ enum Woke<T, E> {
     HedgeDue,
 }
 
-/// Starts attempt `number` under its span; the future holds `slot` until
-/// it ends or is dropped.
-fn start<T, E, F, Fut>(
-    call: &CallState<'_>,
-    attempt: &mut F,
+/// An attempt about to join the race.
+struct Starting {
     number: u32,
     began: Instant,
     span: Span,
     slot: Option<Slot>,
-    granted_timeout: Option<Duration>,
     hedge: bool,
+}
+
+/// Starts an attempt under its span; the future holds its slot until it
+/// ends or is dropped.
+fn start<T, E, F, Fut>(
+    call: &CallState<'_>,
+    attempt: &mut F,
+    starting: Starting,
+    granted_timeout: Option<Duration>,
 ) -> Runner<impl Future<Output = (Result<T, AttemptError<E>>, Instant)> + use<T, E, F, Fut>>
 where
     F: FnMut(Attempt) -> Fut,
     Fut: Future<Output = Result<T, E>>,
 {
+    let Starting {
+        number,
+        began,
+        span,
+        slot,
+        hedge,
+    } = starting;
     let timeout = call.attempt_timeout(granted_timeout, began);
     let fut = span.in_scope(|| attempt(Attempt { number, timeout }));
     let run = async move {
@@ -142,21 +154,19 @@ where
 {
     let granted_timeout = first.granted_timeout;
     let mut last_number = first.number;
-    let mut runners = vec![start(
-        call,
-        attempt,
-        first.number,
-        first.began,
-        first.span,
-        first.slot,
-        granted_timeout,
-        false,
-    )];
-    let mut hedges = 0;
+    let first = Starting {
+        number: first.number,
+        began: first.began,
+        span: first.span,
+        slot: first.slot,
+        hedge: false,
+    };
     let mut timer = first
         .began
         .checked_add(plan.after)
         .map(|at| Box::pin(tokio::time::sleep_until(at)));
+    let mut runners = vec![start(call, attempt, first, granted_timeout)];
+    let mut hedges = 0;
     loop {
         let woke = poll_fn(|cx| {
             for (i, r) in runners.iter_mut().enumerate() {
@@ -187,17 +197,14 @@ where
                 };
                 hedges += 1;
                 last_number += 1;
-                let span = call.attempt_span(last_number);
-                runners.push(start(
-                    call,
-                    attempt,
-                    last_number,
-                    now,
-                    span,
+                let hedge = Starting {
+                    number: last_number,
+                    began: now,
+                    span: call.attempt_span(last_number),
                     slot,
-                    granted_timeout,
-                    true,
-                ));
+                    hedge: true,
+                };
+                runners.push(start(call, attempt, hedge, granted_timeout));
                 if hedges < plan.max {
                     timer = now
                         .checked_add(plan.after)
