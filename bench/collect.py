@@ -119,9 +119,8 @@ def main():
     extism = ns("extism/backoff_on_error")
     bare_call = ns("happy/bare_call")
     happy = {k: ns(f"happy/{k}") for k in
-             ["bare", "breaker", "breaker-no-timeout", "breaker-limiter", "breaker-bulkhead", "pipeline3",
-              "cached",
-              "bulkhead-plugin"]}
+             ["bare", "breaker", "breaker-no-timeout", "breaker-limiter", "breaker-bulkhead",
+              "breaker-hedge", "pipeline3", "cached", "bulkhead-plugin"]}
     overhead = {k: (None if v is None or bare_call is None else v - bare_call)
                 for k, v in happy.items()}
     # The same calls with the Prometheus recorder installed: the metrics'
@@ -253,6 +252,7 @@ def main():
         "breaker-no-timeout": "the same, `attempt-timeout` and `deadline` off",
         "breaker-limiter": "`Runtime::call`, breaker and rate limiter (no lease: a Wasm call per attempt)",
         "breaker-bulkhead": "`Runtime::call`, breaker behind `max-in-flight = 64` (a slot per attempt)",
+        "breaker-hedge": "`Runtime::call`, breaker and a leased hedge that never fires (the race's cost)",
         "pipeline3": "`Runtime::call`, breaker → backoff → static fallback",
         "cached": "the same with cached fallback (records each answer)",
         "bulkhead-plugin": "`Runtime::call`, the `bulkhead` plugin (AIMD; no lease: a Wasm call, "

@@ -46,6 +46,7 @@ const PLUGINS: &[&str] = &[
     "failover",
     "bulkhead",
     "adaptive-timeout",
+    "hedge",
 ];
 
 /// The crates under `tests/guests/`: built like plugins, not bundled; tests

@@ -26,6 +26,7 @@ fn check_accepts_every_bundled_plugin() {
         ("cached-fallback", "fallback-plugin"),
         ("rate-limiter", "strategy-plugin"),
         ("failover", "strategy-plugin"),
+        ("hedge", "strategy-plugin"),
     ] {
         let path = common::guest(name);
         let (ok, out, err) = mender(&["check", path.to_str().unwrap()]);

@@ -15,7 +15,7 @@ fn scenarios(plugin: &str) -> PathBuf {
     workspace().join("plugins").join(plugin).join("conformance")
 }
 
-const BUNDLED: [&str; 8] = [
+const BUNDLED: [&str; 9] = [
     "exponential-backoff",
     "circuit-breaker",
     "static-fallback",
@@ -24,6 +24,7 @@ const BUNDLED: [&str; 8] = [
     "failover",
     "bulkhead",
     "adaptive-timeout",
+    "hedge",
 ];
 
 #[test]

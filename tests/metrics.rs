@@ -363,3 +363,63 @@ fn an_unreachable_redis_is_an_outage() {
     assert_eq!(local, status[0].fallback_ops);
     all_described(&m);
 }
+
+#[test]
+fn hedges_won_failed_and_cancelled() {
+    let m = Recorded::default();
+    let toml = r#"
+[plugins.hedge]
+bundled = "hedge"
+config = { after = "50ms" }
+[services.default]
+strategies = ["hedge"]
+"#;
+    under(&m, toml, |rt| async move {
+        // (first attempt, hedge at 50 ms): how long each takes, and
+        // whether it answers.
+        let races = [
+            ((400, true), (10, true)),   // the hedge wins
+            ((60, true), (100, true)),   // the first wins, the hedge is cancelled
+            ((100, false), (10, false)), // both fail: the hedge first
+        ];
+        for ((ms1, ok1), (ms2, ok2)) in races {
+            let spec = CallSpec::new("api", "get").idempotent(true);
+            let _ = rt
+                .call(spec, |a| async move {
+                    let (ms, ok) = if a.number == 1 {
+                        (ms1, ok1)
+                    } else {
+                        (ms2, ok2)
+                    };
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                    if ok {
+                        Ok(String::new())
+                    } else {
+                        Err(fail(ErrorKind::Connect))
+                    }
+                })
+                .await;
+        }
+    });
+    for outcome in ["won", "cancelled", "failed"] {
+        assert_eq!(
+            m.counter(&format!(
+                "mender_hedges_total{{outcome={outcome},service=api}}"
+            )),
+            1,
+            "{outcome}"
+        );
+    }
+    // A race answered is an answered call, not a retried one.
+    assert_eq!(m.counter("mender_calls_total{outcome=ok,service=api}"), 2);
+    assert_eq!(
+        m.counter("mender_calls_total{outcome=failed,service=api}"),
+        1
+    );
+    // Both of the last race's failures are counted as attempts.
+    assert_eq!(
+        m.counter("mender_attempts_total{kind=connect,service=api}"),
+        2
+    );
+    all_described(&m);
+}

@@ -111,7 +111,7 @@ pub use types::UnknownErrorKind;
 /// own names, [`Millis`], and the host-import modules.
 pub mod prelude {
     pub use crate::bindings::host::types::{
-        Admission, Decision, ErrorKind, FallbackAnswer, Grant, Hooks, Lease, RecordedResult,
+        Admission, Decision, ErrorKind, FallbackAnswer, Grant, Hedge, Hooks, Lease, RecordedResult,
         Rejection,
     };
     pub use crate::event::{CallInfo, ErrorEvent, LatencySummary, Outcomes};

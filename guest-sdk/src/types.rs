@@ -7,29 +7,19 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
 use crate::bindings::host::types::{
-    Admission, Decision, ErrorKind, FallbackAnswer, Grant, Lease, Rejection, Route,
+    Admission, Decision, ErrorKind, FallbackAnswer, Grant, Hedge, Lease, Rejection, Route,
 };
 
 impl Admission {
     /// Let the attempt start; ask again before the next one.
     pub fn allow() -> Admission {
-        Admission::Allow(Grant {
-            attempt_timeout: None,
-            lease: None,
-            upstream: None,
-            permit: None,
-        })
+        Admission::Allow(Grant::default())
     }
 
     /// Let the attempt start with this timeout (ms); ask again before the
     /// next one.
     pub fn allow_within(attempt_timeout: u64) -> Admission {
-        Admission::Allow(Grant {
-            attempt_timeout: Some(attempt_timeout),
-            lease: None,
-            upstream: None,
-            permit: None,
-        })
+        Admission::Allow(Grant::default().with_attempt_timeout(attempt_timeout))
     }
 
     /// Let the attempt start under `permit`, an id of the plugin's
@@ -39,22 +29,15 @@ impl Admission {
     /// if it succeeds); ask again before the next one.
     pub fn allow_with_permit(permit: u64) -> Admission {
         Admission::Allow(Grant {
-            attempt_timeout: None,
-            lease: None,
-            upstream: None,
             permit: Some(permit),
+            ..Grant::default()
         })
     }
 
     /// Let the attempt start, and let the host reuse this answer while
     /// `lease` holds.
     pub fn allow_with_lease(lease: Lease) -> Admission {
-        Admission::Allow(Grant {
-            attempt_timeout: None,
-            lease: Some(lease),
-            upstream: None,
-            permit: None,
-        })
+        Admission::Allow(Grant::default().with_lease(lease))
     }
 
     /// Routing: let the attempt start on `upstream` (an index into
@@ -62,11 +45,16 @@ impl Admission {
     /// with a `lease`, every attempt the lease admits.
     pub fn allow_on(upstream: u32, lease: Option<Lease>) -> Admission {
         Admission::Allow(Grant {
-            attempt_timeout: None,
             lease,
             upstream: Some(upstream),
-            permit: None,
+            ..Grant::default()
         })
+    }
+
+    /// Let the attempt start under `grant` (built with [`Grant::default`]
+    /// and its `with_…` methods).
+    pub fn allow_with(grant: Grant) -> Admission {
+        Admission::Allow(grant)
     }
 
     /// Refuse the attempt, saying why and, if known, when asking again may
@@ -76,6 +64,42 @@ impl Admission {
             reason: reason.into(),
             retry_after,
         })
+    }
+}
+
+impl Default for Grant {
+    /// No timeout of its own, no lease, no hedge.
+    fn default() -> Grant {
+        Grant {
+            attempt_timeout: None,
+            lease: None,
+            upstream: None,
+            permit: None,
+            hedge: None,
+        }
+    }
+}
+
+impl Grant {
+    /// Reuse this answer while `lease` holds.
+    pub fn with_lease(mut self, lease: Lease) -> Grant {
+        self.lease = Some(lease);
+        self
+    }
+
+    /// Cut the attempt off after `timeout` ms (the host takes the smaller
+    /// of this and its own limit).
+    pub fn with_attempt_timeout(mut self, timeout: u64) -> Grant {
+        self.attempt_timeout = Some(timeout);
+        self
+    }
+
+    /// Hedge the attempt: if it has not answered after `after` ms, start
+    /// another in parallel, at most `max` more. The host hedges only
+    /// idempotent calls and caps `max` with its `max-hedges` guardrail.
+    pub fn with_hedge(mut self, after: u64, max: u32) -> Grant {
+        self.hedge = Some(Hedge { after, max });
+        self
     }
 }
 
@@ -199,6 +223,30 @@ mod tests {
             err.contains("expected one of: connect, timeout, rate-limited"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn grants_are_built_up() {
+        let Admission::Allow(g) = Admission::allow() else {
+            panic!("allow")
+        };
+        assert!(g.attempt_timeout.is_none() && g.lease.is_none() && g.hedge.is_none());
+        let lease = Lease {
+            ttl: 1_000,
+            max_attempts: None,
+            until_failure: false,
+        };
+        let grant = Grant::default()
+            .with_lease(lease)
+            .with_attempt_timeout(250)
+            .with_hedge(50, 2);
+        let Admission::Allow(g) = Admission::allow_with(grant) else {
+            panic!("allow")
+        };
+        assert_eq!(g.attempt_timeout, Some(250));
+        assert_eq!(g.lease.map(|l| l.ttl), Some(1_000));
+        let h = g.hedge.unwrap();
+        assert_eq!((h.after, h.max), (50, 2));
     }
 
     #[test]

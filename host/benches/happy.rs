@@ -69,6 +69,15 @@ config = { initial-limit = 1000, max-limit = 1000, latency-target = "1m" }
 [services.bulkhead-plugin]
 strategies = ["bulkhead"]
 
+# A hedge granted (leased for an hour) that never fires: the call
+# answers at once. Beside `breaker`: what a granted hedge costs.
+[plugins.hedge]
+bundled = "hedge"
+config = { after = "1s", refresh = "1h" }
+
+[services.breaker-hedge]
+strategies = ["breaker", "hedge"]
+
 # The bundled pipeline.
 [services.pipeline3]
 strategies = ["breaker", "backoff"]
@@ -102,6 +111,7 @@ fn happy_path(c: &mut Criterion) {
         "breaker-no-timeout",
         "breaker-limiter",
         "breaker-bulkhead",
+        "breaker-hedge",
         "pipeline3",
         "cached",
         "bulkhead-plugin",

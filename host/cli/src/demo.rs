@@ -50,7 +50,10 @@ impl Summary {
                     self.waited += *delay;
                 }
                 Step::RefreshCredentials { .. } => self.refreshes += 1,
-                Step::Fallback { .. } | Step::Fail { .. } => {}
+                Step::Fallback { .. }
+                | Step::Fail { .. }
+                | Step::Hedged
+                | Step::Cancelled { .. } => {}
             }
         }
     }
@@ -219,6 +222,8 @@ fn describe(r: &AttemptRecord) -> String {
         Step::RefreshCredentials { by } => format!("refresh credentials [{by}]"),
         Step::Fallback { by } => format!("fallback [{by}]"),
         Step::Fail { .. } => "give up".to_owned(),
+        Step::Hedged => "hedge still running".to_owned(),
+        Step::Cancelled { answered } => format!("cancelled: attempt {answered} answered"),
     };
     format!("{what} → {step}")
 }

@@ -239,6 +239,8 @@ fn attempt_json(a: &AttemptRecord) -> Value {
         Step::RefreshCredentials { .. } => ("refresh-credentials", None, None),
         Step::Fallback { .. } => ("fallback", None, None),
         Step::Fail { reason, .. } => ("fail", None, Some(reason.clone())),
+        Step::Hedged => ("hedged", None, None),
+        Step::Cancelled { .. } => ("cancelled", None, None),
     };
     json!({
         "attempt": a.attempt,

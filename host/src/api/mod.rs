@@ -262,6 +262,16 @@ pub enum Step {
         /// Why, as a type.
         cause: GiveUp,
     },
+    /// Failed while another attempt of the call (a hedge) was still
+    /// running: counted, but not handed to the strategies; the failure
+    /// that leaves no attempt running is.
+    Hedged,
+    /// Still running when attempt `answered` (a hedge race) answered
+    /// first: dropped at once. Its `kind` is `cancelled`.
+    Cancelled {
+        /// The attempt whose answer the call returned.
+        answered: u32,
+    },
 }
 
 /// A call that failed for good.

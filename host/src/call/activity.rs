@@ -106,6 +106,8 @@ impl RecentDecision {
             Step::RefreshCredentials { by } => ("refresh", Some(by.clone()), None, None),
             Step::Fallback { by } => ("fallback", Some(by.clone()), None, None),
             Step::Fail { reason, .. } => ("fail", None, None, Some(reason.clone())),
+            Step::Hedged => ("hedged", None, None, None),
+            Step::Cancelled { .. } => ("cancelled", None, None, None),
         };
         let what = match (decision, delay, &reason) {
             ("retry", Some(d), _) => format!("retry in {} ms", d.as_millis()),

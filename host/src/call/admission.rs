@@ -20,19 +20,33 @@ use crate::plugin::bindings::wit;
 /// not hold a call forever, even without a deadline.
 const MAX_ADMISSION_WAITS: u32 = 16;
 
+/// What the strategies' grants say about an attempt, combined: the
+/// tightest timeout, and the first hedge and the first upstream (contract
+/// 0.2's routing) in the pipeline's order.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Granted {
+    pub(super) timeout: Option<Duration>,
+    pub(super) hedge: Option<wit::Hedge>,
+    pub(super) upstream: Option<u32>,
+}
+
+impl Granted {
+    fn add(&mut self, timeout: Option<Duration>, hedge: Option<wit::Hedge>, upstream: Option<u32>) {
+        self.timeout = min_opt(self.timeout, timeout);
+        self.hedge = self.hedge.or(hedge);
+        self.upstream = self.upstream.or(upstream);
+    }
+}
+
 /// Where [`CallState::admit`] goes on from [`CallState::admit_leased`]:
-/// the first strategy whose lease did not hold, and the timeout and
-/// upstream the leases before it granted.
-pub(super) type Resume = (usize, Option<Duration>, Option<u32>);
+/// the first strategy whose lease did not hold, and what the leases
+/// before it granted.
+pub(super) type Resume = (usize, Granted);
 
 /// Whether an attempt may start.
 pub(super) enum Gate {
-    /// The strategies let it start, with this timeout if a grant set one,
-    /// on this upstream if a grant routed it (contract 0.2).
-    Open {
-        timeout: Option<Duration>,
-        upstream: Option<u32>,
-    },
+    /// The strategies let it start, under these grants.
+    Open(Granted),
     /// Do not start: this is why.
     Closed(Failure),
 }
@@ -40,7 +54,7 @@ pub(super) enum Gate {
 /// An attempt the strategies and the bulkhead let start: it holds `slot`
 /// (when the service has a `max-in-flight`) until it ends.
 pub(super) struct Admitted {
-    pub(super) timeout: Option<Duration>,
+    pub(super) granted: Granted,
     pub(super) slot: Option<Slot>,
 }
 
@@ -48,16 +62,16 @@ impl CallState<'_> {
     /// Takes a free `max-in-flight` slot for an attempt the strategies let
     /// start, without waiting; no limit, no cost. `None`: no slot is free
     /// ([`Self::queue_for_bulkhead`] waits for one).
-    pub(super) fn try_bulkhead(&self, timeout: Option<Duration>) -> Option<Admitted> {
+    pub(super) fn try_bulkhead(&self, granted: Granted) -> Option<Admitted> {
         let Some(limit) = &self.cx.pipeline.guardrails.in_flight else {
             return Some(Admitted {
-                timeout,
+                granted,
                 slot: None,
             });
         };
         let slot = self.cx.pipeline.bulkhead.try_enter(limit.max)?;
         Some(Admitted {
-            timeout,
+            granted,
             slot: Some(slot),
         })
     }
@@ -66,13 +80,10 @@ impl CallState<'_> {
     /// [`Self::try_bulkhead`] found none free. A full queue, or no slot
     /// in time, refuses the attempt with a `rejected` failure, which the
     /// strategies then see like any other.
-    pub(super) async fn queue_for_bulkhead(
-        &self,
-        timeout: Option<Duration>,
-    ) -> Result<Admitted, Failure> {
+    pub(super) async fn queue_for_bulkhead(&self, granted: Granted) -> Result<Admitted, Failure> {
         let Some(limit) = &self.cx.pipeline.guardrails.in_flight else {
             return Ok(Admitted {
-                timeout,
+                granted,
                 slot: None,
             });
         };
@@ -84,7 +95,7 @@ impl CallState<'_> {
             .await
         {
             Ok(slot) => Ok(Admitted {
-                timeout,
+                granted,
                 slot: Some(slot),
             }),
             Err(full) => Err(Failure::new(ErrorKind::Rejected, full.to_string())
@@ -101,17 +112,13 @@ impl CallState<'_> {
     }
 
     /// Admission by leases alone, without awaiting anything: `Ok` with
-    /// the grants' timeout when every admitting strategy's lease let
-    /// attempt the start (`at` being the loop's latest clock reading: no
-    /// clock read here), else `Err` with where [`Self::admit`] goes on:
-    /// the first strategy whose lease did not hold, and the timeout so
-    /// far. The happy path's admission, kept out of the call's future.
-    pub(super) fn admit_leased(
-        &self,
-        at: Instant,
-    ) -> Result<(Option<Duration>, Option<u32>), Resume> {
-        let mut timeout = None;
-        let mut upstream = None;
+    /// the grants when every admitting strategy's lease let the attempt
+    /// start (`at` being the loop's latest clock reading: no clock read
+    /// here), else `Err` with where [`Self::admit`] goes on: the first
+    /// strategy whose lease did not hold, and the grants so far. The happy
+    /// path's admission, kept out of the call's future.
+    pub(super) fn admit_leased(&self, at: Instant) -> Result<Granted, Resume> {
+        let mut granted = Granted::default();
         let now = self.cx.host.ms_at(at);
         // Counted before any plugin is asked (see `pipeline/in_flight.rs`).
         self.in_flight.reserve();
@@ -122,25 +129,20 @@ impl CallState<'_> {
             match slot.lease.try_admit(now) {
                 Some(leased) => {
                     metrics::lease_used(&self.cx.pipeline.service, slot);
-                    timeout = min_opt(timeout, leased.timeout);
-                    upstream = upstream.or(leased.upstream);
+                    granted.add(leased.timeout, leased.hedge, leased.upstream);
                 }
-                None => return Err((i, timeout, upstream)),
+                None => return Err((i, granted)),
             }
         }
-        Ok((timeout, upstream))
+        Ok(granted)
     }
 
     /// Asks every admitting strategy from the `from`th on, in order,
-    /// whether attempt `number` may start; `timeout` and `upstream` are
-    /// what the leases before it granted ([`Self::admit_leased`]). Leases
-    /// still answer without a Wasm call. The first grant (in pipeline
-    /// order) that routes the attempt decides its upstream.
-    pub(super) async fn admit(
-        &self,
-        number: u32,
-        (from, mut timeout, mut upstream): Resume,
-    ) -> Gate {
+    /// whether attempt `number` may start; `granted` is what the leases
+    /// before it granted ([`Self::admit_leased`]). Leases still answer
+    /// without a Wasm call. The first grant (in pipeline order) that
+    /// routes the attempt decides its upstream.
+    pub(super) async fn admit(&self, number: u32, (from, mut granted): Resume) -> Gate {
         let mut call: Option<wit::CallInfo> = None;
         let strategies = self.cx.pipeline.strategies.iter().enumerate().skip(from);
         for (index, slot) in strategies.filter(|(_, s)| s.admits()) {
@@ -149,8 +151,7 @@ impl CallState<'_> {
                 let now = self.now_ms();
                 if let Some(leased) = slot.lease.try_admit(now) {
                     metrics::lease_used(&self.cx.pipeline.service, slot);
-                    timeout = min_opt(timeout, leased.timeout);
-                    upstream = upstream.or(leased.upstream);
+                    granted.add(leased.timeout, leased.hedge, leased.upstream);
                     break;
                 }
                 let call = call.get_or_insert_with(|| wit::CallInfo {
@@ -171,7 +172,7 @@ impl CallState<'_> {
                 );
                 // What the attempt would use unless a grant routes it.
                 let would = self.spec.upstreams.as_ref().map(|_| self.route);
-                detail.upstreams = self.upstreams(upstream.or(would));
+                detail.upstreams = self.upstreams(granted.upstream.or(would));
                 let by = slot.plugin.name();
                 let began = std::time::Instant::now();
                 let admission = slot
@@ -205,12 +206,11 @@ impl CallState<'_> {
                             metrics::lease_granted(service, by);
                         }
                         slot.lease.grant(&grant, routed, now);
-                        upstream = upstream.or(routed);
                         if let Some(permit) = permit {
                             self.grant_permit(index, permit);
                         }
-                        timeout =
-                            min_opt(timeout, grant.attempt_timeout.map(Duration::from_millis));
+                        let timeout = grant.attempt_timeout.map(Duration::from_millis);
+                        granted.add(timeout, grant.hedge, routed);
                         break;
                     }
                     Ok((wit::Admission::Reject(r), _)) => {
@@ -245,6 +245,6 @@ impl CallState<'_> {
                 }
             }
         }
-        Gate::Open { timeout, upstream }
+        Gate::Open(granted)
     }
 }

@@ -205,7 +205,13 @@ impl<'a> CallState<'a> {
         p.record_success_detail(latency_ms, &permits);
         super::metrics::answered_attempt(p, took);
         super::spans::answered(span);
-        let outcome = if self.history.is_empty() {
+        // Attempts a hedge race cancelled were not failures: a call whose
+        // history holds only those was answered at its first try.
+        let outcome = if self
+            .history
+            .iter()
+            .all(|r| matches!(r.step, Step::Cancelled { .. }))
+        {
             Outcome::Ok
         } else {
             Outcome::RetriedOk

@@ -52,6 +52,19 @@ impl CallState<'_> {
         upstream: Option<u32>,
         failure: Failure,
     ) -> (wit::ErrorEvent, Verdict) {
+        let event = self.failure_event(number, failure);
+        let verdict = self.decide(&event, upstream).await;
+        // The permits belonged to this attempt; the next gets its own.
+        self.permits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        (event, verdict)
+    }
+
+    /// Counts failed attempt `number` (the service's outcomes, leases
+    /// that end on failure) and builds its redacted event.
+    pub(super) fn failure_event(&self, number: u32, failure: Failure) -> wit::ErrorEvent {
         let p = &self.cx.pipeline;
         self.in_flight.release();
         if failure.kind.reached_upstream() {
@@ -78,13 +91,7 @@ impl CallState<'_> {
             kind = %failure.kind, status = ?event.status, error = %event.message,
             "attempt failed"
         );
-        let verdict = self.decide(&event, upstream).await;
-        // The permits belonged to this attempt; the next gets its own.
-        self.permits
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-        (event, verdict)
+        event
     }
 
     /// The permit the `index`th strategy gave the attempt that failed.

@@ -55,10 +55,7 @@ impl Strategy for Permitting {
         let mut granted = self.granted.lock().unwrap();
         *granted += 1;
         let answer = AdmitAnswer {
-            admission: wit::Admission::Allow(wit::Grant {
-                attempt_timeout: None,
-                lease: None,
-            }),
+            admission: wit::Admission::Allow(wit::Grant::default()),
             permit: Some(*granted),
         };
         Box::pin(std::future::ready(Ok(answer.into())))

@@ -39,6 +39,8 @@ pub(crate) const LEASES_GRANTED_TOTAL: &str = "mender_leases_granted_total";
 pub(crate) const LEASE_ADMISSIONS_TOTAL: &str = "mender_lease_admissions_total";
 /// Retries judged by the service's retry budget (`result`: spent, refused).
 pub(crate) const RETRY_BUDGET_TOTAL: &str = "mender_retry_budget_total";
+/// Hedged attempts by how they ended (`outcome`: see [`HedgeOutcome`]).
+pub(crate) const HEDGES_TOTAL: &str = "mender_hedges_total";
 
 /// Describes this module's families to the installed recorder (`# HELP`).
 pub(crate) fn describe() {
@@ -86,6 +88,32 @@ pub(crate) fn describe() {
         RETRY_BUDGET_TOTAL,
         "Retries the service's retry budget let through (result=spent) or refused (result=refused)"
     );
+    describe_counter!(
+        HEDGES_TOTAL,
+        "Hedges (extra attempts started because an attempt was slow) by how they ended (outcome: won, failed, cancelled)"
+    );
+}
+
+/// How a hedge (an extra attempt a grant's hedge started) ended.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum HedgeOutcome {
+    /// It answered first: the call returned its answer.
+    Won,
+    /// It failed.
+    Failed,
+    /// Another attempt answered first, and it was dropped unfinished.
+    Cancelled,
+}
+
+/// Counts a hedge that ended.
+pub(super) fn hedge(service: &Arc<str>, outcome: HedgeOutcome) {
+    let outcome = match outcome {
+        HedgeOutcome::Won => "won",
+        HedgeOutcome::Failed => "failed",
+        HedgeOutcome::Cancelled => "cancelled",
+    };
+    ::metrics::counter!(HEDGES_TOTAL, "service" => label(service), "outcome" => outcome)
+        .increment(1);
 }
 
 /// How a call ended.

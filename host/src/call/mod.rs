@@ -13,6 +13,8 @@
 //!
 //! Each call is a `mender.call` span and each attempt a `mender.attempt`
 //! span under it (`spans.rs`); the caller's closure runs in its attempt's.
+//! A grant's hedge runs several attempts at once (`hedge.rs`), the first
+//! answer winning.
 //!
 //! [`run`] is the only generic part (it runs the caller's closure);
 //! everything that talks to plugins is in non-generic helpers, so each
@@ -25,6 +27,7 @@ pub(crate) mod activity;
 mod admission;
 mod context;
 mod decide;
+mod hedge;
 mod metrics;
 mod outcome;
 mod spans;
@@ -39,7 +42,7 @@ use tracing::Instrument;
 
 use crate::api::{Attempt, CallError, CallSpec, Payload, Reply, Step};
 use crate::failure::{Classify, ErrorKind, Failure};
-use admission::{Admitted, Gate};
+use admission::{Admitted, Gate, Granted};
 pub(crate) use context::CallContext;
 use context::CallState;
 use decide::Next;
@@ -74,13 +77,13 @@ where
         // Admission, the attempt, its classification and what the
         // strategies and guardrails made of it, under the attempt's
         // span; the wait before the next attempt is the call's.
-        let span = call.attempt_span(number);
+        let mut span = call.attempt_span(number);
         // 1-3: admit, attempt, classify. Leases and a free bulkhead
         // slot admit at once; asking a plugin or queueing is the slow
         // path, boxed so that its state does not make every call's
         // future (moved on each poll's way in) larger.
         let gate = match call.admit_leased(now) {
-            Ok((timeout, upstream)) => Gate::Open { timeout, upstream },
+            Ok(granted) => Gate::Open(granted),
             Err(from) => {
                 let gate = Box::pin(call.admit(number, from));
                 let gate = gate.instrument(span.clone()).await;
@@ -88,25 +91,61 @@ where
                 gate
             }
         };
-        let (admitted, granted) = match gate {
-            Gate::Open { timeout, upstream } => match call.try_bulkhead(timeout) {
-                Some(admitted) => (Ok(admitted), upstream),
+        let admitted = match gate {
+            Gate::Open(granted) => match call.try_bulkhead(granted) {
+                Some(admitted) => Ok(admitted),
                 None => {
-                    let queued = Box::pin(call.queue_for_bulkhead(timeout));
+                    let queued = Box::pin(call.queue_for_bulkhead(granted));
                     let admitted = queued.instrument(span.clone()).await;
                     now = Instant::now();
-                    (admitted, upstream)
+                    admitted
                 }
             },
-            Gate::Closed(failure) => (Err(failure), None),
+            Gate::Closed(failure) => Err(failure),
         };
         // Routing: which of the call's upstreams this attempt uses (`None`
         // when it names none, at no cost).
-        let upstream = call.upstream_for(granted);
-        let (failure, last_error, began, took) = match admitted {
-            Ok(Admitted { timeout, slot }) => {
+        let routed = admitted.as_ref().ok().and_then(|a| a.granted.upstream);
+        let upstream = call.upstream_for(routed);
+        // `failed`: the attempt the strategies decide on; only a hedge
+        // race (below) makes it other than `number`.
+        let (failed, failure, last_error, began, took) = match admitted {
+            Ok(Admitted {
+                granted:
+                    Granted {
+                        timeout,
+                        hedge: Some(hedge),
+                        ..
+                    },
+                slot,
+            }) if let Some(plan) = call.hedge_plan(hedge, number) => {
+                // Hedged: several attempts at once (all on this attempt's
+                // upstream), the slow path.
+                let first = hedge::FirstAttempt {
+                    number,
+                    began: now,
+                    span: span.clone(),
+                    slot,
+                    granted_timeout: timeout,
+                    upstream,
+                };
+                match Box::pin(hedge::race(&mut call, &mut attempt, first, plan)).await {
+                    hedge::Raced::Won {
+                        value,
+                        ended,
+                        took,
+                        span,
+                    } => return Ok(call.succeed(value, ended, took, &span)),
+                    hedge::Raced::Lost(last) => {
+                        span = last.span;
+                        number = last.started;
+                        (last.number, last.failure, last.error, last.began, last.took)
+                    }
+                }
+            }
+            Ok(Admitted { granted, slot }) => {
                 let began = now;
-                let timeout = call.attempt_timeout(timeout, began);
+                let timeout = call.attempt_timeout(granted.timeout, began);
                 let fut = span.in_scope(|| {
                     attempt(Attempt {
                         number,
@@ -120,8 +159,9 @@ where
                 drop(slot);
                 match result {
                     Ok(value) => return Ok(call.succeed(value, ended, took, &span)),
-                    Err(AttemptError::Upstream(e)) => (e.classify(), Some(e), began, took),
+                    Err(AttemptError::Upstream(e)) => (number, e.classify(), Some(e), began, took),
                     Err(AttemptError::Timeout(t)) => (
+                        number,
                         Failure::new(ErrorKind::Timeout, format!("attempt timed out after {t:?}")),
                         None,
                         began,
@@ -129,11 +169,11 @@ where
                     ),
                 }
             }
-            Err(failure) => (failure, None, now, Duration::ZERO),
+            Err(failure) => (number, failure, None, now, Duration::ZERO),
         };
 
         // 4: decide.
-        let (event, verdict) = Box::pin(call.on_failure(number, upstream, failure))
+        let (event, verdict) = Box::pin(call.on_failure(failed, upstream, failure))
             .instrument(span.clone())
             .await;
 
@@ -141,7 +181,7 @@ where
         let next = Box::pin(call.guard(number, verdict));
         match next.instrument(span.clone()).await {
             Next::Again { step, wait } => {
-                call.push(&span, &event, number, upstream, (began, took), step);
+                call.push(&span, &event, failed, upstream, (began, took), step);
                 drop(span);
                 if !wait.is_zero() {
                     let wait = tokio::time::sleep(wait);
@@ -152,7 +192,7 @@ where
             }
             Next::Fallback { by, answer } => {
                 let step = Step::Fallback { by: by.to_string() };
-                call.push(&span, &event, number, upstream, (began, took), step);
+                call.push(&span, &event, failed, upstream, (began, took), step);
                 drop(span);
                 let _in_call = call.span.clone().entered();
                 return call.answer_with(&by, answer, &event, last_error);
@@ -162,7 +202,7 @@ where
                     reason: cause.to_string(),
                     cause: cause.clone(),
                 };
-                call.push(&span, &event, number, upstream, (began, took), step);
+                call.push(&span, &event, failed, upstream, (began, took), step);
                 drop(span);
                 let span = call.span.clone();
                 let give_up = Box::pin(call.give_up(cause, &event, last_error));

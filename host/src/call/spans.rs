@@ -102,9 +102,24 @@ pub(super) fn handled(span: &Span, event: &wit::ErrorEvent, step: &Step) {
         Step::RefreshCredentials { by } => ("refresh", Some(by.as_str())),
         Step::Fallback { by } => ("fallback", Some(by.as_str())),
         Step::Fail { cause, .. } => ("fail", cause.plugin()),
+        Step::Hedged => ("hedged", None),
+        Step::Cancelled { .. } => ("cancelled", None),
     };
     span.record("decision", decision);
     if let Some(plugin) = plugin {
         span.record("plugin", plugin);
     }
+}
+
+/// Records an attempt dropped because attempt `answered` answered first.
+pub(super) fn cancelled(span: &Span, answered: u32) {
+    if span.is_disabled() {
+        return;
+    }
+    span.record("kind", ErrorKind::Cancelled.as_str());
+    span.record("decision", "cancelled");
+    span.record(
+        "error",
+        format!("attempt {answered} answered first").as_str(),
+    );
 }

@@ -108,11 +108,7 @@ impl Strategy for Scripted {
             .unwrap()
             .push(detail.upstreams.clone());
         let next = self.admissions.lock().unwrap().pop_front();
-        let next = next.unwrap_or(Ok(wit::Admission::Allow(wit::Grant {
-            attempt_timeout: None,
-            lease: None,
-        })
-        .into()));
+        let next = next.unwrap_or(Ok(wit::Admission::Allow(wit::Grant::default()).into()));
         Box::pin(std::future::ready(next.map(|r| Routed {
             answer: r.answer.into(),
             upstream: r.upstream,
@@ -698,10 +694,7 @@ async fn a_route_past_the_list_is_a_fault_and_the_call_still_ends_well() {
 async fn a_grant_routes_the_attempt_it_admits() {
     let host = Host::new();
     let allow = |upstream| Routed {
-        answer: wit::Admission::Allow(wit::Grant {
-            attempt_timeout: None,
-            lease: None,
-        }),
+        answer: wit::Admission::Allow(wit::Grant::default()),
         upstream,
     };
     // Attempt 1 to the backup (the grant); attempt 2 routed nowhere by
@@ -753,6 +746,213 @@ async fn plugins_and_history_see_upstream_names_redacted() {
     let names = seen[0].names.as_deref().unwrap();
     assert!(!names[0].contains("hunter2"), "{names:?}");
     assert_eq!(names[1], "https://b/");
+}
+
+// Hedging (`hedge.rs`): a grant's hedge races a second attempt against a
+// slow first one.
+
+/// An admitting strategy that grants a hedge (no lease: asked per call).
+fn hedging(after: u64, max: u32) -> Arc<Scripted> {
+    let grant = wit::Grant {
+        hedge: Some(wit::Hedge { after, max }),
+        ..wit::Grant::default()
+    };
+    Scripted::admitting("hedge", vec![wit::Admission::Allow(grant); 4])
+}
+
+/// Counts attempt futures dropped before they finished.
+struct DropGuard {
+    finished: bool,
+    cancelled: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.cancelled
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// What each attempt of a scripted race does: take `ms`, then answer
+/// (`Ok`) or fail with `connect`.
+#[derive(Clone, Copy)]
+struct Script(u64, bool);
+
+impl Host {
+    /// A call whose attempt `n` does `script[n - 1]`; how many attempts
+    /// started, and how many were dropped unfinished.
+    async fn race(
+        &self,
+        pipeline: &Arc<Pipeline>,
+        spec: CallSpec,
+        script: &[Script],
+    ) -> (Result<Reply<String>, CallError<Failure>>, u32, u32) {
+        let started = std::sync::atomic::AtomicU32::new(0);
+        let cancelled = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let result = run(self.context(pipeline), &spec, |a| {
+            started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let Script(ms, ok) = script[a.number as usize - 1];
+            let guard = DropGuard {
+                finished: false,
+                cancelled: cancelled.clone(),
+            };
+            async move {
+                // The whole guard, not just the field set below.
+                let mut guard = guard;
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                guard.finished = true;
+                if ok {
+                    Ok(format!("answer {}", a.number))
+                } else {
+                    Err(connect())
+                }
+            }
+        })
+        .await;
+        let load = |n: &std::sync::atomic::AtomicU32| n.load(std::sync::atomic::Ordering::SeqCst);
+        (result, load(&started), load(&cancelled))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hedge_answers_first_and_the_slow_attempt_is_cancelled() {
+    let host = Host::new();
+    let p = pipeline(Guardrails::default(), vec![hedging(50, 1)], vec![]);
+    let start = tokio::time::Instant::now();
+    let script = [Script(400, true), Script(10, true)];
+    let (result, started, cancelled) = host.race(&p, read(), &script).await;
+    let reply = result.unwrap();
+    assert_eq!(reply.value, "answer 2", "the hedge answered first");
+    assert_eq!(start.elapsed(), Duration::from_millis(60));
+    assert_eq!(
+        (started, cancelled),
+        (2, 1),
+        "the first attempt was dropped"
+    );
+    let [first] = &reply.history[..] else {
+        panic!("{:?}", reply.history)
+    };
+    assert_eq!(first.attempt, 1);
+    assert_eq!(first.kind, ErrorKind::Cancelled);
+    assert_eq!(first.step, Step::Cancelled { answered: 2 });
+    assert_eq!(first.took, Duration::from_millis(60));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fast_first_attempt_starts_no_hedge() {
+    let host = Host::new();
+    let p = pipeline(Guardrails::default(), vec![hedging(50, 2)], vec![]);
+    let script = [Script(20, true), Script(1, true)];
+    let (result, started, cancelled) = host.race(&p, read(), &script).await;
+    let reply = result.unwrap();
+    assert_eq!(
+        (reply.value.as_str(), started, cancelled),
+        ("answer 1", 1, 0)
+    );
+    assert!(reply.history.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn hedged_failures_reach_on_error_once_when_none_is_left_running() {
+    let host = Host::new();
+    let backoff = Scripted::deciding("backoff", vec![]);
+    let p = pipeline(
+        Guardrails::default(),
+        vec![hedging(50, 1), backoff.clone()],
+        vec![],
+    );
+    // Attempt 2 (a hedge at 50 ms) fails at 60 ms while attempt 1 still
+    // runs; attempt 1 fails at 100 ms and ends the race.
+    let script = [Script(100, false), Script(10, false)];
+    let (result, started, cancelled) = host.race(&p, read(), &script).await;
+    let err = result.unwrap_err();
+    assert_eq!((started, cancelled), (2, 0));
+    let seen = backoff.seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "one on-error for the race");
+    assert_eq!(seen[0].attempt, 1, "the failure that ended the race");
+    let steps: Vec<_> = err.history.iter().map(|r| (r.attempt, &r.step)).collect();
+    assert!(
+        matches!(steps[..], [(2, Step::Hedged), (1, Step::Fail { .. })]),
+        "{steps:?}"
+    );
+    assert_eq!(
+        err.cause,
+        GiveUp::NoRetry {
+            kind: ErrorKind::Connect
+        }
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_lost_race_a_retry_takes_the_next_number() {
+    let host = Host::new();
+    let backoff = Scripted::deciding("backoff", vec![wit::Decision::Retry(10)]);
+    let p = pipeline(
+        Guardrails::default(),
+        vec![hedging(50, 1), backoff.clone()],
+        vec![],
+    );
+    let script = [Script(100, false), Script(10, false), Script(1, true)];
+    let (result, started, _) = host.race(&p, read(), &script).await;
+    assert_eq!(result.unwrap().value, "answer 3");
+    assert_eq!(started, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_is_never_hedged() {
+    let host = Host::new();
+    let p = pipeline(Guardrails::default(), vec![hedging(50, 2)], vec![]);
+    let script = [Script(400, true), Script(10, true), Script(10, true)];
+    let write = CallSpec::new("svc", "create");
+    let (result, started, cancelled) = host.race(&p, write, &script).await;
+    assert_eq!(result.unwrap().value, "answer 1");
+    assert_eq!((started, cancelled), (1, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_hedges_caps_what_a_plugin_grants() {
+    let host = Host::new();
+    let slow = [Script(400, true); 6];
+    let one = Guardrails {
+        max_hedges: 1,
+        ..Guardrails::default()
+    };
+    let p = pipeline(one, vec![hedging(50, 5)], vec![]);
+    let (result, started, cancelled) = host.race(&p, read(), &slow).await;
+    assert_eq!(result.unwrap().value, "answer 1");
+    assert_eq!((started, cancelled), (2, 1), "one hedge, not five");
+    let off = Guardrails {
+        max_hedges: 0,
+        ..Guardrails::default()
+    };
+    let p = pipeline(off, vec![hedging(50, 5)], vec![]);
+    let (_, started, _) = host.race(&p, read(), &slow).await;
+    assert_eq!(started, 1, "max-hedges = 0: never");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hedge_takes_a_free_bulkhead_slot_or_does_not_start() {
+    let host = Host::new();
+    let limited = |max| Guardrails {
+        in_flight: Some(crate::config::InFlightLimit::new(max)),
+        ..Guardrails::default()
+    };
+    let script = [Script(400, true), Script(10, true)];
+    let p = pipeline(limited(1), vec![hedging(50, 1)], vec![]);
+    let (result, started, _) = host.race(&p, read(), &script).await;
+    assert_eq!(result.unwrap().value, "answer 1");
+    assert_eq!(started, 1, "no slot free: no hedge, and no queueing");
+    let p = pipeline(limited(2), vec![hedging(50, 1)], vec![]);
+    let (result, started, cancelled) = host.race(&p, read(), &script).await;
+    assert_eq!(result.unwrap().value, "answer 2");
+    assert_eq!((started, cancelled), (2, 1));
+    assert_eq!(
+        p.bulkhead.in_flight(),
+        0,
+        "the cancelled attempt's slot came back"
+    );
 }
 
 /// Contract 0.2's in-flight count, slow calls and permits through the loop.

@@ -33,6 +33,9 @@ pub struct Guardrails {
     /// Attempts of this service in flight at once in this process (a
     /// bulkhead); `None`: no limit.
     pub in_flight: Option<InFlightLimit>,
+    /// Extra attempts a plugin's hedge (contract 0.2) may start per
+    /// attempt, at most; 0: never hedge.
+    pub max_hedges: u32,
 }
 
 /// The bulkhead: how many attempts of a service may be in flight at once,
@@ -90,6 +93,10 @@ impl Default for Guardrails {
             // Off unless configured: what an upstream can take is not
             // something a default can know.
             in_flight: None,
+            // Two hedges cut a long tail about as far as more would, at
+            // most triple an idempotent call's load, and stay under the
+            // default `max-attempts` with one attempt left for a retry.
+            max_hedges: 2,
         }
     }
 }
@@ -113,6 +120,7 @@ pub struct GuardrailsToml {
     max_queued: Option<u32>,
     #[serde(default, with = "humantime_serde")]
     queue_timeout: Option<Duration>,
+    max_hedges: Option<u32>,
 }
 
 impl GuardrailsToml {
@@ -134,6 +142,7 @@ impl GuardrailsToml {
                 None => base.retry_budget,
             },
             in_flight: self.in_flight(base.in_flight)?,
+            max_hedges: self.max_hedges.unwrap_or(base.max_hedges),
         };
         if g.max_attempts == 0 {
             return Err("max-attempts must be at least 1".into());
@@ -207,6 +216,20 @@ impl std::fmt::Display for RetryRefusal {
 }
 
 impl Guardrails {
+    /// How many hedges attempt `attempt` of a call may start, of the
+    /// `granted` a plugin asked for: none for a non-idempotent operation
+    /// (a hedge repeats it, and `retry-non-idempotent` is about retries
+    /// after a failure, not about running it twice at once), at most
+    /// `max-hedges`, and never past `max-attempts` (a hedge is an attempt).
+    pub fn hedges(&self, idempotent: bool, granted: u32, attempt: u32) -> u32 {
+        if !idempotent {
+            return 0;
+        }
+        granted
+            .min(self.max_hedges)
+            .min(self.max_attempts.saturating_sub(attempt))
+    }
+
     /// Checks a retry after attempt `attempt` (from 1) with the asked
     /// `delay`; returns the delay to actually wait (clamped to
     /// `max_delay`).
@@ -275,6 +298,21 @@ mod tests {
         );
         let e = parse("max-queued = 3").apply(&base).unwrap_err();
         assert!(e.contains("need max-in-flight"), "{e}");
+    }
+
+    #[test]
+    fn hedges_are_bounded() {
+        let g = Guardrails::default();
+        assert_eq!(g.hedges(true, 1, 1), 1);
+        assert_eq!(g.hedges(true, 5, 1), 2, "max-hedges caps the grant");
+        assert_eq!(g.hedges(false, 1, 1), 0, "never a non-idempotent call");
+        assert_eq!(g.hedges(true, 2, 3), 1, "max-attempts (4) caps it too");
+        assert_eq!(g.hedges(true, 2, 4), 0);
+        let parse = |s: &str| toml::from_str::<GuardrailsToml>(s).unwrap();
+        let off = parse("max-hedges = 0").apply(&g).unwrap();
+        assert_eq!(off.hedges(true, 1, 1), 0, "0: never");
+        let service = parse("max-attempts = 10").apply(&off).unwrap();
+        assert_eq!(service.max_hedges, 0, "inherited");
     }
 
     #[test]

@@ -139,6 +139,10 @@ impl fmt::Display for Observed {
                             }
                         ),
                         None => write!(f, ", no lease"),
+                    }?;
+                    match &g.hedge {
+                        Some(h) => write!(f, ", hedge after {}ms / {} more", h.after, h.max),
+                        None => Ok(()),
                     }
                 }
                 wit::Admission::Reject(r) => {
@@ -349,6 +353,9 @@ pub(crate) fn check(want: &Expect, got: &Observed) -> Result<(), String> {
             ));
         }
     }
+    if want.hedge.is_some() || want.hedge_after.is_some() || want.hedge_max.is_some() {
+        check_hedge(want, got)?;
+    }
     if let Some(served) = want.served {
         let is = matches!(got, Observed::Served(Some(_)));
         if !matches!(got, Observed::Served(_)) {
@@ -381,6 +388,42 @@ pub(crate) fn check(want: &Expect, got: &Observed) -> Result<(), String> {
         {
             return Err(format!("the age is {:?}, not {}ms", a.age, age.0));
         }
+    }
+    Ok(())
+}
+
+/// The grant's hedge against `hedge`, `hedge-after` and `hedge-max`.
+fn check_hedge(want: &Expect, got: &Observed) -> Result<(), String> {
+    let hedge = match got {
+        Observed::Admission(wit::Admission::Allow(g), ..) => g.hedge,
+        _ => return Err("expected an `allow` from the plugin".into()),
+    };
+    if let Some(wanted) = want.hedge
+        && wanted != hedge.is_some()
+    {
+        return Err(format!(
+            "the grant {} a hedge",
+            if wanted { "carries no" } else { "carries" }
+        ));
+    }
+    if want.hedge_after.is_none() && want.hedge_max.is_none() {
+        return Ok(());
+    }
+    let Some(h) = hedge else {
+        return Err("the grant carries no hedge".into());
+    };
+    if let Some(after) = want.hedge_after
+        && h.after != after.0
+    {
+        return Err(format!(
+            "the hedge starts after {}ms, not {}ms",
+            h.after, after.0
+        ));
+    }
+    if let Some(max) = want.hedge_max
+        && h.max != max
+    {
+        return Err(format!("the hedge's max is {}, not {max}", h.max));
     }
     Ok(())
 }
@@ -437,6 +480,17 @@ impl fmt::Display for Expect {
             (Some(lo), None) => parts.push(format!("an attempt timeout of at least {}ms", lo.0)),
             (None, Some(hi)) => parts.push(format!("an attempt timeout of at most {}ms", hi.0)),
             (None, None) => {}
+        }
+        match self.hedge {
+            Some(true) => parts.push("with a hedge".into()),
+            Some(false) => parts.push("with no hedge".into()),
+            None => {}
+        }
+        if let Some(a) = self.hedge_after {
+            parts.push(format!("hedging after {}ms", a.0));
+        }
+        if let Some(m) = self.hedge_max {
+            parts.push(format!("at most {m} hedge(s)"));
         }
         if let Some(s) = self.served {
             parts.push(if s { "an answer" } else { "no answer" }.into());

@@ -23,6 +23,10 @@
 //! on-error = { kind = "auth", status = 401 }
 //! repeat = 3                   # the same step three times
 //! expect = { not = "retry" }   # a property, not an exact answer
+//!
+//! [[scenario.step]]
+//! admit = {}
+//! expect = { admission = "allow", hedge-after = "50ms", hedge-max = 1 }
 //! ```
 //!
 //! Routing (contract 0.2): `upstreams = ["primary", "backup"]` on a
@@ -375,6 +379,12 @@ pub struct Expect {
     pub attempt_timeout_min: Option<Millis>,
     /// `allow`: the grant's attempt timeout is at most this.
     pub attempt_timeout_max: Option<Millis>,
+    /// `allow`: whether the grant carries a hedge (contract 0.2).
+    pub hedge: Option<bool>,
+    /// `allow`: the grant's hedge starts another attempt after exactly this.
+    pub hedge_after: Option<Millis>,
+    /// `allow`: the grant's hedge starts at most this many more attempts.
+    pub hedge_max: Option<u32>,
     /// `serve`: whether the handler answered.
     pub served: Option<bool>,
     /// `fallback` or `serve`: exactly this body.

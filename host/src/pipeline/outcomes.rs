@@ -111,6 +111,8 @@ const UNLIMITED: i64 = i64::MAX;
 const NO_TIMEOUT: u64 = u64::MAX;
 /// Sentinel: the grant routed nowhere.
 const NO_UPSTREAM: u32 = u32::MAX;
+/// Sentinel: the grant carries no hedge.
+const NO_HEDGE: u64 = u64::MAX;
 
 /// A strategy's current admission lease on one service.
 pub(crate) struct LeaseCell {
@@ -122,6 +124,9 @@ pub(crate) struct LeaseCell {
     timeout_ms: AtomicU64,
     /// Routing: the upstream the grant sends its attempts to.
     upstream: AtomicU32,
+    /// The grant's hedge (`hedge_after_ms` is [`NO_HEDGE`] without one).
+    hedge_after_ms: AtomicU64,
+    hedge_max: AtomicU32,
     /// Attempts admitted under the lease since the plugin was last called.
     leased: AtomicU32,
 }
@@ -134,16 +139,19 @@ impl Default for LeaseCell {
             until_failure: AtomicBool::new(false),
             timeout_ms: AtomicU64::new(NO_TIMEOUT),
             upstream: AtomicU32::new(NO_UPSTREAM),
+            hedge_after_ms: AtomicU64::new(NO_HEDGE),
+            hedge_max: AtomicU32::new(0),
             leased: AtomicU32::new(0),
         }
     }
 }
 
-/// An admission granted from a lease: the attempt timeout and the
-/// upstream (contract 0.2's routing) it carries.
+/// An admission granted from a lease: the attempt timeout, the upstream
+/// (contract 0.2's routing) and the hedge it carries.
 pub(crate) struct Leased {
     pub(crate) timeout: Option<Duration>,
     pub(crate) upstream: Option<u32>,
+    pub(crate) hedge: Option<wit::Hedge>,
 }
 
 impl LeaseCell {
@@ -161,9 +169,14 @@ impl LeaseCell {
         self.leased.fetch_add(1, Relaxed);
         let t = self.timeout_ms.load(Relaxed);
         let u = self.upstream.load(Relaxed);
+        let after = self.hedge_after_ms.load(Relaxed);
         Some(Leased {
             timeout: (t != NO_TIMEOUT).then(|| Duration::from_millis(t)),
             upstream: (u != NO_UPSTREAM).then_some(u),
+            hedge: (after != NO_HEDGE).then(|| wit::Hedge {
+                after,
+                max: self.hedge_max.load(Relaxed),
+            }),
         })
     }
 
@@ -182,6 +195,10 @@ impl LeaseCell {
             .store(grant.attempt_timeout.unwrap_or(NO_TIMEOUT), Relaxed);
         self.upstream
             .store(upstream.unwrap_or(NO_UPSTREAM), Relaxed);
+        // A hedge after u64::MAX ms would never fire: the same as none.
+        let (after, max) = grant.hedge.map_or((NO_HEDGE, 0), |h| (h.after, h.max));
+        self.hedge_after_ms.store(after, Relaxed);
+        self.hedge_max.store(max, Relaxed);
         self.until_ms
             .store(now_ms.saturating_add(lease.ttl), Release);
     }
@@ -211,6 +228,7 @@ mod tests {
                 max_attempts: max,
                 until_failure,
             }),
+            hedge: None,
         }
     }
 
@@ -221,6 +239,7 @@ mod tests {
         l.grant(&grant(100, Some(2), false), None, 10);
         let a = l.try_admit(50).unwrap();
         assert_eq!(a.timeout, Some(Duration::from_millis(250)));
+        assert_eq!(a.hedge, None);
         assert!(l.try_admit(60).is_some());
         assert!(l.try_admit(70).is_none(), "max-attempts exhausted");
         l.grant(&grant(100, None, false), Some(1), 100);
@@ -230,6 +249,22 @@ mod tests {
             "the grant's route"
         );
         assert!(l.try_admit(200).is_none(), "ttl over");
+    }
+
+    #[test]
+    fn lease_carries_the_grants_hedge() {
+        let l = LeaseCell::default();
+        let mut g = grant(100, None, false);
+        g.hedge = Some(wit::Hedge { after: 40, max: 2 });
+        l.grant(&g, None, 0);
+        let hedge = wit::Hedge { after: 40, max: 2 };
+        assert_eq!(l.try_admit(1).unwrap().hedge, Some(hedge));
+        l.grant(&grant(100, None, false), None, 10);
+        assert_eq!(
+            l.try_admit(11).unwrap().hedge,
+            None,
+            "a later grant without one"
+        );
     }
 
     #[test]

@@ -139,7 +139,7 @@ impl StrategyWorld {
         match self {
             StrategyWorld::V0_1(b) => {
                 let admission = b.mender_plugin_strategy().call_admit(store, call, recent)?;
-                Ok(AdmitAnswer::from(admission).into())
+                Ok(AdmitAnswer::from(wit::Admission::from(admission)).into())
             }
             StrategyWorld::V0_2(b) => {
                 store.data_mut().current.set_call(call, recent, detail);

@@ -57,8 +57,7 @@ impl Strategy for AdaptiveTimeout {
                 max_attempts: None,
                 until_failure: false,
             }),
-            upstream: None,
-            permit: None,
+            ..Grant::default()
         })
     }
 }

@@ -185,11 +185,8 @@ fn a_lease_takes_up_to_n_free_slots_and_never_more_than_the_bucket() {
     s.advance(1_000);
     // A full bucket of 10: leases of 4, 4, then the 2 left.
     let mut taken = Vec::new();
-    loop {
-        match l.admit(&s, "svc", s.now()) {
-            Admission::Allow(g) => taken.push(g.lease.map_or(1, |l| l.max_attempts.unwrap() + 1)),
-            _ => break,
-        }
+    while let Admission::Allow(g) = l.admit(&s, "svc", s.now()) {
+        taken.push(g.lease.map_or(1, |l| l.max_attempts.unwrap() + 1));
     }
     assert_eq!(taken, vec![4, 4, 2]);
     // One interval later, one slot: a plain allow, no lease.

@@ -5,8 +5,10 @@
 //! extension host does (`wit/since_vX.Y.Z/`). Internally it speaks one
 //! vocabulary, [`wit`]: the 0.1 records, which carry every field any
 //! version passes (0.2's hooks take a scalar subset and read the rest on
-//! demand). `v0_2` converts between that vocabulary and its own types, so
-//! the call path is written once for all versions.
+//! demand), except the admission's answer, whose grant 0.2 extends (a
+//! hedge): that one is the host's own ([`grant`]). Each version converts
+//! between that vocabulary and its own types, so the call path is written
+//! once for all versions.
 //!
 //! Every import is synchronous (no `async` flag): plugin hooks run for
 //! microseconds, inline on the calling task. Host functions that enforce a
@@ -15,11 +17,18 @@
 
 #![allow(missing_docs)]
 
+pub(crate) mod grant;
 pub(crate) mod v0_1;
 pub(crate) mod v0_2;
 
 /// The host's vocabulary (see the module doc).
-pub use v0_1::strategy::mender::plugin::types as wit;
+pub mod wit {
+    pub use super::grant::{Admission, Grant, Hedge};
+    pub use super::v0_1::strategy::mender::plugin::types::{
+        CallInfo, Decision, ErrorEvent, ErrorKind, FallbackAnswer, HandlerInfo, Hooks, Lease,
+        Outcomes, RecordedResult, Rejection, StrategyInfo,
+    };
+}
 
 /// An answer in the host's vocabulary, with the upstream contract 0.2's
 /// routing sends the attempt to: a `retry-on`'s (beside a `retry`

@@ -169,6 +169,10 @@ pub(crate) fn admission(a: types::Admission) -> Routed<AdmitAnswer> {
         types::Admission::Allow(g) => wit::Admission::Allow(wit::Grant {
             attempt_timeout: g.attempt_timeout,
             lease: g.lease.map(lease),
+            hedge: g.hedge.map(|h| wit::Hedge {
+                after: h.after,
+                max: h.max,
+            }),
         }),
         types::Admission::Reject(r) => wit::Admission::Reject(wit::Rejection {
             reason: r.reason,
