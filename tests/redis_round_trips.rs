@@ -85,6 +85,22 @@ async fn the_rate_limiter_decides_in_one_round_trip_and_a_lease_in_none() {
     assert_eq!(per_call, 0.1, "one trip per lease of 10 slots");
 }
 
+// A breaker that asks before every attempt (`lease = 0`), with a failure
+// ratio: each decision counts the report in its window and keeps the
+// streak. It was two round trips (`get circuit`, `set streak`); on 0.2 it
+// is one batch.
+#[tokio::test]
+async fn the_circuit_breaker_decides_in_one_round_trip() {
+    let Some(redis) = RedisServer::start_or_skip("breaker round trips") else {
+        return;
+    };
+    let proxy = proxy_to(&redis);
+    let breaker = "[plugins.breaker]\nbundled = \"circuit-breaker\"\nconfig = { lease = 0, failure-ratio = 0.5, minimum-calls = 1000 }\n[services.default]\nstrategies = [\"breaker\"]\n";
+    let rt = runtime(&through(breaker, &proxy));
+    let per_call = trips_per_call(&rt, &proxy, 40).await;
+    assert_eq!(per_call, 1.0, "one batch per admission");
+}
+
 /// What a batch does, the same on every backend: in order, `expect`
 /// skipping the rest when it does not hold, a failed swap answering with
 /// the value found, the quota ending the batch with the writes before it

@@ -11,12 +11,16 @@
 //!   (see [`crate::window`]).
 //! * `probes:<since>`: probes taken while half-open, by atomic increment.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use mender_guest::prelude::*;
-use mender_guest::state::Store;
+use mender_guest::state::{Op, OpResult, Store};
 
 use crate::config::Config;
-use crate::slow::SlowCalls;
-use crate::window::{Totals, Window};
+use crate::ops::{Ops, count, delta};
+use crate::slow::{SlowCalls, SlowReads};
+use crate::window::{Reads, Totals, Window};
 
 /// The key holding the circuit's state.
 const CIRCUIT: &str = "circuit";
@@ -93,11 +97,16 @@ pub struct Breaker {
     counted_kinds: Vec<ErrorKind>,
     lease: u64,
     slow: Option<SlowCalls>,
+    /// The circuit last seen, per service (`None`: absent), which each
+    /// decision's batch expects: a stale guess costs one more round trip,
+    /// never a wrong answer.
+    known: RefCell<HashMap<String, Option<String>>>,
 }
 
-/// How many times `admit` re-reads the state after losing a race for a
-/// transition before it gives up and lets the attempt through.
-const MAX_RACES: usize = 3;
+/// How many batches `admit` sends before it gives up on a circuit other
+/// instances keep moving and lets the attempt through: a stale guess, a
+/// transition, and a race lost for it each take one.
+const MAX_RACES: usize = 4;
 
 impl Breaker {
     /// Validate `config`.
@@ -114,6 +123,7 @@ impl Breaker {
             counted_kinds: config.counted_kinds.clone(),
             lease: config.lease.get(),
             slow: SlowCalls::new(config),
+            known: RefCell::default(),
         })
     }
 
@@ -122,17 +132,52 @@ impl Breaker {
         self.slow.as_ref().map(SlowCalls::threshold)
     }
 
-    /// May an attempt start at `now`, given what happened since the last
-    /// call (`recent`)?
-    pub fn admit(&self, store: &dyn Store, now: u64, recent: &Outcomes) -> Verdict {
+    /// May an attempt on `service` start at `now`, given what happened
+    /// since the last call (`recent`)?
+    ///
+    /// One `state.batch` per decision (contract 0.2): it starts with an
+    /// `expect` of the circuit this instance last saw for the service, then
+    /// the state's reads and writes. When the guess holds (the usual case),
+    /// that is the only round trip; when another instance or process moved
+    /// the circuit, nothing else in the batch ran, the answer carries the
+    /// circuit found, and the breaker decides again from it. A transition
+    /// is one more batch.
+    pub fn admit(&self, store: &dyn Store, service: &str, now: u64, recent: &Outcomes) -> Verdict {
         let mut transitions = Vec::new();
         let mut recent = recent.clone();
+        let mut stored = self.guess(service);
         for _ in 0..MAX_RACES {
-            let stored = store.get(CIRCUIT);
-            let step = match Circuit::parse(stored.as_deref()) {
-                Circuit::Closed { epoch } => self.closed(store, now, &recent, epoch),
-                Circuit::Open { since } => self.open(now, since),
-                Circuit::HalfOpen { since } => self.half_open(store, now, &recent, since),
+            let circuit = Circuit::parse(stored.as_deref());
+            let mut ops = Ops::default();
+            ops.push(Op::expect(CIRCUIT, stored.as_deref()));
+            let planned = match circuit {
+                Circuit::Closed { epoch } => {
+                    Planned::Closed(self.plan_closed(&mut ops, now, &recent, epoch))
+                }
+                Circuit::Open { since } => Planned::Decided(self.open(now, since)),
+                Circuit::HalfOpen { since } => self.plan_half_open(&mut ops, now, &recent, since),
+            };
+            let results = ops.run(store);
+            match results.first() {
+                Some(OpResult::Done) => {}
+                // Moved by someone else: nothing of this batch ran, so
+                // `recent` is still to be counted, in the state found.
+                Some(OpResult::Value(found)) => {
+                    stored = found.clone();
+                    continue;
+                }
+                _ => {
+                    stored = store.get(CIRCUIT);
+                    continue;
+                }
+            }
+            self.learn(service, stored.clone());
+            // `recent` is counted now, whatever happens next.
+            recent = Outcomes::default();
+            let step = match planned {
+                Planned::Decided(step) => step,
+                Planned::Closed(plan) => self.judge_closed(plan, &results, now),
+                Planned::Probe { at, since } => self.probe(count(&results, at), since),
             };
             let (to, transition, then) = match step {
                 Step::Answer(admission) => {
@@ -147,66 +192,110 @@ impl Breaker {
                     then,
                 } => (to, transition, then),
             };
-            if store.compare_and_swap(CIRCUIT, stored.as_deref(), &to.encode(), None) {
-                if let Circuit::Open { .. } = to {
-                    self.forget_closed_period(store, stored.as_deref());
-                }
-                transitions.push(transition);
-                if let Some(admission) = then {
-                    return Verdict {
-                        admission,
-                        transitions,
-                    };
-                }
+            let mut ops = Ops::default();
+            ops.push(Op::expect(CIRCUIT, stored.as_deref()));
+            ops.push(Op::set(CIRCUIT, &to.encode(), None));
+            // Opening drops the closed period's streak; its window buckets
+            // expire on their own.
+            if let (Circuit::Open { .. }, Circuit::Closed { epoch }) = (to, circuit) {
+                ops.push(Op::delete(&format!("streak:{epoch}")));
             }
-            // Either we moved and must now act in the new state, or another
-            // instance moved first: read again. The outcomes are accounted
-            // for already either way.
-            recent = Outcomes::default();
+            match ops.run(store).first() {
+                Some(OpResult::Done) => {
+                    stored = Some(to.encode());
+                    self.learn(service, stored.clone());
+                    transitions.push(transition);
+                    if let Some(admission) = then {
+                        return Verdict {
+                            admission,
+                            transitions,
+                        };
+                    }
+                }
+                // Another instance moved first: act in the state it chose.
+                Some(OpResult::Value(found)) => stored = found.clone(),
+                _ => stored = store.get(CIRCUIT),
+            }
         }
         // Lost every race: another instance is busy moving the circuit. Let
         // this attempt through unleased rather than fail it on a technicality.
+        self.forget(service);
         Verdict {
             admission: Admission::allow(),
             transitions,
         }
     }
 
-    /// Closed: account `recent`, then trip or allow.
-    fn closed(&self, store: &dyn Store, now: u64, recent: &Outcomes, epoch: u64) -> Step {
+    /// The circuit this instance last saw for `service` (`None`: absent).
+    fn guess(&self, service: &str) -> Option<String> {
+        self.known.borrow().get(service).cloned().flatten()
+    }
+
+    fn learn(&self, service: &str, circuit: Option<String>) {
+        let mut known = self.known.borrow_mut();
+        match known.get_mut(service) {
+            Some(slot) => *slot = circuit,
+            None => {
+                known.insert(service.to_owned(), circuit);
+            }
+        }
+    }
+
+    fn forget(&self, service: &str) {
+        self.known.borrow_mut().remove(service);
+    }
+
+    /// Closed: count `recent` and read what judging it needs, in `ops`.
+    fn plan_closed(&self, ops: &mut Ops, now: u64, recent: &Outcomes, epoch: u64) -> ClosedPlan {
         let counted = u64::from(recent.failures_among(&self.counted_kinds));
         let successes = u64::from(recent.successes);
-        let streak = self.update_streak(store, recent, counted, epoch);
-        if self.failure_threshold > 0 && streak >= u64::from(self.failure_threshold) {
-            return self.trip(now, format!("{streak} consecutive failures"));
-        }
-        if let Some(slow) = &self.slow {
+        let streak = self.plan_streak(ops, recent, counted, epoch);
+        let slow = self.slow.as_ref().and_then(|slow| {
             let slow_calls = if successes > 0 {
                 recent.slow_calls()
             } else {
                 0
             };
-            let calls = successes + counted;
-            if let Some(why) = slow.judge(store, now, epoch, calls, u64::from(slow_calls)) {
-                return self.trip(now, why);
-            }
-        }
-        if let Some(ratio) = self.failure_ratio {
+            slow.plan(ops, now, epoch, successes + counted, u64::from(slow_calls))
+        });
+        let ratio = self.failure_ratio.and_then(|_| {
             self.window
-                .record(store, now, epoch, successes + counted, counted);
-            // The ratio only rises with a failure: judge it only then, which
+                .record(ops, now, epoch, successes + counted, counted);
+            // The ratio only rises with a failure: read it only then, which
             // spares the reads on the (common) all-success reports.
-            if counted > 0 {
-                let Totals { calls, fails } = self.window.totals(store, now, epoch);
-                if calls >= self.minimum_calls && fails as f64 >= ratio * calls as f64 {
-                    return self.trip(
-                        now,
-                        format!(
-                            "{fails} of {calls} calls failed in the last {} (failure-ratio {ratio})",
-                            self.window_span
-                        ),
-                    );
-                }
+            (counted > 0).then(|| self.window.read(ops, now, epoch))
+        });
+        ClosedPlan {
+            streak,
+            slow,
+            ratio,
+        }
+    }
+
+    /// Closed: trip or allow, from what the batch counted and read.
+    fn judge_closed(&self, plan: ClosedPlan, results: &[OpResult], now: u64) -> Step {
+        let streak = match plan.streak {
+            Streak::Known(n) => n,
+            Streak::At(i) => count(results, i),
+        };
+        if self.failure_threshold > 0 && streak >= u64::from(self.failure_threshold) {
+            return self.trip(now, format!("{streak} consecutive failures"));
+        }
+        if let (Some(slow), Some(reads)) = (&self.slow, plan.slow)
+            && let Some(why) = slow.judge(reads, results)
+        {
+            return self.trip(now, why);
+        }
+        if let (Some(ratio), Some(reads)) = (self.failure_ratio, plan.ratio) {
+            let Totals { calls, fails } = reads.totals(results);
+            if calls >= self.minimum_calls && fails as f64 >= ratio * calls as f64 {
+                return self.trip(
+                    now,
+                    format!(
+                        "{fails} of {calls} calls failed in the last {} (failure-ratio {ratio})",
+                        self.window_span
+                    ),
+                );
             }
         }
         Step::Answer(self.closed_admission())
@@ -222,21 +311,20 @@ impl Breaker {
     /// success anywhere breaks the streak: the reporting process sets it to
     /// the failures that came after its success (the host's
     /// `consecutive-failures`, which is per process, bounds only those).
-    fn update_streak(&self, store: &dyn Store, recent: &Outcomes, counted: u64, epoch: u64) -> u64 {
+    fn plan_streak(&self, ops: &mut Ops, recent: &Outcomes, counted: u64, epoch: u64) -> Streak {
         if self.failure_threshold == 0 {
-            return 0;
+            return Streak::Known(0);
         }
         let key = format!("streak:{epoch}");
         if recent.successes > 0 {
             let streak = counted.min(u64::from(recent.consecutive_failures));
-            store.set_u64(&key, streak, None);
-            return streak;
+            ops.push(Op::set(&key, &streak.to_string(), None));
+            return Streak::Known(streak);
         }
         if counted == 0 {
-            return store.get_u64(&key).unwrap_or(0);
+            return Streak::At(ops.push(Op::get(&key)));
         }
-        let streak = store.increment(&key, i64::try_from(counted).unwrap_or(i64::MAX), None);
-        u64::try_from(streak).unwrap_or(0)
+        Streak::At(ops.push(Op::increment(&key, delta(counted), None)))
     }
 
     fn trip(&self, now: u64, reason: String) -> Step {
@@ -263,30 +351,39 @@ impl Breaker {
         }
     }
 
-    /// Half-open: a probe's outcome decides; otherwise hand out probes.
-    fn half_open(&self, store: &dyn Store, now: u64, recent: &Outcomes, since: u64) -> Step {
+    /// Half-open: a probe's outcome decides; otherwise take a probe, in
+    /// `ops`.
+    fn plan_half_open(&self, ops: &mut Ops, now: u64, recent: &Outcomes, since: u64) -> Planned {
         if recent.failures_among(&self.counted_kinds) > 0 {
-            return Step::Move {
+            return Planned::Decided(Step::Move {
                 to: Circuit::Open { since: now },
                 transition: Transition::Reopened,
                 then: Some(self.open_admission(self.open_for)),
-            };
+            });
         }
         if crate::probe::succeeded(recent, since) {
-            return Step::Move {
+            return Planned::Decided(Step::Move {
                 // `now` is past every earlier epoch, so the new period's
                 // counters start empty.
                 to: Circuit::Closed { epoch: now },
                 transition: Transition::Closed,
                 then: Some(self.closed_admission()),
-            };
+            });
         }
         // A probe whose outcome never counts (an auth error, say) would hold
         // its slot forever: the counter expires after `open-for`, and a new
         // round of probes starts.
-        let taken = store.increment(&format!("probes:{since}"), 1, Some(self.open_for));
-        if taken <= i64::from(self.half_open_probes) {
+        let key = format!("probes:{since}");
+        let at = ops.push(Op::increment(&key, 1, Some(self.open_for)));
+        Planned::Probe { at, since }
+    }
+
+    /// Half-open: the `taken`th probe of the period goes through, if there
+    /// is one left.
+    fn probe(&self, taken: u64, since: u64) -> Step {
+        if taken <= u64::from(self.half_open_probes) {
             // No lease: every attempt must ask while the circuit is unsure.
+            let taken = i64::try_from(taken).unwrap_or(i64::MAX);
             Step::Answer(Admission::allow_with_permit(crate::probe::permit(
                 since, taken,
             )))
@@ -312,14 +409,29 @@ impl Breaker {
     fn open_admission(&self, left: u64) -> Admission {
         Admission::reject("circuit open", Some(left))
     }
+}
 
-    /// Drop the closed period's streak once the circuit opens; its window
-    /// buckets expire on their own.
-    fn forget_closed_period(&self, store: &dyn Store, stored: Option<&str>) {
-        if let Circuit::Closed { epoch } = Circuit::parse(stored) {
-            store.delete(&format!("streak:{epoch}"));
-        }
-    }
+/// What a state planned before its batch ran.
+enum Planned {
+    /// Decided without reading anything.
+    Decided(Step),
+    /// Closed: what the batch counts and reads for the judgment.
+    Closed(ClosedPlan),
+    /// Half-open: the probe counter's new value is at `at`.
+    Probe { at: usize, since: u64 },
+}
+
+/// The closed state's reads and writes, and where their results are.
+struct ClosedPlan {
+    streak: Streak,
+    slow: Option<SlowReads>,
+    ratio: Option<Reads>,
+}
+
+/// The streak after a report: known without reading, or at a result.
+enum Streak {
+    Known(u64),
+    At(usize),
 }
 
 /// What one state's handler decided.

@@ -43,17 +43,22 @@ fn rejected(reason: &str, retry_after: Option<u64>) -> Admission {
 
 /// Drive `breaker` to open with 5 timeouts at `store.now()`.
 fn open(breaker: &Breaker, store: &MemoryStore) {
-    let verdict = breaker.admit(store, store.now(), &failures(ErrorKind::Timeout, 5, 5));
+    let verdict = breaker.admit(
+        store,
+        "svc",
+        store.now(),
+        &failures(ErrorKind::Timeout, 5, 5),
+    );
     assert_eq!(verdict.admission, rejected("circuit open", Some(30_000)));
 }
 
 #[test]
 fn closed_circuit_allows_with_a_lease_until_failure() {
     let store = MemoryStore::new();
-    let verdict = breaker("{}").admit(&store, 0, &Outcomes::default());
+    let verdict = breaker("{}").admit(&store, "svc", 0, &Outcomes::default());
     assert_eq!(verdict.admission, leased(5_000));
     assert!(verdict.transitions.is_empty());
-    let verdict = breaker(r#"{"lease": 0}"#).admit(&store, 0, &Outcomes::default());
+    let verdict = breaker(r#"{"lease": 0}"#).admit(&store, "svc", 0, &Outcomes::default());
     assert_eq!(verdict.admission, Admission::allow());
 }
 
@@ -62,10 +67,10 @@ fn opens_after_the_threshold_of_consecutive_failures() {
     let store = MemoryStore::new();
     let breaker = breaker("{}");
     for n in 1..5 {
-        let verdict = breaker.admit(&store, 0, &failures(ErrorKind::Connect, 1, n));
+        let verdict = breaker.admit(&store, "svc", 0, &failures(ErrorKind::Connect, 1, n));
         assert_eq!(verdict.admission, leased(5_000), "after {n} failures");
     }
-    let verdict = breaker.admit(&store, 0, &failures(ErrorKind::Connect, 1, 5));
+    let verdict = breaker.admit(&store, "svc", 0, &failures(ErrorKind::Connect, 1, 5));
     assert_eq!(verdict.admission, rejected("circuit open", Some(30_000)));
     assert_eq!(
         verdict.transitions,
@@ -79,10 +84,10 @@ fn opens_after_the_threshold_of_consecutive_failures() {
 fn uncounted_kinds_neither_trip_nor_break_the_streak() {
     let store = MemoryStore::new();
     let breaker = breaker("{}");
-    breaker.admit(&store, 0, &failures(ErrorKind::Timeout, 4, 4));
-    let verdict = breaker.admit(&store, 0, &failures(ErrorKind::Auth, 10, 14));
+    breaker.admit(&store, "svc", 0, &failures(ErrorKind::Timeout, 4, 4));
+    let verdict = breaker.admit(&store, "svc", 0, &failures(ErrorKind::Auth, 10, 14));
     assert_eq!(verdict.admission, leased(5_000));
-    let verdict = breaker.admit(&store, 0, &failures(ErrorKind::Timeout, 1, 15));
+    let verdict = breaker.admit(&store, "svc", 0, &failures(ErrorKind::Timeout, 1, 15));
     assert_eq!(
         verdict.transitions,
         [Transition::Opened("5 consecutive failures".into())]
@@ -93,14 +98,14 @@ fn uncounted_kinds_neither_trip_nor_break_the_streak() {
 fn a_success_ends_the_streak() {
     let store = MemoryStore::new();
     let breaker = breaker("{}");
-    breaker.admit(&store, 0, &failures(ErrorKind::Timeout, 4, 4));
+    breaker.admit(&store, "svc", 0, &failures(ErrorKind::Timeout, 4, 4));
     // 3 timeouts and a success; the host says 2 failures came after it.
     let mut mixed = failures(ErrorKind::Timeout, 3, 2);
     mixed.successes = 1;
-    breaker.admit(&store, 0, &mixed);
+    breaker.admit(&store, "svc", 0, &mixed);
     assert_eq!(store.get_u64("streak:0"), Some(2));
-    breaker.admit(&store, 0, &failures(ErrorKind::Timeout, 2, 4));
-    let verdict = breaker.admit(&store, 0, &failures(ErrorKind::Timeout, 1, 5));
+    breaker.admit(&store, "svc", 0, &failures(ErrorKind::Timeout, 2, 4));
+    let verdict = breaker.admit(&store, "svc", 0, &failures(ErrorKind::Timeout, 1, 5));
     assert_eq!(verdict.transitions.len(), 1);
 }
 
@@ -115,7 +120,7 @@ fn the_streak_is_shared_by_every_process() {
     let mut opened = 0;
     for (process, n) in [(0, 2), (1, 2), (2, 1)] {
         opened += fleet[process]
-            .admit(&store, 0, &failures(ErrorKind::Timeout, n, n))
+            .admit(&store, "svc", 0, &failures(ErrorKind::Timeout, n, n))
             .transitions
             .len();
     }
@@ -123,7 +128,7 @@ fn the_streak_is_shared_by_every_process() {
         opened, 1,
         "the fifth failure in the fleet opens the circuit"
     );
-    let verdict = fleet[1].admit(&store, 0, &Outcomes::default());
+    let verdict = fleet[1].admit(&store, "svc", 0, &Outcomes::default());
     assert_eq!(verdict.admission, rejected("circuit open", Some(30_000)));
 }
 
@@ -132,10 +137,10 @@ fn the_streak_is_shared_by_every_process() {
 fn a_success_anywhere_breaks_the_shared_streak() {
     let store = MemoryStore::new();
     let (a, b) = (breaker("{}"), breaker("{}"));
-    a.admit(&store, 0, &failures(ErrorKind::Timeout, 4, 4));
-    b.admit(&store, 0, &successes(1));
+    a.admit(&store, "svc", 0, &failures(ErrorKind::Timeout, 4, 4));
+    b.admit(&store, "svc", 0, &successes(1));
     assert_eq!(store.get_u64("streak:0"), Some(0));
-    let verdict = a.admit(&store, 0, &failures(ErrorKind::Timeout, 1, 5));
+    let verdict = a.admit(&store, "svc", 0, &failures(ErrorKind::Timeout, 1, 5));
     assert!(verdict.transitions.is_empty(), "{:?}", verdict.transitions);
 }
 
@@ -145,7 +150,7 @@ fn open_rejects_with_the_time_left() {
     let breaker = breaker("{}");
     open(&breaker, &store);
     store.advance(12_000);
-    let verdict = breaker.admit(&store, store.now(), &successes(3));
+    let verdict = breaker.admit(&store, "svc", store.now(), &successes(3));
     assert_eq!(verdict.admission, rejected("circuit open", Some(18_000)));
     assert!(verdict.transitions.is_empty());
 }
@@ -157,12 +162,12 @@ fn half_open_admits_exactly_the_probes_without_a_lease() {
     open(&breaker, &store);
     store.advance(30_000);
     // Outcomes of attempts from before the circuit opened are dropped.
-    let verdict = breaker.admit(&store, store.now(), &successes(1));
+    let verdict = breaker.admit(&store, "svc", store.now(), &successes(1));
     assert_eq!(verdict.admission, probe(30_000, 1));
     assert_eq!(verdict.transitions, [Transition::HalfOpened(2)]);
-    let verdict = breaker.admit(&store, store.now(), &Outcomes::default());
+    let verdict = breaker.admit(&store, "svc", store.now(), &Outcomes::default());
     assert_eq!(verdict.admission, probe(30_000, 2));
-    let verdict = breaker.admit(&store, store.now(), &Outcomes::default());
+    let verdict = breaker.admit(&store, "svc", store.now(), &Outcomes::default());
     assert_eq!(
         verdict.admission,
         rejected("circuit half-open: waiting for a probe's outcome", None)
@@ -175,23 +180,28 @@ fn a_successful_probe_closes_the_circuit_with_fresh_counters() {
     let breaker = breaker("{}");
     open(&breaker, &store);
     store.advance(30_000);
-    breaker.admit(&store, store.now(), &Outcomes::default());
+    breaker.admit(&store, "svc", store.now(), &Outcomes::default());
     store.advance(100);
     // A success from an attempt admitted before the circuit opened (no
     // permit) does not close it; the probe's does.
-    let verdict = breaker.admit(&store, store.now(), &successes(1));
+    let verdict = breaker.admit(&store, "svc", store.now(), &successes(1));
     assert_eq!(
         verdict.admission,
         rejected("circuit half-open: waiting for a probe's outcome", None)
     );
     let mut probed = successes(1).with_permitted_successes(vec![crate::probe::permit(30_000, 1)]);
     probed.successes = 1;
-    let verdict = breaker.admit(&store, store.now(), &probed);
+    let verdict = breaker.admit(&store, "svc", store.now(), &probed);
     assert_eq!(verdict.admission, leased(5_000));
     assert_eq!(verdict.transitions, [Transition::Closed]);
     assert_eq!(store.get("circuit").as_deref(), Some("closed:30100"));
     // It takes a full new streak to open again.
-    let verdict = breaker.admit(&store, store.now(), &failures(ErrorKind::Timeout, 4, 4));
+    let verdict = breaker.admit(
+        &store,
+        "svc",
+        store.now(),
+        &failures(ErrorKind::Timeout, 4, 4),
+    );
     assert_eq!(verdict.admission, leased(5_000));
 }
 
@@ -201,9 +211,14 @@ fn a_failed_probe_reopens_the_circuit() {
     let breaker = breaker("{}");
     open(&breaker, &store);
     store.advance(30_000);
-    breaker.admit(&store, store.now(), &Outcomes::default());
+    breaker.admit(&store, "svc", store.now(), &Outcomes::default());
     store.advance(500);
-    let verdict = breaker.admit(&store, store.now(), &failures(ErrorKind::Connect, 1, 6));
+    let verdict = breaker.admit(
+        &store,
+        "svc",
+        store.now(),
+        &failures(ErrorKind::Connect, 1, 6),
+    );
     assert_eq!(verdict.admission, rejected("circuit open", Some(30_000)));
     assert_eq!(verdict.transitions, [Transition::Reopened]);
     assert_eq!(store.get("circuit").as_deref(), Some("open:30500"));
@@ -215,12 +230,12 @@ fn a_probe_that_never_counts_frees_its_slot_after_open_for() {
     let breaker = breaker("{}");
     open(&breaker, &store);
     store.advance(30_000);
-    breaker.admit(&store, store.now(), &Outcomes::default());
+    breaker.admit(&store, "svc", store.now(), &Outcomes::default());
     // The probe failed with an auth error: neither success nor counted.
-    let verdict = breaker.admit(&store, store.now(), &failures(ErrorKind::Auth, 1, 6));
+    let verdict = breaker.admit(&store, "svc", store.now(), &failures(ErrorKind::Auth, 1, 6));
     assert!(matches!(verdict.admission, Admission::Reject(_)));
     store.advance(30_000);
-    let verdict = breaker.admit(&store, store.now(), &Outcomes::default());
+    let verdict = breaker.admit(&store, "svc", store.now(), &Outcomes::default());
     assert_eq!(verdict.admission, probe(30_000, 1));
 }
 
@@ -230,15 +245,15 @@ fn opens_on_the_failure_ratio_once_the_window_has_enough_calls() {
     let breaker = breaker(
         r#"{"failure-threshold": 0, "failure-ratio": 0.5, "minimum-calls": 10, "window": "10s"}"#,
     );
-    let verdict = breaker.admit(&store, 0, &failures(ErrorKind::Timeout, 5, 5));
+    let verdict = breaker.admit(&store, "svc", 0, &failures(ErrorKind::Timeout, 5, 5));
     assert_eq!(
         verdict.admission,
         leased(5_000),
         "5 calls are below minimum-calls"
     );
-    let verdict = breaker.admit(&store, 1_000, &successes(5));
+    let verdict = breaker.admit(&store, "svc", 1_000, &successes(5));
     assert!(verdict.transitions.is_empty(), "a success never trips");
-    let verdict = breaker.admit(&store, 2_000, &failures(ErrorKind::Timeout, 1, 1));
+    let verdict = breaker.admit(&store, "svc", 2_000, &failures(ErrorKind::Timeout, 1, 1));
     assert_eq!(
         verdict.transitions,
         [Transition::Opened(
@@ -251,19 +266,20 @@ fn opens_on_the_failure_ratio_once_the_window_has_enough_calls() {
 fn old_calls_leave_the_ratio_window() {
     let store = MemoryStore::new();
     let breaker = breaker(r#"{"failure-threshold": 0, "failure-ratio": 0.5, "minimum-calls": 4}"#);
-    breaker.admit(&store, 0, &failures(ErrorKind::Timeout, 3, 3));
+    breaker.admit(&store, "svc", 0, &failures(ErrorKind::Timeout, 3, 3));
     // 11s later those three failures are outside the 10s window.
-    let verdict = breaker.admit(&store, 11_000, &successes(3));
+    let verdict = breaker.admit(&store, "svc", 11_000, &successes(3));
     assert!(verdict.transitions.is_empty());
-    let verdict = breaker.admit(&store, 11_000, &failures(ErrorKind::Timeout, 1, 1));
+    let verdict = breaker.admit(&store, "svc", 11_000, &failures(ErrorKind::Timeout, 1, 1));
     assert_eq!(verdict.admission, leased(5_000), "1 of 4 calls failed");
 }
 
-/// A store in which another instance opens the circuit just before our
-/// first compare-and-swap.
+/// A store in which another instance opens the circuit between our
+/// decision (the first batch) and our transition (the second).
 struct RacingStore {
     inner: MemoryStore,
     raced: Cell<bool>,
+    batches: Cell<u32>,
 }
 
 impl Store for RacingStore {
@@ -286,10 +302,14 @@ impl Store for RacingStore {
         value: &str,
         ttl: Option<u64>,
     ) -> bool {
-        if !self.raced.replace(true) {
+        self.inner.compare_and_swap(key, expected, value, ttl)
+    }
+    fn batch(&self, ops: &[Op]) -> Vec<OpResult> {
+        self.batches.set(self.batches.get() + 1);
+        if self.batches.get() == 2 && !self.raced.replace(true) {
             self.inner.set(CIRCUIT, "open:0", None);
         }
-        self.inner.compare_and_swap(key, expected, value, ttl)
+        self.inner.batch(ops)
     }
 }
 
@@ -298,8 +318,9 @@ fn losing_a_race_to_open_rejects_without_a_second_transition() {
     let store = RacingStore {
         inner: MemoryStore::new(),
         raced: Cell::new(false),
+        batches: Cell::new(0),
     };
-    let verdict = breaker("{}").admit(&store, 10, &failures(ErrorKind::Timeout, 5, 5));
+    let verdict = breaker("{}").admit(&store, "svc", 10, &failures(ErrorKind::Timeout, 5, 5));
     assert_eq!(verdict.admission, rejected("circuit open", Some(29_990)));
     assert!(verdict.transitions.is_empty());
 }
@@ -319,4 +340,81 @@ fn an_unreadable_state_counts_as_a_fresh_circuit() {
     ] {
         assert_eq!(Circuit::parse(Some(&circuit.encode())), circuit);
     }
+}
+
+/// A store that counts its calls: each is one round trip on a shared
+/// backend.
+struct Counted {
+    inner: MemoryStore,
+    trips: Cell<u32>,
+}
+
+impl Counted {
+    fn tick(&self) {
+        self.trips.set(self.trips.get() + 1);
+    }
+}
+
+impl Store for Counted {
+    fn get(&self, key: &str) -> Option<String> {
+        self.tick();
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, value: &str, ttl: Option<u64>) {
+        self.tick();
+        self.inner.set(key, value, ttl);
+    }
+    fn delete(&self, key: &str) {
+        self.tick();
+        self.inner.delete(key);
+    }
+    fn increment(&self, key: &str, delta: i64, ttl: Option<u64>) -> i64 {
+        self.tick();
+        self.inner.increment(key, delta, ttl)
+    }
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        value: &str,
+        ttl: Option<u64>,
+    ) -> bool {
+        self.tick();
+        self.inner.compare_and_swap(key, expected, value, ttl)
+    }
+    fn batch(&self, ops: &[Op]) -> Vec<OpResult> {
+        self.tick();
+        self.inner.batch(ops)
+    }
+}
+
+#[test]
+fn a_decision_is_one_round_trip_and_a_transition_one_more() {
+    let store = Counted {
+        inner: MemoryStore::new(),
+        trips: Cell::new(0),
+    };
+    let b = breaker(r#"{"lease": 0, "failure-ratio": 0.9, "minimum-calls": 100}"#);
+    let trips = |verdict: Verdict, expected: u32| {
+        assert_eq!(store.trips.replace(0), expected, "{verdict:?}");
+    };
+    // Closed: the streak, the ratio window's counters and its 20 reads,
+    // all in one batch.
+    trips(b.admit(&store, "svc", 0, &successes(3)), 1);
+    trips(
+        b.admit(&store, "svc", 0, &failures(ErrorKind::Timeout, 1, 1)),
+        1,
+    );
+    // Tripping: the decision, then the transition.
+    let verdict = b.admit(&store, "svc", 0, &failures(ErrorKind::Timeout, 4, 5));
+    assert_eq!(verdict.admission, rejected("circuit open", Some(30_000)));
+    trips(verdict, 2);
+    // Open: one batch confirms the circuit it remembers.
+    trips(b.admit(&store, "svc", 1_000, &Outcomes::default()), 1);
+    // Another process (another breaker, its own guess) reads it in two:
+    // its guess of a closed circuit fails, and the batch says what is there.
+    let other = breaker(r#"{"lease": 0}"#);
+    let verdict = other.admit(&store, "svc", 1_000, &Outcomes::default());
+    assert_eq!(verdict.admission, rejected("circuit open", Some(29_000)));
+    trips(verdict, 2);
 }

@@ -8,6 +8,7 @@
 
 mod breaker;
 mod config;
+mod ops;
 mod probe;
 mod slow;
 mod window;
@@ -70,8 +71,10 @@ impl Strategy for CircuitBreaker {
         self.breaker.slow_call_threshold()
     }
 
-    fn admit(&self, _call: &CallInfo, recent: &Outcomes) -> Admission {
-        let verdict = self.breaker.admit(&HostStore, clock::now(), recent);
+    fn admit(&self, call: &CallInfo, recent: &Outcomes) -> Admission {
+        let verdict = self
+            .breaker
+            .admit(&HostStore, call.service(), clock::now(), recent);
         verdict.transitions.iter().for_each(report);
         verdict.admission
     }

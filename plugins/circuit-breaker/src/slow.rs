@@ -15,7 +15,9 @@
 //! successes, each grown with atomic `increment` and expiring on its own.
 
 use mender_guest::prelude::*;
-use mender_guest::state::Store;
+use mender_guest::state::{Op, OpResult};
+
+use crate::ops::{Ops, count, delta};
 
 use crate::config::Config;
 use crate::window::BUCKETS;
@@ -65,30 +67,51 @@ impl SlowCalls {
     }
 
     /// Adds a report of a closed circuit (`calls` of which `slow` were slow
-    /// successes) to the window of `epoch`, and says why to open if the
-    /// slow share is now at the rate.
-    pub fn judge(
+    /// successes) to the window of `epoch`, and, if a call was slow (the
+    /// share only rises then), reads the window back to judge it.
+    pub fn plan(
         &self,
-        store: &dyn Store,
+        ops: &mut Ops,
         now: u64,
         epoch: u64,
         calls: u64,
         slow: u64,
-    ) -> Option<String> {
+    ) -> Option<SlowReads> {
         let bucket = now / self.bucket_width;
         let ttl = Some(self.bucket_width * (BUCKETS + 1));
         if calls > 0 {
-            store.increment(&format!("scalls:{epoch}:{bucket}"), to_i64(calls), ttl);
+            ops.push(Op::increment(
+                &format!("scalls:{epoch}:{bucket}"),
+                delta(calls),
+                ttl,
+            ));
         }
-        // The share only rises with a slow call: judge it only then.
         if slow == 0 {
             return None;
         }
-        store.increment(&format!("slow:{epoch}:{bucket}"), to_i64(slow), ttl);
+        ops.push(Op::increment(
+            &format!("slow:{epoch}:{bucket}"),
+            delta(slow),
+            ttl,
+        ));
+        let first = bucket.saturating_sub(BUCKETS - 1);
+        let at = ops.next_at();
+        for b in first..=bucket {
+            ops.push(Op::get(&format!("scalls:{epoch}:{b}")));
+            ops.push(Op::get(&format!("slow:{epoch}:{b}")));
+        }
+        Some(SlowReads {
+            at,
+            buckets: (bucket - first + 1) as usize,
+        })
+    }
+
+    /// Why to open, if the slow share read back is now at the rate.
+    pub fn judge(&self, reads: SlowReads, results: &[OpResult]) -> Option<String> {
         let (mut in_window, mut slow_in_window) = (0, 0);
-        for b in bucket.saturating_sub(BUCKETS - 1)..=bucket {
-            in_window += store.get_u64(&format!("scalls:{epoch}:{b}")).unwrap_or(0);
-            slow_in_window += store.get_u64(&format!("slow:{epoch}:{b}")).unwrap_or(0);
+        for b in 0..reads.buckets {
+            in_window += count(results, reads.at + 2 * b);
+            slow_in_window += count(results, reads.at + 2 * b + 1);
         }
         (in_window >= self.minimum_calls
             && slow_in_window as f64 >= self.rate * in_window as f64)
@@ -101,14 +124,34 @@ impl SlowCalls {
     }
 }
 
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
+/// Where the slow-call window's reads are in a batch's results.
+#[derive(Clone, Copy, Debug)]
+pub struct SlowReads {
+    at: usize,
+    buckets: usize,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use mender_guest::testing::MemoryStore;
+
+    impl SlowCalls {
+        /// A report, judged: what the breaker does in one batch.
+        fn report(
+            &self,
+            store: &MemoryStore,
+            now: u64,
+            epoch: u64,
+            calls: u64,
+            slow: u64,
+        ) -> Option<String> {
+            let mut ops = Ops::default();
+            let reads = self.plan(&mut ops, now, epoch, calls, slow);
+            let results = ops.run(store);
+            reads.and_then(|r| self.judge(r, &results))
+        }
+    }
 
     fn slow_calls(json: &str) -> SlowCalls {
         let config: Config = mender_guest::config::parse(json).unwrap();
@@ -122,10 +165,10 @@ mod tests {
             r#"{"slow-call-threshold": "1s", "slow-call-rate": 0.5, "minimum-calls": 4}"#,
         );
         let store = MemoryStore::new();
-        assert_eq!(s.judge(&store, 0, 0, 2, 2), None, "2 calls: too few");
-        assert_eq!(s.judge(&store, 0, 0, 4, 0), None, "2 of 6: under half");
-        assert_eq!(s.judge(&store, 0, 0, 1, 1), None, "3 of 7: under half");
-        let why = s.judge(&store, 0, 0, 1, 1).unwrap();
+        assert_eq!(s.report(&store, 0, 0, 2, 2), None, "2 calls: too few");
+        assert_eq!(s.report(&store, 0, 0, 4, 0), None, "2 of 6: under half");
+        assert_eq!(s.report(&store, 0, 0, 1, 1), None, "3 of 7: under half");
+        let why = s.report(&store, 0, 0, 1, 1).unwrap();
         assert!(why.starts_with("4 of 8 calls slower than 1s"), "{why}");
     }
 
@@ -135,9 +178,9 @@ mod tests {
             r#"{"slow-call-threshold": "1s", "slow-call-rate": 0.5, "minimum-calls": 2, "window": "10s"}"#,
         );
         let store = MemoryStore::new();
-        s.judge(&store, 0, 0, 10, 0);
-        assert!(s.judge(&store, 5_000, 0, 2, 2).is_none(), "2 of 12");
-        assert!(s.judge(&store, 11_000, 0, 1, 1).is_some(), "3 of 3 left");
+        s.report(&store, 0, 0, 10, 0);
+        assert!(s.report(&store, 5_000, 0, 2, 2).is_none(), "2 of 12");
+        assert!(s.report(&store, 11_000, 0, 1, 1).is_some(), "3 of 3 left");
     }
 
     #[test]

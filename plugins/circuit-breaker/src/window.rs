@@ -7,7 +7,9 @@
 //! their own and concurrent instances never lose a count. `epoch` is when
 //! the circuit last closed: a re-closed circuit starts from an empty window.
 
-use mender_guest::state::Store;
+use mender_guest::state::{Op, OpResult};
+
+use crate::ops::{Ops, count, delta};
 
 /// How many buckets a window has: its edge is at most a tenth of the window
 /// off, for 2 × 10 reads when a ratio is judged.
@@ -49,34 +51,53 @@ impl Window {
         self.bucket_width * (BUCKETS + 1)
     }
 
-    /// Add `calls` and `fails` to the bucket of `now`.
-    pub fn record(&self, store: &dyn Store, now: u64, epoch: u64, calls: u64, fails: u64) {
+    /// Adds `calls` and `fails` to the bucket of `now`.
+    pub fn record(&self, ops: &mut Ops, now: u64, epoch: u64, calls: u64, fails: u64) {
         let (calls_key, fails_key) = Window::keys(epoch, now / self.bucket_width);
         let ttl = Some(self.ttl());
         if calls > 0 {
-            store.increment(&calls_key, saturating_i64(calls), ttl);
+            ops.push(Op::increment(&calls_key, delta(calls), ttl));
         }
         if fails > 0 {
-            store.increment(&fails_key, saturating_i64(fails), ttl);
+            ops.push(Op::increment(&fails_key, delta(fails), ttl));
         }
     }
 
-    /// What the window ending at `now` holds.
-    pub fn totals(&self, store: &dyn Store, now: u64, epoch: u64) -> Totals {
+    /// Reads what the window ending at `now` holds (after what `ops` wrote
+    /// before): [`Reads::totals`] sums the results.
+    pub fn read(&self, ops: &mut Ops, now: u64, epoch: u64) -> Reads {
         let current = now / self.bucket_width;
         let first = current.saturating_sub(BUCKETS - 1);
-        let mut totals = Totals::default();
+        let at = ops.next_at();
         for bucket in first..=current {
             let (calls_key, fails_key) = Window::keys(epoch, bucket);
-            totals.calls += store.get_u64(&calls_key).unwrap_or(0);
-            totals.fails += store.get_u64(&fails_key).unwrap_or(0);
+            ops.push(Op::get(&calls_key));
+            ops.push(Op::get(&fails_key));
         }
-        totals
+        Reads {
+            at,
+            buckets: (current - first + 1) as usize,
+        }
     }
 }
 
-fn saturating_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
+/// Where a window's reads are in a batch's results.
+#[derive(Clone, Copy, Debug)]
+pub struct Reads {
+    at: usize,
+    buckets: usize,
+}
+
+impl Reads {
+    /// The window's totals, from the batch's results.
+    pub fn totals(self, results: &[OpResult]) -> Totals {
+        let mut totals = Totals::default();
+        for b in 0..self.buckets {
+            totals.calls += count(results, self.at + 2 * b);
+            totals.fails += count(results, self.at + 2 * b + 1);
+        }
+        totals
+    }
 }
 
 #[cfg(test)]
@@ -84,13 +105,27 @@ mod tests {
     use super::*;
     use mender_guest::testing::MemoryStore;
 
+    impl Window {
+        fn record_in(&self, store: &MemoryStore, now: u64, epoch: u64, calls: u64, fails: u64) {
+            let mut ops = Ops::default();
+            self.record(&mut ops, now, epoch, calls, fails);
+            ops.run(store);
+        }
+
+        fn totals(&self, store: &MemoryStore, now: u64, epoch: u64) -> Totals {
+            let mut ops = Ops::default();
+            let reads = self.read(&mut ops, now, epoch);
+            reads.totals(&ops.run(store))
+        }
+    }
+
     #[test]
     fn sums_the_buckets_inside_the_window() {
         let store = MemoryStore::new();
         let window = Window::new(10_000);
-        window.record(&store, store.now(), 0, 4, 1);
+        window.record_in(&store, store.now(), 0, 4, 1);
         store.advance(5_000);
-        window.record(&store, store.now(), 0, 6, 3);
+        window.record_in(&store, store.now(), 0, 6, 3);
         assert_eq!(
             window.totals(&store, store.now(), 0),
             Totals {
@@ -112,7 +147,7 @@ mod tests {
     fn expired_buckets_leave_no_keys_behind() {
         let store = MemoryStore::new();
         let window = Window::new(10_000);
-        window.record(&store, 0, 0, 1, 1);
+        window.record_in(&store, 0, 0, 1, 1);
         store.advance(window.ttl());
         assert!(store.keys().is_empty());
     }
@@ -121,7 +156,7 @@ mod tests {
     fn each_epoch_has_its_own_window() {
         let store = MemoryStore::new();
         let window = Window::new(10_000);
-        window.record(&store, 0, 0, 5, 5);
+        window.record_in(&store, 0, 0, 5, 5);
         assert_eq!(window.totals(&store, 0, 7), Totals::default());
     }
 }
