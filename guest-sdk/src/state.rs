@@ -7,6 +7,9 @@
 //! natively can take a [`Store`] instead and be handed [`HostStore`] in the
 //! plugin and [`MemoryStore`](crate::testing::MemoryStore) in tests.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use crate::bindings::host::state;
 pub use crate::bindings::host::state::{ExpectOp, IncrementOp, Op, OpResult, SetOp, SwapOp};
 
@@ -121,6 +124,37 @@ impl OpResult {
     /// stored, an `expect` that held.
     pub fn is_done(&self) -> bool {
         matches!(self, OpResult::Done)
+    }
+}
+
+/// What a plugin instance last read or wrote at one of its keys, per
+/// service: the guess a batch's `expect` or `compare-and-swap` starts from,
+/// so a decision needs no separate read. A stale guess costs one more
+/// round trip (the failed operation answers with the value found), never a
+/// wrong answer.
+#[derive(Debug, Default)]
+pub struct LastSeen(RefCell<HashMap<String, Option<String>>>);
+
+impl LastSeen {
+    /// The value last seen for `service` (`None`: absent, or never seen).
+    pub fn get(&self, service: &str) -> Option<String> {
+        self.0.borrow().get(service).cloned().flatten()
+    }
+
+    /// Remember `value` (`None`: absent) for `service`.
+    pub fn set(&self, service: &str, value: Option<String>) {
+        let mut seen = self.0.borrow_mut();
+        match seen.get_mut(service) {
+            Some(slot) => *slot = value,
+            None => {
+                seen.insert(service.to_owned(), value);
+            }
+        }
+    }
+
+    /// Forget what was seen for `service`.
+    pub fn forget(&self, service: &str) {
+        self.0.borrow_mut().remove(service);
     }
 }
 

@@ -3,16 +3,19 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
-use crate::bindings::host::types::ErrorKind;
+use crate::bindings::host::types::{ErrorKind, LatencySummary};
 use crate::event::{CallInfo, ErrorEvent};
-use crate::state::Store;
+use crate::state::{Op, OpResult, Store};
 
 /// An in-memory [`Store`] with the host's semantics (TTLs, atomic
 /// increment and compare-and-swap) on a virtual clock you move by hand.
+/// It counts the calls made to it ([`MemoryStore::take_trips`]): each is
+/// one round trip on a shared store such as Redis, a batch included.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     now: Cell<u64>,
     entries: RefCell<BTreeMap<String, Entry>>,
+    trips: Cell<u32>,
 }
 
 #[derive(Debug)]
@@ -35,6 +38,16 @@ impl MemoryStore {
     /// Move the clock forward by `ms`.
     pub fn advance(&self, ms: u64) {
         self.now.set(self.now.get() + ms);
+    }
+
+    /// The calls made since the last time this was asked (each a round
+    /// trip on a shared store), and start counting again.
+    pub fn take_trips(&self) -> u32 {
+        self.trips.replace(0)
+    }
+
+    fn tick(&self) {
+        self.trips.set(self.trips.get() + 1);
     }
 
     /// The keys currently live, in order (to check what a plugin leaves).
@@ -60,28 +73,71 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn get(&self, key: &str) -> Option<String> {
-        self.purge();
-        self.entries.borrow().get(key).map(|e| e.value.clone())
+        self.tick();
+        Quiet(self).get(key)
     }
 
     fn set(&self, key: &str, value: &str, ttl: Option<u64>) {
-        self.put(key, value.to_owned(), ttl);
+        self.tick();
+        Quiet(self).set(key, value, ttl);
     }
 
     fn delete(&self, key: &str) {
-        self.entries.borrow_mut().remove(key);
+        self.tick();
+        Quiet(self).delete(key);
     }
 
     fn increment(&self, key: &str, delta: i64, ttl: Option<u64>) -> i64 {
-        self.purge();
-        let mut entries = self.entries.borrow_mut();
+        self.tick();
+        Quiet(self).increment(key, delta, ttl)
+    }
+
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: Option<&str>,
+        value: &str,
+        ttl: Option<u64>,
+    ) -> bool {
+        self.tick();
+        Quiet(self).compare_and_swap(key, expected, value, ttl)
+    }
+
+    /// One trip, as the host's batch is; the operations run one by one,
+    /// which is atomic here (one caller at a time).
+    fn batch(&self, ops: &[Op]) -> Vec<OpResult> {
+        self.tick();
+        Quiet(self).batch(ops)
+    }
+}
+
+/// The store's operations without counting them (a batch's parts).
+struct Quiet<'a>(&'a MemoryStore);
+
+impl Store for Quiet<'_> {
+    fn get(&self, key: &str) -> Option<String> {
+        self.0.purge();
+        self.0.entries.borrow().get(key).map(|e| e.value.clone())
+    }
+
+    fn set(&self, key: &str, value: &str, ttl: Option<u64>) {
+        self.0.put(key, value.to_owned(), ttl);
+    }
+
+    fn delete(&self, key: &str) {
+        self.0.entries.borrow_mut().remove(key);
+    }
+
+    fn increment(&self, key: &str, delta: i64, ttl: Option<u64>) -> i64 {
+        self.0.purge();
+        let mut entries = self.0.entries.borrow_mut();
         if let Some(entry) = entries.get_mut(key) {
             let new = entry.value.parse::<i64>().unwrap_or(0).wrapping_add(delta);
             entry.value = new.to_string();
             return new;
         }
         drop(entries);
-        self.put(key, delta.to_string(), ttl);
+        self.0.put(key, delta.to_string(), ttl);
         delta
     }
 
@@ -95,8 +151,19 @@ impl Store for MemoryStore {
         if self.get(key).as_deref() != expected {
             return false;
         }
-        self.put(key, value.to_owned(), ttl);
+        self.0.put(key, value.to_owned(), ttl);
         true
+    }
+}
+
+/// The latency summary the host would report for successes that took
+/// `latencies` (ms) over one second of host time.
+pub fn latency_summary(latencies: &[u64]) -> LatencySummary {
+    LatencySummary {
+        count: u32::try_from(latencies.len()).unwrap_or(u32::MAX),
+        sum: latencies.iter().sum(),
+        sum_of_squares: latencies.iter().map(|l| l * l).sum(),
+        span: 1_000,
     }
 }
 

@@ -133,19 +133,10 @@ impl Estimator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mender_guest::testing::MemoryStore;
+    use mender_guest::testing::{MemoryStore, latency_summary as summary};
 
     fn estimator(json: &str) -> Estimator {
         Estimator::new(&serde_json::from_str(json).expect("config")).unwrap()
-    }
-
-    fn summary(latencies: &[u64]) -> LatencySummary {
-        LatencySummary {
-            count: latencies.len() as u32,
-            sum: latencies.iter().sum(),
-            sum_of_squares: latencies.iter().map(|l| l * l).sum(),
-            span: 1_000,
-        }
     }
 
     #[test]

@@ -11,11 +11,8 @@
 //!   (see [`crate::window`]).
 //! * `probes:<since>`: probes taken while half-open, by atomic increment.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-
 use mender_guest::prelude::*;
-use mender_guest::state::{Op, OpResult, Store};
+use mender_guest::state::{LastSeen, Op, OpResult, Store};
 
 use crate::config::Config;
 use crate::ops::{Ops, count, delta};
@@ -100,7 +97,7 @@ pub struct Breaker {
     /// The circuit last seen, per service (`None`: absent), which each
     /// decision's batch expects: a stale guess costs one more round trip,
     /// never a wrong answer.
-    known: RefCell<HashMap<String, Option<String>>>,
+    known: LastSeen,
 }
 
 /// How many batches `admit` sends before it gives up on a circuit other
@@ -123,7 +120,7 @@ impl Breaker {
             counted_kinds: config.counted_kinds.clone(),
             lease: config.lease.get(),
             slow: SlowCalls::new(config),
-            known: RefCell::default(),
+            known: LastSeen::default(),
         })
     }
 
@@ -145,7 +142,7 @@ impl Breaker {
     pub fn admit(&self, store: &dyn Store, service: &str, now: u64, recent: &Outcomes) -> Verdict {
         let mut transitions = Vec::new();
         let mut recent = recent.clone();
-        let mut stored = self.guess(service);
+        let mut stored = self.known.get(service);
         for _ in 0..MAX_RACES {
             let circuit = Circuit::parse(stored.as_deref());
             let mut ops = Ops::default();
@@ -171,7 +168,7 @@ impl Breaker {
                     continue;
                 }
             }
-            self.learn(service, stored.clone());
+            self.known.set(service, stored.clone());
             // `recent` is counted now, whatever happens next.
             recent = Outcomes::default();
             let step = match planned {
@@ -203,7 +200,7 @@ impl Breaker {
             match ops.run(store).first() {
                 Some(OpResult::Done) => {
                     stored = Some(to.encode());
-                    self.learn(service, stored.clone());
+                    self.known.set(service, stored.clone());
                     transitions.push(transition);
                     if let Some(admission) = then {
                         return Verdict {
@@ -219,30 +216,11 @@ impl Breaker {
         }
         // Lost every race: another instance is busy moving the circuit. Let
         // this attempt through unleased rather than fail it on a technicality.
-        self.forget(service);
+        self.known.forget(service);
         Verdict {
             admission: Admission::allow(),
             transitions,
         }
-    }
-
-    /// The circuit this instance last saw for `service` (`None`: absent).
-    fn guess(&self, service: &str) -> Option<String> {
-        self.known.borrow().get(service).cloned().flatten()
-    }
-
-    fn learn(&self, service: &str, circuit: Option<String>) {
-        let mut known = self.known.borrow_mut();
-        match known.get_mut(service) {
-            Some(slot) => *slot = circuit,
-            None => {
-                known.insert(service.to_owned(), circuit);
-            }
-        }
-    }
-
-    fn forget(&self, service: &str) {
-        self.known.borrow_mut().remove(service);
     }
 
     /// Closed: count `recent` and read what judging it needs, in `ops`.

@@ -342,61 +342,12 @@ fn an_unreadable_state_counts_as_a_fresh_circuit() {
     }
 }
 
-/// A store that counts its calls: each is one round trip on a shared
-/// backend.
-struct Counted {
-    inner: MemoryStore,
-    trips: Cell<u32>,
-}
-
-impl Counted {
-    fn tick(&self) {
-        self.trips.set(self.trips.get() + 1);
-    }
-}
-
-impl Store for Counted {
-    fn get(&self, key: &str) -> Option<String> {
-        self.tick();
-        self.inner.get(key)
-    }
-    fn set(&self, key: &str, value: &str, ttl: Option<u64>) {
-        self.tick();
-        self.inner.set(key, value, ttl);
-    }
-    fn delete(&self, key: &str) {
-        self.tick();
-        self.inner.delete(key);
-    }
-    fn increment(&self, key: &str, delta: i64, ttl: Option<u64>) -> i64 {
-        self.tick();
-        self.inner.increment(key, delta, ttl)
-    }
-    fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&str>,
-        value: &str,
-        ttl: Option<u64>,
-    ) -> bool {
-        self.tick();
-        self.inner.compare_and_swap(key, expected, value, ttl)
-    }
-    fn batch(&self, ops: &[Op]) -> Vec<OpResult> {
-        self.tick();
-        self.inner.batch(ops)
-    }
-}
-
 #[test]
 fn a_decision_is_one_round_trip_and_a_transition_one_more() {
-    let store = Counted {
-        inner: MemoryStore::new(),
-        trips: Cell::new(0),
-    };
+    let store = MemoryStore::new();
     let b = breaker(r#"{"lease": 0, "failure-ratio": 0.9, "minimum-calls": 100}"#);
     let trips = |verdict: Verdict, expected: u32| {
-        assert_eq!(store.trips.replace(0), expected, "{verdict:?}");
+        assert_eq!(store.take_trips(), expected, "{verdict:?}");
     };
     // Closed: the streak, the ratio window's counters and its 20 reads,
     // all in one batch.

@@ -89,22 +89,12 @@ pub fn auto_after(config: &Config, store: &impl Store, report: &LatencySummary) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mender_guest::testing::MemoryStore;
+    use mender_guest::testing::{MemoryStore, latency_summary as report};
 
     fn config(toml_k: f64) -> Config {
         let mut c: Config = mender_guest::config::parse("{}").unwrap();
         c.k = toml_k;
         c
-    }
-
-    /// A report of these latencies.
-    fn report(latencies: &[u64]) -> LatencySummary {
-        LatencySummary {
-            count: latencies.len() as u32,
-            sum: latencies.iter().sum(),
-            sum_of_squares: latencies.iter().map(|l| l * l).sum(),
-            span: 1_000,
-        }
     }
 
     #[test]

@@ -23,11 +23,8 @@
 //! lease does not use are lost, never handed out twice: a lease can only
 //! make the fleet slower than its rate, never faster.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-
 use mender_guest::prelude::*;
-use mender_guest::state::{Op, OpResult, Store};
+use mender_guest::state::{LastSeen, Op, OpResult, Store};
 
 use crate::config::Config;
 
@@ -51,7 +48,7 @@ pub struct Limiter {
     /// The `tat` last written or seen, per service (`None`: absent), so a
     /// decision is one compare-and-swap instead of a read and a swap. A
     /// stale guess costs one more trip, never a wrong answer.
-    known: RefCell<HashMap<String, Option<String>>>,
+    known: LastSeen,
 }
 
 /// What the limiter decided for an attempt at a time.
@@ -87,7 +84,7 @@ impl Limiter {
             max_wait_ms: config.max_wait.get(),
             honor_hints: config.honor_hints,
             lease: config.lease,
-            known: RefCell::default(),
+            known: LastSeen::default(),
         })
     }
 
@@ -109,24 +106,10 @@ impl Limiter {
         }
     }
 
-    fn guess(&self, service: &str) -> Option<String> {
-        self.known.borrow().get(service).cloned().flatten()
-    }
-
-    fn learn(&self, service: &str, tat: Option<String>) {
-        let mut known = self.known.borrow_mut();
-        match known.get_mut(service) {
-            Some(slot) => *slot = tat,
-            None => {
-                known.insert(service.to_string(), tat);
-            }
-        }
-    }
-
     /// May an attempt on `service` start at `now` (ms)?
     pub fn admit(&self, store: &dyn Store, service: &str, now: u64) -> Admission {
         let now_us = now.saturating_mul(1000);
-        let mut stored = self.guess(service);
+        let mut stored = self.known.get(service);
         for _ in 0..MAX_RACES {
             let tat_us = stored.as_deref().and_then(|t| t.parse().ok()).unwrap_or(0);
             let (op, answer) = match self.slot(tat_us, now_us) {
@@ -150,11 +133,11 @@ impl Limiter {
                 Some(OpResult::Done) => {
                     return match answer {
                         Ok((tat, admission)) => {
-                            self.learn(service, Some(tat));
+                            self.known.set(service, Some(tat));
                             admission
                         }
                         Err(later) => {
-                            self.learn(service, stored);
+                            self.known.set(service, stored);
                             later
                         }
                     };
@@ -164,7 +147,7 @@ impl Limiter {
                 _ => stored = store.get(TAT),
             }
         }
-        self.learn(service, stored);
+        self.known.set(service, stored);
         Admission::Wait(self.interval_us.div_ceil(1000))
     }
 
@@ -194,13 +177,13 @@ impl Limiter {
         let want = now_us
             .saturating_add(pause.saturating_mul(1000))
             .saturating_add(self.tolerance_us - self.interval_us);
-        let mut stored = self.guess(service);
+        let mut stored = self.known.get(service);
         for _ in 0..MAX_RACES {
             let tat_us: u64 = stored.as_deref().and_then(|t| t.parse().ok()).unwrap_or(0);
             if tat_us >= want {
                 // Confirm the guess: the pause in force may be shorter.
                 match store.batch(&[Op::expect(TAT, stored.as_deref())]).first() {
-                    Some(OpResult::Done) => return self.learn(service, stored),
+                    Some(OpResult::Done) => return self.known.set(service, stored),
                     Some(OpResult::Value(found)) => stored = found.clone(),
                     _ => stored = store.get(TAT),
                 }
@@ -210,7 +193,7 @@ impl Limiter {
             let tat = want.to_string();
             let op = Op::compare_and_swap(TAT, stored.as_deref(), &tat, Some(ttl));
             match store.batch(&[op]).first() {
-                Some(OpResult::Done) => return self.learn(service, Some(tat)),
+                Some(OpResult::Done) => return self.known.set(service, Some(tat)),
                 Some(OpResult::Value(found)) => stored = found.clone(),
                 _ => stored = store.get(TAT),
             }

@@ -103,77 +103,28 @@ fn bad_config_is_refused() {
     assert!(mender_guest::config::parse::<Config>(r#"{"rate": 1, "rat": 2}"#).is_err());
 }
 
-/// A store that counts what reaches it: each call is one round trip on a
-/// shared backend.
-struct Counted<'a> {
-    inner: &'a MemoryStore,
-    trips: std::cell::Cell<u32>,
-}
-
-impl Counted<'_> {
-    fn tick(&self) {
-        self.trips.set(self.trips.get() + 1);
-    }
-}
-
-impl Store for Counted<'_> {
-    fn get(&self, key: &str) -> Option<String> {
-        self.tick();
-        self.inner.get(key)
-    }
-    fn set(&self, key: &str, value: &str, ttl: Option<u64>) {
-        self.tick();
-        self.inner.set(key, value, ttl)
-    }
-    fn delete(&self, key: &str) {
-        self.tick();
-        self.inner.delete(key)
-    }
-    fn increment(&self, key: &str, delta: i64, ttl: Option<u64>) -> i64 {
-        self.tick();
-        self.inner.increment(key, delta, ttl)
-    }
-    fn compare_and_swap(
-        &self,
-        key: &str,
-        expected: Option<&str>,
-        value: &str,
-        ttl: Option<u64>,
-    ) -> bool {
-        self.tick();
-        self.inner.compare_and_swap(key, expected, value, ttl)
-    }
-    fn batch(&self, ops: &[mender_guest::state::Op]) -> Vec<mender_guest::state::OpResult> {
-        self.tick();
-        self.inner.batch(ops)
-    }
-}
-
 #[test]
 fn one_round_trip_per_decision_and_two_when_another_moved_first() {
     let l = limiter(r#"{"rate": 10, "per": "1s", "max-wait": 0}"#);
-    let shared = MemoryStore::new();
-    shared.advance(1_000);
-    let s = Counted {
-        inner: &shared,
-        trips: Default::default(),
-    };
+    let s = MemoryStore::new();
+    s.advance(1_000);
     for _ in 0..10 {
-        assert!(allowed(&l.admit(&s, "svc", shared.now())));
+        assert!(allowed(&l.admit(&s, "svc", s.now())));
     }
-    assert_eq!(s.trips.get(), 10, "one batch per allowed attempt");
-    assert!(!allowed(&l.admit(&s, "svc", shared.now())));
-    assert_eq!(s.trips.get(), 11, "a rejection is confirmed in one trip");
+    assert_eq!(s.take_trips(), 10, "one batch per allowed attempt");
+    assert!(!allowed(&l.admit(&s, "svc", s.now())));
+    assert_eq!(s.take_trips(), 1, "a rejection is confirmed in one trip");
     // Another instance (or process) takes a slot: this one's guess is
     // stale, and the swap that fails says what `tat` holds.
-    shared.advance(100);
+    s.advance(100);
     let other = limiter(r#"{"rate": 10, "per": "1s", "max-wait": 0}"#);
-    assert!(allowed(&other.admit(&shared, "svc", shared.now())));
-    shared.advance(100);
-    assert!(allowed(&l.admit(&s, "svc", shared.now())));
-    assert_eq!(s.trips.get(), 13, "a stale guess costs one more trip");
+    assert!(allowed(&other.admit(&s, "svc", s.now())));
+    s.advance(100);
+    s.take_trips();
+    assert!(allowed(&l.admit(&s, "svc", s.now())));
+    assert_eq!(s.take_trips(), 2, "a stale guess costs one more trip");
     assert!(
-        !allowed(&l.admit(&s, "svc", shared.now())),
+        !allowed(&l.admit(&s, "svc", s.now())),
         "the slot was not handed out twice"
     );
 }
