@@ -18,6 +18,7 @@
 
 mod describe;
 mod expect;
+mod expectation;
 mod permits;
 mod report;
 mod runner;

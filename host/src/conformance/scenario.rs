@@ -79,6 +79,8 @@ use serde::Deserialize;
 
 use crate::failure::ErrorKind;
 
+pub use super::expectation::Expect;
+
 /// The seed when a file names none: any fixed number makes runs
 /// replayable; 1 is the one the demo and tests use.
 const DEFAULT_SEED: u64 = 1;
@@ -339,63 +341,6 @@ pub struct RecordedSpec {
     pub body: String,
     /// How long ago it was recorded.
     pub age: Millis,
-}
-
-/// What an answer must be. Every key is optional; all given must hold.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct Expect {
-    /// `on-error`: the decision is one of these (`pass`, `retry`,
-    /// `retry-on`, `fallback`, `fail`, `refresh-credentials`).
-    pub decision: Option<OneOrMany>,
-    /// `admit`: the answer is one of these (`allow`, `reject`, `wait`).
-    pub admission: Option<OneOrMany>,
-    /// The decision or admission is none of these.
-    pub not: Option<OneOrMany>,
-    /// `retry` or `wait`: exactly this delay.
-    pub delay: Option<Millis>,
-    /// `retry` or `wait`: at least this delay.
-    pub delay_min: Option<Millis>,
-    /// `retry` or `wait`: at most this delay.
-    pub delay_max: Option<Millis>,
-    /// `fail` or `reject`: the reason contains this text.
-    pub reason_contains: Option<String>,
-    /// `admit`: whether the answer came from a lease, without a plugin call.
-    pub leased: Option<bool>,
-    /// `allow`: whether the grant carries a lease.
-    pub lease: Option<bool>,
-    /// Routing: the `retry-on` or the `allow` sends the attempt to this
-    /// upstream (an index into the scenario's `upstreams`).
-    pub upstream: Option<u32>,
-    /// Routing: whether the answer routes the attempt at all (`false`:
-    /// a plain `retry`, or an `allow` that leaves the upstream to the
-    /// host).
-    pub routed: Option<bool>,
-    /// `allow` (contract 0.2): whether the grant carries a permit.
-    pub permit: Option<bool>,
-    /// `allow`: the grant's attempt timeout is exactly this.
-    pub attempt_timeout: Option<Millis>,
-    /// `allow`: the grant's attempt timeout is at least this.
-    pub attempt_timeout_min: Option<Millis>,
-    /// `allow`: the grant's attempt timeout is at most this.
-    pub attempt_timeout_max: Option<Millis>,
-    /// `allow`: whether the grant carries a hedge (contract 0.2).
-    pub hedge: Option<bool>,
-    /// `allow`: the grant's hedge starts another attempt after exactly this.
-    pub hedge_after: Option<Millis>,
-    /// `allow`: the grant's hedge starts at most this many more attempts.
-    pub hedge_max: Option<u32>,
-    /// `serve`: whether the handler answered.
-    pub served: Option<bool>,
-    /// `fallback` or `serve`: exactly this body.
-    pub body: Option<String>,
-    /// `fallback` or `serve`: the body contains this text.
-    pub body_contains: Option<String>,
-    /// `fallback` or `serve`: the answer's age.
-    pub age: Option<Millis>,
-    /// The plugin faults (traps, times out); default false.
-    #[serde(default)]
-    pub fault: bool,
 }
 
 #[derive(Deserialize)]
