@@ -119,7 +119,8 @@ def main():
     extism = ns("extism/backoff_on_error")
     bare_call = ns("happy/bare_call")
     happy = {k: ns(f"happy/{k}") for k in
-             ["bare", "breaker", "breaker-no-timeout", "breaker-limiter", "breaker-bulkhead",
+             ["bare", "breaker", "breaker-no-timeout", "breaker-limiter", "breaker-limiter-leased",
+              "breaker-bulkhead",
               "breaker-hedge", "pipeline3", "cached", "bulkhead-plugin"]}
     overhead = {k: (None if v is None or bare_call is None else v - bare_call)
                 for k, v in happy.items()}
@@ -155,11 +156,11 @@ def main():
             else overhead["breaker"] <= GOAL_HAPPY_OVERHEAD_NS,
         },
         {
-            "goal": "happy path (breaker + rate limiter) ≤ 60 ns over the bare call",
-            "measured": "n/a" if overhead["breaker-limiter"] is None
-            else fmt_ns(overhead["breaker-limiter"]),
-            "met": None if overhead["breaker-limiter"] is None
-            else overhead["breaker-limiter"] <= GOAL_HAPPY_OVERHEAD_NS,
+            "goal": "happy path (breaker + leasing rate limiter) ≤ 60 ns over the bare call",
+            "measured": "n/a" if overhead["breaker-limiter-leased"] is None
+            else fmt_ns(overhead["breaker-limiter-leased"]),
+            "met": None if overhead["breaker-limiter-leased"] is None
+            else overhead["breaker-limiter-leased"] <= GOAL_HAPPY_OVERHEAD_NS,
         },
         {
             "goal": "contract 0.2 floor ≤ 0.5× the 0.1 floor (on-error, interleaved)",
@@ -251,6 +252,7 @@ def main():
         "breaker": "`Runtime::call`, breaker (lease held)",
         "breaker-no-timeout": "the same, `attempt-timeout` and `deadline` off",
         "breaker-limiter": "`Runtime::call`, breaker and rate limiter (no lease: a Wasm call per attempt)",
+        "breaker-limiter-leased": "`Runtime::call`, breaker and rate limiter with `lease = 1000` (a Wasm call per 1000 attempts)",
         "breaker-bulkhead": "`Runtime::call`, breaker behind `max-in-flight = 64` (a slot per attempt)",
         "breaker-hedge": "`Runtime::call`, breaker and a leased hedge that never fires (the race's cost)",
         "pipeline3": "`Runtime::call`, breaker → backoff → static fallback",

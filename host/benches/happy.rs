@@ -15,7 +15,8 @@ use common::{failing_call, succeeding_call};
 
 /// Services for the success path. The breaker (an `admit` hook with an
 /// until-failure lease) costs no Wasm call while its lease holds; the
-/// rate limiter grants no lease, so it is asked before every attempt;
+/// rate limiter grants no lease by default, so it is asked before every
+/// attempt (with `lease = 1000`, once per 1000 attempts);
 /// backoff and fallbacks are not asked when calls succeed.
 const HAPPY: &str = r#"
 [plugins.breaker]
@@ -36,6 +37,12 @@ bundled = "cached-fallback"
 bundled = "rate-limiter"
 config = { rate = 1000000000, per = "1s" }
 
+# The same limit, leasing 1000 slots per plugin call: the host admits the
+# next 999 attempts itself.
+[plugins.limiter-leased]
+bundled = "rate-limiter"
+config = { rate = 1000000000, per = "1s", lease = 1000 }
+
 # No plugins: the guardrails only (an attempt timeout, a deadline).
 [services.bare]
 
@@ -46,6 +53,11 @@ strategies = ["breaker"]
 # The breaker and the rate limiter, as the issue's target names them.
 [services.breaker-limiter]
 strategies = ["breaker", "limiter"]
+
+# The breaker and a leasing rate limiter: no Wasm call for 999 of every
+# 1000 attempts.
+[services.breaker-limiter-leased]
+strategies = ["breaker", "limiter-leased"]
 
 # The breaker without the default attempt timeout (no timer per attempt).
 [services.breaker-no-timeout]
@@ -110,6 +122,7 @@ fn happy_path(c: &mut Criterion) {
         "breaker",
         "breaker-no-timeout",
         "breaker-limiter",
+        "breaker-limiter-leased",
         "breaker-bulkhead",
         "breaker-hedge",
         "pipeline3",
