@@ -278,7 +278,6 @@ fn old_calls_leave_the_ratio_window() {
 /// decision (the first batch) and our transition (the second).
 struct RacingStore {
     inner: MemoryStore,
-    raced: Cell<bool>,
     batches: Cell<u32>,
 }
 
@@ -306,7 +305,7 @@ impl Store for RacingStore {
     }
     fn batch(&self, ops: &[Op]) -> Vec<OpResult> {
         self.batches.set(self.batches.get() + 1);
-        if self.batches.get() == 2 && !self.raced.replace(true) {
+        if self.batches.get() == 2 {
             self.inner.set(CIRCUIT, "open:0", None);
         }
         self.inner.batch(ops)
@@ -317,7 +316,6 @@ impl Store for RacingStore {
 fn losing_a_race_to_open_rejects_without_a_second_transition() {
     let store = RacingStore {
         inner: MemoryStore::new(),
-        raced: Cell::new(false),
         batches: Cell::new(0),
     };
     let verdict = breaker("{}").admit(&store, "svc", 10, &failures(ErrorKind::Timeout, 5, 5));

@@ -173,25 +173,27 @@ impl Scope {
                 results.push(BatchResult::Skipped);
                 continue;
             }
-            let key = scope.key(op.key());
+            // Reads look up the plugin's key as it is; only writes need the
+            // scoped key (the quota's error names the scope).
+            let key = || scope.key(op.key());
             let result = match op {
-                BatchOp::Get { .. } => {
-                    BatchResult::Value(self.live(&key.key, now_ms).map(|v| v.text.clone()))
+                BatchOp::Get { key } => {
+                    BatchResult::Value(self.live(key, now_ms).map(|v| v.text.clone()))
                 }
                 BatchOp::Set { value, ttl_ms, .. } => {
                     let value = Value {
                         text: value.clone(),
                         expires_at: expiry(*ttl_ms, now_ms),
                     };
-                    self.put(&key, value, now_ms, quota)?;
+                    self.put(&key(), value, now_ms, quota)?;
                     BatchResult::Done
                 }
-                BatchOp::Delete { .. } => {
-                    self.remove(&key.key);
+                BatchOp::Delete { key } => {
+                    self.remove(key);
                     BatchResult::Done
                 }
                 BatchOp::Increment { delta, ttl_ms, .. } => {
-                    BatchResult::Number(self.increment(&key, *delta, *ttl_ms, now_ms, quota)?)
+                    BatchResult::Number(self.increment(&key(), *delta, *ttl_ms, now_ms, quota)?)
                 }
                 BatchOp::CompareAndSwap {
                     expected,
@@ -201,7 +203,7 @@ impl Scope {
                 } => {
                     let expected = expected.as_deref();
                     match self.compare_and_swap(
-                        &key,
+                        &key(),
                         expected,
                         value.clone(),
                         *ttl_ms,
@@ -212,8 +214,8 @@ impl Scope {
                         Swap::Found(found) => BatchResult::Value(found),
                     }
                 }
-                BatchOp::Expect { value, .. } => {
-                    let found = self.live(&key.key, now_ms).map(|v| &v.text);
+                BatchOp::Expect { key, value } => {
+                    let found = self.live(key, now_ms).map(|v| &v.text);
                     if found == value.as_ref() {
                         BatchResult::Done
                     } else {
