@@ -10,7 +10,9 @@
 //! clock read and the lock of its own service's window, which the
 //! service's pipeline holds (`pipeline/window.rs`): calls of different
 //! services never wait for each other here. Decisions are only recorded
-//! for failed attempts.
+//! for failed attempts, as they were made ([`Decided`]: shared names, the
+//! step, a clock reading the call already had); the line a person reads
+//! is written when a snapshot asks for it, not on the error path.
 //!
 //! Time here is the wall clock, not the host clock: the demo replays its
 //! script in virtual time, and a page that polls in real time wants "calls
@@ -36,16 +38,36 @@ pub const RECENT_DECISIONS: usize = 200;
 #[derive(Debug)]
 pub(crate) struct Activity {
     epoch: Instant,
+    /// The wall clock at `epoch`, in ms since the Unix epoch: a decision's
+    /// time is `epoch_unix_ms` plus its monotonic reading's offset.
+    epoch_unix_ms: u64,
     next_call: AtomicU64,
     /// Every service's window, from its first ended call on.
     services: Mutex<Vec<(Arc<str>, Arc<SharedWindow>)>>,
-    decisions: Mutex<VecDeque<RecentDecision>>,
+    decisions: Mutex<VecDeque<Decided>>,
+}
+
+/// A decision as the call made it, kept in the ring; a
+/// [`RecentDecision`] once a snapshot asks.
+#[derive(Debug)]
+pub(super) struct Decided {
+    /// When (a reading the call already had).
+    pub(super) at: Instant,
+    pub(super) call: u64,
+    pub(super) service: Arc<str>,
+    /// Redacted.
+    pub(super) operation: Arc<str>,
+    pub(super) attempt: u32,
+    pub(super) kind: ErrorKind,
+    /// Its reason redacted, when it quotes a plugin.
+    pub(super) step: Step,
 }
 
 impl Default for Activity {
     fn default() -> Self {
         Activity {
             epoch: Instant::now(),
+            epoch_unix_ms: unix_ms(SystemTime::now()),
             next_call: AtomicU64::new(1),
             services: Mutex::default(),
             decisions: Mutex::default(),
@@ -91,17 +113,9 @@ pub struct RecentDecision {
 }
 
 impl RecentDecision {
-    /// The decision `step` after attempt `attempt` of call `call` failed
-    /// with `kind`. `operation` and the step's reason must be redacted.
-    pub(super) fn new(
-        call: u64,
-        service: &str,
-        operation: String,
-        attempt: u32,
-        kind: ErrorKind,
-        step: &Step,
-    ) -> Self {
-        let (decision, by, delay, reason) = match step {
+    /// What a person reads of `d`, which happened at `at_unix_ms`.
+    fn of(d: &Decided, at_unix_ms: u64) -> Self {
+        let (decision, by, delay, reason) = match &d.step {
             Step::Retry { by, delay } => ("retry", Some(by.clone()), Some(*delay), None),
             Step::RefreshCredentials { by } => ("refresh", Some(by.clone()), None, None),
             Step::Fallback { by } => ("fallback", Some(by.clone()), None, None),
@@ -110,21 +124,20 @@ impl RecentDecision {
             Step::Cancelled { .. } => ("cancelled", None, None, None),
         };
         let what = match (decision, delay, &reason) {
-            ("retry", Some(d), _) => format!("retry in {} ms", d.as_millis()),
+            ("retry", Some(delay), _) => format!("retry in {} ms", delay.as_millis()),
             ("refresh", ..) => "refresh credentials".to_owned(),
             ("fail", _, Some(r)) => format!("fail: {r}"),
             (other, ..) => other.to_owned(),
         };
         let by_text = by.as_ref().map(|b| format!(" [{b}]")).unwrap_or_default();
+        let (service, call, kind) = (&d.service, d.call, d.kind);
         RecentDecision {
-            at_unix_ms: SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            at_unix_ms,
             call,
             text: format!("{service}#{call} {kind} → {what}{by_text}"),
-            service: service.to_owned(),
-            operation,
-            attempt,
+            service: service.to_string(),
+            operation: d.operation.to_string(),
+            attempt: d.attempt,
             kind: kind.as_str().to_owned(),
             decision: decision.to_owned(),
             by,
@@ -132,6 +145,12 @@ impl RecentDecision {
             reason,
         }
     }
+}
+
+/// `t` in milliseconds since the Unix epoch (0 before it).
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl Activity {
@@ -176,15 +195,10 @@ impl Activity {
 
     /// A failed attempt was handled: remember the decision (and count a
     /// retry).
-    pub(super) fn decided(
-        &self,
-        service: &Arc<str>,
-        window: &Arc<SharedWindow>,
-        decision: RecentDecision,
-    ) {
-        if decision.decision == "retry" {
+    pub(super) fn decided(&self, window: &Arc<SharedWindow>, decision: Decided) {
+        if matches!(decision.step, Step::Retry { .. }) {
             let now = self.now_s();
-            self.window(service, window, |w| w.retried(now));
+            self.window(&decision.service, window, |w| w.retried(now));
         }
         let mut ring = self.decisions.lock().unwrap_or_else(|e| e.into_inner());
         if ring.len() == RECENT_DECISIONS {
@@ -213,7 +227,11 @@ impl Activity {
             .unwrap_or_else(|e| e.into_inner())
             .iter()
             .rev()
-            .cloned()
+            .map(|d| {
+                let since = d.at.saturating_duration_since(self.epoch);
+                let since = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
+                RecentDecision::of(d, self.epoch_unix_ms.saturating_add(since))
+            })
             .collect();
         ActivitySnapshot {
             services,
@@ -226,34 +244,35 @@ impl Activity {
 mod tests {
     use super::*;
 
+    fn decided(call: u64, attempt: u32, kind: ErrorKind, step: Step) -> Decided {
+        Decided {
+            at: Instant::now(),
+            call,
+            service: "search".into(),
+            operation: "tools/call:find".into(),
+            attempt,
+            kind,
+            step,
+        }
+    }
+
     #[test]
     fn a_decision_reads_as_one_line() {
-        let d = RecentDecision::new(
-            33,
-            "search",
-            "tools/call:find".into(),
-            1,
-            ErrorKind::Connect,
-            &Step::Retry {
-                by: "backoff".into(),
-                delay: Duration::from_millis(93),
-            },
-        );
+        let step = Step::Retry {
+            by: "backoff".into(),
+            delay: Duration::from_millis(93),
+        };
+        let d = RecentDecision::of(&decided(33, 1, ErrorKind::Connect, step), 7);
         assert_eq!(d.text, "search#33 connect → retry in 93 ms [backoff]");
         assert_eq!((d.decision.as_str(), d.delay_ms), ("retry", Some(93)));
-        let d = RecentDecision::new(
-            34,
-            "search",
-            "op".into(),
-            3,
-            ErrorKind::Timeout,
-            &Step::Fail {
-                reason: "no strategy retries timeout".into(),
-                cause: crate::api::GiveUp::NoStrategy {
-                    kind: ErrorKind::Timeout,
-                },
+        assert_eq!((d.at_unix_ms, d.operation.as_str()), (7, "tools/call:find"));
+        let step = Step::Fail {
+            reason: "no strategy retries timeout".into(),
+            cause: crate::api::GiveUp::NoStrategy {
+                kind: ErrorKind::Timeout,
             },
-        );
+        };
+        let d = RecentDecision::of(&decided(34, 3, ErrorKind::Timeout, step), 7);
         assert_eq!(
             d.text,
             "search#34 timeout → fail: no strategy retries timeout"
@@ -264,23 +283,25 @@ mod tests {
     #[test]
     fn the_ring_keeps_the_newest_first_and_is_bounded() {
         let a = Activity::default();
-        let service: Arc<str> = "s".into();
         let window = Arc::default();
         for call in 0..(RECENT_DECISIONS as u64 + 5) {
             let step = Step::Retry {
                 by: "b".into(),
                 delay: Duration::ZERO,
             };
-            a.decided(
-                &service,
-                &window,
-                RecentDecision::new(call, "s", "op".into(), 1, ErrorKind::Connect, &step),
-            );
+            a.decided(&window, decided(call, 1, ErrorKind::Connect, step));
         }
         let snap = a.snapshot();
         assert_eq!(snap.decisions.len(), RECENT_DECISIONS);
         assert_eq!(snap.decisions[0].call, RECENT_DECISIONS as u64 + 4);
         assert_eq!(snap.decisions.last().map(|d| d.call), Some(5));
         assert_eq!(snap.services[0].retries, RECENT_DECISIONS as u64 + 5);
+        // Timed by the wall clock, from the monotonic reading.
+        let now = unix_ms(SystemTime::now());
+        assert!(
+            snap.decisions
+                .iter()
+                .all(|d| d.at_unix_ms.abs_diff(now) < 60_000)
+        );
     }
 }

@@ -148,7 +148,9 @@ impl CallState<'_> {
         for (index, slot) in strategies.filter(|(_, s)| s.admits()) {
             let mut waits = 0;
             loop {
-                let now = self.now_ms();
+                // One reading for the lease, the event and the hook.
+                let start = self.hook_start();
+                let now = self.cx.host.ms_at(start.at);
                 if let Some(leased) = slot.lease.try_admit(now) {
                     metrics::lease_used(&self.cx.pipeline.service, slot);
                     granted.add(leased.timeout, leased.hedge, leased.upstream);
@@ -158,8 +160,8 @@ impl CallState<'_> {
                     service: self.cx.pipeline.service.to_string(),
                     operation: self.operation().to_owned(),
                     attempt: number,
-                    elapsed: duration_ms(self.started.elapsed()),
-                    deadline_left: self.deadline_left().map(duration_ms),
+                    elapsed: duration_ms(start.at.saturating_duration_since(self.started)),
+                    deadline_left: start.budget.map(duration_ms),
                     idempotent: self.spec.idempotent,
                     tags: self.tags(&[]),
                 });
@@ -174,20 +176,13 @@ impl CallState<'_> {
                 let would = self.spec.upstreams.as_ref().map(|_| self.route);
                 detail.upstreams = self.upstreams(granted.upstream.or(would));
                 let by = slot.plugin.name();
-                let began = std::time::Instant::now();
+                let service = &self.cx.pipeline.service;
                 let admission = slot
                     .plugin
                     .clone()
-                    .admit(
-                        self.deadline_left(),
-                        &self.cx.pipeline.service,
-                        call,
-                        &recent,
-                        &detail,
-                    )
+                    .admit(start, service, call, &recent, &detail)
                     .await;
-                let service = &self.cx.pipeline.service;
-                metrics::hook_took(service, by, "admit", began.elapsed());
+                metrics::hook_took(service, by, "admit", start.at.elapsed());
                 let checked = admission.and_then(|r| self.check_route(by, "the attempt", r));
                 let (admission, permit) = match checked {
                     Ok(r) => (Ok((r.answer.admission, r.upstream)), r.answer.permit),

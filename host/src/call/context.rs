@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::activity::{Activity, RecentDecision};
+use super::activity::{Activity, Decided};
 use super::metrics::Outcome;
 use super::min_opt;
 use crate::api::PluginFault;
@@ -21,6 +21,7 @@ use crate::pipeline::Pipeline;
 use crate::pipeline::in_flight::Ticket;
 use crate::pipeline::retry_budget::RetryBudgets;
 use crate::pipeline::window::Ended;
+use crate::plugin::HookStart;
 use crate::plugin::bindings::{Routed, Upstreams, wit};
 use crate::redact::Redactor;
 
@@ -54,7 +55,7 @@ pub(crate) struct CallState<'a> {
     pub(super) span: tracing::Span,
     /// The operation, redacted once, when first needed (an event, a
     /// decision, an enabled span): see [`CallState::operation`].
-    pub(super) redacted_operation: OnceLock<String>,
+    pub(super) redacted_operation: OnceLock<Arc<str>>,
     /// Routing: the call's upstreams as plugins and the history see them:
     /// redacted, once per call, when first needed (see
     /// [`CallState::upstream_names`]).
@@ -158,6 +159,16 @@ impl<'a> CallState<'a> {
             })
     }
 
+    /// A hook call starting now, with what is left of the deadline: the
+    /// one clock reading the hook and what surrounds it use.
+    pub(super) fn hook_start(&self) -> HookStart {
+        let at = Instant::now();
+        HookStart {
+            at,
+            budget: self.deadline_left_at(at),
+        }
+    }
+
     pub(super) fn deadline_left(&self) -> Option<Duration> {
         self.deadline_left_at(Instant::now())
     }
@@ -258,31 +269,28 @@ impl<'a> CallState<'a> {
     }
 
     /// Remembers what was decided after attempt `number` failed with
-    /// `kind`, for a live view. `step`'s reason is redacted here when it
-    /// quotes a plugin or a decoder, whose words may echo what they saw;
-    /// the host's own reasons are names, kinds and numbers.
-    pub(super) fn remember(&self, number: u32, kind: ErrorKind, step: &Step) {
-        let redacted;
+    /// `kind`, at `at`, for a live view. `step`'s reason is redacted here
+    /// when it quotes a plugin or a decoder, whose words may echo what
+    /// they saw; the host's own reasons are names, kinds and numbers.
+    pub(super) fn remember(&self, number: u32, kind: ErrorKind, step: Step, at: Instant) {
         let step = match step {
-            Step::Fail { reason, cause } if cause.quotes_others() => {
-                redacted = Step::Fail {
-                    reason: self.cx.redactor.redact(reason),
-                    cause: cause.clone(),
-                };
-                &redacted
-            }
+            Step::Fail { reason, cause } if cause.quotes_others() => Step::Fail {
+                reason: self.cx.redactor.redact(&reason),
+                cause,
+            },
             other => other,
         };
         let p = &self.cx.pipeline;
-        let decision = RecentDecision::new(
-            self.id,
-            &p.service,
-            self.operation().to_owned(),
-            number,
+        let decision = Decided {
+            at: at.into_std(),
+            call: self.id,
+            service: p.service.clone(),
+            operation: self.operation_shared().clone(),
+            attempt: number,
             kind,
             step,
-        );
-        self.cx.activity.decided(&p.service, &p.window, decision);
+        };
+        self.cx.activity.decided(&p.window, decision);
     }
 
     pub(super) fn result_key(&self) -> &str {
@@ -306,8 +314,13 @@ impl<'a> CallState<'a> {
     /// The operation as plugins and logs see it: redacted (a URL's
     /// `?api_key=…`), once per call.
     pub(super) fn operation(&self) -> &str {
+        self.operation_shared()
+    }
+
+    /// [`operation`](Self::operation), shared (the live view keeps it).
+    fn operation_shared(&self) -> &Arc<str> {
         self.redacted_operation
-            .get_or_init(|| self.cx.redactor.redact(&self.spec.operation))
+            .get_or_init(|| self.cx.redactor.redact_name(&self.spec.operation))
     }
 
     /// Records a handled attempt in the history, its span (`span`) and
@@ -332,7 +345,7 @@ impl<'a> CallState<'a> {
             service = %event.service, operation = %event.operation, attempt = number,
             kind = %kind, step = ?step, "attempt handled"
         );
-        self.remember(number, kind, &step);
+        self.remember(number, kind, step.clone(), began + took);
         // `tags()` puts the call's own tags first, one for one.
         let own_tags = event.tags.get(self.spec.tags.len()..).unwrap_or_default();
         self.history.push(AttemptRecord {

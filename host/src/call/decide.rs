@@ -105,23 +105,24 @@ impl CallState<'_> {
     async fn decide(&self, event: &wit::ErrorEvent, upstream: Option<u32>) -> Verdict {
         let p = &self.cx.pipeline;
         for (index, slot) in p.strategies.iter().enumerate().filter(|(_, s)| s.decides()) {
+            // One reading for the counts, the deadline and the hook.
+            let start = self.hook_start();
             let recent = slot.cursor.take(&p.stats, &slot.lease);
             let mut detail = slot.take_detail(
                 &p.stats,
-                self.now_ms(),
+                self.cx.host.ms_at(start.at),
                 self.cx.host.origin_ms,
                 self.in_flight.others(),
             );
             detail.upstreams = self.upstreams(upstream);
             detail.permit = self.permit_of(index);
             let by = slot.plugin.name().clone();
-            let began = std::time::Instant::now();
             let answered = slot
                 .plugin
                 .clone()
-                .on_error(self.deadline_left(), &p.service, event, &recent, &detail)
+                .on_error(start, &p.service, event, &recent, &detail)
                 .await;
-            metrics::hook_took(&p.service, &by, "on-error", began.elapsed());
+            metrics::hook_took(&p.service, &by, "on-error", start.at.elapsed());
             let answered = answered.and_then(|r| self.check_route(&by, "the retry", r));
             let Routed {
                 answer: decision,

@@ -45,7 +45,7 @@ impl Strategy for Permitting {
     }
     fn admit<'a>(
         self: Arc<Self>,
-        _: Option<Duration>,
+        _: HookStart,
         _: &'a Arc<str>,
         _: &'a wit::CallInfo,
         _: &'a wit::Outcomes,
@@ -62,7 +62,7 @@ impl Strategy for Permitting {
     }
     fn on_error<'a>(
         self: Arc<Self>,
-        _: Option<Duration>,
+        _: HookStart,
         _: &'a Arc<str>,
         _: &'a wit::ErrorEvent,
         _: &'a wit::Outcomes,

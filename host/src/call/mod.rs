@@ -198,14 +198,16 @@ where
                 return call.answer_with(&by, answer, &event, last_error);
             }
             Next::GiveUp(cause) => {
+                // Said once, for the history and the error alike.
+                let reason = cause.to_string();
                 let step = Step::Fail {
-                    reason: cause.to_string(),
+                    reason: reason.clone(),
                     cause: cause.clone(),
                 };
                 call.push(&span, &event, failed, upstream, (began, took), step);
                 drop(span);
                 let span = call.span.clone();
-                let give_up = Box::pin(call.give_up(cause, &event, last_error));
+                let give_up = Box::pin(call.give_up((cause, reason), &event, last_error));
                 return give_up.instrument(span).await;
             }
         }

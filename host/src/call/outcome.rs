@@ -40,15 +40,17 @@ impl CallState<'_> {
                     plugin: by.to_owned(),
                     error,
                 };
-                self.fail(cause, event, last_error)
+                let reason = cause.to_string();
+                self.fail((cause, reason), event, last_error)
             }
         }
     }
 
-    /// The strategies gave up: ask the fallback handlers, then fail.
+    /// The strategies gave up (`cause`, and what it says): ask the
+    /// fallback handlers, then fail.
     pub(super) async fn give_up<T: Payload, E>(
         self,
-        cause: GiveUp,
+        (cause, reason): (GiveUp, String),
         event: &wit::ErrorEvent,
         last_error: Option<E>,
     ) -> Result<Reply<T>, CallError<E>> {
@@ -63,12 +65,12 @@ impl CallState<'_> {
                 })
                 .flatten()
                 .map(|(body, age)| wit::RecordedResult { body, age });
-            let began = std::time::Instant::now();
+            let start = self.hook_start();
             let served = handler
                 .clone()
-                .serve(self.deadline_left(), &p.service, event, recorded.as_ref())
+                .serve(start, &p.service, event, recorded.as_ref())
                 .await;
-            metrics::hook_took(&p.service, handler.name(), "serve", began.elapsed());
+            metrics::hook_took(&p.service, handler.name(), "serve", start.at.elapsed());
             let decided = match &served {
                 Ok(Some(_)) => "fallback",
                 Ok(None) => "pass",
@@ -80,7 +82,8 @@ impl CallState<'_> {
                     let by = Step::Fallback {
                         by: handler.name().to_string(),
                     };
-                    self.remember(event.attempt, ErrorKind::from(event.kind), &by);
+                    let (kind, now) = (ErrorKind::from(event.kind), tokio::time::Instant::now());
+                    self.remember(event.attempt, kind, by, now);
                     if let Some(last) = self.history.last() {
                         tracing::info!(service = %event.service, plugin = %handler.name(), after = ?last.step, "fallback served");
                     }
@@ -93,21 +96,22 @@ impl CallState<'_> {
                             first: Box::new(cause),
                             fault,
                         };
-                        return self.fail(cause, event, last_error);
+                        let reason = cause.to_string();
+                        return self.fail((cause, reason), event, last_error);
                     }
                 }
             }
         }
-        self.fail(cause, event, last_error)
+        self.fail((cause, reason), event, last_error)
     }
 
+    /// Fails the call with `cause`, which `reason` says.
     fn fail<T, E>(
         self,
-        cause: GiveUp,
+        (cause, reason): (GiveUp, String),
         event: &wit::ErrorEvent,
         last_error: Option<E>,
     ) -> Result<Reply<T>, CallError<E>> {
-        let reason = cause.to_string();
         let kind = ErrorKind::from(event.kind);
         let outcome = if kind == ErrorKind::Rejected {
             Outcome::Rejected

@@ -17,6 +17,7 @@ use crate::host::results::ResultStore;
 use crate::host::state::MemoryState;
 use crate::pipeline::retry_budget::RetryBudgets;
 use crate::pipeline::{Fallback, Pipeline, Strategy};
+use crate::plugin::HookStart;
 use crate::plugin::bindings::{Routed, Upstreams, wit};
 use crate::redact::Redactor;
 
@@ -97,7 +98,7 @@ impl Strategy for Scripted {
     }
     fn admit<'a>(
         self: Arc<Self>,
-        _: Option<Duration>,
+        _: HookStart,
         _: &'a Arc<str>,
         _: &'a wit::CallInfo,
         _: &'a wit::Outcomes,
@@ -116,7 +117,7 @@ impl Strategy for Scripted {
     }
     fn on_error<'a>(
         self: Arc<Self>,
-        _: Option<Duration>,
+        _: HookStart,
         _: &'a Arc<str>,
         event: &'a wit::ErrorEvent,
         _: &'a wit::Outcomes,
@@ -152,7 +153,7 @@ impl Fallback for Canned {
     }
     fn serve<'a>(
         self: Arc<Self>,
-        _: Option<Duration>,
+        _: HookStart,
         _: &'a Arc<str>,
         _: &'a wit::ErrorEvent,
         _: Option<&'a wit::RecordedResult>,

@@ -6,18 +6,17 @@
 //! and how a host could ship a native strategy. Either way the pipeline,
 //! its leases and counters, and the call loop treat them alike.
 //!
-//! Hooks are asynchronous and take the time the call has left (`budget`):
-//! a Wasm plugin answers inline when a warm instance is at hand, and makes
-//! a new one off the runtime's threads, never past the call's deadline.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! Hooks are asynchronous and take when they start and the time the call
+//! has left ([`HookStart`]): a Wasm plugin answers inline when a warm
+//! instance is at hand, and makes a new one off the runtime's threads,
+//! never past the call's deadline.
 
 use crate::api::{BoxFuture, PluginFault};
 use crate::config::OnFault;
 use crate::plugin::bindings::{Routed, wit};
 use crate::plugin::current::{AdmitAnswer, RecentDetail};
-use crate::plugin::{FallbackPlugin, StrategyPlugin};
+use crate::plugin::{FallbackPlugin, HookStart, StrategyPlugin};
+use std::sync::Arc;
 
 /// A strategy: decides whether an attempt may start and what to do after
 /// a failed one.
@@ -38,20 +37,21 @@ pub(crate) trait Strategy: Send + Sync + 'static {
     fn slow_call_threshold(&self) -> Option<u64> {
         None
     }
-    /// May this attempt start? Within `budget`, if the call has a deadline.
+    /// May this attempt start? Within `start.budget`, if the call has a
+    /// deadline.
     /// `detail` is empty unless [`reads_detail`](Self::reads_detail).
     fn admit<'a>(
         self: Arc<Self>,
-        budget: Option<Duration>,
+        start: HookStart,
         service: &'a Arc<str>,
         call: &'a wit::CallInfo,
         recent: &'a wit::Outcomes,
         detail: &'a RecentDetail,
     ) -> BoxFuture<'a, Result<Routed<AdmitAnswer>, PluginFault>>;
-    /// What to do about this failure? Within `budget`, likewise.
+    /// What to do about this failure? Within `start.budget`, likewise.
     fn on_error<'a>(
         self: Arc<Self>,
-        budget: Option<Duration>,
+        start: HookStart,
         service: &'a Arc<str>,
         event: &'a wit::ErrorEvent,
         recent: &'a wit::Outcomes,
@@ -68,10 +68,11 @@ pub(crate) trait Fallback: Send + Sync + 'static {
     fn on_fault(&self) -> OnFault;
     /// Whether it wants successful results recorded (a cached fallback).
     fn records_results(&self) -> bool;
-    /// An answer for this failed call, if it has one, within `budget`.
+    /// An answer for this failed call, if it has one, within
+    /// `start.budget`.
     fn serve<'a>(
         self: Arc<Self>,
-        budget: Option<Duration>,
+        start: HookStart,
         service: &'a Arc<str>,
         event: &'a wit::ErrorEvent,
         recorded: Option<&'a wit::RecordedResult>,
@@ -96,27 +97,27 @@ impl Strategy for StrategyPlugin {
     }
     fn admit<'a>(
         self: Arc<Self>,
-        budget: Option<Duration>,
+        start: HookStart,
         service: &'a Arc<str>,
         call: &'a wit::CallInfo,
         recent: &'a wit::Outcomes,
         detail: &'a RecentDetail,
     ) -> BoxFuture<'a, Result<Routed<AdmitAnswer>, PluginFault>> {
         Box::pin(async move {
-            self.admit_within(budget, service, call, recent, detail)
+            self.admit_within(start, service, call, recent, detail)
                 .await
         })
     }
     fn on_error<'a>(
         self: Arc<Self>,
-        budget: Option<Duration>,
+        start: HookStart,
         service: &'a Arc<str>,
         event: &'a wit::ErrorEvent,
         recent: &'a wit::Outcomes,
         detail: &'a RecentDetail,
     ) -> BoxFuture<'a, Result<Routed<wit::Decision>, PluginFault>> {
         Box::pin(async move {
-            self.on_error_within(budget, service, event, recent, detail)
+            self.on_error_within(start, service, event, recent, detail)
                 .await
         })
     }
@@ -134,11 +135,11 @@ impl Fallback for FallbackPlugin {
     }
     fn serve<'a>(
         self: Arc<Self>,
-        budget: Option<Duration>,
+        start: HookStart,
         service: &'a Arc<str>,
         event: &'a wit::ErrorEvent,
         recorded: Option<&'a wit::RecordedResult>,
     ) -> BoxFuture<'a, Result<Option<wit::FallbackAnswer>, PluginFault>> {
-        Box::pin(async move { self.serve_within(budget, service, event, recorded).await })
+        Box::pin(async move { self.serve_within(start, service, event, recorded).await })
     }
 }

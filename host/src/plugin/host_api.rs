@@ -46,9 +46,10 @@ impl CallClock {
         }
     }
 
-    /// Marks the start of a call at host time `now_ms`.
-    pub(crate) fn begin(&self, now_ms: u64) {
-        *self.began.lock().unwrap_or_else(|p| p.into_inner()) = (now_ms, std::time::Instant::now());
+    /// Marks the start of a call at host time `now_ms`, which is `at` on
+    /// the monotonic clock.
+    pub(crate) fn begin(&self, now_ms: u64, at: std::time::Instant) {
+        *self.began.lock().unwrap_or_else(|p| p.into_inner()) = (now_ms, at);
     }
 
     /// Host milliseconds now.
@@ -107,13 +108,14 @@ impl HostState {
         }
     }
 
-    /// Prepares for a hook call on behalf of `service`: scopes state and
+    /// Prepares for a hook call on behalf of `service`, starting at host
+    /// time `now_ms` (`at`): scopes state, sets the plugin's clock and
     /// resets the per-call budgets.
-    pub(crate) fn begin_call(&mut self, service: &Arc<str>) {
+    pub(crate) fn begin_call(&mut self, service: &Arc<str>, now_ms: u64, at: std::time::Instant) {
         if !Arc::ptr_eq(&self.service, service) {
             self.service = service.clone();
         }
-        self.clock.begin(self.shared.now_ms());
+        self.clock.begin(now_ms, at);
         self.log_lines_left = LOG_LINES_PER_CALL;
         self.logs_dropped = 0;
         self.state_writes_left = STATE_WRITES_PER_CALL;
@@ -358,7 +360,7 @@ mod tests {
             Arc::new(CallClock::new()),
             WasiCtx::builder().build(),
         );
-        s.begin_call(&Arc::from("svc"));
+        s.begin_call(&Arc::from("svc"), 0, std::time::Instant::now());
         s
     }
 
@@ -378,7 +380,7 @@ mod tests {
             "{err}"
         );
         // The budget is per hook call.
-        s.begin_call(&Arc::from("svc"));
+        s.begin_call(&Arc::from("svc"), 0, std::time::Instant::now());
         assert!(state::Host::set(&mut s, "next-call".into(), "x".into(), None).is_ok());
     }
 
@@ -456,7 +458,7 @@ mod tests {
             }
             assert_eq!(s.logs_dropped, 5);
             // A line the filter drops is not counted against the budget.
-            s.begin_call(&Arc::from("svc"));
+            s.begin_call(&Arc::from("svc"), 0, std::time::Instant::now());
             for _ in 0..LOG_LINES_PER_CALL + 5 {
                 log::Host::write(&mut s, log::Level::Debug, "quiet".into()).unwrap();
             }

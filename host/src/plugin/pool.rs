@@ -28,6 +28,7 @@ use crate::api::PluginFault;
 use crate::config::DirGrant;
 use crate::config::Limits;
 use crate::host::HostShared;
+use crate::plugin::HookStart;
 use crate::plugin::sandbox::ticks_for;
 
 /// How a fault from `init` refusing the plugin's config begins: the trial
@@ -118,7 +119,7 @@ impl<W: World> Pool<W> {
         let limit = Limit::new(self.limits.init_timeout, budget);
         let limits = InstanceLimiter::new(self.limits.memory_bytes);
         let clock = Arc::new(CallClock::new());
-        clock.begin(self.shared.now_ms());
+        clock.begin(self.shared.now_ms(), std::time::Instant::now());
         // Only a component that imports WASI gets a configured context: the
         // others can never reach it, and must not draw on the host's seeded
         // random numbers for it (that would shift every plugin's jitter).
@@ -154,23 +155,26 @@ impl<W: World> Pool<W> {
 
     /// Runs one hook on behalf of `service` on `warm`, or on an idle
     /// instance, or on a new one; within the hook deadline and the call's
-    /// `budget`. `hook` names the hook in fault reasons.
+    /// budget, from `start`. `hook` names the hook in fault reasons.
     pub(crate) fn call<R: Send>(
         &self,
         warm: Option<Warm<W>>,
-        budget: Option<Duration>,
+        start: HookStart,
         service: &Arc<str>,
         hook: &str,
         f: impl FnOnce(&W, &mut Store<HostState>) -> wasmtime::Result<R> + Send,
     ) -> Result<R, PluginFault> {
         let mut warm = match warm.or_else(|| self.take_idle()) {
             Some(w) => w,
-            None => self.fresh(budget)?.0,
+            None => self.fresh(start.budget)?.0,
         };
         // What is left after making an instance is measured by the caller;
         // here the budget is at most what it was, which is safe.
-        let limit = Limit::new(self.limits.hook_timeout, budget);
-        warm.store.data_mut().begin_call(service);
+        let limit = Limit::new(self.limits.hook_timeout, start.budget);
+        let began_ms = self.shared.ms_at(start.at);
+        warm.store
+            .data_mut()
+            .begin_call(service, began_ms, start.at.into_std());
         warm.store.set_epoch_deadline(ticks_for(limit.time));
         let Warm { store, bindings } = &mut warm;
         let result = off_runtime(self.off_runtime, || f(bindings, store));

@@ -8,6 +8,7 @@ use super::quarantine::{FaultEffect, Quarantine};
 use crate::api::PluginFault;
 use crate::config::Limits;
 use crate::host::HostShared;
+use crate::plugin::HookStart;
 use crate::plugin::bindings::wit;
 use crate::plugin::current::AdmitAnswer;
 
@@ -44,18 +45,22 @@ impl Supervisor {
         }
     }
 
-    /// Whether the plugin is benched now.
-    pub(crate) fn quarantined(&self) -> bool {
-        self.quarantine.active(self.shared.now_ms()).is_some()
+    /// Whether the plugin is benched for a hook call starting at `start`.
+    pub(crate) fn quarantined_at(&self, start: HookStart) -> bool {
+        self.quarantine
+            .active(self.shared.ms_at(start.at))
+            .is_some()
     }
 
-    /// Runs a hook call unless the plugin is quarantined, and turns an
-    /// answer that breaks the limits into a fault.
+    /// Runs a hook call starting at `start` unless the plugin is
+    /// quarantined, and turns an answer that breaks the limits into a
+    /// fault.
     pub(crate) fn run<R: Answer>(
         &self,
+        start: HookStart,
         call: impl FnOnce() -> Result<R, PluginFault>,
     ) -> Result<R, PluginFault> {
-        let now = self.shared.now_ms();
+        let now = self.shared.ms_at(start.at);
         if let Some(until) = self.quarantine.active(now) {
             self.skipped.fetch_add(1, Ordering::Relaxed);
             return Err(PluginFault {

@@ -3,7 +3,8 @@
 //! Every error message passes through [`Redactor::redact`] before the host
 //! builds an error event or writes a log line from it.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use regex::{Regex, RegexBuilder};
 
@@ -67,7 +68,14 @@ struct Registered {
     /// Every registered secret in every encoding above, as one pattern,
     /// compiled when a secret is added (never per message).
     pattern: Option<Regex>,
+    /// Names redacted so far ([`Redactor::redact_name`]), under this
+    /// `pattern`: emptied when it changes.
+    names: Mutex<HashMap<Box<str>, Arc<str>>>,
 }
+
+/// Names [`Redactor::redact_name`] keeps before it starts over: far more
+/// operations than a service has, and a bound if callers make each unique.
+const NAMES_KEPT: usize = 1024;
 
 impl Redactor {
     /// Registers an exact value (a token the agent holds) to redact
@@ -94,6 +102,11 @@ impl Redactor {
                 .secrets
                 .sort_by_key(|s| std::cmp::Reverse(s.len()));
             registered.pattern = registered_pattern(&registered.secrets);
+            registered
+                .names
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
         }
     }
 
@@ -118,48 +131,40 @@ impl Redactor {
 
     /// The text with every secret replaced by [`REDACTED`].
     pub fn redact(&self, text: &str) -> String {
-        let registered = self.pattern();
-        let mut out = match &registered {
-            Some(re) => re.replace_all(text, REDACTED).into_owned(),
-            None => text.to_owned(),
-        };
-        // Most messages hold no secret. One pass of the set answers that
-        // without the capture groups `replace_all` allocates for its first
-        // search, which made up most of the cost of redacting a plain
-        // message.
-        if !may_hold_a_secret(&out) {
-            return out;
+        redact_with(self.pattern(), text)
+    }
+
+    /// [`redact`](Self::redact) for a name that comes back call after call
+    /// (an operation, an upstream): redacted once, then remembered until a
+    /// secret is registered. A name such as `tools/call:search` has a `:`,
+    /// which sends it through the slow checks every time otherwise.
+    pub(crate) fn redact_name(&self, name: &str) -> Arc<str> {
+        // The read lock is held throughout, so a secret registered
+        // meanwhile (under the write lock) cannot be missed by what is
+        // remembered here.
+        let registered = self
+            .registered
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let known = |names: &HashMap<Box<str>, Arc<str>>| names.get(name).cloned();
+        if let Some(redacted) = known(
+            &registered
+                .names
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        ) {
+            return redacted;
         }
-        let suspect = SUSPECT.matches(&out);
-        let (pem, base64) = (out.contains("-----BEGIN"), suspect.matched(SUSPECT_BASE64));
-        if !(suspect.matched_any() || pem) {
-            return out;
+        let redacted: Arc<str> = redact_with(registered.pattern.clone(), name).into();
+        let mut names = registered
+            .names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if names.len() >= NAMES_KEPT {
+            names.clear();
         }
-        if pem {
-            out = PEM.replace_all(&out, REDACTED).into_owned();
-        }
-        if base64 {
-            out = BASE64_RUN
-                .replace_all(&out, |c: &regex::Captures<'_>| {
-                    let run = &c[0];
-                    if hides_a_secret(registered.as_ref(), run) {
-                        REDACTED.to_owned()
-                    } else {
-                        run.to_owned()
-                    }
-                })
-                .into_owned();
-        }
-        let out = BARE.replace_all(&out, replace_bare);
-        KEYED
-            .replace_all(&out, |c: &regex::Captures<'_>| {
-                if &c["value"] == REDACTED {
-                    c[0].to_owned()
-                } else {
-                    format!("{}{REDACTED}", &c["key"])
-                }
-            })
-            .into_owned()
+        names.insert(name.into(), redacted.clone());
+        redacted
     }
 
     /// A `(key, value)` pair (a call's tag) redacted: the value as a
@@ -173,6 +178,51 @@ impl Redactor {
             None => (key, self.redact(value)),
         }
     }
+}
+
+/// [`Redactor::redact`] with `registered`, the registered secrets' pattern.
+fn redact_with(registered: Option<Regex>, text: &str) -> String {
+    let mut out = match &registered {
+        Some(re) => re.replace_all(text, REDACTED).into_owned(),
+        None => text.to_owned(),
+    };
+    // Most messages hold no secret. One pass of the set answers that
+    // without the capture groups `replace_all` allocates for its first
+    // search, which made up most of the cost of redacting a plain
+    // message.
+    if !may_hold_a_secret(&out) {
+        return out;
+    }
+    let suspect = SUSPECT.matches(&out);
+    let (pem, base64) = (out.contains("-----BEGIN"), suspect.matched(SUSPECT_BASE64));
+    if !(suspect.matched_any() || pem) {
+        return out;
+    }
+    if pem {
+        out = PEM.replace_all(&out, REDACTED).into_owned();
+    }
+    if base64 {
+        out = BASE64_RUN
+            .replace_all(&out, |c: &regex::Captures<'_>| {
+                let run = &c[0];
+                if hides_a_secret(registered.as_ref(), run) {
+                    REDACTED.to_owned()
+                } else {
+                    run.to_owned()
+                }
+            })
+            .into_owned();
+    }
+    let out = BARE.replace_all(&out, replace_bare);
+    KEYED
+        .replace_all(&out, |c: &regex::Captures<'_>| {
+            if &c["value"] == REDACTED {
+                c[0].to_owned()
+            } else {
+                format!("{}{REDACTED}", &c["key"])
+            }
+        })
+        .into_owned()
 }
 
 /// Whether `run` is base64 of text holding a secret (one level deep:
@@ -252,6 +302,24 @@ fn secret_pattern(secret: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_remembered_name_is_redacted_again_after_a_secret_is_registered() {
+        let r = Redactor::default();
+        let name = "tools/call:search?key=hunter2-token";
+        let plain = "tools/call:lookup-hunter2-tok";
+        assert_eq!(&*r.redact_name(name), r.redact(name));
+        assert_eq!(&*r.redact_name(plain), plain, "nothing secret yet");
+        r.clone().add_runtime_secret("hunter2-tok");
+        assert_eq!(&*r.redact_name(plain), "tools/call:lookup-[REDACTED]");
+        assert_eq!(&*r.redact_name(name), r.redact(name));
+        // Bounded: unique names never grow the memory past the limit.
+        for i in 0..(NAMES_KEPT + 10) {
+            r.redact_name(&format!("op{i}"));
+        }
+        let kept = r.registered.read().unwrap().names.lock().unwrap().len();
+        assert!(kept <= NAMES_KEPT, "{kept}");
+    }
 
     #[test]
     fn redacts_realistic_messages() {
