@@ -51,7 +51,7 @@ pub(crate) struct Activity {
 /// [`RecentDecision`] once a snapshot asks.
 #[derive(Debug)]
 pub(super) struct Decided {
-    /// When (a reading the call already had).
+    /// When, on the real clock (as everything here: see above).
     pub(super) at: Instant,
     pub(super) call: u64,
     pub(super) service: Arc<str>,

@@ -269,10 +269,10 @@ impl<'a> CallState<'a> {
     }
 
     /// Remembers what was decided after attempt `number` failed with
-    /// `kind`, at `at`, for a live view. `step`'s reason is redacted here
+    /// `kind`, for a live view. `step`'s reason is redacted here
     /// when it quotes a plugin or a decoder, whose words may echo what
     /// they saw; the host's own reasons are names, kinds and numbers.
-    pub(super) fn remember(&self, number: u32, kind: ErrorKind, step: Step, at: Instant) {
+    pub(super) fn remember(&self, number: u32, kind: ErrorKind, step: Step) {
         let step = match step {
             Step::Fail { reason, cause } if cause.quotes_others() => Step::Fail {
                 reason: self.cx.redactor.redact(&reason),
@@ -282,7 +282,7 @@ impl<'a> CallState<'a> {
         };
         let p = &self.cx.pipeline;
         let decision = Decided {
-            at: at.into_std(),
+            at: std::time::Instant::now(),
             call: self.id,
             service: p.service.clone(),
             operation: self.operation_shared().clone(),
@@ -345,7 +345,7 @@ impl<'a> CallState<'a> {
             service = %event.service, operation = %event.operation, attempt = number,
             kind = %kind, step = ?step, "attempt handled"
         );
-        self.remember(number, kind, step.clone(), began + took);
+        self.remember(number, kind, step.clone());
         // `tags()` puts the call's own tags first, one for one.
         let own_tags = event.tags.get(self.spec.tags.len()..).unwrap_or_default();
         self.history.push(AttemptRecord {

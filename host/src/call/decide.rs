@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::context::CallState;
 use super::metrics;
 use crate::api::{GiveUp, Step};
@@ -44,15 +46,16 @@ pub(super) enum Next {
 }
 
 impl CallState<'_> {
-    /// Counts a failed attempt, builds its (redacted) event, and asks the
-    /// strategies what to do.
+    /// Counts a failed attempt, which ended at `ended`, builds its
+    /// (redacted) event, and asks the strategies what to do.
     pub(super) async fn on_failure(
         &self,
         number: u32,
         upstream: Option<u32>,
         failure: Failure,
+        ended: Instant,
     ) -> (wit::ErrorEvent, Verdict) {
-        let event = self.failure_event(number, failure);
+        let event = self.failure_event(number, failure, ended);
         let verdict = self.decide(&event, upstream).await;
         // The permits belonged to this attempt; the next gets its own.
         self.permits
@@ -63,8 +66,14 @@ impl CallState<'_> {
     }
 
     /// Counts failed attempt `number` (the service's outcomes, leases
-    /// that end on failure) and builds its redacted event.
-    pub(super) fn failure_event(&self, number: u32, failure: Failure) -> wit::ErrorEvent {
+    /// that end on failure) and builds its redacted event, as of `ended`
+    /// (the reading the loop took when the attempt ended).
+    pub(super) fn failure_event(
+        &self,
+        number: u32,
+        failure: Failure,
+        ended: Instant,
+    ) -> wit::ErrorEvent {
         let p = &self.cx.pipeline;
         self.in_flight.release();
         if failure.kind.reached_upstream() {
@@ -81,8 +90,8 @@ impl CallState<'_> {
             status: failure.status,
             retry_after: failure.retry_after.map(duration_ms),
             attempt: number,
-            elapsed: duration_ms(self.started.elapsed()),
-            deadline_left: self.deadline_left().map(duration_ms),
+            elapsed: duration_ms(ended.saturating_duration_since(self.started)),
+            deadline_left: self.deadline_left_at(ended).map(duration_ms),
             idempotent: self.spec.idempotent,
             tags: self.tags(&failure.tags),
         };

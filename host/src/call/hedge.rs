@@ -278,7 +278,7 @@ where
                 }
                 // Another attempt still runs: count this one, but leave
                 // the decision to whichever ends the race.
-                let event = call.failure_event(r.number, failure);
+                let event = call.failure_event(r.number, failure, r.began + took);
                 let spent = (r.began, took);
                 call.push(&r.span, &event, r.number, upstream, spent, Step::Hedged);
             }

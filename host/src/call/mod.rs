@@ -173,7 +173,8 @@ where
         };
 
         // 4: decide.
-        let (event, verdict) = Box::pin(call.on_failure(failed, upstream, failure))
+        let ended = began + took;
+        let (event, verdict) = Box::pin(call.on_failure(failed, upstream, failure, ended))
             .instrument(span.clone())
             .await;
 

@@ -82,8 +82,7 @@ impl CallState<'_> {
                     let by = Step::Fallback {
                         by: handler.name().to_string(),
                     };
-                    let (kind, now) = (ErrorKind::from(event.kind), tokio::time::Instant::now());
-                    self.remember(event.attempt, kind, by, now);
+                    self.remember(event.attempt, ErrorKind::from(event.kind), by);
                     if let Some(last) = self.history.last() {
                         tracing::info!(service = %event.service, plugin = %handler.name(), after = ?last.step, "fallback served");
                     }

@@ -172,9 +172,11 @@ impl<W: World> Pool<W> {
         // here the budget is at most what it was, which is safe.
         let limit = Limit::new(self.limits.hook_timeout, start.budget);
         let began_ms = self.shared.ms_at(start.at);
+        // The plugin's clock runs on real time from here (`start.at` may
+        // be tokio's virtual time, which a paused clock holds still).
         warm.store
             .data_mut()
-            .begin_call(service, began_ms, start.at.into_std());
+            .begin_call(service, began_ms, std::time::Instant::now());
         warm.store.set_epoch_deadline(ticks_for(limit.time));
         let Warm { store, bindings } = &mut warm;
         let result = off_runtime(self.off_runtime, || f(bindings, store));
