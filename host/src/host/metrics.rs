@@ -1,9 +1,20 @@
 //! Plugin-defined metrics: kept in a snapshot-able registry (for `status`
 //! and the demo's summary) and forwarded to the `metrics` facade, so any
 //! exporter the embedder installs (Prometheus, OpenTelemetry) sees them.
+//!
+//! A plugin may report on every call (the bulkhead plugin sets its limit
+//! gauge at each admission), so an update must be cheap: each series keeps
+//! the facade's handle, registered on its first report with the recorder
+//! in force then (as `pipeline/meters.rs` does for the host's own
+//! metrics), and is found by plugin, service and name without allocating.
+//! Building the key and asking the recorder on every report made a gauge
+//! update cost more than the plugin's whole admission.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use metrics::{Counter, Gauge};
 
 /// Metric names longer than this are cut: a name is a label, not a payload.
 const NAME_BYTES: usize = 64;
@@ -22,51 +33,116 @@ pub type SeriesKey = (String, String, String);
 /// Counters and gauges reported by plugins.
 #[derive(Default)]
 pub struct PluginMetrics {
-    counters: Mutex<BTreeMap<SeriesKey, u64>>,
-    gauges: Mutex<BTreeMap<SeriesKey, f64>>,
+    counters: Mutex<Registry<u64, Counter>>,
+    gauges: Mutex<Registry<f64, Gauge>>,
 }
 
-fn series(plugin: &str, service: &str, name: &str) -> SeriesKey {
-    let name = &name[..name.floor_char_boundary(NAME_BYTES)];
-    // A name is printed in `status` and the demo's summary: no control
-    // characters (see `crate::escape`).
-    let name = crate::escape::escape_control(name).into_owned();
-    (plugin.to_owned(), service.to_owned(), name)
+/// Series by plugin, service and name.
+struct Registry<V, H> {
+    series: HashMap<Arc<str>, HashMap<Arc<str>, HashMap<Box<str>, Series<V, H>>>>,
+    len: usize,
+}
+
+impl<V, H> Default for Registry<V, H> {
+    fn default() -> Self {
+        Registry {
+            series: HashMap::new(),
+            len: 0,
+        }
+    }
+}
+
+/// One series' value and the facade's handle for it.
+struct Series<V, H> {
+    value: V,
+    handle: H,
+}
+
+/// `name` as it is shown: cut to [`NAME_BYTES`], without control
+/// characters (it is printed in `status` and the demo's summary; see
+/// `crate::escape`). Borrowed unless it had some.
+fn shown(name: &str) -> Cow<'_, str> {
+    crate::escape::escape_control(&name[..name.floor_char_boundary(NAME_BYTES)])
+}
+
+impl<V: Copy, H> Registry<V, H> {
+    fn get_mut(&mut self, plugin: &str, service: &str, name: &str) -> Option<&mut Series<V, H>> {
+        self.series.get_mut(plugin)?.get_mut(service)?.get_mut(name)
+    }
+
+    /// Keeps a new series, unless there are [`MAX_SERIES`] already.
+    fn insert(&mut self, (plugin, service, name): (&Arc<str>, &Arc<str>, &str), s: Series<V, H>) {
+        if self.len >= MAX_SERIES {
+            return;
+        }
+        self.len += 1;
+        self.series
+            .entry(plugin.clone())
+            .or_default()
+            .entry(service.clone())
+            .or_default()
+            .insert(name.into(), s);
+    }
+
+    fn snapshot(&self) -> BTreeMap<SeriesKey, V> {
+        let mut all = BTreeMap::new();
+        for (plugin, services) in &self.series {
+            for (service, names) in services {
+                for (name, s) in names {
+                    all.insert(
+                        (plugin.to_string(), service.to_string(), name.to_string()),
+                        s.value,
+                    );
+                }
+            }
+        }
+        all
+    }
 }
 
 impl PluginMetrics {
-    pub(crate) fn counter_add(&self, plugin: &str, service: &str, name: &str, value: u64) {
-        let key = series(plugin, service, name);
-        metrics::counter!(
-            format!("mender_plugin_{}", key.2),
-            "plugin" => key.0.clone(),
-            "service" => key.1.clone()
-        )
-        .increment(value);
-        let mut map = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        if !map.contains_key(&key) {
-            metrics::describe_counter!(format!("mender_plugin_{}", key.2), PLUGIN_HELP);
+    pub(crate) fn counter_add(
+        &self,
+        plugin: &Arc<str>,
+        service: &Arc<str>,
+        name: &str,
+        value: u64,
+    ) {
+        let name = shown(name);
+        let mut registry = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = registry.get_mut(plugin, service, &name) {
+            s.value = s.value.saturating_add(value);
+            s.handle.increment(value);
+            return;
         }
-        if map.len() < MAX_SERIES || map.contains_key(&key) {
-            *map.entry(key).or_default() += value;
-        }
+        let family = format!("mender_plugin_{name}");
+        let handle = metrics::counter!(
+            family.clone(),
+            "plugin" => plugin.to_string(),
+            "service" => service.to_string()
+        );
+        metrics::describe_counter!(family, PLUGIN_HELP);
+        handle.increment(value);
+        registry.insert((plugin, service, &name), Series { value, handle });
     }
 
-    pub(crate) fn gauge_set(&self, plugin: &str, service: &str, name: &str, value: f64) {
-        let key = series(plugin, service, name);
-        metrics::gauge!(
-            format!("mender_plugin_{}", key.2),
-            "plugin" => key.0.clone(),
-            "service" => key.1.clone()
-        )
-        .set(value);
-        let mut map = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
-        if !map.contains_key(&key) {
-            metrics::describe_gauge!(format!("mender_plugin_{}", key.2), PLUGIN_HELP);
+    pub(crate) fn gauge_set(&self, plugin: &Arc<str>, service: &Arc<str>, name: &str, value: f64) {
+        let name = shown(name);
+        let mut registry = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = registry.get_mut(plugin, service, &name) {
+            s.value = value;
+            s.handle.set(value);
+            return;
         }
-        if map.len() < MAX_SERIES || map.contains_key(&key) {
-            map.insert(key, value);
-        }
+        let family = format!("mender_plugin_{name}");
+        let handle = metrics::gauge!(
+            family.clone(),
+            "plugin" => plugin.to_string(),
+            "service" => service.to_string()
+        );
+        metrics::describe_gauge!(family, PLUGIN_HELP);
+        handle.set(value);
+        registry.insert((plugin, service, &name), Series { value, handle });
     }
 
     /// Every counter, by (plugin, service, name).
@@ -74,7 +150,7 @@ impl PluginMetrics {
         self.counters
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .snapshot()
     }
 
     /// Every gauge, by (plugin, service, name).
@@ -82,6 +158,46 @@ impl PluginMetrics {
         self.gauges
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .snapshot()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_are_kept_by_plugin_service_and_shown_name() {
+        let m = PluginMetrics::default();
+        let (p, a, b): (Arc<str>, Arc<str>, Arc<str>) = ("p".into(), "a".into(), "b".into());
+        m.counter_add(&p, &a, "calls", 2);
+        m.counter_add(&p, &a, "calls", 3);
+        m.counter_add(&p, &b, "calls", 1);
+        m.gauge_set(&p, &a, "limit", 8.0);
+        m.gauge_set(&p, &a, "limit", 5.0);
+        // A control character is shown escaped; the raw and escaped names
+        // are one series.
+        m.counter_add(&p, &a, "odd\u{7}", 1);
+        m.counter_add(&p, &a, &shown("odd\u{7}"), 1);
+        let counters = m.counters();
+        let key = |s: &str, n: &str| ("p".to_owned(), s.to_owned(), n.to_owned());
+        assert_eq!(counters[&key("a", "calls")], 5);
+        assert_eq!(counters[&key("b", "calls")], 1);
+        assert_eq!(counters[&key("a", &shown("odd\u{7}"))], 2);
+        assert_eq!(counters.len(), 3);
+        assert_eq!(m.gauges()[&key("a", "limit")], 5.0);
+    }
+
+    #[test]
+    fn the_registry_is_bounded() {
+        let m = PluginMetrics::default();
+        let (p, s): (Arc<str>, Arc<str>) = ("p".into(), "s".into());
+        for i in 0..(MAX_SERIES + 10) {
+            m.gauge_set(&p, &s, &format!("g{i}"), 1.0);
+        }
+        assert_eq!(m.gauges().len(), MAX_SERIES);
+        // A kept series still updates.
+        m.gauge_set(&p, &s, "g0", 2.0);
+        assert_eq!(m.gauges()[&("p".into(), "s".into(), "g0".into())], 2.0);
     }
 }
