@@ -37,9 +37,12 @@ pub struct PluginMetrics {
     gauges: Mutex<Registry<f64, Gauge>>,
 }
 
+/// One plugin's series, by service and name.
+type ByService<V, H> = HashMap<Arc<str>, HashMap<Box<str>, Series<V, H>>>;
+
 /// Series by plugin, service and name.
 struct Registry<V, H> {
-    series: HashMap<Arc<str>, HashMap<Arc<str>, HashMap<Box<str>, Series<V, H>>>>,
+    series: HashMap<Arc<str>, ByService<V, H>>,
     len: usize,
 }
 
