@@ -423,3 +423,44 @@ strategies = ["hedge"]
     );
     all_described(&m);
 }
+
+/// A retry a plugin sends to another upstream (`retry-on`) is told from
+/// one on the same upstream: `decision=retry-on`.
+#[test]
+fn a_routed_retry_is_counted_as_retry_on() {
+    let m = Recorded::default();
+    let toml = r#"
+[plugins.echo]
+path = "{guests}/echo-strategy.wasm"
+[services.api]
+strategies = ["echo"]
+"#;
+    under(&m, toml, |rt| async move {
+        let spec = CallSpec::new("api", "get")
+            .idempotent(true)
+            .upstreams(["a", "b"])
+            .tag("echo-route", "1");
+        let first = std::sync::atomic::AtomicBool::new(true);
+        let reply = rt
+            .call(spec, |_| {
+                let failing = first.swap(false, std::sync::atomic::Ordering::Relaxed);
+                async move {
+                    if failing {
+                        Err(fail(ErrorKind::Connect))
+                    } else {
+                        Ok::<_, Failure>("answered".to_owned())
+                    }
+                }
+            })
+            .await;
+        assert_eq!(reply.unwrap().value, "answered");
+    });
+    assert_eq!(
+        m.counter("mender_decisions_total{decision=retry-on,plugin=echo,service=api}"),
+        1
+    );
+    assert_eq!(
+        m.counter("mender_decisions_total{decision=retry,plugin=echo,service=api}"),
+        0
+    );
+}

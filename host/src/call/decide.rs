@@ -146,7 +146,12 @@ impl CallState<'_> {
                     }
                 }
             };
-            metrics::decision(&p.service, &by, metrics::decision_name(&decision));
+            // A retry sent to another upstream is told apart.
+            let name = match (&decision, route) {
+                (wit::Decision::Retry(_), Some(_)) => "retry-on",
+                _ => metrics::decision_name(&decision),
+            };
+            metrics::decision(&p.service, &by, name);
             tracing::debug!(service = %event.service, attempt = event.attempt, plugin = %by, decision = ?decision, "decision");
             return match decision {
                 wit::Decision::Pass => continue,

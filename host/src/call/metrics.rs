@@ -65,7 +65,7 @@ pub(crate) fn describe() {
     );
     describe_counter!(
         DECISIONS_TOTAL,
-        "Plugin answers to hooks by plugin and decision (pass, retry, fail, fallback, refresh, allow, wait, reject, fault)"
+        "Plugin answers to hooks by plugin and decision (pass, retry, retry-on, fail, fallback, refresh, allow, wait, reject, fault)"
     );
     describe_counter!(
         FAILURES_TOTAL,
