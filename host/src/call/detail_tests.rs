@@ -11,6 +11,8 @@ use crate::plugin::current::{AdmitAnswer, RecentDetail};
 /// each hook was given.
 struct Permitting {
     name: Arc<str>,
+    /// What its grants hedge.
+    hedge: Option<wit::Hedge>,
     granted: Mutex<u64>,
     admitted: Mutex<Vec<RecentDetail>>,
     failed: Mutex<Vec<RecentDetail>>,
@@ -20,6 +22,7 @@ impl Permitting {
     fn new() -> Arc<Permitting> {
         Arc::new(Permitting {
             name: "permitting".into(),
+            hedge: None,
             granted: Mutex::new(0),
             admitted: Mutex::default(),
             failed: Mutex::default(),
@@ -55,7 +58,10 @@ impl Strategy for Permitting {
         let mut granted = self.granted.lock().unwrap();
         *granted += 1;
         let answer = AdmitAnswer {
-            admission: wit::Admission::Allow(wit::Grant::default()),
+            admission: wit::Admission::Allow(wit::Grant {
+                hedge: self.hedge,
+                ..wit::Grant::default()
+            }),
             permit: Some(*granted),
         };
         Box::pin(std::future::ready(Ok(answer.into())))
@@ -137,6 +143,35 @@ async fn in_flight_counts_the_others_from_admission_to_outcome() {
         "both ended"
     );
     assert_eq!(p.stats.detail.in_flight(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_attempt_of_a_hedge_race_is_in_flight() {
+    let host = Host::new();
+    let mut plugin = Permitting::new();
+    Arc::get_mut(&mut plugin).unwrap().hedge = Some(wit::Hedge { after: 10, max: 1 });
+    let p = pipeline(Guardrails::default(), vec![plugin.clone()], vec![]);
+    let (release, held) = tokio::sync::watch::channel(false);
+    let spec = read();
+    // Every attempt of the hedged call waits for the release.
+    let hedged = run(host.context(&p), &spec, |_| {
+        let mut held = held.clone();
+        async move {
+            let _ = held.wait_for(|go| *go).await;
+            Ok::<_, Failure>("slow".to_owned())
+        }
+    });
+    let other = async {
+        // Past the hedge's delay: the first attempt and its hedge run.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let seen = p.stats.detail.in_flight();
+        release.send(true).unwrap();
+        seen
+    };
+    let (hedged, seen) = tokio::join!(hedged, other);
+    assert_eq!(hedged.unwrap().value, "slow");
+    assert_eq!(seen, 2, "the first attempt and its hedge");
+    assert_eq!(p.stats.detail.in_flight(), 0, "both ended");
 }
 
 #[tokio::test(start_paused = true)]

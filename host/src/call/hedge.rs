@@ -30,6 +30,7 @@ use super::{AttemptError, within};
 use crate::api::{Attempt, AttemptRecord, Step};
 use crate::failure::{Classify, ErrorKind, Failure};
 use crate::pipeline::bulkhead::Slot;
+use crate::pipeline::in_flight::Ticket;
 
 /// The first attempt of a race, admitted and about to start.
 pub(super) struct FirstAttempt {
@@ -102,11 +103,14 @@ struct Starting {
     began: Instant,
     span: Span,
     slot: Option<Slot>,
+    /// A hedge's own place in the in-flight count (contract 0.2); the
+    /// first attempt's is the call's.
+    ticket: Option<Ticket>,
     hedge: bool,
 }
 
-/// Starts an attempt under its span; the future holds its slot until it
-/// ends or is dropped.
+/// Starts an attempt under its span; the future holds its slot and its
+/// in-flight ticket until it ends or is dropped.
 fn start<T, E, F, Fut>(
     call: &CallState<'_>,
     attempt: &mut F,
@@ -123,6 +127,7 @@ where
         began,
         span,
         slot,
+        ticket,
         hedge,
     } = starting;
     let timeout = call.attempt_timeout(granted_timeout, began);
@@ -136,7 +141,7 @@ where
     let run = async move {
         let result = within(began, timeout, fut).await;
         let ended = Instant::now();
-        drop(slot);
+        drop((slot, ticket));
         (result, ended)
     };
     Runner {
@@ -169,6 +174,7 @@ where
         began: first.began,
         span: first.span,
         slot: first.slot,
+        ticket: None,
         hedge: false,
     };
     let mut timer = first
@@ -212,6 +218,7 @@ where
                     began: now,
                     span: call.attempt_span(last_number),
                     slot,
+                    ticket: Some(Ticket::reserved(&call.cx.pipeline.stats)),
                     hedge: true,
                 };
                 runners.push(start(call, attempt, hedge, granted_timeout, upstream));

@@ -40,6 +40,14 @@ impl Ticket {
         }
     }
 
+    /// A ticket counted at once: a hedge's, which starts without an
+    /// admission of its own.
+    pub(crate) fn reserved(stats: &Arc<ServiceStats>) -> Ticket {
+        let ticket = Ticket::new(stats);
+        ticket.reserve();
+        ticket
+    }
+
     /// Counts the attempt about to be admitted, unless it already is.
     #[inline]
     pub(crate) fn reserve(&self) {
