@@ -164,3 +164,29 @@ async def test_a_hung_replica_costs_one_timeout_then_is_passed_over(workdir: Pat
                 served.add(pid)
             assert back["pid"] in served, (served, back)
         assert "failover: an attempt failed" in p.stderr()
+
+
+async def test_each_call_gets_its_own_replicas_progress(workdir: Path) -> None:
+    # Replicas number their requests (and progress tokens) alike: they
+    # run the same command through the same start-up requests. The gateway
+    # routes progress by process, so each call sees exactly its own steps,
+    # from the replica that serves it.
+    config = mender_toml(workdir, {"pids": pids_server(workdir)}, PIPELINE)
+    async with proxy(config) as p:
+        await all_ready(p)
+        seen: dict[int, list[float]] = {8: [], 3: []}
+        served: dict[int, int] = {}
+
+        async def run(n: int) -> None:
+            async def on_progress(value: float, total: float | None, message: str | None) -> None:
+                seen[n].append(value)
+
+            r = await p.client.call_tool("steps", {"n": n}, progress_callback=on_progress)
+            assert not r.is_error, text(r)
+            served[n] = int(text(r).split()[0])
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run, 8)
+            tg.start_soon(run, 3)
+        assert served[8] != served[3], "two replicas served them"
+        assert seen == {8: [1, 2, 3, 4, 5, 6, 7, 8], 3: [1, 2, 3]}, seen
