@@ -103,6 +103,8 @@ async def test_calls_are_spread_over_replicas_and_a_killed_one_costs_one_attempt
             os.kill(victim["pid"], signal.SIGKILL)
         r = answer["r"]
         assert not r.is_error, text(r)
+        # The server serves while one replica does.
+        assert p.upstream("pids")["state"] == "ready"
         assert int(text(r).split()[0]) in set(pids) - {victim["pid"]}
         attempts = (r.meta or {})[CALL_META]["attempts"]
         assert [(a["kind"], a["step"]) for a in attempts] == [("connect", "retry")], attempts
@@ -122,6 +124,9 @@ async def test_calls_are_spread_over_replicas_and_a_killed_one_costs_one_attempt
             and r,
         )
         assert back["restarts"] >= 1
+        status = p.upstream("pids")
+        assert status["state"] == "ready" and status["restarts"] == back["restarts"], status
+        assert status["last_error"].startswith(f"replica {victim['replica']}: "), status
         served = [(await count(p))[0] for _ in range(3)]
         assert back["pid"] in served, (served, back)
         # The other two never restarted.
@@ -132,6 +137,7 @@ async def test_calls_are_spread_over_replicas_and_a_killed_one_costs_one_attempt
         # The table lists them under their server.
         out = await anyio.run_process([mender_bin(), "status", "--config", str(config)])
         table = out.stdout.decode()
+        print(table)
         assert "  replica 1" in table and "  replica 3" in table, table
 
 

@@ -28,7 +28,9 @@
 //! the rotation. Only when no replica can serve do the `failover` servers
 //! take the attempt. Replicas are named among the call's upstreams after
 //! the server (`name#r2`, …; before the backups), so a strategy may route
-//! to one: an attempt routed to replica N goes there.
+//! to one: an attempt routed to replica N goes there while it is serving.
+//! An attempt the rotation placed is upstream 0 to a strategy, whichever
+//! replica took it.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -128,8 +130,8 @@ pub(crate) fn target<'a>(
 
 /// The process attempt `upstream` (an index into the call's upstreams:
 /// `primary`, its other replicas, then `backups`) of a call to tool `own`
-/// goes to: a replica a strategy routed it to, a backup if it lists the
-/// tool, else [`target`]'s choice.
+/// goes to: a replica a strategy routed it to, if it is serving; a backup,
+/// if it lists the tool; else [`target`]'s choice.
 pub(crate) fn routed<'a>(
     primary: &'a Arc<Upstream>,
     backups: &'a [Arc<Upstream>],
@@ -140,7 +142,18 @@ pub(crate) fn routed<'a>(
         .and_then(|i| usize::try_from(i).ok()?.checked_sub(1))
         .unwrap_or(usize::MAX);
     if let Some(replica) = primary.replicas.get(index) {
-        return replica;
+        if serving(replica) {
+            return replica;
+        }
+        // Dead, hung or ejected: the host knows, even if the strategy
+        // does not yet; another replica serves the attempt.
+        tracing::info!(
+            server = %primary.name(),
+            replica = replica.replica,
+            tool = %own,
+            "failover: a strategy routed the attempt to a replica that cannot serve now; placed by the rotation"
+        );
+        return target(primary, backups, own);
     }
     let chosen = index
         .checked_sub(primary.replicas.len())
@@ -253,6 +266,9 @@ mod tests {
         let backups = backups_of(a, &ups);
         assert_eq!(upstream_names(a, &backups), ["a", "a#r2", "b"]);
         assert_eq!(routed(a, &backups, "t", Some(1)).key(), "a#r2");
+        // Routed to a replica that cannot serve: placed by the rotation.
+        a.replicas[0].set_state(UpstreamState::Restarting, None);
+        assert_eq!(routed(a, &backups, "t", Some(1)).key(), "a");
         // The backup lists no tool (it never started): placed as unrouted,
         // on a replica.
         assert_eq!(routed(a, &backups, "t", Some(2)).name(), "a");

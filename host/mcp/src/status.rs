@@ -334,7 +334,8 @@ fn per_client(status: &mut UpstreamStatus, processes: &[Arc<Upstream>]) {
 }
 
 /// A replicated server's entry: its processes, the best state of theirs
-/// (the server serves while one replica does), their restarts summed.
+/// (the server serves while one replica does), their restarts summed, the
+/// first one's last error.
 fn replicas(status: &mut UpstreamStatus, processes: &[Arc<Upstream>]) {
     let rank = |s: UpstreamState| match s {
         UpstreamState::Ready => 0,
@@ -376,6 +377,15 @@ fn replicas(status: &mut UpstreamStatus, processes: &[Arc<Upstream>]) {
     }
     status.pid = None;
     status.restarts = status.replicas.iter().map(|r| r.restarts).sum();
+    // Replica 1 is the server's entry; the trouble of any replica is the
+    // server's, named by its number.
+    let trouble = processes
+        .iter()
+        .find_map(|p| p.health(|h| h.last_error.clone()).map(|e| (p.replica, e)));
+    status.last_error = trouble
+        .as_ref()
+        .map(|(n, (e, _))| format!("replica {n}: {e}"));
+    status.last_error_kind = trouble.map(|(_, (_, kind))| kind.to_owned());
     if let Some(catalog) = processes.iter().find_map(|p| p.lister().catalog()) {
         status.tools = catalog.tools.len();
     }
