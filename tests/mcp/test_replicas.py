@@ -142,7 +142,7 @@ async def test_calls_are_spread_over_replicas_and_a_killed_one_costs_one_attempt
 
 
 async def test_a_hung_replica_costs_one_timeout_then_is_passed_over(workdir: Path) -> None:
-    spec = pids_server(workdir, **{"call-timeout": "1s", "ping-timeout": "1s"})
+    spec = pids_server(workdir, **{"call-timeout": "2s", "ping-timeout": "1s"})
     config = mender_toml(workdir, {"pids": spec}, PIPELINE)
     async with proxy(config) as p:
         pids = [r["pid"] for r in await all_ready(p)]
@@ -196,3 +196,42 @@ async def test_each_call_gets_its_own_replicas_progress(workdir: Path) -> None:
             tg.start_soon(run, 3)
         assert served[8] != served[3], "two replicas served them"
         assert seen == {8: [1, 2, 3, 4, 5, 6, 7, 8], 3: [1, 2, 3]}, seen
+
+
+# A replica refuses to start while the file $DOWN exists.
+GUARDED = 'if [ -e "$DOWN" ]; then echo "down: $DOWN exists" >&2; exit 1; fi; exec "$PY" "$SERVER"'
+
+
+async def test_backups_serve_only_when_no_replica_can(workdir: Path) -> None:
+    down = workdir / "down"
+    spec = pids_server(workdir, replicas=2, failover=["backup"])
+    spec.update(
+        command="sh",
+        args=["-c", GUARDED],
+        env={"DOWN": str(down), "PY": str(VENV_BIN / "python"), "SERVER": str(HERE / "counter_server.py")},
+    )
+    backup = {"command": str(VENV_BIN / "python"), "args": [str(HERE / "counter_server.py")]}
+    config = mender_toml(workdir, {"pids": spec, "backup": backup}, PIPELINE)
+    async with proxy(config) as p:
+        pids = [r["pid"] for r in await all_ready(p)]
+        backup_pid = (await p.wait_ready("backup"))["pid"]
+        assert {(await count(p))[0] for _ in range(4)} == set(pids), "the replicas, not the backup"
+
+        # One replica down: the other serves; the backup still gets nothing.
+        down.touch()
+        os.kill(pids[0], signal.SIGKILL)
+        await p.wait_for("replica 1 down", lambda: replicas(p)[0]["state"] != "ready")
+        for _ in range(3):
+            pid, meta = await count(p)
+            assert (pid, meta) == (pids[1], None)
+
+        # Both down: the backup serves, at the first attempt.
+        os.kill(pids[1], signal.SIGKILL)
+        await p.wait_for("both replicas down", lambda: all(r["state"] != "ready" for r in replicas(p)))
+        for _ in range(3):
+            pid, meta = await count(p)
+            assert (pid, meta) == (backup_pid, None)
+
+        down.unlink()
+        back = [r["pid"] for r in await all_ready(p)]
+        assert {(await count(p))[0] for _ in range(4)} == set(back), "traffic back on the replicas"
