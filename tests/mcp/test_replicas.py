@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from conftest import CALL_META, HERE, VENV_BIN, mender_bin, mender_toml, proxy, stopped, text
+from conftest import CALL_META, HERE, VENV_BIN, everything, mender_bin, mender_status, mender_toml, proxy, stopped, text
 
 pytestmark = pytest.mark.anyio
 
@@ -235,3 +235,24 @@ async def test_backups_serve_only_when_no_replica_can(workdir: Path) -> None:
         down.unlink()
         back = [r["pid"] for r in await all_ready(p)]
         assert {(await count(p))[0] for _ in range(4)} == set(back), "traffic back on the replicas"
+
+
+def test_a_task_lives_in_the_replica_that_created_it(workdir: Path) -> None:
+    # test_tasks.py's session through three replicas of server-everything:
+    # its two tasks are created on two replicas (the rotation), and every
+    # request about each (get, result with its elicitation, cancel) must
+    # reach the one holding it, or the server answers "unknown task".
+    from test_tasks import Session, direct_run, run
+
+    want = direct_run(workdir)
+    config = mender_toml(workdir, {"everything": everything(replicas=3)})
+    proxied = Session([mender_bin(), "mcp-proxy", "--config", str(config)], workdir, "proxied")
+    try:
+        got = run(proxied)
+        served = [r["calls"] for r in mender_status(config)["upstreams"][0]["replicas"]]
+    finally:
+        proxied.close()
+    assert got == want, f"through replicas: {got}\ndirectly: {want}"
+    assert served == [1, 1, 0], "each task created on its own replica"
+    log = (workdir / "proxied.stderr").read_text()
+    assert "replica=3" in log, "three replicas ran"

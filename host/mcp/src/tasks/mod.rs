@@ -185,6 +185,8 @@ impl Gateway {
         // Sent once, to the replica whose turn it is; the task's later
         // requests follow it there.
         let up = crate::failover::target(up, &[], &own).clone();
+        up.attempts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         params.insert("name".into(), own.into());
         let answer = send(&up, "tools/call", params, to).await?;
         if let Some(id) = answer.pointer("/task/taskId").and_then(Value::as_str) {
