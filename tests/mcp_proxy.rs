@@ -158,6 +158,11 @@ fn a_strategy_routes_calls_off_a_hung_primary_and_back() {
 }
 
 #[test]
+fn replicas_share_calls_and_a_dead_or_hung_one_costs_one_attempt() {
+    pytest("test_replicas.py");
+}
+
+#[test]
 fn tool_names_prefix_allow_deny_and_collisions() {
     pytest("test_tool_names.py");
 }

@@ -363,6 +363,21 @@ fn print_table(status: &GatewayStatus) {
             u.restarts,
             last_error
         );
+        // A replicated server's processes, one line each, under it.
+        for r in &u.replicas {
+            out!(
+                "{:<16} {:<12} {:>8} {:>8} {:>6} {:<10} {:>6} {:>8}{}",
+                format!("  replica {}", r.replica),
+                r.state,
+                "",
+                r.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                "",
+                "",
+                r.calls,
+                r.restarts,
+                if r.ejected { "  ejected" } else { "" }
+            );
+        }
         // A per-client server's processes, one line each, under it.
         for c in &u.clients {
             out!(

@@ -17,8 +17,23 @@
 //! backup lists the tool ([`routed`]); an attempt on the first upstream
 //! (the default, or routed back to the primary) is placed by the rule
 //! above, which stays the default routing.
+//!
+//! A server with `replicas` is several processes of one command: "the
+//! server" above is then whichever replica the rotation picks. Each
+//! attempt starts one replica further along (round-robin: with calls one
+//! after another, least-in-flight would send them all to the first) and
+//! takes the first that is serving, by the same rule, so a replica that
+//! died, hangs or failed an attempt is passed over and its retry lands on
+//! the next one; once its restart succeeds it is serving again and back in
+//! the rotation. Only when no replica can serve do the `failover` servers
+//! take the attempt. Replicas are named among the call's upstreams after
+//! the server (`name#r2`, …; before the backups), so a strategy may route
+//! to one: an attempt routed to replica N goes there while it is serving.
+//! An attempt the rotation placed is upstream 0 to a strategy, whichever
+//! replica took it.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use crate::classify::UpstreamError;
@@ -54,14 +69,48 @@ pub(crate) fn backups_of(up: &Upstream, upstreams: &[Arc<Upstream>]) -> Vec<Arc<
         .collect()
 }
 
-/// The server the next attempt of a call to tool `own` of `primary` goes to.
+/// The next serving replica of `server` in its rotation (the server
+/// itself when it has no replicas and is serving); `None` when none is.
+fn rotate(server: &Arc<Upstream>) -> Option<&Arc<Upstream>> {
+    let n = 1 + server.replicas.len();
+    let start = match n {
+        1 => 0,
+        _ => server.rotation.fetch_add(1, Ordering::Relaxed),
+    };
+    (0..n)
+        .map(|i| match (start + i) % n {
+            0 => server,
+            r => &server.replicas[r - 1],
+        })
+        .find(|r| serving(r))
+}
+
+/// Whether calls to `server` choose among several processes: its
+/// replicas, or its `failover` servers.
+pub(crate) fn rotates(server: &Upstream, backups: &[Arc<Upstream>]) -> bool {
+    !backups.is_empty() || !server.replicas.is_empty()
+}
+
+/// The names of a call's upstreams (contract 0.2): the server (the
+/// host-side placement), its other replicas, then its backups.
+pub(crate) fn upstream_names(server: &Upstream, backups: &[Arc<Upstream>]) -> Vec<String> {
+    std::iter::once(server.name().to_owned())
+        .chain(server.replicas.iter().map(|r| r.key()))
+        .chain(backups.iter().map(|b| b.name().to_owned()))
+        .collect()
+}
+
+/// The process the next attempt of a call to tool `own` of `primary` goes to.
 pub(crate) fn target<'a>(
     primary: &'a Arc<Upstream>,
     backups: &'a [Arc<Upstream>],
     own: &str,
 ) -> &'a Arc<Upstream> {
-    if backups.is_empty() || serving(primary) {
+    if !rotates(primary, backups) {
         return primary;
+    }
+    if let Some(replica) = rotate(primary) {
+        return replica;
     }
     match backups.iter().find(|b| serving(b) && lists(b, own)) {
         Some(backup) => {
@@ -79,18 +128,35 @@ pub(crate) fn target<'a>(
     }
 }
 
-/// The server attempt `upstream` (an index into the call's upstreams:
-/// `primary`, then `backups`) of a call to tool `own` goes to: a backup a
-/// strategy routed it to, if that backup lists the tool, else
-/// [`target`]'s choice.
+/// The process attempt `upstream` (an index into the call's upstreams:
+/// `primary`, its other replicas, then `backups`) of a call to tool `own`
+/// goes to: a replica a strategy routed it to, if it is serving; a backup,
+/// if it lists the tool; else [`target`]'s choice.
 pub(crate) fn routed<'a>(
     primary: &'a Arc<Upstream>,
     backups: &'a [Arc<Upstream>],
     own: &str,
     upstream: Option<u32>,
 ) -> &'a Arc<Upstream> {
-    let chosen = upstream
+    let index = upstream
         .and_then(|i| usize::try_from(i).ok()?.checked_sub(1))
+        .unwrap_or(usize::MAX);
+    if let Some(replica) = primary.replicas.get(index) {
+        if serving(replica) {
+            return replica;
+        }
+        // Dead, hung or ejected: the host knows, even if the strategy
+        // does not yet; another replica serves the attempt.
+        tracing::info!(
+            server = %primary.name(),
+            replica = replica.replica,
+            tool = %own,
+            "failover: a strategy routed the attempt to a replica that cannot serve now; placed by the rotation"
+        );
+        return target(primary, backups, own);
+    }
+    let chosen = index
+        .checked_sub(primary.replicas.len())
         .and_then(|i| backups.get(i));
     match chosen {
         Some(backup) if lists(backup, own) => backup,
@@ -107,9 +173,9 @@ pub(crate) fn routed<'a>(
     }
 }
 
-/// After an attempt on `up` (of a call with backups) ended: a failure
-/// that is not the server's own answer ejects it for `eject_for` (the
-/// primary's); a success ends an ejection.
+/// After an attempt on `up` (of a call with backups or replicas) ended: a
+/// failure that is not the server's own answer ejects that process for
+/// `eject_for` (the primary's); a success ends an ejection.
 pub(crate) fn record(up: &Upstream, eject_for: Duration, result: Result<(), &UpstreamError>) {
     let mut until = up.ejected_until.lock().unwrap_or_else(|p| p.into_inner());
     match result {
@@ -119,10 +185,99 @@ pub(crate) fn record(up: &Upstream, eject_for: Duration, result: Result<(), &Ups
         Err(e) => {
             tracing::warn!(
                 server = %up.name(),
+                replica = up.replica,
                 eject_for = ?eject_for,
-                "failover: an attempt failed ({e}); the server is passed over for its backups meanwhile"
+                "failover: an attempt failed ({e}); the process is passed over meanwhile (for another replica or a backup)"
             );
             *until = Some(Instant::now() + eject_for);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::Hub;
+    use crate::config::McpConfig;
+
+    /// The configured servers, none started; each process marked ready.
+    fn servers(text: &str) -> Vec<Arc<Upstream>> {
+        let config = McpConfig::parse(text, "m.toml", std::path::Path::new(".")).unwrap();
+        let rt = mender::Runtime::builder().build().unwrap();
+        let hub = Arc::new(Hub::default());
+        let ups: Vec<Arc<Upstream>> = config
+            .servers
+            .into_iter()
+            .map(|s| Upstream::new(s, hub.clone(), rt.clone(), 10))
+            .collect();
+        for up in ups.iter().flat_map(|u| u.replica_set()) {
+            up.set_state(UpstreamState::Ready, None);
+        }
+        ups
+    }
+
+    fn replica(up: &Upstream) -> usize {
+        up.replica
+    }
+
+    #[test]
+    fn attempts_go_round_the_serving_replicas() {
+        let ups = servers("[mcp.servers.a]\ncommand = \"a\"\nreplicas = 3\n");
+        let a = &ups[0];
+        assert_eq!(a.replicas.len(), 2);
+        assert_eq!(
+            upstream_names(a, &[]),
+            ["a", "a#r2", "a#r3"],
+            "the names a strategy routes by"
+        );
+        let turns: Vec<usize> = (0..6).map(|_| replica(target(a, &[], "t"))).collect();
+        assert_eq!(turns, [1, 2, 3, 1, 2, 3]);
+
+        // Replica 2 is restarting and replica 3 failed an attempt: both
+        // passed over, so every attempt goes to replica 1.
+        a.replicas[0].set_state(UpstreamState::Restarting, None);
+        let timed_out = UpstreamError::Timeout(Duration::from_secs(1));
+        record(&a.replicas[1], Duration::from_secs(60), Err(&timed_out));
+        let turns: Vec<usize> = (0..3).map(|_| replica(target(a, &[], "t"))).collect();
+        assert_eq!(turns, [1, 1, 1]);
+        // The tool's own failure ejects nothing.
+        record(
+            a,
+            Duration::from_secs(60),
+            Err(&UpstreamError::Other("bad".into())),
+        );
+        assert_eq!(replica(target(a, &[], "t")), 1);
+
+        // Back (ready; a success ends an ejection): in the rotation again.
+        a.replicas[0].set_state(UpstreamState::Ready, None);
+        record(&a.replicas[1], Duration::from_secs(60), Ok(()));
+        let mut turns: Vec<usize> = (0..3).map(|_| replica(target(a, &[], "t"))).collect();
+        turns.sort_unstable();
+        assert_eq!(turns, [1, 2, 3]);
+    }
+
+    #[test]
+    fn a_strategy_routes_to_a_replica_or_a_backup_by_index() {
+        let ups = servers(
+            "[mcp.servers.a]\ncommand = \"a\"\nreplicas = 2\nfailover = [\"b\"]\n\
+             [mcp.servers.b]\ncommand = \"b\"\n",
+        );
+        let a = &ups[0];
+        let backups = backups_of(a, &ups);
+        assert_eq!(upstream_names(a, &backups), ["a", "a#r2", "b"]);
+        assert_eq!(routed(a, &backups, "t", Some(1)).key(), "a#r2");
+        // Routed to a replica that cannot serve: placed by the rotation.
+        a.replicas[0].set_state(UpstreamState::Restarting, None);
+        assert_eq!(routed(a, &backups, "t", Some(1)).key(), "a");
+        // The backup lists no tool (it never started): placed as unrouted,
+        // on a replica.
+        assert_eq!(routed(a, &backups, "t", Some(2)).name(), "a");
+
+        // No replica can serve: the backup takes the attempt, if it lists
+        // the tool; else the server's own waiting says why.
+        for r in a.replica_set() {
+            r.set_state(UpstreamState::Down, None);
+        }
+        assert_eq!(target(a, &backups, "t").name(), "a");
     }
 }

@@ -105,11 +105,11 @@ pub(crate) async fn call_tool(
         .tag("mcp-server", up.name())
         .tag("tool", name.clone())
         .result_key(arguments_key(&name, &params));
-    if !backups.is_empty() {
-        // The server, then its `failover` list: what a strategy may route
-        // an attempt to (contract 0.2).
-        let names = std::iter::once(up.name()).chain(backups.iter().map(|b| b.name()));
-        spec = spec.upstreams(names);
+    let rotates = super::failover::rotates(up, backups);
+    if rotates {
+        // The server, its other replicas, then its `failover` list: what a
+        // strategy may route an attempt to (contract 0.2).
+        spec = spec.upstreams(super::failover::upstream_names(up, backups));
     }
     let timeout = up.spec.call_timeout;
     up.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -122,9 +122,12 @@ pub(crate) async fn call_tool(
             trace::stamp(&mut request, client_trace);
             let caller = caller.clone();
             let to = super::failover::routed(up, backups, &name, attempt.upstream).clone();
-            // With backups, each attempt's end may eject its server for the
-            // primary's `eject-for`; without, nothing to record.
-            let eject_for = (!backups.is_empty()).then_some(up.spec.eject_for);
+            to.attempts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // With backups or replicas, each attempt's end may eject its
+            // process for the primary's `eject-for`; without, nothing to
+            // record.
+            let eject_for = rotates.then_some(up.spec.eject_for);
             async move {
                 let limit = attempt.timeout.map_or(timeout, |t| t.min(timeout));
                 let answer = match to.request(request, limit, Some(&caller)).await {
@@ -279,16 +282,25 @@ pub(crate) async fn read(
         .tag("mcp-server", up.name())
         .result_key(format!("{operation}:{key}"));
     let timeout = up.spec.call_timeout;
+    let rotates = !up.replicas.is_empty();
     up.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let in_flight = InFlight::enter(up);
     let outcome = rt
         .call(spec, |attempt| {
             let mut request = request.clone();
             trace::stamp(&mut request, client_trace);
-            let up = up.clone();
+            // A read goes round the replicas as a tool call does.
+            let to = super::failover::target(up, &[], operation).clone();
+            to.attempts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let eject_for = rotates.then_some(up.spec.eject_for);
             async move {
                 let limit = attempt.timeout.map_or(timeout, |t| t.min(timeout));
-                up.request(request, limit, None).await.map(mender::Json)
+                let answer = to.request(request, limit, None).await;
+                if let Some(eject_for) = eject_for {
+                    super::failover::record(&to, eject_for, answer.as_ref().map(|_| ()));
+                }
+                answer.map(mender::Json)
             }
         })
         .instrument(span)

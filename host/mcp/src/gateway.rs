@@ -55,14 +55,16 @@ impl Gateway {
     /// Upstreams whose offerings are listed: ready ones, and required ones
     /// between restarts (their calls wait in the pipeline and are retried);
     /// an optional server that is not ready is left out until it recovers.
+    /// A server with replicas offers what its first ready replica lists.
     pub(crate) fn listed(&self) -> impl Iterator<Item = (&Arc<Upstream>, Arc<Catalog>)> {
         self.upstreams.iter().filter_map(|u| {
-            let ready =
-                u.health(|h| matches!(h.state, UpstreamState::Ready | UpstreamState::Unresponsive));
+            let lister = u.lister();
+            let ready = lister
+                .health(|h| matches!(h.state, UpstreamState::Ready | UpstreamState::Unresponsive));
             if !ready && u.spec.optional {
                 return None;
             }
-            u.catalog().map(|c| (u, c))
+            lister.catalog().map(|c| (u, c))
         })
     }
 
@@ -106,6 +108,7 @@ impl Gateway {
             None => self.per_client.lister_of(name)?,
         };
         let mut raw = up
+            .lister()
             .originals
             .tools
             .lock()
@@ -144,7 +147,7 @@ impl ServerHandler for Gateway {
         let mut caps = ServerCapabilities::default();
         let mut instructions = Vec::new();
         for up in self.upstreams.iter() {
-            let Some(conn) = up.connection() else {
+            let Some(conn) = up.lister().connection() else {
                 continue;
             };
             let c = &conn.info.capabilities;
@@ -429,7 +432,8 @@ impl ServerHandler for Gateway {
     ) -> Result<(), ErrorData> {
         self.enter(&context, None).await?;
         let client_trace = trace::of(&context);
-        for up in self.upstreams.iter() {
+        // Every process: each replica logs on its own.
+        for up in self.upstreams.iter().flat_map(|u| u.replica_set()) {
             let logs = up
                 .connection()
                 .is_some_and(|c| c.info.capabilities.logging.is_some());
@@ -468,7 +472,7 @@ impl ServerHandler for Gateway {
         &self,
         _context: rmcp::service::NotificationContext<RoleServer>,
     ) {
-        for up in self.upstreams.iter() {
+        for up in self.upstreams.iter().flat_map(|u| u.replica_set()) {
             if let Some(conn) = up.connection() {
                 // A server that missed it re-asks for roots on its next need.
                 let _ = conn.peer.notify_roots_list_changed().await;

@@ -52,7 +52,7 @@ use rmcp::ServiceExt as _;
 
 pub use classify::{UpstreamError, classify_tool_text, rpc_kind, tool_text};
 pub use config::{
-    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PROCESSES, Grant, HttpEndpoint, McpConfig,
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PROCESSES, Grant, HttpEndpoint, MAX_REPLICAS, McpConfig,
     OAuthSettings, RedactResults, ServerSpec, Share, UpstreamProtocol, default_status_socket,
     status_socket_of,
 };
@@ -60,8 +60,8 @@ pub use forward::{CALL_META_KEY, tool_is_idempotent};
 pub use http_front::{HttpFront, check_listen_address};
 pub use oauth::{SecretSink, login};
 pub use status::{
-    CIRCUIT_GAUGE, ClientProcess, GatewayStatus, StatusHandle, UpstreamStatus, describe_metrics,
-    fetch as fetch_status, fetch_logs,
+    CIRCUIT_GAUGE, ClientProcess, GatewayStatus, ReplicaProcess, StatusHandle, UpstreamStatus,
+    describe_metrics, fetch as fetch_status, fetch_logs,
 };
 pub use stderr_log::{DEFAULT_LOG_LINES, LogLine, LogQuery, error_codes};
 pub use trace::{SpanContext, TraceParent, set_span_context};

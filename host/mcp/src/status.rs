@@ -85,6 +85,29 @@ pub struct UpstreamStatus {
     /// Its per-client processes, oldest session first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clients: Vec<ClientProcess>,
+    /// Its processes when it runs several (`replicas`), in replica order;
+    /// `state` is then the best of theirs (`ready` while one is), `pid`
+    /// none, and `restarts` their sum.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replicas: Vec<ReplicaProcess>,
+}
+
+/// One replica of a server with `replicas`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ReplicaProcess {
+    /// Its number, from 1.
+    pub replica: usize,
+    /// As `UpstreamStatus::state`.
+    pub state: String,
+    /// The process, while it runs.
+    pub pid: Option<u32>,
+    /// How many times it exited, was killed as hung, or failed to start.
+    pub restarts: u64,
+    /// Attempts of the server's calls sent to it (a retry on another
+    /// replica counts there).
+    pub calls: u64,
+    /// Whether it is passed over now after a failed attempt (`eject-for`).
+    pub ejected: bool,
 }
 
 /// One per-client process of a server. Sessions are numbered by the
@@ -181,6 +204,9 @@ impl StatusHandle {
             if self.per_client.applies_to(u) {
                 per_client(s, &self.per_client.processes_of(u.name()));
             }
+            if !u.replicas.is_empty() {
+                replicas(s, &u.replica_set());
+            }
         }
         status
     }
@@ -267,6 +293,7 @@ fn snapshot(
                     .map(|c| c.info.protocol_version.as_str().to_owned()),
                 share: "shared".to_owned(),
                 clients: Vec::new(),
+                replicas: Vec::new(),
             }
         })
         .collect();
@@ -303,6 +330,67 @@ fn per_client(status: &mut UpstreamStatus, processes: &[Arc<Upstream>]) {
     status.restarts = status.clients.iter().map(|c| c.restarts).sum();
     if let Some(catalog) = processes.iter().find_map(|p| p.catalog()) {
         status.tools = catalog.tools.len();
+    }
+}
+
+/// A replicated server's entry: its processes, the best state of theirs
+/// (the server serves while one replica does), their restarts summed, the
+/// first one's last error.
+fn replicas(status: &mut UpstreamStatus, processes: &[Arc<Upstream>]) {
+    let rank = |s: UpstreamState| match s {
+        UpstreamState::Ready => 0,
+        UpstreamState::Unresponsive => 1,
+        UpstreamState::Starting => 2,
+        UpstreamState::Restarting => 3,
+        UpstreamState::Down => 4,
+        UpstreamState::Stopped => 5,
+    };
+    let now = std::time::Instant::now();
+    let mut best = None;
+    status.replicas = processes
+        .iter()
+        .map(|p| {
+            let (state, restarts) = p.health(|h| (h.state, h.restarts));
+            if best.is_none_or(|b| rank(state) < rank(b)) {
+                best = Some(state);
+            }
+            let running = matches!(state, UpstreamState::Ready | UpstreamState::Unresponsive);
+            let ejected = p
+                .ejected_until
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some_and(|until| now < until);
+            ReplicaProcess {
+                replica: p.replica,
+                state: state_name(state),
+                pid: running
+                    .then(|| p.connection().and_then(|c| c.pid))
+                    .flatten(),
+                restarts,
+                calls: p.attempts.load(Ordering::Relaxed),
+                ejected,
+            }
+        })
+        .collect();
+    if let Some(best) = best {
+        status.state = state_name(best);
+    }
+    status.pid = None;
+    status.restarts = status.replicas.iter().map(|r| r.restarts).sum();
+    // Replica 1 is the server's entry; the trouble of any replica is the
+    // server's, named by its number.
+    let trouble = processes
+        .iter()
+        .find_map(|p| p.health(|h| h.last_error.clone()).map(|e| (p.replica, e)));
+    status.last_error = trouble
+        .as_ref()
+        .map(|(n, (e, _))| format!("replica {n}: {e}"));
+    status.last_error_kind = trouble.map(|(_, (_, kind))| kind.to_owned());
+    if let Some(catalog) = processes.iter().find_map(|p| p.lister().catalog()) {
+        status.tools = catalog.tools.len();
+    }
+    if let Some(conn) = processes[0].lister().connection() {
+        status.protocol = Some(conn.info.protocol_version.as_str().to_owned());
     }
 }
 

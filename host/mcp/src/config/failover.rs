@@ -27,6 +27,7 @@ pub(super) fn check(
     failover: Option<&Spanned<Vec<String>>>,
     eject_for: Option<Duration>,
     servers: &[&String],
+    replicated: bool,
 ) -> Result<(Vec<String>, Duration), (usize, String)> {
     let list = failover.map(|l| l.get_ref().clone()).unwrap_or_default();
     let at = failover.map_or(0, |l| l.span().start);
@@ -48,8 +49,13 @@ pub(super) fn check(
             ));
         }
     }
-    if eject_for.is_some() && list.is_empty() {
-        return Err((at, format!("mcp server `{name}`: eject-for needs failover")));
+    // Ejection passes a server over for another process: a backup, or
+    // another replica.
+    if eject_for.is_some() && list.is_empty() && !replicated {
+        return Err((
+            at,
+            format!("mcp server `{name}`: eject-for needs failover or replicas"),
+        ));
     }
     Ok((list, eject_for.unwrap_or(DEFAULT_EJECT_FOR)))
 }
@@ -94,6 +100,6 @@ mod tests {
         let e = parse("[mcp.servers.main]\ncommand = \"m\"\nfailover = [\"main\"]\n").unwrap_err();
         assert!(e.contains("failover names the server itself"), "{e}");
         let e = parse("[mcp.servers.main]\ncommand = \"m\"\neject-for = \"1s\"\n").unwrap_err();
-        assert!(e.contains("eject-for needs failover"), "{e}");
+        assert!(e.contains("eject-for needs failover or replicas"), "{e}");
     }
 }

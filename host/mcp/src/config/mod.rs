@@ -18,6 +18,7 @@
 //! deny-tools = ["delete_repo"]      # never these
 //! redact-results = "secrets"        # "secrets" (default), "all" or "none"
 //! share = "per-client"              # HTTP front: a process per client ("shared": one)
+//! replicas = 3                      # three processes, calls spread over them
 //!
 //! [mcp.servers.remote]             # over Streamable HTTP (see `http.rs`)
 //! url = "https://mcp.example.com/mcp"
@@ -37,11 +38,13 @@ mod failover;
 mod http;
 mod oauth;
 mod protocol;
+mod replicas;
 mod share;
 pub use http::HttpEndpoint;
 pub use oauth::{Grant, OAuthSettings};
 pub use protocol::UpstreamProtocol;
 pub(crate) use protocol::is_stateless;
+pub use replicas::MAX_REPLICAS;
 pub use share::{DEFAULT_MAX_PROCESSES, Share};
 
 /// The MCP SDKs' default request timeout: a tool that legitimately runs
@@ -161,6 +164,9 @@ pub struct ServerSpec {
     pub share: Share,
     /// The most per-client processes at once (`max-processes`).
     pub max_processes: usize,
+    /// How many processes of it run, its calls spread over them
+    /// (`replicas`; 1 unless said).
+    pub replicas: usize,
 }
 
 impl ServerSpec {
@@ -299,6 +305,7 @@ struct ServerToml {
     eject_for: Option<Duration>,
     share: Option<Spanned<Share>>,
     max_processes: Option<Spanned<usize>>,
+    replicas: Option<Spanned<usize>>,
 }
 
 fn yes() -> bool {
@@ -452,9 +459,6 @@ impl McpConfig {
                 ));
             }
             let names: Vec<&String> = raw.servers.keys().collect();
-            let (failover, eject_for) =
-                failover::check(name, s.failover.as_ref(), s.eject_for, &names)
-                    .map_err(|(at, message)| error(if at == 0 { offset } else { at }, message))?;
             let (share, max_processes) = share::check(
                 &src,
                 name,
@@ -462,6 +466,10 @@ impl McpConfig {
                 s.max_processes.as_ref(),
                 http.is_some(),
             )?;
+            let replicas = replicas::check(&src, name, s.replicas.as_ref(), http.is_some(), share)?;
+            let (failover, eject_for) =
+                failover::check(name, s.failover.as_ref(), s.eject_for, &names, replicas > 1)
+                    .map_err(|(at, message)| error(if at == 0 { offset } else { at }, message))?;
             let (line, _) = src.line_col(offset);
             servers.push(ServerSpec {
                 name: name.clone(),
@@ -493,6 +501,7 @@ impl McpConfig {
                 eject_for,
                 share,
                 max_processes,
+                replicas,
             });
         }
         failover::backups_last(&mut servers);

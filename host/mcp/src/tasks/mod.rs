@@ -37,7 +37,9 @@ use crate::upstream::Upstream;
 /// outlives its `ttl` upstream anyway).
 const REMEMBERED: usize = 10_000;
 
-/// Where a task lives: the upstream that created it, for which client.
+/// Where a task lives: the upstream process that created it (its
+/// `Upstream::key`: a server's replica or per-client process), for which
+/// client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Route {
     pub(crate) server: String,
@@ -124,7 +126,7 @@ impl Gateway {
                         "{method}: no task `{id}` was created by this client"
                     ))
                 })?;
-                send(up, method, params, &to).await?
+                send(&up, method, params, &to).await?
             }
         };
         Ok(CustomResult::new(answer))
@@ -136,6 +138,7 @@ impl Gateway {
         let mut offered: Option<Value> = None;
         for up in self.upstreams.iter() {
             let caps = up
+                .lister()
                 .originals
                 .tasks_capability
                 .lock()
@@ -150,13 +153,19 @@ impl Gateway {
         offered
     }
 
-    /// The upstream holding task `id`, if this client created it.
-    fn task_owner(&self, id: &str) -> Option<&Arc<Upstream>> {
+    /// The process holding task `id`, if this client created it: a task
+    /// lives in the replica that created it.
+    fn task_owner(&self, id: &str) -> Option<Arc<Upstream>> {
         let route = self.hub.tasks.get(id)?;
         if route.session != self.session {
             return None;
         }
-        self.upstreams.iter().find(|u| u.name() == route.server)
+        self.processes().find(|u| u.key() == route.server)
+    }
+
+    /// Every process of the upstreams: each server's replicas in turn.
+    fn processes(&self) -> impl Iterator<Item = Arc<Upstream>> + '_ {
+        self.upstreams.iter().flat_map(|u| u.replica_set())
     }
 
     async fn create_task(
@@ -172,14 +181,17 @@ impl Gateway {
         let (up, _) = self
             .owner(|c| c.tools.iter().any(|t| t.name == name))
             .ok_or_else(|| invalid(format!("no connected MCP server offers tool `{name}`")))?;
-        let up = up.clone();
-        if let Some(own) = up.own_tool_name(&name) {
-            params.insert("name".into(), own.into());
-        }
+        let own = up.own_tool_name(&name).unwrap_or(&name).to_owned();
+        // Sent once, to the replica whose turn it is; the task's later
+        // requests follow it there.
+        let up = crate::failover::target(up, &[], &own).clone();
+        up.attempts
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        params.insert("name".into(), own.into());
         let answer = send(&up, "tools/call", params, to).await?;
         if let Some(id) = answer.pointer("/task/taskId").and_then(Value::as_str) {
             let route = Route {
-                server: up.name().to_owned(),
+                server: up.key(),
                 session: self.session,
             };
             self.hub.tasks.insert(id, route);
@@ -195,9 +207,8 @@ impl Gateway {
         mut params: Map<String, Value>,
         to: &To<'_>,
     ) -> Result<Value, ErrorData> {
-        let listing: Vec<&Arc<Upstream>> = self
-            .upstreams
-            .iter()
+        let listing: Vec<Arc<Upstream>> = self
+            .processes()
             .filter(|u| {
                 let caps = u
                     .originals
@@ -235,7 +246,7 @@ impl Gateway {
             task.get("taskId")
                 .and_then(Value::as_str)
                 .and_then(|id| self.hub.tasks.get(id))
-                .is_some_and(|r| r.session == self.session && r.server == up.name())
+                .is_some_and(|r| r.session == self.session && r.server == up.key())
         };
         if let Some(tasks) = answer.get_mut("tasks").and_then(Value::as_array_mut) {
             tasks.retain(mine);

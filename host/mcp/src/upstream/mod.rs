@@ -2,7 +2,7 @@
 //! a remote server, `http.rs`) started, watched and restarted with backoff
 //! when it exits or hangs (its requests are in `request.rs`).
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -114,6 +114,18 @@ pub(crate) struct Upstream {
     /// The HTTP client session this process serves alone (`share =
     /// "per-client"`); `None` for a process every client shares.
     pub(crate) session: Option<u64>,
+    /// Which of the server's `replicas` this process is (1 for the
+    /// server's own entry, which every server has).
+    pub(crate) replica: usize,
+    /// The server's other replicas (2, 3, …), each supervised on its own;
+    /// held by replica 1 only (see `replicas`).
+    pub(crate) replicas: Vec<Arc<Upstream>>,
+    /// Where the next call's rotation over the replicas starts (replica
+    /// 1's; see `failover`).
+    pub(crate) rotation: AtomicUsize,
+    /// Attempts sent to this process: the share of the server's calls a
+    /// replica served, for `mender status`.
+    pub(crate) attempts: AtomicU64,
     /// Cancelled to stop the server for good (see `supervisor`).
     stop: CancellationToken,
     /// The supervisor's task, once spawned: awaited by a stop.
@@ -127,7 +139,16 @@ impl Upstream {
         rt: mender::Runtime,
         log_lines: usize,
     ) -> Arc<Upstream> {
-        Self::build(spec, hub, rt, Arc::new(StderrLog::new(log_lines)), None)
+        let stderr = Arc::new(StderrLog::new(log_lines));
+        // Replicas run the same command: their stderr is kept with the
+        // server's (`mender logs` names the server).
+        let others = (2..=spec.replicas)
+            .map(|n| {
+                let (hub, rt, stderr) = (hub.clone(), rt.clone(), stderr.clone());
+                Self::build(spec.clone(), hub, rt, stderr, None, n, Vec::new())
+            })
+            .collect();
+        Self::build(spec, hub, rt, stderr, None, 1, others)
     }
 
     /// Another process of `template`'s server, for client `session` alone:
@@ -139,6 +160,8 @@ impl Upstream {
             template.rt.clone(),
             template.stderr.clone(),
             Some(session),
+            1,
+            Vec::new(),
         )
     }
 
@@ -148,6 +171,8 @@ impl Upstream {
         rt: mender::Runtime,
         stderr: Arc<StderrLog>,
         session: Option<u64>,
+        replica: usize,
+        replicas: Vec<Arc<Upstream>>,
     ) -> Arc<Upstream> {
         let secrets = ServerSecrets::new(spec.secret_values().map(str::to_owned));
         Arc::new(Upstream {
@@ -176,6 +201,10 @@ impl Upstream {
             stderr,
             ejected_until: Mutex::new(None),
             session,
+            replica,
+            replicas,
+            rotation: AtomicUsize::new(0),
+            attempts: AtomicU64::new(0),
             stop: CancellationToken::new(),
             supervisor: Mutex::new(None),
         })
@@ -186,13 +215,43 @@ impl Upstream {
     }
 
     /// Which process of the server this is, for routing its requests and
-    /// progress: the name, or `name#session` for a per-client one (two
-    /// processes number their requests alike).
+    /// progress: the name, `name#session` for a per-client one, or
+    /// `name#rN` for replica N > 1 (two processes number their requests
+    /// alike). Also a replica's name among a call's upstreams.
     pub(crate) fn key(&self) -> String {
-        match self.session {
-            Some(s) => format!("{}#{s}", self.spec.name),
-            None => self.spec.name.clone(),
+        match (self.session, self.replica) {
+            (Some(s), _) => format!("{}#{s}", self.spec.name),
+            (None, 1) => self.spec.name.clone(),
+            (None, n) => format!("{}#r{n}", self.spec.name),
         }
+    }
+
+    /// The server's processes: this one (replica 1), then its other
+    /// replicas; just this one for a server without replicas.
+    pub(crate) fn replica_set(self: &Arc<Self>) -> Vec<Arc<Upstream>> {
+        std::iter::once(self.clone())
+            .chain(self.replicas.iter().cloned())
+            .collect()
+    }
+
+    /// The process whose catalogue and capabilities stand for the server's:
+    /// the first replica that is up (they run the same command), else
+    /// replica 1, whose last catalogue outlives its restarts.
+    pub(crate) fn lister(&self) -> &Upstream {
+        let up = |u: &Upstream| {
+            u.catalog.load().is_some()
+                && u.health(|h| {
+                    matches!(h.state, UpstreamState::Ready | UpstreamState::Unresponsive)
+                })
+        };
+        if self.replicas.is_empty() || up(self) {
+            return self;
+        }
+        self.replicas
+            .iter()
+            .map(|r| &**r)
+            .find(|r| up(r))
+            .unwrap_or(self)
     }
 
     /// The server's own name for a tool the client knows as `listed`.
@@ -243,8 +302,24 @@ impl Upstream {
     }
 
     /// Waits until the upstream is ready or has failed to start once;
-    /// `Err` carries the start error.
+    /// `Err` carries the start error. A server with replicas has started
+    /// when one of them has (they start together; one that failed is
+    /// restarted by its supervisor and joins the rotation when ready).
     pub(crate) async fn first_start(&self) -> Result<(), String> {
+        let mut first = self.own_first_start().await;
+        for r in &self.replicas {
+            match r.own_first_start().await {
+                Ok(()) => first = first.or(Ok(())),
+                Err(e) => {
+                    tracing::warn!(server = %self.name(), replica = r.replica, "replica failed its first start: {e}")
+                }
+            }
+        }
+        first
+    }
+
+    /// [`Upstream::first_start`] of this process alone.
+    async fn own_first_start(&self) -> Result<(), String> {
         let mut rx = self.changed.subscribe();
         loop {
             let outcome = self.health(|h| match h.state {
@@ -343,6 +418,9 @@ impl Upstream {
         self.catalog.store(Some(Arc::new(catalog)));
         self.conn
             .store(Some(Arc::new(Connection { peer, info, pid })));
+        // A new process has failed nothing yet: an ejection earned by the
+        // last one (it hung, it died) ends, and its traffic returns now.
+        *self.ejected_until.lock().unwrap_or_else(|p| p.into_inner()) = None;
         self.set_state(UpstreamState::Ready, None);
         self.hub.lists_changed().await;
         Ok((service, child))

@@ -35,8 +35,12 @@ enum Gone {
 }
 
 impl Upstream {
-    /// Spawns the supervisor (once) on the current runtime.
+    /// Spawns the supervisor (once) on the current runtime, and each of
+    /// its replicas' own.
     pub(crate) fn spawn_supervisor(self: &Arc<Self>) {
+        for r in &self.replicas {
+            r.spawn_supervisor();
+        }
         let mut slot = self.supervisor.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() && !self.stop.is_cancelled() {
             *slot = Some(tokio::spawn(self.clone().supervise()));
@@ -54,11 +58,21 @@ impl Upstream {
     /// Asks the supervisor to stop the server for good, without waiting
     /// (from a `Drop`); [`Upstream::stop`] waits.
     pub(crate) fn stop_soon(&self) {
+        for r in &self.replicas {
+            r.stop_soon();
+        }
         self.stop.cancel();
     }
 
-    /// Stops the server for good and waits until its process is reaped.
+    /// Stops the server for good (every replica) and waits until its
+    /// processes are reaped.
     pub(crate) async fn stop(&self) {
+        for r in &self.replicas {
+            r.stop_soon();
+        }
+        for r in &self.replicas {
+            Box::pin(r.stop()).await;
+        }
         self.stop.cancel();
         let task = self
             .supervisor
@@ -93,7 +107,7 @@ impl Upstream {
                 }
             };
             let up_since = Instant::now();
-            tracing::info!(server = %self.name(), session = ?self.session, pid = ?child.as_ref().and_then(|c| c.id()), "MCP server ready");
+            tracing::info!(server = %self.name(), session = ?self.session, replica = self.replica, pid = ?child.as_ref().and_then(|c| c.id()), "MCP server ready");
             let gone = self.serve_until_gone(service, child.as_mut()).await;
             let Gone::Restart(reason, failure) = gone else {
                 self.conn.store(None);
@@ -106,7 +120,7 @@ impl Upstream {
             // reaping below (up to EXIT_GRACE): status must never show a
             // server as ready with no process behind it.
             if failure {
-                tracing::warn!(server = %self.name(), "MCP server {reason}; restarting");
+                tracing::warn!(server = %self.name(), replica = self.replica, "MCP server {reason}; restarting");
                 self.set_state(UpstreamState::Restarting, Some((reason, "connect")));
             } else {
                 tracing::info!(server = %self.name(), "restarting MCP server {reason}");
