@@ -7,6 +7,7 @@ pub(crate) mod cache;
 mod capability;
 pub(crate) mod current;
 mod file;
+mod hook;
 pub(crate) mod host_api;
 mod inspect;
 mod limiter;
@@ -20,12 +21,12 @@ mod trial;
 mod world;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
 pub use file::{MAX_COMPONENT_BYTES, read_component};
+pub(crate) use hook::HookStart;
 pub use inspect::{ComponentReport, WorldKind, inspect};
 pub(crate) use supervisor::Counts;
 pub use trial::{TrialStart, trial_start};
@@ -66,27 +67,6 @@ pub(crate) struct StrategyPlugin {
     pub(crate) contract: Contract,
     pool: Pool<StrategyWorld>,
     supervisor: Supervisor,
-}
-
-/// When a hook call starts, and the time its call has left (`budget`,
-/// `None` without a deadline). One clock reading serves everything the
-/// hook needs the time for (the quarantine check, the plugin's clock, its
-/// deadline, how long it took): a hook used to read the clock eight
-/// times, at about 25 ns each.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct HookStart {
-    pub(crate) at: tokio::time::Instant,
-    pub(crate) budget: Option<Duration>,
-}
-
-impl HookStart {
-    /// Starts now, with `budget` left.
-    pub(crate) fn now(budget: Option<Duration>) -> Self {
-        HookStart {
-            at: tokio::time::Instant::now(),
-            budget,
-        }
-    }
 }
 
 /// A fallback handler plugin, ready to call.
