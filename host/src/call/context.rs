@@ -131,8 +131,10 @@ impl<'a> CallState<'a> {
         self.redacted_upstreams
             .get_or_init(|| {
                 let names = self.spec.upstreams.as_ref()?;
-                let redacted: Vec<String> =
-                    names.iter().map(|n| self.cx.redactor.redact(n)).collect();
+                let redacted: Vec<String> = names
+                    .iter()
+                    .map(|n| self.cx.redactor.redact_name(n).to_string())
+                    .collect();
                 Some(if redacted[..] == names[..] {
                     names.clone()
                 } else {

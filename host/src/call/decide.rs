@@ -146,11 +146,7 @@ impl CallState<'_> {
                     }
                 }
             };
-            // A retry sent to another upstream is told apart.
-            let name = match (&decision, route) {
-                (wit::Decision::Retry(_), Some(_)) => "retry-on",
-                _ => metrics::decision_name(&decision),
-            };
+            let name = metrics::decision_name(&decision, route.is_some());
             metrics::decision(&p.service, &by, name);
             tracing::debug!(service = %event.service, attempt = event.attempt, plugin = %by, decision = ?decision, "decision");
             return match decision {

@@ -264,10 +264,13 @@ pub(super) fn retry_budget(service: &Arc<str>, spent: bool) {
         .increment(1);
 }
 
-/// The word an `on-error` decision is counted under.
-pub(super) fn decision_name(d: &wit::Decision) -> &'static str {
+/// The word an `on-error` decision is counted under; `routed` when it
+/// came with a route.
+pub(super) fn decision_name(d: &wit::Decision, routed: bool) -> &'static str {
     match d {
         wit::Decision::Pass => "pass",
+        // A retry sent to another upstream (0.2's `retry-on`).
+        wit::Decision::Retry(_) if routed => "retry-on",
         wit::Decision::Retry(_) => "retry",
         wit::Decision::Fallback(_) => "fallback",
         wit::Decision::Fail(_) => "fail",

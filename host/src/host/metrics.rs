@@ -68,13 +68,31 @@ fn shown(name: &str) -> Cow<'_, str> {
     crate::escape::escape_control(&name[..name.floor_char_boundary(NAME_BYTES)])
 }
 
-impl<V: Copy, H> Registry<V, H> {
-    fn get_mut(&mut self, plugin: &str, service: &str, name: &str) -> Option<&mut Series<V, H>> {
-        self.series.get_mut(plugin)?.get_mut(service)?.get_mut(name)
-    }
-
-    /// Keeps a new series, unless there are [`MAX_SERIES`] already.
-    fn insert(&mut self, (plugin, service, name): (&Arc<str>, &Arc<str>, &str), s: Series<V, H>) {
+impl<V: Copy + Default, H> Registry<V, H> {
+    /// Applies `update` to the series of `plugin`, `service` and `name`
+    /// (its value and its handle); a new series' handle is made by
+    /// `register` from the family's name, and it is kept unless there are
+    /// [`MAX_SERIES`] already (then its report is only forwarded).
+    fn report(
+        &mut self,
+        (plugin, service, name): (&Arc<str>, &Arc<str>, &str),
+        update: impl FnOnce(&mut V, &H),
+        register: impl FnOnce(String) -> H,
+    ) {
+        let name = shown(name);
+        if let Some(s) = self
+            .series
+            .get_mut(&**plugin)
+            .and_then(|services| services.get_mut(&**service))
+            .and_then(|names| names.get_mut(&*name))
+        {
+            return update(&mut s.value, &s.handle);
+        }
+        let mut s = Series {
+            value: V::default(),
+            handle: register(format!("mender_plugin_{name}")),
+        };
+        update(&mut s.value, &s.handle);
         if self.len >= MAX_SERIES {
             return;
         }
@@ -111,41 +129,33 @@ impl PluginMetrics {
         name: &str,
         value: u64,
     ) {
-        let name = shown(name);
         let mut registry = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = registry.get_mut(plugin, service, &name) {
-            s.value = s.value.saturating_add(value);
-            s.handle.increment(value);
-            return;
-        }
-        let family = format!("mender_plugin_{name}");
-        let handle = metrics::counter!(
-            family.clone(),
-            "plugin" => plugin.to_string(),
-            "service" => service.to_string()
+        registry.report(
+            (plugin, service, name),
+            |total, handle| {
+                *total = total.saturating_add(value);
+                handle.increment(value);
+            },
+            |family| {
+                metrics::describe_counter!(family.clone(), PLUGIN_HELP);
+                metrics::counter!(family, "plugin" => plugin.to_string(), "service" => service.to_string())
+            },
         );
-        metrics::describe_counter!(family, PLUGIN_HELP);
-        handle.increment(value);
-        registry.insert((plugin, service, &name), Series { value, handle });
     }
 
     pub(crate) fn gauge_set(&self, plugin: &Arc<str>, service: &Arc<str>, name: &str, value: f64) {
-        let name = shown(name);
         let mut registry = self.gauges.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(s) = registry.get_mut(plugin, service, &name) {
-            s.value = value;
-            s.handle.set(value);
-            return;
-        }
-        let family = format!("mender_plugin_{name}");
-        let handle = metrics::gauge!(
-            family.clone(),
-            "plugin" => plugin.to_string(),
-            "service" => service.to_string()
+        registry.report(
+            (plugin, service, name),
+            |last, handle| {
+                *last = value;
+                handle.set(value);
+            },
+            |family| {
+                metrics::describe_gauge!(family.clone(), PLUGIN_HELP);
+                metrics::gauge!(family, "plugin" => plugin.to_string(), "service" => service.to_string())
+            },
         );
-        metrics::describe_gauge!(family, PLUGIN_HELP);
-        handle.set(value);
-        registry.insert((plugin, service, &name), Series { value, handle });
     }
 
     /// Every counter, by (plugin, service, name).

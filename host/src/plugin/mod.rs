@@ -90,7 +90,7 @@ impl StrategyPlugin {
         recent: &wit::Outcomes,
         detail: &RecentDetail,
     ) -> Result<Routed<AdmitAnswer>, PluginFault> {
-        self.admit_on(None, HookStart::now(None), service, call, recent, detail)
+        self.admit_on(None, HookStart::unbounded(), service, call, recent, detail)
     }
 
     /// `admit` for a live call, started at `start` with its budget.
@@ -145,7 +145,7 @@ impl StrategyPlugin {
         recent: &wit::Outcomes,
         detail: &RecentDetail,
     ) -> Result<Routed<wit::Decision>, PluginFault> {
-        self.on_error_on(None, HookStart::now(None), service, event, recent, detail)
+        self.on_error_on(None, HookStart::unbounded(), service, event, recent, detail)
     }
 
     /// `on-error` for a live call, started at `start` with its budget:
@@ -208,7 +208,7 @@ impl FallbackPlugin {
         event: &wit::ErrorEvent,
         recorded: Option<&wit::RecordedResult>,
     ) -> Result<Option<wit::FallbackAnswer>, PluginFault> {
-        self.serve_on(None, HookStart::now(None), service, event, recorded)
+        self.serve_on(None, HookStart::unbounded(), service, event, recorded)
     }
 
     /// `serve` for a live call, started at `start` with its budget (see

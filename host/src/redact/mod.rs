@@ -146,15 +146,14 @@ impl Redactor {
             .registered
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        let known = |names: &HashMap<Box<str>, Arc<str>>| names.get(name).cloned();
-        if let Some(redacted) = known(
-            &registered
-                .names
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        ) {
-            return redacted;
+        let kept = registered
+            .names
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(redacted) = kept.get(name) {
+            return redacted.clone();
         }
+        drop(kept);
         let redacted: Arc<str> = redact_with(registered.pattern.clone(), name).into();
         let mut names = registered
             .names
