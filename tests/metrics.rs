@@ -430,6 +430,8 @@ strategies = ["hedge"]
 fn a_routed_retry_is_counted_as_retry_on() {
     let m = Recorded::default();
     let toml = r#"
+[limits]
+hook-timeout = "30s"
 [plugins.echo]
 path = "{guests}/echo-strategy.wasm"
 [services.api]
