@@ -109,15 +109,19 @@ async fn in_flight_counts_the_others_from_admission_to_outcome() {
     let (release, held) = tokio::sync::oneshot::channel::<()>();
     let held = Mutex::new(Some(held));
     let spec = read();
-    let slow = run(host.context(&p), &spec, |_| {
-        let held = held.lock().unwrap().take();
-        async move {
-            if let Some(held) = held {
-                let _ = held.await;
+    let slow = run(
+        |_| host.context(&p),
+        spec.clone(),
+        |_| {
+            let held = held.lock().unwrap().take();
+            async move {
+                if let Some(held) = held {
+                    let _ = held.await;
+                }
+                Ok::<_, Failure>("slow".to_owned())
             }
-            Ok::<_, Failure>("slow".to_owned())
-        }
-    });
+        },
+    );
     let other = async {
         // Let the slow call be admitted and start its attempt.
         tokio::task::yield_now().await;
@@ -154,13 +158,17 @@ async fn each_attempt_of_a_hedge_race_is_in_flight() {
     let (release, held) = tokio::sync::watch::channel(false);
     let spec = read();
     // Every attempt of the hedged call waits for the release.
-    let hedged = run(host.context(&p), &spec, |_| {
-        let mut held = held.clone();
-        async move {
-            let _ = held.wait_for(|go| *go).await;
-            Ok::<_, Failure>("slow".to_owned())
-        }
-    });
+    let hedged = run(
+        |_| host.context(&p),
+        spec.clone(),
+        |_| {
+            let mut held = held.clone();
+            async move {
+                let _ = held.wait_for(|go| *go).await;
+                Ok::<_, Failure>("slow".to_owned())
+            }
+        },
+    );
     let other = async {
         // Past the hedge's delay: the first attempt and its hedge run.
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -180,10 +188,14 @@ async fn successes_slower_than_the_threshold_are_slow_calls() {
     let plugin = Permitting::new();
     let p = pipeline(Guardrails::default(), vec![plugin.clone()], vec![]);
     for ms in [10, 50, 100] {
-        run(host.context(&p), &read(), |_| async move {
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            Ok::<_, Failure>(String::new())
-        })
+        run(
+            |_| host.context(&p),
+            read(),
+            |_| async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok::<_, Failure>(String::new())
+            },
+        )
         .await
         .unwrap();
     }
@@ -201,15 +213,19 @@ async fn a_service_without_a_detail_reader_counts_nothing_in_flight() {
     let (release, held) = tokio::sync::oneshot::channel::<()>();
     let held = Mutex::new(Some(held));
     let spec = read();
-    let call = run(host.context(&p), &spec, |_| {
-        let held = held.lock().unwrap().take();
-        async move {
-            if let Some(held) = held {
-                let _ = held.await;
+    let call = run(
+        |_| host.context(&p),
+        spec.clone(),
+        |_| {
+            let held = held.lock().unwrap().take();
+            async move {
+                if let Some(held) = held {
+                    let _ = held.await;
+                }
+                Ok::<_, Failure>(String::new())
             }
-            Ok::<_, Failure>(String::new())
-        }
-    });
+        },
+    );
     let check = async {
         tokio::task::yield_now().await;
         let counted = p.stats.detail.in_flight();

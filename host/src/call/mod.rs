@@ -16,9 +16,10 @@
 //! A grant's hedge runs several attempts at once (`hedge.rs`), the first
 //! answer winning.
 //!
-//! [`run`] is the only generic part (it runs the caller's closure);
-//! everything that talks to plugins is in non-generic helpers, so each
-//! call site does not get its own copy. The loop sees the runtime only
+//! [`run`] (which runs the caller's closure) and `after_failure` (which
+//! holds the caller's error) are the generic parts; everything that talks
+//! to plugins is in non-generic helpers, so each call site does not get
+//! its own copy. The loop sees the runtime only
 //! through a [`CallContext`], and its strategies only through the
 //! pipeline's `Strategy`/`Fallback` traits, so `tests.rs` drives it with
 //! plain-Rust deciders.
@@ -35,9 +36,11 @@ mod spans;
 mod tests;
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 use std::time::Duration;
 
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tracing::Instrument;
 
 use crate::api::{Attempt, CallError, CallSpec, Payload, Reply, Step};
@@ -48,11 +51,11 @@ use context::CallState;
 use decide::Next;
 pub(crate) use metrics::describe as describe_metrics;
 
-/// Runs `attempt` under the pipeline in `cx` until it succeeds, a fallback
-/// answers, or the pipeline gives up.
-pub(crate) async fn run<T, E, F, Fut>(
-    cx: CallContext<'_>,
-    spec: &CallSpec,
+/// Runs `attempt` under the pipeline `cx` gives for `spec` until it
+/// succeeds, a fallback answers, or the pipeline gives up.
+pub(crate) async fn run<'a, T, E, F, Fut>(
+    cx: impl FnOnce(&CallSpec) -> CallContext<'a>,
+    spec: CallSpec,
     mut attempt: F,
 ) -> Result<Reply<T>, CallError<E>>
 where
@@ -65,7 +68,7 @@ where
     // wait between attempts, the fallback and the give-up); each attempt's
     // span names it as parent. Wrapping the whole loop in `instrument`
     // would move this whole future into the wrapper on every call.
-    let mut call = CallState::start(cx, spec);
+    let mut call = CallState::start(cx(&spec), &spec);
     let mut number = 1;
     // The clock is read once before an attempt and once after it, and
     // whatever else needs the time in between (a lease's expiry, the
@@ -172,45 +175,101 @@ where
             Err(failure) => (number, failure, None, now, Duration::ZERO),
         };
 
-        // 4: decide.
-        let ended = began + took;
-        let (event, verdict) = Box::pin(call.on_failure(failed, upstream, failure, ended))
-            .instrument(span.clone())
-            .await;
-
-        // 5-6: guard, then wait, refresh, fall back or give up.
-        let next = Box::pin(call.guard(number, verdict));
-        match next.instrument(span.clone()).await {
-            Next::Again { step, wait } => {
-                call.push(&span, &event, failed, upstream, (began, took), step);
-                drop(span);
-                if !wait.is_zero() {
-                    let wait = tokio::time::sleep(wait);
-                    wait.instrument(call.span.clone()).await;
-                }
+        // 4-6: decide, guard, then wait, fall back or give up: the slow
+        // path, in one boxed future so that none of its state (the event,
+        // the verdict, the wait's timer) makes every call's future larger.
+        let failed = Failed {
+            number: failed,
+            upstream,
+            failure,
+            last_error,
+            began,
+            took,
+        };
+        match Box::pin(after_failure(&mut call, number, failed, span)).await {
+            AfterFailure::Again => {
                 now = Instant::now();
                 number += 1;
             }
-            Next::Fallback { by, answer } => {
-                let step = Step::Fallback { by: by.to_string() };
-                call.push(&span, &event, failed, upstream, (began, took), step);
-                drop(span);
-                let _in_call = call.span.clone().entered();
-                return call.answer_with(&by, answer, &event, last_error);
+            AfterFailure::Done(result) => return result,
+        }
+    }
+}
+
+/// A failed attempt, for the strategies to decide on.
+struct Failed<E> {
+    /// The attempt's number (a hedge race's loser may not be the latest).
+    number: u32,
+    upstream: Option<u32>,
+    failure: Failure,
+    /// The caller's own error, if the attempt returned one.
+    last_error: Option<E>,
+    began: Instant,
+    took: Duration,
+}
+
+/// What the failure path made of a failed attempt.
+enum AfterFailure<T, E> {
+    /// Another attempt, now (any wait is over).
+    Again,
+    /// The call's answer: a fallback's, or the error.
+    Done(Result<Reply<T>, CallError<E>>),
+}
+
+/// Steps 4-6 for attempt `failed` of a call whose latest attempt is
+/// `number`, under that attempt's `span`.
+async fn after_failure<T: Payload, E>(
+    call: &mut CallState<'_>,
+    number: u32,
+    failed: Failed<E>,
+    span: tracing::Span,
+) -> AfterFailure<T, E> {
+    let Failed {
+        number: failed,
+        upstream,
+        failure,
+        last_error,
+        began,
+        took,
+    } = failed;
+    // 4: decide.
+    let ended = began + took;
+    let (event, verdict) = call
+        .on_failure(failed, upstream, failure, ended)
+        .instrument(span.clone())
+        .await;
+
+    // 5-6: guard, then wait, refresh, fall back or give up.
+    let next = call.guard(number, verdict).instrument(span.clone()).await;
+    match next {
+        Next::Again { step, wait } => {
+            call.push(&span, &event, failed, upstream, (began, took), step);
+            drop(span);
+            if !wait.is_zero() {
+                let wait = tokio::time::sleep(wait);
+                wait.instrument(call.span.clone()).await;
             }
-            Next::GiveUp(cause) => {
-                // Said once, for the history and the error alike.
-                let reason = cause.to_string();
-                let step = Step::Fail {
-                    reason: reason.clone(),
-                    cause: cause.clone(),
-                };
-                call.push(&span, &event, failed, upstream, (began, took), step);
-                drop(span);
-                let span = call.span.clone();
-                let give_up = Box::pin(call.give_up((cause, reason), &event, last_error));
-                return give_up.instrument(span).await;
-            }
+            AfterFailure::Again
+        }
+        Next::Fallback { by, answer } => {
+            let step = Step::Fallback { by: by.to_string() };
+            call.push(&span, &event, failed, upstream, (began, took), step);
+            drop(span);
+            let _in_call = call.span.clone().entered();
+            AfterFailure::Done(call.answer_with(&by, answer, &event, last_error))
+        }
+        Next::GiveUp(cause) => {
+            // Said once, for the history and the error alike.
+            let reason = cause.to_string();
+            let step = Step::Fail {
+                reason: reason.clone(),
+                cause: cause.clone(),
+            };
+            call.push(&span, &event, failed, upstream, (began, took), step);
+            drop(span);
+            let call_span = call.span.clone();
+            let give_up = call.give_up((cause, reason), &event, last_error);
+            AfterFailure::Done(give_up.instrument(call_span).await)
         }
     }
 }
@@ -227,16 +286,27 @@ async fn within<T, E>(
     timeout: Option<Duration>,
     fut: impl Future<Output = Result<T, E>>,
 ) -> Result<T, AttemptError<E>> {
-    // `timeout_at`, from the reading the loop already has: `timeout` would
-    // read the clock again. A timer is only registered if `fut` is pending
-    // on its first poll. A limit past what the clock can represent is none.
-    match timeout.and_then(|t| Some((t, began.checked_add(t)?))) {
-        Some((t, at)) => match tokio::time::timeout_at(at, fut).await {
-            Ok(r) => r.map_err(AttemptError::Upstream),
-            Err(_) => Err(AttemptError::Timeout(t)),
-        },
-        None => fut.await.map_err(AttemptError::Upstream),
-    }
+    let mut fut = std::pin::pin!(fut);
+    // A limit past what the clock can represent is none.
+    let Some((limit, at)) = timeout.and_then(|t| Some((t, began.checked_add(t)?))) else {
+        return fut.await.map_err(AttemptError::Upstream);
+    };
+    // The timer is made (boxed, from the reading the loop already has)
+    // only when the attempt is pending: an attempt that answers at its
+    // first poll, the happy path in process, neither builds one nor
+    // carries its size in every call's future.
+    let mut timer: Option<Pin<Box<Sleep>>> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = fut.as_mut().poll(cx) {
+            return Poll::Ready(r.map_err(AttemptError::Upstream));
+        }
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        timer
+            .as_mut()
+            .poll(cx)
+            .map(|()| Err(AttemptError::Timeout(limit)))
+    })
+    .await
 }
 
 /// The smaller of two optional limits (`None`: no limit).

@@ -17,7 +17,7 @@ use crate::plugin::bindings::wit;
 impl CallState<'_> {
     /// Answers the caller with a plugin's fallback.
     pub(super) fn answer_with<T: Payload, E>(
-        self,
+        &mut self,
         by: &str,
         answer: wit::FallbackAnswer,
         event: &wit::ErrorEvent,
@@ -32,7 +32,7 @@ impl CallState<'_> {
                         plugin: by.to_owned(),
                         age: answer.age.map(Duration::from_millis),
                     },
-                    history: self.history,
+                    history: std::mem::take(&mut self.history),
                 })
             }
             Err(error) => {
@@ -49,7 +49,7 @@ impl CallState<'_> {
     /// The strategies gave up (`cause`, and what it says): ask the
     /// fallback handlers, then fail.
     pub(super) async fn give_up<T: Payload, E>(
-        self,
+        &mut self,
         (cause, reason): (GiveUp, String),
         event: &wit::ErrorEvent,
         last_error: Option<E>,
@@ -106,7 +106,7 @@ impl CallState<'_> {
 
     /// Fails the call with `cause`, which `reason` says.
     fn fail<T, E>(
-        self,
+        &mut self,
         (cause, reason): (GiveUp, String),
         event: &wit::ErrorEvent,
         last_error: Option<E>,
@@ -127,7 +127,7 @@ impl CallState<'_> {
             cause,
             kind,
             last_error,
-            history: self.history,
+            history: std::mem::take(&mut self.history),
         })
     }
 }

@@ -211,16 +211,20 @@ impl Host {
     ) -> (Result<Reply<String>, CallError<Failure>>, u32) {
         let failures = Mutex::new(VecDeque::from(failures));
         let attempts = Mutex::new(0);
-        let result = run(self.context(pipeline), &spec, |_| {
-            *attempts.lock().unwrap() += 1;
-            let next = failures.lock().unwrap().pop_front();
-            async move {
-                match next {
-                    Some(f) => Err(f),
-                    None => Ok("fresh".to_owned()),
+        let result = run(
+            |_| self.context(pipeline),
+            spec.clone(),
+            |_| {
+                *attempts.lock().unwrap() += 1;
+                let next = failures.lock().unwrap().pop_front();
+                async move {
+                    match next {
+                        Some(f) => Err(f),
+                        None => Ok("fresh".to_owned()),
+                    }
                 }
-            }
-        })
+            },
+        )
         .await;
         let n = *attempts.lock().unwrap();
         (result, n)
@@ -388,9 +392,11 @@ async fn the_attempt_timeout_classifies_a_hang_as_timeout() {
         ..Guardrails::default()
     };
     let p = pipeline(g, vec![backoff.clone()], vec![]);
-    let err = run(host.context(&p), &read(), |_| async {
-        std::future::pending::<Result<String, Failure>>().await
-    })
+    let err = run(
+        |_| host.context(&p),
+        read(),
+        |_| async { std::future::pending::<Result<String, Failure>>().await },
+    )
     .await
     .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Timeout);
@@ -604,11 +610,15 @@ async fn call_routed(
 ) -> (Result<Reply<String>, CallError<Failure>>, Vec<Option<u32>>) {
     let failures = Mutex::new(VecDeque::from(failures));
     let used = Mutex::new(Vec::new());
-    let result = run(host.context(pipeline), &spec, |attempt| {
-        used.lock().unwrap().push(attempt.upstream);
-        let next = failures.lock().unwrap().pop_front();
-        async move { next.map_or_else(|| Ok("fresh".to_owned()), Err) }
-    })
+    let result = run(
+        |_| host.context(pipeline),
+        spec.clone(),
+        |attempt| {
+            used.lock().unwrap().push(attempt.upstream);
+            let next = failures.lock().unwrap().pop_front();
+            async move { next.map_or_else(|| Ok("fresh".to_owned()), Err) }
+        },
+    )
     .await;
     (result, used.into_inner().unwrap())
 }
@@ -792,25 +802,29 @@ impl Host {
     ) -> (Result<Reply<String>, CallError<Failure>>, u32, u32) {
         let started = std::sync::atomic::AtomicU32::new(0);
         let cancelled = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let result = run(self.context(pipeline), &spec, |a| {
-            started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let Script(ms, ok) = script[a.number as usize - 1];
-            let guard = DropGuard {
-                finished: false,
-                cancelled: cancelled.clone(),
-            };
-            async move {
-                // The whole guard, not just the field set below.
-                let mut guard = guard;
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                guard.finished = true;
-                if ok {
-                    Ok(format!("answer {}", a.number))
-                } else {
-                    Err(connect())
+        let result = run(
+            |_| self.context(pipeline),
+            spec.clone(),
+            |a| {
+                started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Script(ms, ok) = script[a.number as usize - 1];
+                let guard = DropGuard {
+                    finished: false,
+                    cancelled: cancelled.clone(),
+                };
+                async move {
+                    // The whole guard, not just the field set below.
+                    let mut guard = guard;
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    guard.finished = true;
+                    if ok {
+                        Ok(format!("answer {}", a.number))
+                    } else {
+                        Err(connect())
+                    }
                 }
-            }
-        })
+            },
+        )
         .await;
         let load = |n: &std::sync::atomic::AtomicU32| n.load(std::sync::atomic::Ordering::SeqCst);
         (result, load(&started), load(&cancelled))

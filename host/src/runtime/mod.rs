@@ -98,19 +98,22 @@ impl Runtime {
     ///     .await;
     /// # }
     /// ```
-    pub async fn call<T, E, F, Fut>(
+    pub fn call<T, E, F, Fut>(
         &self,
         spec: CallSpec,
         attempt: F,
-    ) -> Result<Reply<T>, CallError<E>>
+    ) -> impl Future<Output = Result<Reply<T>, CallError<E>>>
     where
         T: Payload,
         E: Classify,
         F: FnMut(Attempt) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        // Not an `async fn` around `run`: that would be one more layer
+        // of future, moved whole on its way in, on every call. The
+        // service's pipeline is still looked up at the first poll.
         let inner = &*self.inner;
-        let cx = CallContext {
+        let cx = move |spec: &CallSpec| CallContext {
             pipeline: self.pipeline(&spec.service),
             host: &inner.shared,
             redactor: &inner.redactor,
@@ -119,7 +122,7 @@ impl Runtime {
             budgets: &inner.budgets,
             activity: &inner.activity,
         };
-        crate::call::run(cx, &spec, attempt).await
+        crate::call::run(cx, spec, attempt)
     }
 
     /// Each service's last minute (calls, failure rate, p50/p99, retries,
