@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::context::CallState;
-use super::metrics;
+use super::metrics::{self, Decided, StrategyHook};
 use super::min_opt;
 use crate::config::OnFault;
 use crate::failure::{ErrorKind, Failure};
@@ -182,23 +182,28 @@ impl CallState<'_> {
                     .clone()
                     .admit(start, service, call, &recent, &detail)
                     .await;
-                metrics::hook_took(service, by, "admit", start.at.elapsed());
+                metrics::strategy_hook_took(
+                    &self.cx.pipeline,
+                    slot,
+                    StrategyHook::Admit,
+                    start.at.elapsed(),
+                );
                 let checked = admission.and_then(|r| self.check_route(by, "the attempt", r));
                 let (admission, permit) = match checked {
                     Ok(r) => (Ok((r.answer.admission, r.upstream)), r.answer.permit),
                     Err(fault) => (Err(fault), None),
                 };
                 let decided = match &admission {
-                    Ok((wit::Admission::Allow(_), _)) => "allow",
-                    Ok((wit::Admission::Reject(_), _)) => "reject",
-                    Ok((wit::Admission::Wait(_), _)) => "wait",
-                    Err(_) => "fault",
+                    Ok((wit::Admission::Allow(_), _)) => Decided::Allow,
+                    Ok((wit::Admission::Reject(_), _)) => Decided::Reject,
+                    Ok((wit::Admission::Wait(_), _)) => Decided::Wait,
+                    Err(_) => Decided::Fault,
                 };
-                metrics::decision(&self.cx.pipeline.service, by, decided);
+                metrics::strategy_decided(&self.cx.pipeline, slot, decided);
                 match admission {
                     Ok((wit::Admission::Allow(grant), routed)) => {
                         if grant.lease.as_ref().is_some_and(|l| l.ttl > 0) {
-                            metrics::lease_granted(service, by);
+                            metrics::lease_granted(&self.cx.pipeline, slot);
                         }
                         slot.lease.grant(&grant, routed, now);
                         if let Some(permit) = permit {

@@ -337,9 +337,9 @@ impl<'a> CallState<'a> {
         step: Step,
     ) {
         let kind = ErrorKind::from(event.kind);
-        super::metrics::attempt_failed(&self.cx.pipeline.service, kind);
+        super::metrics::attempt_failed(&self.cx.pipeline, kind);
         if kind != ErrorKind::Rejected {
-            super::metrics::attempt_took(&self.cx.pipeline.service, took);
+            super::metrics::attempt_took(&self.cx.pipeline, took);
         }
         super::spans::handled(span, event, &step);
         let _in_attempt = span.enter();

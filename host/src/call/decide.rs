@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::context::CallState;
-use super::metrics;
+use super::metrics::{self, Decided, StrategyHook};
 use crate::api::{GiveUp, Step};
 use crate::config::OnFault;
 use crate::failure::{ErrorKind, Failure};
@@ -131,7 +131,7 @@ impl CallState<'_> {
                 .clone()
                 .on_error(start, &p.service, event, &recent, &detail)
                 .await;
-            metrics::hook_took(&p.service, &by, "on-error", start.at.elapsed());
+            metrics::strategy_hook_took(p, slot, StrategyHook::OnError, start.at.elapsed());
             let answered = answered.and_then(|r| self.check_route(&by, "the retry", r));
             let Routed {
                 answer: decision,
@@ -139,15 +139,15 @@ impl CallState<'_> {
             } = match answered {
                 Ok(d) => d,
                 Err(fault) => {
-                    metrics::decision(&p.service, &by, "fault");
+                    metrics::strategy_decided(p, slot, Decided::Fault);
                     match slot.plugin.on_fault() {
                         OnFault::FailOpen => continue,
                         OnFault::FailClosed => return Verdict::Fail(GiveUp::PluginFault(fault)),
                     }
                 }
             };
-            let name = metrics::decision_name(&decision, route.is_some());
-            metrics::decision(&p.service, &by, name);
+            let decided = metrics::decision_name(&decision, route.is_some());
+            metrics::strategy_decided(p, slot, decided);
             tracing::debug!(service = %event.service, attempt = event.attempt, plugin = %by, decision = ?decision, "decision");
             return match decision {
                 wit::Decision::Pass => continue,

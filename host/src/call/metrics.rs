@@ -196,13 +196,16 @@ pub(super) fn answered_attempt(p: &Pipeline, took: Duration) {
 
 /// A handled attempt failed with `kind` (`rejected` for an attempt that
 /// admission refused).
-pub(super) fn attempt_failed(service: &Arc<str>, kind: ErrorKind) {
-    ::metrics::counter!(ATTEMPTS_TOTAL, "service" => label(service), "kind" => kind.as_str())
+pub(super) fn attempt_failed(p: &Pipeline, kind: ErrorKind) {
+    p.meters.failed_attempts[kind.index()]
+        .get_or_init(|| {
+            ::metrics::counter!(ATTEMPTS_TOTAL, "service" => label(&p.service), "kind" => kind.as_str())
+        })
         .increment(1);
 }
 
-/// A plugin answered a hook with `decision` (one of a fixed set of words,
-/// see [`decision_name`] and the admission and fallback call sites).
+/// A fallback handler answered `serve` with `decision` (`fallback`,
+/// `pass` or `fault`).
 pub(super) fn decision(service: &Arc<str>, plugin: &Arc<str>, decision: &'static str) {
     ::metrics::counter!(
         DECISIONS_TOTAL,
@@ -213,15 +216,114 @@ pub(super) fn decision(service: &Arc<str>, plugin: &Arc<str>, decision: &'static
     .increment(1);
 }
 
+/// The word a strategy's answer is counted under (the `decision` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Decided {
+    Allow,
+    Reject,
+    Wait,
+    Pass,
+    Retry,
+    /// A retry sent to another upstream (0.2's `retry-on`).
+    RetryOn,
+    Fallback,
+    Fail,
+    Refresh,
+    /// The hook trapped, overran its deadline or answered nonsense.
+    Fault,
+}
+
+impl Decided {
+    #[cfg(test)]
+    const ALL: [Decided; crate::pipeline::meters::DECISION_WORDS] = [
+        Decided::Allow,
+        Decided::Reject,
+        Decided::Wait,
+        Decided::Pass,
+        Decided::Retry,
+        Decided::RetryOn,
+        Decided::Fallback,
+        Decided::Fail,
+        Decided::Refresh,
+        Decided::Fault,
+    ];
+
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Decided::Allow => "allow",
+            Decided::Reject => "reject",
+            Decided::Wait => "wait",
+            Decided::Pass => "pass",
+            Decided::Retry => "retry",
+            Decided::RetryOn => "retry-on",
+            Decided::Fallback => "fallback",
+            Decided::Fail => "fail",
+            Decided::Refresh => "refresh",
+            Decided::Fault => "fault",
+        }
+    }
+}
+
+/// A strategy's timed hooks.
+#[derive(Clone, Copy)]
+pub(super) enum StrategyHook {
+    Admit = 0,
+    OnError = 1,
+}
+
+/// `slot`'s plugin answered a hook of `p`'s service with `decided`.
+pub(super) fn strategy_decided(p: &Pipeline, slot: &StrategySlot, decided: Decided) {
+    slot.meters.decisions[decided as usize]
+        .get_or_init(|| {
+            ::metrics::counter!(
+                DECISIONS_TOTAL,
+                "service" => label(&p.service),
+                "plugin" => label(slot.plugin.name()),
+                "decision" => decided.as_str()
+            )
+        })
+        .increment(1);
+}
+
+/// `slot`'s plugin took `took` in `hook` for `p`'s service.
+pub(super) fn strategy_hook_took(
+    p: &Pipeline,
+    slot: &StrategySlot,
+    hook: StrategyHook,
+    took: Duration,
+) {
+    let name = match hook {
+        StrategyHook::Admit => "admit",
+        StrategyHook::OnError => "on-error",
+    };
+    slot.meters.hooks[hook as usize]
+        .get_or_init(|| {
+            ::metrics::histogram!(
+                HOOK_DURATION_SECONDS,
+                "service" => label(&p.service),
+                "plugin" => label(slot.plugin.name()),
+                "hook" => name
+            )
+        })
+        .record(took.as_secs_f64());
+}
+
 /// An attempt that ran took `took`.
-pub(super) fn attempt_took(service: &Arc<str>, took: Duration) {
-    ::metrics::histogram!(ATTEMPT_DURATION_SECONDS, "service" => label(service))
+pub(super) fn attempt_took(p: &Pipeline, took: Duration) {
+    p.meters
+        .attempt_duration
+        .get_or_init(
+            || ::metrics::histogram!(ATTEMPT_DURATION_SECONDS, "service" => label(&p.service)),
+        )
         .record(took.as_secs_f64());
 }
 
 /// A call ended without an answer; `kind` is its last failure's.
-pub(super) fn failed(service: &Arc<str>, kind: ErrorKind) {
-    ::metrics::counter!(FAILURES_TOTAL, "service" => label(service), "kind" => kind.as_str())
+pub(super) fn failed(p: &Pipeline, kind: ErrorKind) {
+    p.meters.failures[kind.index()]
+        .get_or_init(|| {
+            ::metrics::counter!(FAILURES_TOTAL, "service" => label(&p.service), "kind" => kind.as_str())
+        })
         .increment(1);
 }
 
@@ -236,9 +338,18 @@ pub(super) fn hook_took(service: &Arc<str>, plugin: &Arc<str>, hook: &'static st
     .record(took.as_secs_f64());
 }
 
-/// A plugin's `allow` granted a lease.
-pub(super) fn lease_granted(service: &Arc<str>, plugin: &Arc<str>) {
-    ::metrics::counter!(LEASES_GRANTED_TOTAL, "service" => label(service), "plugin" => label(plugin))
+/// `slot`'s plugin granted a lease (cached: a breaker whose lease ends
+/// at every failure grants one per failed call).
+pub(super) fn lease_granted(p: &Pipeline, slot: &StrategySlot) {
+    slot.meters
+        .leases_granted
+        .get_or_init(|| {
+            ::metrics::counter!(
+                LEASES_GRANTED_TOTAL,
+                "service" => label(&p.service),
+                "plugin" => label(slot.plugin.name())
+            )
+        })
         .increment(1);
 }
 
@@ -266,15 +377,14 @@ pub(super) fn retry_budget(service: &Arc<str>, spent: bool) {
 
 /// The word an `on-error` decision is counted under; `routed` when it
 /// came with a route.
-pub(super) fn decision_name(d: &wit::Decision, routed: bool) -> &'static str {
+pub(super) fn decision_name(d: &wit::Decision, routed: bool) -> Decided {
     match d {
-        wit::Decision::Pass => "pass",
-        // A retry sent to another upstream (0.2's `retry-on`).
-        wit::Decision::Retry(_) if routed => "retry-on",
-        wit::Decision::Retry(_) => "retry",
-        wit::Decision::Fallback(_) => "fallback",
-        wit::Decision::Fail(_) => "fail",
-        wit::Decision::RefreshCredentials => "refresh",
+        wit::Decision::Pass => Decided::Pass,
+        wit::Decision::Retry(_) if routed => Decided::RetryOn,
+        wit::Decision::Retry(_) => Decided::Retry,
+        wit::Decision::Fallback(_) => Decided::Fallback,
+        wit::Decision::Fail(_) => Decided::Fail,
+        wit::Decision::RefreshCredentials => Decided::Refresh,
     }
 }
 
@@ -283,4 +393,22 @@ pub(super) fn decision_name(d: &wit::Decision, routed: bool) -> &'static str {
 /// facade builds its key even when no recorder is installed).
 fn label(value: &Arc<str>) -> SharedString {
     SharedString::from(Arc::clone(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Decided;
+
+    /// Each word has its own cached handle: the slot array is indexed by
+    /// the variant, and no two variants share a label.
+    #[test]
+    fn every_decision_word_has_its_own_slot_and_label() {
+        for (i, d) in Decided::ALL.iter().enumerate() {
+            assert_eq!(*d as usize, i, "{d:?}");
+        }
+        let mut words: Vec<_> = Decided::ALL.iter().map(|d| d.as_str()).collect();
+        words.sort_unstable();
+        words.dedup();
+        assert_eq!(words.len(), Decided::ALL.len());
+    }
 }

@@ -118,7 +118,7 @@ impl CallState<'_> {
             Outcome::Failed
         };
         self.ended(outcome);
-        metrics::failed(&self.cx.pipeline.service, kind);
+        metrics::failed(&self.cx.pipeline, kind);
         tracing::warn!(service = %event.service, operation = %event.operation, %reason, "call failed");
         Err(CallError {
             service: self.cx.pipeline.service.to_string(),
