@@ -1,0 +1,66 @@
+//! Instructions per call, which load does not move (criterion's times
+//! do, on a shared 2-core machine): `bench/icount.py` runs this binary
+//! under callgrind twice per path, with two call counts, and divides the
+//! difference by the extra calls, so start-up (compiling plugins, the
+//! first regex) cancels out. Only `main`'s thread is counted (the epoch
+//! ticker and the coarse clock's thread run on wall time).
+//!
+//! usage: icount PATH CALLS, PATH one of [`PATHS`].
+
+mod common;
+
+use std::hint::black_box;
+
+use mender::{CallSpec, Failure, Runtime};
+
+/// The paths measured: (name, the runtime's TOML, its service, whether
+/// the upstream fails).
+const PATHS: [(&str, &str, &str, bool); 5] = [
+    ("happy/bare", common::PIPELINE3, "bare", false),
+    ("happy/breaker", common::PIPELINE3, "breaker", false),
+    ("happy/pipeline3", common::PIPELINE3, "pipeline3", false),
+    ("error/bare", common::PIPELINE3, "bare", true),
+    ("error/pipeline3", common::PIPELINE3, "pipeline3", true),
+];
+
+fn main() {
+    let mut args = std::env::args().skip(1).peekable();
+    // `cargo bench` without `--bench NAME` runs every bench binary with
+    // `--bench`: this one is not timed, so there is nothing to do.
+    if args.peek().is_some_and(|a| a == "--bench") {
+        eprintln!("icount: not a timed bench; bench/icount.py runs it under callgrind");
+        return;
+    }
+    let (Some(path), Some(calls)) = (args.next(), args.next()) else {
+        let names: Vec<_> = PATHS.iter().map(|p| p.0).collect();
+        eprintln!("usage: icount PATH CALLS; PATH one of {names:?}");
+        std::process::exit(2);
+    };
+    let Some(&(_, toml, service, fails)) = PATHS.iter().find(|p| p.0 == path) else {
+        eprintln!("icount: no path {path:?}");
+        std::process::exit(2);
+    };
+    let Ok(calls) = calls.parse::<u64>() else {
+        eprintln!("icount: CALLS must be a number, not {calls:?}");
+        std::process::exit(2);
+    };
+    let tokio = common::current_thread();
+    let rt: Runtime = tokio.block_on(async { common::runtime(toml) });
+    tokio.block_on(async {
+        for _ in 0..calls {
+            let ok = if fails {
+                common::failing_call(&rt, service).await
+            } else {
+                common::succeeding_call(&rt, service).await
+            };
+            black_box(ok);
+        }
+    });
+    // The call really took the path named: a happy call is answered by
+    // the upstream, a failing one by the fallback or an error.
+    let probe = tokio.block_on(rt.call(
+        CallSpec::new(service, "tools/call:search").idempotent(true),
+        |_| async { Ok::<String, Failure>("probe".into()) },
+    ));
+    assert!(probe.is_ok(), "{path}: the service does not answer");
+}
