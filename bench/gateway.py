@@ -23,7 +23,7 @@ against `direct` (and, for CPU, the peer) from the same run; each goal of
 issue #18 prints met or missed. The load average before and after is
 recorded, and a run that starts above 1.0 is marked as such.
 
-usage: bench/gateway.py MENDER_BIN SERVER_JS OUT_PREFIX [--peer=BIN] [--quick]
+usage: bench/gateway.py MENDER_BIN SERVER_JS OUT_PREFIX [--peer=BIN] [--only=NAME,…] [--quick]
 """
 
 from __future__ import annotations
@@ -203,6 +203,11 @@ def main() -> None:
     }
     if peer:
         contenders["peer-http"] = peer_http
+    # `--only=direct,mender`: a subset, for comparing builds (direct stays:
+    # every ratio is against it).
+    only = next((a.split("=", 1)[1].split(",") for a in sys.argv if a.startswith("--only=")), None)
+    if only:
+        contenders = {n: c for n, c in contenders.items() if n == "direct" or n in only}
     load_start = loadavg()
     samples: dict[str, dict[str, list[float]]] = {
         name: {"lat": [], "seq_cpu": [], "rate": [], "conc_cpu": [], "rss": []} for name in contenders
@@ -212,16 +217,20 @@ def main() -> None:
     for _ in range(rounds):
         for name, start in contenders.items():
             server = start()
-            server.sequential(200)  # warm-up: JIT, caches, allocations
-            lat, cpu = server.sequential(seq_calls)
-            rate, conc_cpu = server.concurrent(conc_calls, IN_FLIGHT)
+            try:
+                server.sequential(200)  # warm-up: JIT, caches, allocations
+                lat, cpu = server.sequential(seq_calls)
+                rate, conc_cpu = server.concurrent(conc_calls, IN_FLIGHT)
+                rss = server.rss_mib()
+            finally:
+                # A failed run must not leave a gateway (and its upstream) behind.
+                server.close()
             s = samples[name]
             s["lat"] += lat
             s["seq_cpu"].append(cpu / seq_calls)
             s["rate"].append(rate)
             s["conc_cpu"].append(conc_cpu / conc_calls)
-            s["rss"].append(server.rss_mib())
-            server.close()
+            s["rss"].append(rss)
     load_end = loadavg()
 
     def row(name: str) -> dict[str, float]:
@@ -248,7 +257,7 @@ def main() -> None:
     }
     if "peer-http" in rows:
         p = rows["peer-http"]
-        for name in ("mender", "mender-http"):
+        for name in [n for n in ("mender", "mender-http") if n in rows]:
             ratios[name]["cpu_vs_peer_seq"] = rows[name]["cpu_us_per_call_seq"] / p["cpu_us_per_call_seq"]
             ratios[name]["cpu_vs_peer_32"] = rows[name]["cpu_us_per_call_32"] / p["cpu_us_per_call_32"]
     result = {
