@@ -311,6 +311,12 @@ mod tests {
             (a["id"].clone(), a["error"]["code"].clone()),
             (json!(3), json!(-32602))
         );
+        // A string id comes back as the string, on either path.
+        let a = answer(r#"{"jsonrpc":"2.0","id":"s","method":"tools/call"}"#).unwrap();
+        assert_eq!(
+            (a["id"].clone(), a["error"]["code"].clone()),
+            (json!("s"), json!(-32602))
+        );
         let a = answer(r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"x","arguments":[1]}}"#).unwrap();
         assert_eq!(a["error"]["code"], -32602, "{a}");
         let a = answer(r#"{"jsonrpc":"2.0","id":true}"#).unwrap();
