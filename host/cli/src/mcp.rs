@@ -131,7 +131,7 @@ pub fn proxy(config: &Path, http: HttpArgs, admin_args: &AdminArgs, log: &Loggin
         );
         return ExitCode::from(2);
     }
-    let tokio = match tokio::runtime::Runtime::new() {
+    let tokio = match gateway_runtime() {
         Ok(t) => t,
         Err(e) => {
             eprintln!("mender mcp-proxy: cannot start the async runtime: {e}");
@@ -139,6 +139,7 @@ pub fn proxy(config: &Path, http: HttpArgs, admin_args: &AdminArgs, log: &Loggin
         }
     };
     tokio.block_on(async {
+        tokio::spawn(timer_floor());
         // One redactor for the logs and the runtime (it already holds
         // `secrets`), so a token fetched while running is redacted in both.
         let built = Runtime::builder()
@@ -235,6 +236,52 @@ pub fn proxy(config: &Path, http: HttpArgs, admin_args: &AdminArgs, log: &Loggin
             }
         }
     })
+}
+
+/// The gateway's async runtime: one thread, unless `MENDER_GATEWAY_THREADS`
+/// asks for a multi-threaded one with that many workers.
+///
+/// Why one: a forwarded call is a few tasks handing one message along
+/// (client pipe, rmcp's loops, the pipeline, the upstream's pipe), each
+/// waking the next. On tokio's multi-threaded runtime every wake may land
+/// on another worker (a futex wake, a context switch, the message's cache
+/// lines moving cores): profiled, parking and waking workers was a fifth
+/// of the gateway's CPU per call, more than its JSON. One thread does the
+/// same work without the hand-offs, and a gateway is not CPU-bound: its
+/// upstreams are. Plugin work that may take long already leaves the
+/// thread (a cold plugin instance and reloads run on the blocking pool).
+fn gateway_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let threads = std::env::var("MENDER_GATEWAY_THREADS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| *n > 1);
+    match threads {
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
+}
+
+/// A timer that fires every second, for as long as the gateway runs, so
+/// that the runtime's next wake-up is never more than a second away.
+///
+/// Why: every call arms timers (its deadline, its attempt's), and tokio
+/// wakes its parked driver through an eventfd whenever a new timer is due
+/// before the driver's next planned wake-up, which it only recomputes when
+/// it parks. With nothing else due for a minute, each call's timers (due
+/// in seconds) were earlier: two eventfd writes and an extra `epoll_wait`
+/// per call, measured with strace. With this floor they are later, and
+/// the cost is one wake-up a second.
+async fn timer_floor() {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+    }
 }
 
 /// The admin listener's socket and the metrics recorder behind it.

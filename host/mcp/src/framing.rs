@@ -188,6 +188,22 @@ fn check_line(line: &[u8]) -> Option<Vec<u8>> {
     let Ok(text) = std::str::from_utf8(text) else {
         return Some(error(Value::Null, -32700, "parse error: invalid UTF-8"));
     };
+    // The common case, a message rmcp will take, costs one typed parse
+    // (what rmcp itself does with these bytes), not a `Value`, a clone of
+    // it and a typed parse of the clone: profiled, this check was a tenth
+    // of the gateway's CPU per call. A line that does not parse so is
+    // looked at again below, the slow way, to find the right answer.
+    if let Ok(message) = serde_json::from_str::<ClientJsonRpcMessage>(text) {
+        return match &message {
+            ClientJsonRpcMessage::Request(r) => match &r.request {
+                ClientRequest::CustomRequest(custom) => {
+                    custom_params_error(&custom.method, text, &r.id)
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+    }
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => return Some(error(Value::Null, -32700, &format!("parse error: {e}"))),
@@ -219,6 +235,15 @@ fn check_line(line: &[u8]) -> Option<Vec<u8>> {
         return Some(error(id, -32602, &why));
     }
     None
+}
+
+/// The answer to a request rmcp took as a custom method although it names
+/// one rmcp models (its params do not fit that method's), if so.
+fn custom_params_error(method: &str, text: &str, id: &rmcp::model::RequestId) -> Option<Vec<u8>> {
+    let value: Value = serde_json::from_str(text).ok()?;
+    let why = params_error(method, &value)?;
+    let id = serde_json::to_value(id).unwrap_or(Value::Null);
+    Some(error(id, -32602, &why))
 }
 
 /// Why a request to a method rmcp models does not fit it (rmcp takes such
@@ -285,6 +310,12 @@ mod tests {
         assert_eq!(
             (a["id"].clone(), a["error"]["code"].clone()),
             (json!(3), json!(-32602))
+        );
+        // A string id comes back as the string, on either path.
+        let a = answer(r#"{"jsonrpc":"2.0","id":"s","method":"tools/call"}"#).unwrap();
+        assert_eq!(
+            (a["id"].clone(), a["error"]["code"].clone()),
+            (json!("s"), json!(-32602))
         );
         let a = answer(r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"x","arguments":[1]}}"#).unwrap();
         assert_eq!(a["error"]["code"], -32602, "{a}");
