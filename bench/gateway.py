@@ -29,7 +29,6 @@ usage: bench/gateway.py MENDER_BIN SERVER_JS OUT_PREFIX [--peer=BIN] [--only=NAM
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gateway_http import HttpServer, free_port
+from gateway_http import HttpServer, ProcessStats, free_port
 
 IN_FLIGHT = 32
 
@@ -46,7 +45,7 @@ def loadavg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
-class Server:
+class Server(ProcessStats):
     """One contender's process, spoken to in raw JSON lines."""
 
     def __init__(self, command: list[str], tool: str = "echo") -> None:
@@ -118,16 +117,6 @@ class Server:
                 self.call()
                 sent += 1
         return calls / (time.perf_counter() - started), self.cpu_s() - cpu
-
-    def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
 
     def close(self) -> None:
         assert self.proc.stdin

@@ -78,7 +78,24 @@ def messages(headers: dict[str, str], body: bytes) -> list[dict]:
     return [json.loads(body)] if body else []
 
 
-class HttpServer:
+class ProcessStats:
+    """What /proc says of a contender's own process (`self.proc`): the
+    client's and the upstream's costs are not counted."""
+
+    proc: subprocess.Popen
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+
+class HttpServer(ProcessStats):
     """One gateway process with an HTTP front, spoken to in raw HTTP/1.1."""
 
     def __init__(self, command: list[str], port: int, path: str, tool: str) -> None:
@@ -213,16 +230,6 @@ class HttpServer:
         for c in conns:
             c.close()
         return rate, spent
-
-    def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-    def rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
 
     def close(self) -> None:
         self.conn.close()

@@ -221,17 +221,16 @@ enum AfterFailure<T, E> {
 async fn after_failure<T: Payload, E>(
     call: &mut CallState<'_>,
     number: u32,
-    failed: Failed<E>,
-    span: tracing::Span,
-) -> AfterFailure<T, E> {
-    let Failed {
+    Failed {
         number: failed,
         upstream,
         failure,
         last_error,
         began,
         took,
-    } = failed;
+    }: Failed<E>,
+    span: tracing::Span,
+) -> AfterFailure<T, E> {
     // 4: decide.
     let ended = began + took;
     let (event, verdict) = call
