@@ -128,7 +128,7 @@ impl CallState<'_> {
             }
             match slot.lease.try_admit(now) {
                 Some(leased) => {
-                    metrics::lease_used(&self.cx.pipeline.service, slot);
+                    metrics::lease_used(&self.cx.pipeline, slot);
                     granted.add(leased.timeout, leased.hedge, leased.upstream);
                 }
                 None => return Err((i, granted)),
@@ -152,7 +152,7 @@ impl CallState<'_> {
                 let start = self.hook_start();
                 let now = self.cx.host.ms_at(start.at);
                 if let Some(leased) = slot.lease.try_admit(now) {
-                    metrics::lease_used(&self.cx.pipeline.service, slot);
+                    metrics::lease_used(&self.cx.pipeline, slot);
                     granted.add(leased.timeout, leased.hedge, leased.upstream);
                     break;
                 }

@@ -204,19 +204,19 @@ pub(super) fn attempt_failed(p: &Pipeline, kind: ErrorKind) {
         .increment(1);
 }
 
-/// A fallback handler answered `serve` with `decision` (`fallback`,
-/// `pass` or `fault`).
-pub(super) fn decision(service: &Arc<str>, plugin: &Arc<str>, decision: &'static str) {
+/// A fallback handler answered `serve` with `decided` (`Fallback`,
+/// `Pass` or `Fault`).
+pub(super) fn decision(service: &Arc<str>, plugin: &Arc<str>, decided: Decided) {
     ::metrics::counter!(
         DECISIONS_TOTAL,
         "service" => label(service),
         "plugin" => label(plugin),
-        "decision" => decision
+        "decision" => decided.as_str()
     )
     .increment(1);
 }
 
-/// The word a strategy's answer is counted under (the `decision` label).
+/// The word a plugin's answer is counted under (the `decision` label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Decided {
     Allow,
@@ -353,15 +353,15 @@ pub(super) fn lease_granted(p: &Pipeline, slot: &StrategySlot) {
         .increment(1);
 }
 
-/// `slot`'s lease admitted an attempt of `service` (a cached handle: a
+/// `slot`'s lease admitted an attempt of `p`'s service (a cached handle: a
 /// leased breaker does this on every successful call).
-pub(super) fn lease_used(service: &Arc<str>, slot: &StrategySlot) {
+pub(super) fn lease_used(p: &Pipeline, slot: &StrategySlot) {
     slot.meters
         .lease_admissions
         .get_or_init(|| {
             ::metrics::counter!(
                 LEASE_ADMISSIONS_TOTAL,
-                "service" => label(service),
+                "service" => label(&p.service),
                 "plugin" => label(slot.plugin.name())
             )
         })

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::context::CallState;
-use super::metrics::{self, Outcome};
+use super::metrics::{self, Decided, Outcome};
 use crate::api::{CallError, GiveUp, Payload, Reply, ServedBy, Step};
 use crate::config::OnFault;
 use crate::failure::ErrorKind;
@@ -72,9 +72,9 @@ impl CallState<'_> {
                 .await;
             metrics::hook_took(&p.service, handler.name(), "serve", start.at.elapsed());
             let decided = match &served {
-                Ok(Some(_)) => "fallback",
-                Ok(None) => "pass",
-                Err(_) => "fault",
+                Ok(Some(_)) => Decided::Fallback,
+                Ok(None) => Decided::Pass,
+                Err(_) => Decided::Fault,
             };
             metrics::decision(&p.service, handler.name(), decided);
             match served {
